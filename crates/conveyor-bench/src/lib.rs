@@ -1,0 +1,1 @@
+//! conveyor-bench: placeholder, filled in by its issue.

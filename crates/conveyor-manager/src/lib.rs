@@ -1,0 +1,1 @@
+//! conveyor-manager: placeholder, filled in by its issue.

@@ -1,0 +1,1 @@
+//! conveyor-pipe: placeholder, filled in by its issue.

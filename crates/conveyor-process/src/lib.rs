@@ -1,0 +1,1 @@
+//! conveyor-process: placeholder, filled in by its issue.

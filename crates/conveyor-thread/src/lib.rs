@@ -1,0 +1,1 @@
+//! conveyor-thread: placeholder, filled in by its issue.

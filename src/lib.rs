@@ -1,0 +1,41 @@
+//! conveyor: Python's toolbox for talking between threads and processes, for Rust.
+//!
+//! This facade re-exports every conveyor crate behind a cargo feature (all on by default):
+//!
+//! | module        | feature   | crate              | Python counterpart                      |
+//! |---------------|-----------|--------------------|-----------------------------------------|
+//! | [`core`]      | always    | `conveyor-core`    | the shared contract and errors          |
+//! | `thread`      | `thread`  | `conveyor-thread`  | `queue.Queue`, `LifoQueue`, `PriorityQueue` |
+//! | `process`     | `process` | `conveyor-process` | `multiprocessing.Process`               |
+//! | `shm`         | `shm`     | `conveyor-shm`     | `multiprocessing.Queue`, `JoinableQueue`, `Lock` |
+//! | `pipe`        | `pipe`    | `conveyor-pipe`    | `Pipe`, `multiprocessing.connection`    |
+//! | `manager`     | `manager` | `conveyor-manager` | `multiprocessing.Manager`               |
+//!
+//! Every transport implements [`Channel`], so swapping one for another is a one-line change.
+
+#![warn(missing_docs)]
+
+pub use conveyor_core as core;
+pub use conveyor_core::{
+    Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+};
+
+/// Thread queues: `Queue`, `LifoQueue`, `PriorityQueue` (crate `conveyor-thread`).
+#[cfg(feature = "thread")]
+pub use conveyor_thread as thread;
+
+/// Child processes started at a registered entry point (crate `conveyor-process`).
+#[cfg(feature = "process")]
+pub use conveyor_process as process;
+
+/// Shared-memory queues and process locks (crate `conveyor-shm`).
+#[cfg(feature = "shm")]
+pub use conveyor_shm as shm;
+
+/// Pipes, connections, `Listener` and `Client` (crate `conveyor-pipe`).
+#[cfg(feature = "pipe")]
+pub use conveyor_pipe as pipe;
+
+/// A server of shared objects and typed proxies (crate `conveyor-manager`).
+#[cfg(feature = "manager")]
+pub use conveyor_manager as manager;
