@@ -1,1 +1,53 @@
-//! conveyor-pipe: placeholder, filled in by its issue.
+//! Pipes and connections that speak Python's `multiprocessing.connection` wire.
+//!
+//! - [`pipe()`] gives two connected ends (Python's `Pipe()`); [`pipe_oneway`] a reader and a
+//!   writer (`Pipe(duplex=False)`).
+//! - A [`Connection`] sends and receives whole messages: bytes ([`Connection::send_bytes`],
+//!   [`Connection::recv_bytes`]) or serde values through a [`Codec`](conveyor_core::Codec)
+//!   ([`Connection::send`], [`Connection::recv`]). It implements
+//!   [`Channel`](conveyor_core::Channel), so code written for a queue runs over it.
+//!
+//! # When to pick it
+//!
+//! A pipe is point to point: one sender and one receiver per direction, no capacity to
+//! configure, and the cheapest way between two processes that already know each other. For
+//! many producers and consumers in several processes pick a shared-memory queue
+//! (`conveyor-shm`); within one process, a thread queue (`conveyor-thread`).
+//!
+//! # Wire format
+//!
+//! Frames are CPython's byte for byte (see [`frame`]): a Python program on the other end of a
+//! socket can `send_bytes`/`recv_bytes` with a Rust one.
+//!
+//! # Example
+//!
+//! ```
+//! use conveyor_core::Channel;
+//! use conveyor_pipe::pipe;
+//!
+//! let (tx, rx) = pipe().unwrap();
+//! let producer = std::thread::spawn(move || {
+//!     for i in 0..3u32 {
+//!         tx.put(i).unwrap();
+//!     }
+//!     Channel::<u32>::close(&tx); // the peer drains, then sees Closed
+//! });
+//! let mut got = Vec::new();
+//! while let Ok(i) = Channel::<u32>::get(&rx) {
+//!     got.push(i);
+//! }
+//! assert_eq!(got, [0, 1, 2]);
+//! producer.join().unwrap();
+//! ```
+
+#![warn(missing_docs)]
+
+mod connection;
+pub mod error;
+pub mod frame;
+mod pipe;
+mod sys;
+
+pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE};
+pub use error::{AuthFailure, AuthenticationError, ConnectError, SendError};
+pub use pipe::{pipe, pipe_oneway};

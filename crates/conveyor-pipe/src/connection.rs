@@ -1,0 +1,586 @@
+//! [`Connection`]: one end of a pipe or socket, sending and receiving whole messages.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use conveyor_core::{Channel, Codec, GetError, Postcard, PutError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::SendError;
+use crate::frame::{self, Header};
+use crate::sys::{self, FdKind, ReadExact};
+
+/// The default largest message a connection accepts: 64 MiB.
+///
+/// A peer announcing a longer message is refused before anything is allocated, so a corrupt or
+/// hostile length prefix cannot make this end allocate gigabytes. Raise it per connection with
+/// [`Connection::set_max_message_size`] when the peer is trusted and sends more.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 << 20;
+
+/// A scratch buffer larger than this is dropped after use rather than kept.
+const KEEP_SCRATCH: usize = 1 << 20;
+
+// Why the receiving side can no longer be used (`Inner::broken`).
+const OK: u8 = 0;
+const BROKEN_TOO_LARGE: u8 = 1;
+const BROKEN_MID_FRAME: u8 = 2;
+const BROKEN_MALFORMED: u8 = 3;
+
+/// One end of a connection: a duplex [`pipe`](crate::pipe()), one end of a
+/// [`pipe_oneway`](crate::pipe_oneway), or a socket from a [`Listener`](crate::Listener) or
+/// [`Client`](crate::Client).
+///
+/// Messages are whole: [`send_bytes`](Connection::send_bytes) on one end is one
+/// [`recv_bytes`](Connection::recv_bytes) on the other, framed exactly as CPython's
+/// `multiprocessing.connection` frames them, so the peer may be a Python program.
+/// [`send`](Connection::send) and [`recv`](Connection::recv) carry serde values through the
+/// codec `C` ([`Postcard`] by default; [`Pickle`](crate::Pickle) to exchange objects with
+/// Python, with the `pickle` feature).
+///
+/// # Sharing
+///
+/// A `Connection` is `Send` and `Sync`. Sends are serialised by one lock and receives by
+/// another, so every message is written and read whole even when several threads use one
+/// connection through an [`Arc`](std::sync::Arc) (Python's `Connection` gives no such promise),
+/// and one thread may send while another receives. It is not `Clone`:
+/// [`try_clone`](Connection::try_clone) duplicates the descriptor, for handing one end to a new
+/// owner (a child process); two clones used at once interleave their messages.
+///
+/// # Closing
+///
+/// [`close`](Connection::close) (also [`Channel::close`]) shuts the sending direction: the peer
+/// receives everything already sent and then [`GetError::Closed`]. Dropping the connection
+/// closes it completely. End of file between two messages is `Closed`; end of file inside a
+/// message is an I/O error of kind `UnexpectedEof` (the peer died mid-message).
+///
+/// # Example
+///
+/// ```
+/// use conveyor_pipe::pipe;
+///
+/// let (a, b) = pipe().unwrap();
+/// a.send(&("rose", 4u8)).unwrap();
+/// let got: (String, u8) = b.recv().unwrap();
+/// assert_eq!(got, ("rose".to_string(), 4));
+///
+/// b.send_bytes(b"raw bytes").unwrap();
+/// assert_eq!(a.recv_bytes().unwrap(), b"raw bytes");
+///
+/// a.close();
+/// assert!(b.recv_bytes().unwrap_err().is_closed());
+/// ```
+pub struct Connection<C: Codec = Postcard> {
+    fd: OwnedFd,
+    kind: FdKind,
+    readable: bool,
+    writable: bool,
+    max_message_size: AtomicU64,
+    /// Held for a whole receive; the scratch buffer that `recv` decodes from.
+    reader: Mutex<Vec<u8>>,
+    /// Held for a whole send; the scratch buffer that `send` encodes into.
+    writer: Mutex<Vec<u8>>,
+    /// Why receiving is no longer possible (`OK` while it is).
+    broken: AtomicU8,
+    /// Set once this end is closed for sending.
+    write_closed: AtomicBool,
+    codec: C,
+}
+
+impl<C: Codec> fmt::Debug for Connection<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("kind", &self.kind)
+            .field("readable", &self.readable)
+            .field("writable", &self.writable)
+            .field("codec", &C::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
+fn broken_error(code: u8) -> GetError {
+    let why = match code {
+        BROKEN_TOO_LARGE => "an earlier message was refused as too large",
+        BROKEN_MID_FRAME => "an earlier receive failed in the middle of a message",
+        _ => "the peer sent a malformed frame header",
+    };
+    GetError::Io(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "the connection is unusable: {why}, so the stream is no longer at a message boundary; \
+             drop it and reconnect"
+        ),
+    ))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data is a scratch buffer: a panic while it was held leaves nothing to repair.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Connection<Postcard> {
+    /// Wraps a connected stream socket, or one end of an OS pipe, into a connection.
+    ///
+    /// Whether it reads, writes or both is taken from the descriptor (a socket does both, a
+    /// pipe end one of them). No handshake is made: use [`Client`](crate::Client) or
+    /// [`Listener`](crate::Listener) for an authenticated one.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use conveyor_pipe::Connection;
+    ///
+    /// let (a, b) = UnixStream::pair().unwrap();
+    /// let (a, b) = (Connection::from_fd(a.into()).unwrap(), Connection::from_fd(b.into()).unwrap());
+    /// a.send_bytes(b"hi").unwrap();
+    /// assert_eq!(b.recv_bytes().unwrap(), b"hi");
+    /// ```
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Self> {
+        let (kind, readable, writable) = if sys::is_socket(fd.as_fd())? {
+            (FdKind::Socket, true, true)
+        } else {
+            let (r, w) = sys::access_mode(fd.as_fd())?;
+            (FdKind::Pipe, r, w)
+        };
+        Ok(Self::from_parts(fd, kind, readable, writable, Postcard))
+    }
+}
+
+impl<C: Codec> Connection<C> {
+    pub(crate) fn from_parts(
+        fd: OwnedFd,
+        kind: FdKind,
+        readable: bool,
+        writable: bool,
+        codec: C,
+    ) -> Self {
+        Connection {
+            fd,
+            kind,
+            readable,
+            writable,
+            max_message_size: AtomicU64::new(DEFAULT_MAX_MESSAGE_SIZE),
+            reader: Mutex::new(Vec::new()),
+            writer: Mutex::new(Vec::new()),
+            broken: AtomicU8::new(OK),
+            write_closed: AtomicBool::new(false),
+            codec,
+        }
+    }
+
+    /// The same connection, encoding values with `codec` from now on.
+    ///
+    /// ```
+    /// use conveyor_core::Postcard;
+    /// use conveyor_pipe::pipe;
+    ///
+    /// let (a, b) = pipe().unwrap();
+    /// let a = a.with_codec(Postcard);
+    /// a.send(&1u8).unwrap();
+    /// assert_eq!(b.recv::<u8>().unwrap(), 1);
+    /// ```
+    pub fn with_codec<D: Codec>(self, codec: D) -> Connection<D> {
+        let max = self.max_message_size();
+        let closed = self.write_closed.load(Ordering::Relaxed);
+        let broken = self.broken.load(Ordering::Relaxed);
+        let conn = Connection::from_parts(self.fd, self.kind, self.readable, self.writable, codec);
+        conn.set_max_message_size(max);
+        conn.write_closed.store(closed, Ordering::Relaxed);
+        conn.broken.store(broken, Ordering::Relaxed);
+        conn
+    }
+
+    /// The codec `send` and `recv` use.
+    pub fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    /// Whether this end can receive (false for the writing end of a one-way pipe).
+    pub fn readable(&self) -> bool {
+        self.readable
+    }
+
+    /// Whether this end can send (false for the reading end of a one-way pipe).
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The largest message, in bytes, this end sends or accepts.
+    pub fn max_message_size(&self) -> u64 {
+        self.max_message_size.load(Ordering::Relaxed)
+    }
+
+    /// Sets the largest message, in bytes, this end sends or accepts
+    /// (default [`DEFAULT_MAX_MESSAGE_SIZE`]).
+    ///
+    /// An incoming length prefix above it is refused with [`GetError::TooLarge`] before
+    /// anything is allocated, and the connection is unusable afterwards (the rest of the
+    /// message is still in the stream). An outgoing message above it is refused with
+    /// [`SendError::TooLarge`] and nothing is written. Python has no such limit: raise it to
+    /// `u64::MAX` to accept anything a trusted peer sends.
+    pub fn set_max_message_size(&self, max: u64) {
+        self.max_message_size.store(max, Ordering::Relaxed);
+    }
+
+    // ---------------------------------------------------------------- sending
+
+    fn check_send(&self, size: u64) -> Result<(), SendError> {
+        if !self.writable {
+            return Err(SendError::Io(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this is the reading end of a one-way pipe: it cannot send",
+            )));
+        }
+        if self.write_closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let max = self.max_message_size();
+        if size > max {
+            return Err(SendError::TooLarge { size, max });
+        }
+        Ok(())
+    }
+
+    fn write_parts(&self, parts: &[&[u8]]) -> Result<(), SendError> {
+        match sys::write_all_vectored(self.fd.as_fd(), self.kind, parts) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(SendError::Closed),
+            Err(e) => Err(SendError::Io(e)),
+        }
+    }
+
+    /// Sends `data` as one message (Python's `send_bytes`).
+    ///
+    /// Header and payload go out in one system call (`sendmsg`/`writev`), so a small message
+    /// is one write on the wire. It blocks while the peer's buffer is full; a message of any
+    /// size is written whole before it returns.
+    pub fn send_bytes(&self, data: &[u8]) -> Result<(), SendError> {
+        self.check_send(data.len() as u64)?;
+        let (header, n) = frame::encode_header(data.len() as u64);
+        let _guard = lock(&self.writer);
+        if self.write_closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        self.write_parts(&[&header[..n], data])
+    }
+
+    /// Encodes `value` with the connection's codec and sends it as one message
+    /// (Python's `send`).
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
+        self.check_send(0)?;
+        let mut buf = lock(&self.writer);
+        if self.write_closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        buf.clear();
+        buf.extend_from_slice(&[0; 4]);
+        let encoded = self.codec.encode(value, &mut buf);
+        let result = encoded.map_err(SendError::from).and_then(|()| {
+            let len = (buf.len() - 4) as u64;
+            let max = self.max_message_size();
+            if len > max {
+                return Err(SendError::TooLarge { size: len, max });
+            }
+            let (header, n) = frame::encode_header(len);
+            if n == 4 {
+                buf[..4].copy_from_slice(&header[..4]);
+                self.write_parts(&[&buf])
+            } else {
+                self.write_parts(&[&header[..n], &buf[4..]])
+            }
+        });
+        if buf.capacity() > KEEP_SCRATCH {
+            *buf = Vec::new();
+        }
+        result
+    }
+
+    // -------------------------------------------------------------- receiving
+
+    fn check_recv(&self) -> Result<(), GetError> {
+        if !self.readable {
+            return Err(GetError::Io(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this is the writing end of a one-way pipe: it cannot receive",
+            )));
+        }
+        match self.broken.load(Ordering::Acquire) {
+            OK => Ok(()),
+            code => Err(broken_error(code)),
+        }
+    }
+
+    fn mark_broken(&self, code: u8) {
+        self.broken.store(code, Ordering::Release);
+    }
+
+    /// Reads one frame's payload into `buf` (replacing its contents). The reader lock is held.
+    fn read_frame(&self, buf: &mut Vec<u8>) -> Result<(), GetError> {
+        self.check_recv()?;
+        let fd = self.fd.as_fd();
+        let mut header = [0u8; frame::MAX_HEADER_LEN];
+        match sys::read_exact(fd, &mut header[..4]) {
+            Ok(ReadExact::Full) => {}
+            Ok(ReadExact::Eof { got: 0 }) => return Err(GetError::Closed),
+            Ok(ReadExact::Eof { got }) => return Err(self.eof_mid_frame(got, 4)),
+            Err(e) => return Err(self.io_error(e, false)),
+        }
+        let max = self.max_message_size();
+        let mut have = 4;
+        let len = loop {
+            match frame::decode_header(&header[..have], max) {
+                Ok(Header::Complete { len, .. }) => break len,
+                Ok(Header::Incomplete { need }) => {
+                    match sys::read_exact(fd, &mut header[have..need]) {
+                        Ok(ReadExact::Full) => have = need,
+                        Ok(ReadExact::Eof { got }) => {
+                            return Err(self.eof_mid_frame(have + got, need as u64))
+                        }
+                        Err(e) => return Err(self.io_error(e, true)),
+                    }
+                }
+                Err(frame::FrameError::TooLarge { size, max }) => {
+                    self.mark_broken(BROKEN_TOO_LARGE);
+                    tracing::debug!(size, max, "refused an oversize message");
+                    return Err(GetError::TooLarge { size, max });
+                }
+                Err(e) => {
+                    self.mark_broken(BROKEN_MALFORMED);
+                    return Err(GetError::Io(io::Error::new(io::ErrorKind::InvalidData, e)));
+                }
+            }
+        };
+        buf.clear();
+        // len <= max; a max above the address space fails in reserve, not here.
+        let len = usize::try_from(len).map_err(|_| {
+            self.mark_broken(BROKEN_TOO_LARGE);
+            GetError::TooLarge {
+                size: len,
+                max: usize::MAX as u64,
+            }
+        })?;
+        match sys::read_exact_append(fd, buf, len) {
+            Ok(ReadExact::Full) => Ok(()),
+            Ok(ReadExact::Eof { got }) => Err(self.eof_mid_frame(got, len as u64)),
+            Err(e) => Err(self.io_error(e, true)),
+        }
+    }
+
+    fn eof_mid_frame(&self, got: usize, want: u64) -> GetError {
+        self.mark_broken(BROKEN_MID_FRAME);
+        GetError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the peer closed the connection in the middle of a message \
+                 ({got} of {want} bytes arrived): it probably died while sending"
+            ),
+        ))
+    }
+
+    fn io_error(&self, e: io::Error, mid_frame: bool) -> GetError {
+        if mid_frame {
+            self.mark_broken(BROKEN_MID_FRAME);
+        }
+        GetError::Io(e)
+    }
+
+    /// Receives one message's bytes (Python's `recv_bytes`), blocking until one arrives.
+    ///
+    /// Returns [`GetError::Closed`] once the peer has closed and everything it sent was read.
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, GetError> {
+        let mut out = Vec::new();
+        self.recv_bytes_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Receives one message into `buf`, replacing its contents, and returns its length
+    /// (Python's `recv_bytes_into`). Reusing one buffer avoids an allocation per message.
+    ///
+    /// ```
+    /// use conveyor_pipe::pipe;
+    ///
+    /// let (a, b) = pipe().unwrap();
+    /// let mut buf = Vec::new();
+    /// for word in ["one", "two"] {
+    ///     a.send_bytes(word.as_bytes()).unwrap();
+    ///     let n = b.recv_bytes_into(&mut buf).unwrap();
+    ///     assert_eq!(&buf[..n], word.as_bytes());
+    /// }
+    /// ```
+    pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, GetError> {
+        let _guard = lock(&self.reader);
+        self.read_frame(buf)?;
+        Ok(buf.len())
+    }
+
+    /// Receives one message and decodes it with the connection's codec (Python's `recv`).
+    ///
+    /// A message that does not decode is consumed and reported as [`GetError::Codec`]; the
+    /// connection stays usable.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T, GetError> {
+        let mut buf = lock(&self.reader);
+        let result = self
+            .read_frame(&mut buf)
+            .and_then(|()| self.codec.decode(&buf).map_err(GetError::Codec));
+        if buf.capacity() > KEEP_SCRATCH {
+            *buf = Vec::new();
+        }
+        result
+    }
+
+    /// Waits up to `timeout` (forever with `None`) for something to receive; returns whether
+    /// there is (Python's `poll`). End of file counts: the next receive reports `Closed`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conveyor_pipe::pipe;
+    ///
+    /// let (a, b) = pipe().unwrap();
+    /// assert!(!b.poll(Some(Duration::ZERO)).unwrap());
+    /// a.send_bytes(b"x").unwrap();
+    /// assert!(b.poll(Some(Duration::from_secs(5))).unwrap());
+    /// ```
+    pub fn poll(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        if !self.readable {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this is the writing end of a one-way pipe: it cannot receive",
+            ));
+        }
+        sys::poll_read(self.fd.as_fd(), timeout)
+    }
+
+    /// Closes this end for sending: the peer receives what was already sent, then `Closed`.
+    /// Receiving on this end still works. Closing twice is a no-op.
+    pub fn close(&self) {
+        let _guard = lock(&self.writer);
+        if self.write_closed.swap(true, Ordering::AcqRel) || !self.writable {
+            return;
+        }
+        let result = match self.kind {
+            FdKind::Socket => sys::shutdown_write(self.fd.as_fd()),
+            FdKind::Pipe => sys::replace_with_dev_null(self.fd.as_fd()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not close the connection for sending");
+        }
+    }
+
+    /// A second connection on a duplicate of the same descriptor, for handing to a new owner.
+    ///
+    /// Both refer to the same stream: what one sends, the peer receives, and the two
+    /// compete for incoming messages. Use one at a time, or share one connection through an
+    /// `Arc` instead.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        let fd = self.fd.try_clone()?;
+        let conn = Connection::from_parts(
+            fd,
+            self.kind,
+            self.readable,
+            self.writable,
+            self.codec.clone(),
+        );
+        conn.set_max_message_size(self.max_message_size());
+        Ok(conn)
+    }
+
+    /// The descriptor, for handing it to another process; the connection is consumed.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+}
+
+impl<C: Codec> AsFd for Connection<C> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl<C: Codec> AsRawFd for Connection<C> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl<C: Codec> IntoRawFd for Connection<C> {
+    fn into_raw_fd(self) -> RawFd {
+        self.fd.into_raw_fd()
+    }
+}
+
+fn put_error<T>(item: T, e: SendError) -> PutError<T> {
+    match e {
+        SendError::Closed => PutError::Closed(item),
+        SendError::TooLarge { size, max } => PutError::TooLarge {
+            item,
+            size: size.try_into().unwrap_or(usize::MAX),
+            max: max.try_into().unwrap_or(usize::MAX),
+        },
+        SendError::Codec(source) => PutError::Codec { item, source },
+        SendError::Io(source) => PutError::Io { item, source },
+    }
+}
+
+/// A connection is a [`Channel`] to its peer: `put` sends, `get` receives.
+///
+/// - `put` blocks while the peer's socket buffer is full (a few hundred KiB on Linux).
+/// - `try_put` and `put_timeout` wait only for the socket to accept *some* data; once writing
+///   starts the whole message is written, blocking if needed (a message is never cut short).
+///   So `try_put` of a message smaller than the free socket buffer never blocks; a large one may
+///   block until the peer reads.
+/// - `get_timeout` and `try_get` wait for the first byte of a message, then read it whole.
+/// - `close` shuts this end for sending; the peer's gets drain what was sent, then `Closed`.
+impl<T, C> Channel<T> for Connection<C>
+where
+    T: Serialize + DeserializeOwned,
+    C: Codec,
+{
+    fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.send(&item).map_err(|e| put_error(item, e))
+    }
+
+    fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_timeout(item, Duration::ZERO).map_err(|e| match e {
+            PutError::Timeout(item) => PutError::Full(item),
+            other => other,
+        })
+    }
+
+    fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        if self.writable && !self.write_closed.load(Ordering::Acquire) {
+            match sys::poll_write(self.fd.as_fd(), Some(timeout)) {
+                Ok(true) => {}
+                Ok(false) => return Err(PutError::Timeout(item)),
+                Err(source) => return Err(PutError::Io { item, source }),
+            }
+        }
+        self.put(item)
+    }
+
+    fn get(&self) -> Result<T, GetError> {
+        self.recv()
+    }
+
+    fn try_get(&self) -> Result<T, GetError> {
+        match self.get_timeout(Duration::ZERO) {
+            Err(GetError::Timeout) => Err(GetError::Empty),
+            other => other,
+        }
+    }
+
+    fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        self.check_recv()?;
+        if !self.poll(Some(timeout))? {
+            return Err(GetError::Timeout);
+        }
+        self.recv()
+    }
+
+    fn close(&self) {
+        Connection::close(self)
+    }
+}

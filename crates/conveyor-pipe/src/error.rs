@@ -1,0 +1,123 @@
+//! Error types of this crate. Receives report [`GetError`](conveyor_core::GetError), as every
+//! transport does; sends report [`SendError`] (which [`Channel::put`](conveyor_core::Channel)
+//! turns into a [`PutError`](conveyor_core::PutError) carrying the item back); connecting and
+//! accepting report [`ConnectError`].
+
+use std::io;
+
+use conveyor_core::CodecError;
+
+/// Why a send failed. Nothing of the message reached the peer unless the error says otherwise.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// This end was closed for sending, or the peer has gone (the OS reported a broken pipe).
+    #[error("the connection is closed for sending (this end was closed, or the peer has gone)")]
+    Closed,
+    /// The message is larger than this connection's maximum message size.
+    #[error(
+        "the message is {size} bytes, more than the {max} bytes this connection accepts: \
+         send it in parts or raise the limit with set_max_message_size"
+    )]
+    TooLarge {
+        /// The encoded size in bytes.
+        size: u64,
+        /// The connection's maximum.
+        max: u64,
+    },
+    /// The value could not be encoded.
+    #[error("could not encode the value: {0}")]
+    Codec(#[from] CodecError),
+    /// The operating system reported an error; part of the message may have been written, in
+    /// which case the connection can no longer be used.
+    #[error("I/O error while sending: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl SendError {
+    /// Whether this end was closed or the peer has gone.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SendError::Closed)
+    }
+
+    /// Whether the message was over the size limit.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, SendError::TooLarge { .. })
+    }
+}
+
+/// How an authentication handshake failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// The peer's answer to our challenge was wrong: it does not hold the same authkey.
+    WrongDigest,
+    /// The peer rejected our answer to its challenge (`#FAILURE#`): the authkeys differ.
+    Rejected,
+    /// The peer sent something that is not part of the handshake (or is not a
+    /// `multiprocessing.connection` peer at all).
+    Protocol,
+    /// The peer asked for, or answered with, a digest this crate does not compute.
+    UnsupportedDigest,
+}
+
+/// The authentication handshake failed; no application data was exchanged.
+///
+/// The same error as Python's `multiprocessing.AuthenticationError`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("authentication failed: {detail} (do both ends use the same authkey?)")]
+pub struct AuthenticationError {
+    failure: AuthFailure,
+    detail: String,
+}
+
+impl AuthenticationError {
+    #[allow(dead_code)] // the handshake, next
+    pub(crate) fn new(failure: AuthFailure, detail: impl Into<String>) -> Self {
+        AuthenticationError {
+            failure,
+            detail: detail.into(),
+        }
+    }
+
+    /// How it failed.
+    pub fn failure(&self) -> AuthFailure {
+        self.failure
+    }
+
+    /// A description of what went wrong.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+/// Why connecting, or accepting a connection, failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The operating system reported an error (no listener at the address, the peer went away
+    /// during the handshake, ...).
+    #[error("I/O error while connecting: {0}")]
+    Io(#[from] io::Error),
+    /// The handshake did not finish within the handshake timeout.
+    #[error(
+        "the authentication handshake did not finish within {0:?}: \
+         the peer is silent or does not expect an authkey"
+    )]
+    Timeout(std::time::Duration),
+    /// The authentication handshake failed.
+    #[error(transparent)]
+    Authentication(#[from] AuthenticationError),
+}
+
+impl ConnectError {
+    /// Whether the handshake failed on the authkey or the protocol.
+    pub fn is_authentication(&self) -> bool {
+        matches!(self, ConnectError::Authentication(_))
+    }
+
+    /// Whether the handshake timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ConnectError::Timeout(_))
+    }
+}

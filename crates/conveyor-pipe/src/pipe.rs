@@ -1,0 +1,56 @@
+//! [`pipe`] and [`pipe_oneway`]: two connected ends, as Python's `multiprocessing.Pipe`.
+
+use std::io;
+use std::os::unix::net::UnixStream;
+
+use conveyor_core::Postcard;
+
+use crate::connection::Connection;
+use crate::sys::{self, FdKind};
+
+/// Two connected ends of a duplex pipe (Python's `Pipe()`, or `Pipe(duplex=True)`).
+///
+/// Each end sends and receives. It is a Unix socketpair, so either end can also be handed to a
+/// child process.
+///
+/// ```
+/// use conveyor_pipe::pipe;
+///
+/// let (parent, child) = pipe().unwrap();
+/// let t = std::thread::spawn(move || {
+///     let n: u32 = child.recv().unwrap();
+///     child.send(&(n * 2)).unwrap();
+/// });
+/// parent.send(&21u32).unwrap();
+/// assert_eq!(parent.recv::<u32>().unwrap(), 42);
+/// t.join().unwrap();
+/// ```
+pub fn pipe() -> io::Result<(Connection, Connection)> {
+    let (a, b) = UnixStream::pair()?;
+    Ok((
+        Connection::from_parts(a.into(), FdKind::Socket, true, true, Postcard),
+        Connection::from_parts(b.into(), FdKind::Socket, true, true, Postcard),
+    ))
+}
+
+/// The two ends of a one-way pipe: `(reader, writer)` (Python's `Pipe(duplex=False)`).
+///
+/// It is an OS pipe: the reader only receives and the writer only sends. Closing (or dropping)
+/// the writer makes the reader's next receive, once everything sent was read, report `Closed`.
+///
+/// ```
+/// use conveyor_pipe::pipe_oneway;
+///
+/// let (reader, writer) = pipe_oneway().unwrap();
+/// writer.send_bytes(b"one way").unwrap();
+/// drop(writer);
+/// assert_eq!(reader.recv_bytes().unwrap(), b"one way");
+/// assert!(reader.recv_bytes().unwrap_err().is_closed());
+/// ```
+pub fn pipe_oneway() -> io::Result<(Connection, Connection)> {
+    let (r, w) = sys::os_pipe()?;
+    Ok((
+        Connection::from_parts(r, FdKind::Pipe, true, false, Postcard),
+        Connection::from_parts(w, FdKind::Pipe, false, true, Postcard),
+    ))
+}

@@ -1,0 +1,323 @@
+//! The system calls a connection makes, wrapped so that the rest of the crate is safe code.
+//!
+//! Every call retries on `EINTR`. Writes to sockets use `sendmsg` with `MSG_NOSIGNAL`, so a peer
+//! that has gone away gives `EPIPE` rather than killing the process with `SIGPIPE`.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// What kind of file a connection's descriptor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FdKind {
+    /// A stream socket (socketpair, Unix or TCP): `sendmsg`, `shutdown`.
+    Socket,
+    /// One end of an OS pipe: `writev`; closing for writes replaces the descriptor.
+    Pipe,
+}
+
+/// How a read of an exact number of bytes ended.
+#[derive(Debug)]
+pub(crate) enum ReadExact {
+    /// Every byte was read.
+    Full,
+    /// End of file after `got` bytes (fewer than asked).
+    Eof { got: usize },
+}
+
+fn cvt(ret: isize) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Reads up to `len` bytes into `ptr`, retrying on `EINTR`.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes.
+unsafe fn read_raw(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: the caller guarantees `ptr` is writable for `len` bytes; `read` writes at most
+        // `len` bytes there.
+        let ret = unsafe { libc::read(fd, ptr.cast(), len) };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Fills `buf` completely from `fd`, unless end of file comes first.
+pub(crate) fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<ReadExact> {
+    let mut got = 0;
+    while got < buf.len() {
+        let rest = &mut buf[got..];
+        // SAFETY: `rest` is a live, writable slice of `rest.len()` bytes.
+        let n = unsafe { read_raw(fd.as_raw_fd(), rest.as_mut_ptr(), rest.len()) }?;
+        if n == 0 {
+            return Ok(ReadExact::Eof { got });
+        }
+        got += n;
+    }
+    Ok(ReadExact::Full)
+}
+
+/// Appends exactly `len` bytes read from `fd` to `vec`, unless end of file comes first.
+///
+/// The bytes are read straight into the vector's spare capacity, so a large payload is not
+/// zeroed first. On end of file or error, `vec` keeps the bytes that did arrive.
+pub(crate) fn read_exact_append(
+    fd: BorrowedFd<'_>,
+    vec: &mut Vec<u8>,
+    len: usize,
+) -> io::Result<ReadExact> {
+    vec.reserve(len);
+    let start = vec.len();
+    let mut got = 0;
+    while got < len {
+        let spare = vec.spare_capacity_mut();
+        debug_assert!(spare.len() >= len - got);
+        // SAFETY: `spare` is the vector's spare capacity, at least `len - got` bytes long after
+        // the reserve above (every byte read so far was committed with set_len), and `read`
+        // writes at most that many bytes into it.
+        let n = unsafe { read_raw(fd.as_raw_fd(), spare.as_mut_ptr().cast(), len - got) }?;
+        if n == 0 {
+            return Ok(ReadExact::Eof { got });
+        }
+        got += n;
+        // SAFETY: `read` initialised the `n` bytes after the old length, within capacity.
+        unsafe { vec.set_len(start + got) };
+    }
+    Ok(ReadExact::Full)
+}
+
+/// Writes every byte of `parts`, in order, gathering them into as few system calls as possible.
+pub(crate) fn write_all_vectored(
+    fd: BorrowedFd<'_>,
+    kind: FdKind,
+    parts: &[&[u8]],
+) -> io::Result<()> {
+    const MAX_PARTS: usize = 4;
+    assert!(parts.len() <= MAX_PARTS, "at most {MAX_PARTS} parts");
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_PARTS];
+    let mut count = 0;
+    for p in parts.iter().filter(|p| !p.is_empty()) {
+        iov[count] = libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        };
+        count += 1;
+    }
+    let mut first = 0;
+    while first < count {
+        let vecs = &iov[first..count];
+        let ret = match kind {
+            FdKind::Socket => {
+                // SAFETY: an all-zero msghdr is a valid empty header; the iovec array it points
+                // to lives until the call returns and each entry describes a live slice that
+                // sendmsg only reads.
+                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                msg.msg_iov = vecs.as_ptr() as *mut libc::iovec;
+                msg.msg_iovlen = vecs.len() as _;
+                // SAFETY: `msg` is fully initialised as above.
+                unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }
+            }
+            // SAFETY: each iovec describes a live slice that writev only reads.
+            FdKind::Pipe => unsafe {
+                libc::writev(fd.as_raw_fd(), vecs.as_ptr(), vecs.len() as libc::c_int)
+            },
+        };
+        let mut n = match cvt(ret) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        // Skip what was written: whole parts first, then the front of a partial one.
+        while first < count && n >= iov[first].iov_len {
+            n -= iov[first].iov_len;
+            first += 1;
+        }
+        if n > 0 {
+            let v = &mut iov[first];
+            // SAFETY: n < v.iov_len, so the advanced pointer stays inside the same slice.
+            v.iov_base = unsafe { (v.iov_base as *mut u8).add(n) }.cast();
+            v.iov_len -= n;
+        }
+    }
+    Ok(())
+}
+
+/// Converts a timeout into poll(2)'s milliseconds, rounding up so that a short wait does not
+/// turn into a busy loop; `None` waits forever.
+fn poll_millis(timeout: Option<Duration>) -> libc::c_int {
+    match timeout {
+        None => -1,
+        Some(t) => {
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            ms.min(libc::c_int::MAX as u128) as libc::c_int
+        }
+    }
+}
+
+/// Waits until any of `fds` is ready for `events` or `timeout` passes; returns, for each
+/// descriptor, whether it is ready (an error or hang-up counts as ready: the next call reports
+/// it).
+pub(crate) fn poll_many(
+    fds: &[BorrowedFd<'_>],
+    events: libc::c_short,
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        })
+        .collect();
+    let deadline = timeout.map(|t| Instant::now().checked_add(t));
+    loop {
+        let left = match deadline {
+            None => None,
+            Some(None) => None, // a timeout too large to represent waits forever
+            Some(Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+        };
+        // SAFETY: `pfds` is a live array of `pfds.len()` pollfd structures.
+        let ret = unsafe {
+            libc::poll(
+                pfds.as_mut_ptr(),
+                pfds.len() as libc::nfds_t,
+                poll_millis(left),
+            )
+        };
+        match cvt(ret as isize) {
+            Ok(0) => {
+                if matches!(left, Some(l) if l.is_zero()) {
+                    return Ok(vec![false; fds.len()]);
+                }
+                // poll rounds to milliseconds and may wake a little early: wait out the rest.
+                if let Some(Some(d)) = deadline {
+                    if Instant::now() >= d {
+                        return Ok(vec![false; fds.len()]);
+                    }
+                }
+            }
+            Ok(_) => return Ok(pfds.iter().map(|p| p.revents != 0).collect()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits until `fd` is readable (or at end of file, or in error) or `timeout` passes.
+pub(crate) fn poll_read(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    Ok(poll_many(&[fd], libc::POLLIN, timeout)?[0])
+}
+
+/// Waits until `fd` can take a write (or is in error) or `timeout` passes.
+pub(crate) fn poll_write(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    Ok(poll_many(&[fd], libc::POLLOUT, timeout)?[0])
+}
+
+/// Shuts a socket down for writing: the peer reads what was sent, then end of file.
+pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor we borrow.
+    let ret = unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) };
+    match cvt(ret as isize) {
+        // Already disconnected: nothing left to shut.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Closes the file behind `fd` while keeping the descriptor number valid: `/dev/null` is put in
+/// its place. Used to close the writing end of an OS pipe through a shared reference, where
+/// closing the number itself could let another thread's new file take it.
+pub(crate) fn replace_with_dev_null(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: the path is a NUL-terminated constant.
+    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    let null = cvt(null as isize)? as RawFd;
+    // SAFETY: `open` returned a new descriptor that nothing else owns.
+    let null = unsafe { OwnedFd::from_raw_fd(null) };
+    loop {
+        // SAFETY: dup3 atomically makes `fd` (which we keep owning) refer to /dev/null.
+        let ret = unsafe { libc::dup3(null.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) };
+        match cvt(ret as isize) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(drop),
+        }
+    }
+}
+
+/// Whether `fd` is a socket.
+pub(crate) fn is_socket(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: an all-zero `stat` is a valid value for fstat to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live, writable stat structure.
+    let ret = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    cvt(ret as isize)?;
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+}
+
+/// The access mode `fd` was opened with: (readable, writable).
+pub(crate) fn access_mode(fd: BorrowedFd<'_>) -> io::Result<(bool, bool)> {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    let flags = cvt(flags as isize)? as libc::c_int;
+    Ok(match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => (true, false),
+        libc::O_WRONLY => (false, true),
+        _ => (true, true),
+    })
+}
+
+/// A new OS pipe: (read end, write end), both close-on-exec.
+pub(crate) fn os_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a writable array of two descriptors, as pipe2 expects.
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    cvt(ret as isize)?;
+    // SAFETY: pipe2 succeeded, so both descriptors are new and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sets (or, with `None`, clears) the socket's receive and send timeouts.
+#[allow(dead_code)] // the handshake, next
+pub(crate) fn set_socket_timeouts(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
+    let tv = match timeout {
+        None => libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        Some(t) => {
+            let mut tv = libc::timeval {
+                tv_sec: t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                tv_usec: t.subsec_micros() as libc::suseconds_t,
+            };
+            if tv.tv_sec == 0 && tv.tv_usec == 0 {
+                tv.tv_usec = 1; // zero would mean "no timeout"
+            }
+            tv
+        }
+    };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: `tv` is a live timeval and its size is passed along.
+        let ret = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        cvt(ret as isize)?;
+    }
+    Ok(())
+}
