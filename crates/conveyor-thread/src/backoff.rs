@@ -1,0 +1,62 @@
+//! Exponential backoff for the short spin that precedes parking a thread.
+//!
+//! Waking a parked thread costs a system call on both sides (5 to 18 µs on the machines this
+//! crate is measured on), while the other side of a queue usually acts within a few hundred
+//! nanoseconds. So a blocked operation first retries with a growing pause: a few rounds of
+//! `spin_loop` hints, then a few `yield_now`s (which let a preempted peer run when there are more
+//! threads than cores), and only then parks.
+
+use crate::sync::{spin_hint, yield_now};
+
+/// Rounds of spinning `2^step` hints before switching to `yield_now`.
+const SPIN_LIMIT: u32 = 6;
+/// Rounds in all, spinning and yielding, before [`Backoff::is_completed`] says to park.
+const YIELD_LIMIT: u32 = 10;
+
+/// Exponential backoff state for one blocked operation.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    /// A fresh backoff.
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Backoff { step: 0 }
+    }
+
+    /// Pauses briefly while another thread finishes an operation already under way (a slot being
+    /// written or read): spins, never parks.
+    #[inline]
+    pub(crate) fn spin(&mut self) {
+        for _ in 0..1u32 << self.step.min(SPIN_LIMIT) {
+            spin_hint();
+        }
+        if self.step <= SPIN_LIMIT {
+            self.step += 1;
+        }
+    }
+
+    /// Pauses while waiting for another thread to make room or bring an item: spins at first,
+    /// then yields the CPU.
+    #[inline]
+    pub(crate) fn snooze(&mut self) {
+        if self.step <= SPIN_LIMIT {
+            for _ in 0..1u32 << self.step {
+                spin_hint();
+            }
+        } else {
+            yield_now();
+        }
+        if self.step <= YIELD_LIMIT {
+            self.step += 1;
+        }
+    }
+
+    /// Whether the spinning is over and the caller should park.
+    #[inline]
+    pub(crate) fn is_completed(&self) -> bool {
+        self.step > YIELD_LIMIT
+    }
+}
