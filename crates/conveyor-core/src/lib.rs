@@ -54,6 +54,7 @@
 mod channel;
 pub mod codec;
 pub mod error;
+pub mod handoff;
 
 pub use channel::{Channel, Joinable, QueueInfo};
 pub use codec::{Codec, Postcard};

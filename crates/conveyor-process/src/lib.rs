@@ -1,1 +1,176 @@
-//! conveyor-process: placeholder, filled in by its issue.
+//! Start a function in a child process, Python's `multiprocessing.Process`, with queues and
+//! connections passed in its arguments.
+//!
+//! A program registers its entry points by name and calls [`init`] first in `main`; a parent
+//! starts a child with [`Process::new`]`(name, args)`[`.start()`](Process::start), and gets a
+//! [`Child`] to [`join`](Child::join), [`terminate`](Child::terminate) or
+//! [`kill`](Child::kill). Pick it whenever work must run in another process: to use another
+//! core without sharing memory, to survive a crash in the worker, or to talk over a
+//! `conveyor-shm` queue or a `conveyor-pipe` connection as the seed programs do.
+//!
+//! | Python                                  | conveyor-process                               |
+//! |-----------------------------------------|------------------------------------------------|
+//! | `Process(target=f, args=(q, 3))`        | `Process::new("f", (q, 3))` with `f` registered |
+//! | `p.name = "w1"`, `p.daemon = True`      | `.name("w1")`, `.daemon(true)`                 |
+//! | `p.start()`                             | `.start()?` -> [`Child`]                       |
+//! | `p.join()`, `p.join(timeout)`           | [`Child::join`], [`Child::join_timeout`]       |
+//! | `p.is_alive()`, `p.pid`, `p.exitcode`   | [`Child::is_alive`], [`Child::pid`], [`Child::exit_status`] |
+//! | `p.terminate()`, `p.kill()`             | [`Child::terminate`], [`Child::kill`]          |
+//! | `current_process().name`               | [`current_name`]                               |
+//!
+//! # Why re-execute instead of fork
+//!
+//! Forking a running Rust program copies one thread of a process that may have many: a lock
+//! another thread held stays locked forever in the child, and the allocator is one such lock.
+//! Python's default on Linux was `fork` for the same speed reason, and 3.14 moved away from it
+//! for the same danger. So a child here is a fresh `exec` of the current binary
+//! (`/proc/self/exe`), Python's `spawn` method, which on this machine costs about a
+//! millisecond rather than Python's 118 ms, since no interpreter starts. The child learns what to
+//! run from one environment variable naming two inherited descriptors: an in-memory file
+//! (`memfd`) holding the entry's name and its arguments encoded with postcard, of any size, and
+//! a status pipe on which it reports that the entry runs, and then how it ended (so a panic's
+//! message reaches the parent, while the child's standard output and error go where the
+//! parent's go).
+//!
+//! # In `main`
+//!
+//! [`init`] must be the first thing `main` does: in a child it runs the entry point and exits
+//! with its status, never returning; in the parent it registers the names and returns.
+//!
+//! ```no_run
+//! use conveyor_process::{entry, Process};
+//!
+//! fn greet((who, times): (String, u32)) {
+//!     for _ in 0..times {
+//!         println!("hello, {who} (from {})", conveyor_process::current_name().unwrap());
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), conveyor_process::Error> {
+//!     conveyor_process::init(&[entry!(greet)]);
+//!     let child = Process::new("greet", ("bob", 2u32)).start()?;
+//!     let status = child.join()?;
+//!     assert!(status.success(), "{status}");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! An entry point is a function of one argument (a tuple for several, `()` for none) that
+//! implements `Deserialize`; it returns `()`, an exit code, or a `Result` (see
+//! [`EntryResult`]). [`entry!`]`(f)` names it after the function.
+//!
+//! # In tests
+//!
+//! libtest owns a test binary's `main`, so a test registers its entries with
+//! [`init_test!`] as its first line. A child re-executes the test binary with only that test
+//! selected (`<test> --exact --nocapture --test-threads=1 -q`): there `init_test!` runs the
+//! entry and exits, so the rest of the test runs in the parent alone. Tests may run in
+//! parallel, each with its own children.
+//!
+//! ```no_run
+//! use conveyor_process::{init_test, ExitStatus, Process};
+//!
+//! fn fails(code: i32) -> i32 {
+//!     code
+//! }
+//!
+//! fn explodes(_: ()) {
+//!     panic!("boom");
+//! }
+//!
+//! #[test]
+//! fn statuses() {
+//!     init_test!(fails, explodes);
+//!     let a = Process::new("fails", 3).start().unwrap();
+//!     assert_eq!(a.join().unwrap(), ExitStatus::Exited(3));
+//!     let b = Process::new("explodes", ()).start().unwrap();
+//!     assert_eq!(b.join().unwrap(), ExitStatus::Panicked("boom".into()));
+//! }
+//! ```
+//!
+//! The child prints libtest's `running 1 test` line before the entry starts. An entry point
+//! must be registered by a test that can be selected on its own with `--exact` (any test
+//! that registers it will do; the one that starts the child is preferred).
+//!
+//! # Handles in the arguments
+//!
+//! Queues and connections travel inside the arguments, so a Python line
+//! `Process(target=consumer, args=(q, conn))` becomes `Process::new("consumer", (q, conn))`.
+//! A shared-memory queue serialises its name; a connection serialises an index to its file
+//! descriptor through [`conveyor_core::handoff`], and the descriptor is inherited by that one
+//! child only (a duplicate whose close-on-exec flag is cleared between fork and exec, in the
+//! child), where it is rebuilt. A handle type made of a descriptor needs one attribute:
+//!
+//! ```
+//! use std::os::unix::net::UnixStream;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct End(#[serde(with = "conveyor_core::handoff::fd")] UnixStream);
+//! # let _ = End;
+//! ```
+//!
+//! # Daemons
+//!
+//! A [`daemon`](Process::daemon) child is killed with SIGKILL as soon as its parent process
+//! ends, however it ends (a normal exit, a panic, SIGKILL), as Python's daemon processes are at
+//! exit. It is set up between fork and exec with `PR_SET_PDEATHSIG`, with a check that the
+//! parent did not die before that took effect. Linux delivers that signal when the *thread*
+//! that forked the child ends, so daemons are forked by one thread that lives as long as the
+//! process: a daemon started from a short-lived thread does not die with that thread. A child
+//! that is not a daemon keeps running when its parent ends (Python would join it at exit;
+//! join your children). A daemon is killed without unwinding: it should hold nothing that
+//! must be cleaned up, as in Python.
+//!
+//! # Errors
+//!
+//! [`Process::start`] returns once the child reports that its entry point runs, so every
+//! failure to get there is an [`Error`] from `start`, never a hang: an unknown name, a program
+//! that cannot be executed, arguments the entry point cannot decode, or a child that ended (or
+//! stayed silent for [`Process::start_timeout`]) before it reported.
+//!
+//! # Platform
+//!
+//! Linux only: it uses `memfd_create`, `pidfd_open` (Linux 5.3; older kernels fall back to
+//! polling in [`Child::join_timeout`]) and `PR_SET_PDEATHSIG`.
+
+#![warn(missing_docs)]
+
+mod entry;
+mod error;
+mod handle;
+mod launch;
+mod process;
+mod registry;
+mod status;
+mod sys;
+
+pub use entry::{Entry, EntryResult};
+pub use error::Error;
+pub use handle::Child;
+pub use process::{Process, DEFAULT_START_TIMEOUT};
+pub use registry::init;
+#[doc(hidden)]
+pub use registry::init_test as __init_test;
+pub use status::ExitStatus;
+
+/// The name of this process if it was started by [`Process::start`] (Python's
+/// `current_process().name`), or `None` in a process started some other way.
+///
+/// ```
+/// // this doctest was not started by conveyor-process
+/// assert_eq!(conveyor_process::current_name(), None);
+/// ```
+pub fn current_name() -> Option<&'static str> {
+    launch::CURRENT.get().map(|c| c.name.as_str())
+}
+
+/// Whether this process is a daemon child started by [`Process::start`].
+pub fn is_daemon() -> bool {
+    launch::CURRENT.get().is_some_and(|c| c.daemon)
+}
+
+/// The entry point this process runs, if it was started by [`Process::start`].
+pub fn current_entry() -> Option<&'static str> {
+    launch::CURRENT.get().map(|c| c.entry.as_str())
+}

@@ -1,0 +1,133 @@
+//! Why starting or waiting for a child failed.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use conveyor_core::CodecError;
+
+use crate::ExitStatus;
+
+/// Why a child could not be started, or could not be waited for.
+///
+/// Every way a start can go wrong ends in one of these, in the parent, without hanging: a name
+/// nobody registered, a binary that cannot be executed, arguments the entry cannot decode, a
+/// child that ended (or stayed silent) before it reported that its entry point runs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No entry point by this name is registered (in the parent's `init` call when it made one,
+    /// or in the child's).
+    #[error(
+        "no entry point named `{name}` is registered (known: {}); register it with \
+         `conveyor_process::init(&[entry!({name})])` in main, or `init_test!({name})` in a test",
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    )]
+    UnknownEntry {
+        /// The name asked for.
+        name: String,
+        /// The names that are registered.
+        known: Vec<String>,
+    },
+
+    /// Two tests registered different functions under this name, and the test that starts the
+    /// child registered neither: rename one, or start the child from a test that registers it.
+    #[error(
+        "entry point name `{name}` is registered by several tests with different functions \
+         ({}); start it from a test that registers it, or give the entries distinct names",
+        paths.join(", ")
+    )]
+    AmbiguousEntry {
+        /// The name asked for.
+        name: String,
+        /// The functions registered under it.
+        paths: Vec<String>,
+    },
+
+    /// The arguments could not be encoded (for example a handle that cannot travel).
+    #[error("the arguments for entry point `{entry}` could not be encoded: {source}")]
+    Encode {
+        /// The entry point.
+        entry: String,
+        /// What the codec said.
+        source: CodecError,
+    },
+
+    /// The child's entry point could not decode its arguments: the parent passed a value of a
+    /// different type than the entry point takes.
+    #[error(
+        "entry point `{entry}` could not decode its arguments: {message} (does the value passed \
+         to Process::new have the type the entry point takes?)"
+    )]
+    BadArgs {
+        /// The entry point.
+        entry: String,
+        /// What the decoder said.
+        message: String,
+    },
+
+    /// The program could not be started (not found, not executable, out of resources).
+    #[error("could not start `{}`: {source}", program.display())]
+    Spawn {
+        /// The program that was to be executed.
+        program: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+
+    /// The child ended before it reported that its entry point started. Usually its `main`
+    /// does not call `conveyor_process::init` first (or, in a test, the test named does not call
+    /// `init_test!` first), or it crashed while starting.
+    #[error(
+        "child {pid} for entry point `{entry}` {status} before it started the entry point; does \
+         its main call conveyor_process::init() first (or its test init_test!)?"
+    )]
+    DiedBeforeReport {
+        /// The entry point.
+        entry: String,
+        /// The child's process id.
+        pid: u32,
+        /// How it ended.
+        status: ExitStatus,
+    },
+
+    /// The child did not report within the start timeout; it was killed and reaped.
+    #[error(
+        "child {pid} for entry point `{entry}` did not start it within {timeout:?} and was \
+         killed; does its main call conveyor_process::init() first? (raise the limit with \
+         Process::start_timeout on a very loaded machine)"
+    )]
+    StartTimeout {
+        /// The entry point.
+        entry: String,
+        /// The child's process id.
+        pid: u32,
+        /// The limit that passed.
+        timeout: Duration,
+    },
+
+    /// The child could not read what the parent sent it (a version mismatch between parent and
+    /// child binaries, or a damaged payload).
+    #[error("child for entry point `{entry}` could not read its launch payload: {message}")]
+    Launch {
+        /// The entry point.
+        entry: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A system call failed while starting or waiting for the child.
+    #[error("I/O error while {what}: {source}")]
+    Io {
+        /// What the launcher was doing.
+        what: &'static str,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(what: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io { what, source }
+    }
+}

@@ -1,0 +1,234 @@
+//! [`Child`]: a started child process: wait for it, ask how it ended, signal it.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::status::{Report, ReportReader};
+use crate::{sys, ExitStatus};
+
+/// A started child process (Python's `Process` after `start()`).
+///
+/// Every method takes `&self`, and `Child` is `Send + Sync`: one thread may wait in
+/// [`join`](Child::join) while another calls [`terminate`](Child::terminate).
+///
+/// Dropping a `Child` does not stop the process (as in Python); a daemon child still dies with
+/// this process. A child that outlives its handle is reaped by a later
+/// [`Process::start`](crate::Process::start), so it does not stay a zombie for long.
+#[derive(Debug)]
+pub struct Child {
+    pid: u32,
+    name: String,
+    entry: String,
+    daemon: bool,
+    /// Readable once the child has exited; `None` on kernels without `pidfd_open`.
+    pidfd: Option<OwnedFd>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// `None` once reaped.
+    child: Option<std::process::Child>,
+    status: Option<ExitStatus>,
+    reports: ReportReader,
+}
+
+impl Child {
+    pub(crate) fn new(
+        child: std::process::Child,
+        reports: ReportReader,
+        name: String,
+        entry: String,
+        daemon: bool,
+    ) -> Child {
+        let pid = child.id();
+        Child {
+            pid,
+            name,
+            entry,
+            daemon,
+            pidfd: sys::pidfd_open(pid).ok(),
+            state: Mutex::new(State {
+                child: Some(child),
+                status: None,
+                reports,
+            }),
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The child's name (Python's `Process.name`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The entry point the child runs.
+    pub fn entry(&self) -> &str {
+        &self.entry
+    }
+
+    /// Whether the child was started as a daemon.
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reaps the child if it has exited; returns its status once known.
+    fn poll(&self, state: &mut State) -> Result<Option<ExitStatus>, Error> {
+        if let Some(s) = &state.status {
+            return Ok(Some(s.clone()));
+        }
+        let child = state.child.as_mut().expect("a child not yet reaped");
+        match child
+            .try_wait()
+            .map_err(Error::io("checking whether the child exited"))?
+        {
+            None => Ok(None),
+            Some(raw) => {
+                state.child = None;
+                let status = final_status(raw, &mut state.reports);
+                state.status = Some(status.clone());
+                Ok(Some(status))
+            }
+        }
+    }
+
+    /// Whether the child is still running (Python's `is_alive()`).
+    pub fn is_alive(&self) -> bool {
+        let mut state = self.lock();
+        !matches!(self.poll(&mut state), Ok(Some(_)))
+    }
+
+    /// How the child ended, or `None` while it runs (Python's `exitcode`); does not wait.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        let mut state = self.lock();
+        self.poll(&mut state).ok().flatten()
+    }
+
+    /// Waits until the child ends and returns how it ended. Calling it again returns the same
+    /// status at once.
+    pub fn join(&self) -> Result<ExitStatus, Error> {
+        if let Some(s) = self.exit_status() {
+            return Ok(s);
+        }
+        // Wait without holding the lock, so terminate() and kill() stay available meanwhile.
+        let waited = match &self.pidfd {
+            Some(fd) => sys::wait_readable(fd.as_fd(), None).map(|_| ()),
+            None => sys::wait_exited_no_reap(self.pid),
+        };
+        let mut state = self.lock();
+        match self.poll(&mut state)? {
+            Some(s) => Ok(s),
+            None => {
+                // The wait returned without the child having exited: an error. If it did not
+                // say what, block in wait() itself, which cannot return early.
+                waited.map_err(Error::io("waiting for the child"))?;
+                let child = state.child.as_mut().expect("a child not yet reaped");
+                let raw = child.wait().map_err(Error::io("waiting for the child"))?;
+                state.child = None;
+                let status = final_status(raw, &mut state.reports);
+                state.status = Some(status.clone());
+                Ok(status)
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for the child to end: `Some(status)` if it did, `None` if it
+    /// still runs.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
+        if let Some(s) = self.exit_status() {
+            return Ok(Some(s));
+        }
+        match &self.pidfd {
+            Some(fd) => {
+                sys::wait_readable(fd.as_fd(), Some(timeout))
+                    .map_err(Error::io("waiting for the child"))?;
+                let mut state = self.lock();
+                self.poll(&mut state)
+            }
+            None => {
+                // Without pidfd (Linux before 5.3) nothing signals an exit to wait on with a
+                // deadline: check with a short, growing pause.
+                let deadline = Instant::now() + timeout;
+                let mut pause = Duration::from_micros(100);
+                loop {
+                    if let Some(s) = self.exit_status() {
+                        return Ok(Some(s));
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(pause.min(deadline - now));
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM (Python's `terminate()`). The entry point is not unwound: the process ends
+    /// at once unless it handles the signal. Does nothing if the child has already been reaped.
+    pub fn terminate(&self) -> Result<(), Error> {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// Sends SIGKILL (Python's `kill()`). Does nothing if the child has already been reaped.
+    pub fn kill(&self) -> Result<(), Error> {
+        self.signal(libc::SIGKILL)
+    }
+
+    fn signal(&self, sig: libc::c_int) -> Result<(), Error> {
+        // Under the lock the child cannot be reaped meanwhile, so its pid cannot have been
+        // reused by another process.
+        let state = self.lock();
+        if state.child.is_none() {
+            return Ok(());
+        }
+        sys::send_signal(self.pid, sig).map_err(Error::io("signalling the child"))
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let mut state = self.lock();
+        if let Ok(None) = self.poll(&mut state) {
+            if let Some(child) = state.child.take() {
+                detached().push(child);
+            }
+        }
+    }
+}
+
+/// Children whose handle was dropped while they ran, reaped at the next start.
+fn detached() -> MutexGuard<'static, Vec<std::process::Child>> {
+    static DETACHED: Mutex<Vec<std::process::Child>> = Mutex::new(Vec::new());
+    DETACHED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reaps the detached children that have exited.
+pub(crate) fn reap_detached() {
+    detached().retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+}
+
+/// Combines how the process exited with what the child reported before it did.
+fn final_status(raw: std::process::ExitStatus, reports: &mut ReportReader) -> ExitStatus {
+    let reported = reports.drain_now().unwrap_or_default();
+    for r in reported.into_iter().rev() {
+        match r {
+            Report::Panicked(m) => return ExitStatus::Panicked(m),
+            Report::Failed(m) => return ExitStatus::Failed(m),
+            Report::Ok => break,
+            _ => {}
+        }
+    }
+    ExitStatus::from_std(raw)
+}
