@@ -1,1 +1,122 @@
-//! conveyor-shm: placeholder, filled in by its issue.
+//! A crash-safe queue in shared memory between processes ([`ShmQueue`],
+//! [`JoinableShmQueue`]), and process-shared robust locks ([`Lock`], [`RLock`]).
+//!
+//! This is conveyor's `multiprocessing.Queue`: items go through a ring buffer in a segment
+//! under `/dev/shm` that every process maps, instead of a feeder thread and a pipe. Pick it to
+//! move items between *processes* on one machine; pick `conveyor-thread`'s queues between
+//! threads of one process (no encoding at all), `conveyor-pipe` for point-to-point links or
+//! another machine, and the manager for shared objects other than queues.
+//!
+//! ```
+//! use conveyor_core::Channel;
+//! use conveyor_shm::ShmQueue;
+//!
+//! // The parent creates the queue; a child opens it by name (conveyor-process passes the
+//! // handle itself: it serialises as its name).
+//! let q: ShmQueue<(u32, String)> = ShmQueue::new()?;
+//! let child_side: ShmQueue<(u32, String)> = ShmQueue::open(q.name())?;
+//! child_side.put((1, "dish".into()))?;
+//! child_side.close(); // the consumer learns that producers are done
+//! assert_eq!(q.get()?, (1, "dish".into()));
+//! assert!(q.get().unwrap_err().is_closed());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Design, and why
+//!
+//! **Segment.** A file `/dev/shm/conveyor-<name>` created with `O_CREAT | O_EXCL` and mode
+//! 0600, sized with `ftruncate` and mapped shared with memmap2. It starts with a `#[repr(C)]`
+//! header (see `layout.rs` for the byte map): magic, layout version, header and ring sizes,
+//! the size of `pthread_mutex_t`, a fingerprint of the item type and codec, the creator's pid
+//! and a table of attached pids. `open` validates every field against the file's real length
+//! before use, so a foreign, truncated, corrupt or differently-typed segment is a typed
+//! [`ShmError`], never undefined behaviour. Indices read from shared memory are bounds-checked
+//! on every use; a corrupt ring yields `GetError::Io` (`InvalidData`), not a panic.
+//!
+//! **Concurrency: a robust mutex, not a lock-free ring.** The ring's indices are guarded by a
+//! pthread mutex that is `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST`. raw_sync 0.1.5's
+//! mutex is process-shared but not robust: a process killed while holding it leaves it locked
+//! for everyone, forever. With a robust mutex the kernel releases it when the owner dies and
+//! the next locker gets `EOWNERDEAD`; it then repairs the ring and calls
+//! `pthread_mutex_consistent` (logged with `tracing::warn!`). A lock-free multi-producer ring
+//! would need, for every reserved slot, a way to tell "its writer is slow" from "its writer is
+//! dead" (owner pids and liveness checks on the hot path) to avoid blocking consumers forever
+//! behind a dead producer's reservation; the mutex gives the same guarantee with a protocol
+//! small enough to check by hand and test by killing processes, and its critical sections are a
+//! bounds check and a `memcpy`.
+//!
+//! **Commit protocol.** A put encodes its item outside the lock, then under the lock copies the
+//! record past `tail` and only then advances `tail`; a get copies the record out, then advances
+//! `head`. The index updates go through a small redo journal in the header, so a process
+//! killed between two index stores leaves either the old state or a journal the next owner
+//! replays. Hence, for a process SIGKILLed at any instant:
+//! - a put killed before its commit leaves nothing visible; one whose `put` returned `Ok` is
+//!   delivered exactly once;
+//! - **a get killed after its commit and before returning loses that one message** (it was
+//!   taken from the ring but never handed to the caller); a get killed earlier leaves it for
+//!   the next consumer;
+//! - no survivor ever reads a torn record, and none blocks on the dead process: the mutex is
+//!   recovered, and waiters re-check at least every 100 ms (below).
+//!
+//! **Waiting.** Blocked puts and gets spin for a short bounded time ([`DEFAULT_SPIN`]) watching
+//! a sequence word, then sleep with `FUTEX_WAIT` on it (shared, not `FUTEX_PRIVATE_FLAG`).
+//! Notifiers bump the word and call `FUTEX_WAKE` only when a sleeper is registered, so an
+//! uncontended put or get makes no system call. The protocol is model-checked with loom
+//! (`wait.rs`). Since a peer may die between its change and its wake-up, no sleep is longer than
+//! 100 ms: a survivor always re-checks and goes on. Timeouts use the monotonic clock.
+//!
+//! **Records and large messages.** A record is a length, a kind and the encoded bytes, padded
+//! to 8; a record never wraps (a pad record fills the ring's end). A message larger than half
+//! the ring goes *out of line*: it is written to a file of its own next to the segment
+//! (`conveyor-<name>.ool.<pid>.<n>`) and the ring carries its name; the consumer reads and
+//! unlinks it. Nothing is ever truncated; the only size limit is 4 GiB. The default ring is
+//! 4 MiB, so a 1 MiB message travels inline.
+//!
+//! **Close.** [`close`](conveyor_core::Channel::close) sets a flag under the lock and wakes
+//! every waiter in every process: puts then fail with `Closed`, gets drain what is left and
+//! then return `Closed`.
+//!
+//! **Lifecycle.** Each process that opens a segment records its pid in the header. When a
+//! handle goes, the process removes its pid, and if no recorded process is still alive it
+//! unlinks the segment (and its out-of-line files). A process killed by SIGKILL never removes
+//! its pid, but it no longer counts once dead, so the survivors' last handle still unlinks.
+//! If *every* user was killed, the segment stays: [`list_segments`] shows it as leaked and
+//! [`remove_leaked`] removes it (the `conveyor` CLI uses these). A creator can also
+//! [`unlink`](ShmQueue::unlink) early. Keep the creating handle alive until the other processes
+//! have opened the queue: a segment whose last handle went is gone.
+//!
+//! **Locks.** [`Lock`] and [`RLock`] are robust process-shared mutexes in a small segment each;
+//! a lock whose holder died is recovered and the next guard says so
+//! ([`LockGuard::previous_owner_died`]).
+//!
+//! # Limits
+//!
+//! - Linux only (futex, robust mutexes, `/dev/shm`); `$CONVEYOR_SHM_DIR` moves the segments.
+//! - All processes must be built with the same item type and codec (checked) and the same
+//!   conveyor version (checked through the layout version).
+//! - A process that is stopped (SIGSTOP) while holding the queue's lock blocks the others
+//!   until it resumes: robustness covers death, not suspension.
+//! - The crate defends against a corrupt segment, not against a malicious process writing into
+//!   the mapping while others read it.
+
+#![warn(missing_docs)]
+
+mod error;
+mod futex;
+mod joinable;
+mod layout;
+mod lifecycle;
+mod lock;
+mod queue;
+mod raw;
+mod ring;
+mod robust;
+mod segment;
+mod wait;
+
+pub use error::{LockError, ShmError};
+pub use joinable::JoinableShmQueue;
+pub use lifecycle::{list_segments, remove_leaked, remove_segment, SegmentInfo, SegmentKind};
+pub use lock::{Lock, LockGuard, RLock};
+pub use queue::{ShmQueue, ShmQueueBuilder, DEFAULT_RING_BYTES, DEFAULT_SPIN};
+pub use segment::{shm_dir, FILE_PREFIX};

@@ -1,0 +1,280 @@
+//! [`Lock`] and [`RLock`]: Python's `multiprocessing.Lock` / `RLock`, robust across crashes.
+//!
+//! Each lock is a small segment holding one robust, process-shared pthread mutex. If its holder
+//! dies (even by SIGKILL), the kernel releases it; the next [`acquire`](Lock::acquire) succeeds
+//! and its guard's [`previous_owner_died`](LockGuard::previous_owner_died) is `true`, so the new
+//! owner knows the data the lock protects may be half-updated.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{LockError, ShmError};
+use crate::layout::MutexLine;
+use crate::robust::{Acquired, MutexKind, RobustMutex};
+use crate::segment::{anonymous_name, Common, Segment};
+
+const LOCK_MAGIC: u64 = u64::from_le_bytes(*b"CONVLOCK");
+const RLOCK_MAGIC: u64 = u64::from_le_bytes(*b"CONVRLCK");
+
+/// The lock segment's header.
+///
+/// Invariants: `lock.mutex` was initialised (robust, process-shared, of the kind the magic
+/// names) before the magic was published; `recoveries` only grows.
+#[repr(C)]
+struct LockHeader {
+    common: Common,
+    lock: MutexLine,
+    /// How many times an owner died holding the lock.
+    recoveries: AtomicU64,
+}
+
+const LOCK_HEADER_SIZE: usize = std::mem::size_of::<LockHeader>();
+
+#[derive(Debug)]
+struct Shared {
+    seg: Segment,
+}
+
+// SAFETY: the mapping lives as long as `seg`; the header holds only atomics and the pthread
+// mutex, designed for concurrent use.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn create(name: Option<&str>, magic: u64, kind: MutexKind) -> Result<Shared, ShmError> {
+        let name = name
+            .map(str::to_string)
+            .unwrap_or_else(|| anonymous_name("lock"));
+        let seg = Segment::create(
+            &name,
+            LOCK_HEADER_SIZE,
+            magic,
+            LOCK_HEADER_SIZE,
+            0,
+            |base| {
+                // SAFETY: the mapping holds a whole LockHeader, page aligned and zeroed, and is
+                // not visible to openers before the magic is published.
+                unsafe {
+                    let h = base as *mut LockHeader;
+                    RobustMutex::init(std::ptr::addr_of_mut!((*h).lock.mutex), kind)
+                }
+            },
+        )?;
+        Ok(Shared { seg })
+    }
+
+    fn open(name: &str, magic: u64, what: &'static str) -> Result<Shared, ShmError> {
+        let seg = Segment::open(name, magic, what, LOCK_HEADER_SIZE)?;
+        Ok(Shared { seg })
+    }
+
+    fn header(&self) -> &LockHeader {
+        // SAFETY: create/open checked that the mapping is exactly LOCK_HEADER_SIZE bytes and
+        // initialised; it lives as long as `self`.
+        unsafe { &*(self.seg.base() as *const LockHeader) }
+    }
+
+    fn finish(&self, r: io::Result<Acquired>) -> Result<bool, LockError> {
+        match r {
+            Ok(Acquired::Clean) => Ok(false),
+            Ok(Acquired::OwnerDied) => {
+                let h = self.header();
+                h.recoveries.fetch_add(1, Ordering::Relaxed);
+                h.lock.mutex.make_consistent()?;
+                tracing::warn!(
+                    lock = self.seg.name(),
+                    "a process died holding the lock: lock recovered"
+                );
+                Ok(true)
+            }
+            Err(e) => Err(match e.raw_os_error() {
+                Some(libc::EBUSY) => LockError::WouldBlock,
+                Some(libc::ETIMEDOUT) => LockError::Timeout,
+                Some(libc::EDEADLK) => LockError::WouldDeadlock,
+                Some(libc::ENOTRECOVERABLE) => LockError::NotRecoverable,
+                _ => LockError::Io(e),
+            }),
+        }
+    }
+
+    fn acquire(&self) -> Result<LockGuard<'_>, LockError> {
+        let died = self.finish(self.header().lock.mutex.lock())?;
+        Ok(LockGuard::new(self, died))
+    }
+
+    fn try_acquire(&self) -> Result<LockGuard<'_>, LockError> {
+        let died = self.finish(self.header().lock.mutex.try_lock())?;
+        Ok(LockGuard::new(self, died))
+    }
+
+    fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, LockError> {
+        let died = self.finish(self.header().lock.mutex.lock_timeout(timeout))?;
+        Ok(LockGuard::new(self, died))
+    }
+}
+
+/// Holds a [`Lock`] or [`RLock`] until dropped. It cannot be sent to another thread (a
+/// pthread mutex is released by the thread that took it).
+pub struct LockGuard<'a> {
+    shared: &'a Shared,
+    previous_owner_died: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> LockGuard<'a> {
+    fn new(shared: &'a Shared, previous_owner_died: bool) -> Self {
+        LockGuard {
+            shared,
+            previous_owner_died,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Whether the previous owner died holding the lock: what it protected may be
+    /// half-updated, and should be checked or repaired before use.
+    pub fn previous_owner_died(&self) -> bool {
+        self.previous_owner_died
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("lock", &self.shared.seg.name())
+            .field("previous_owner_died", &self.previous_owner_died)
+            .finish()
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.shared.header().lock.mutex.unlock() {
+            tracing::error!(lock = self.shared.seg.name(), error = %e, "could not unlock");
+        }
+    }
+}
+
+macro_rules! lock_type {
+    ($(#[$doc:meta])* $name:ident, $magic:expr, $kind:expr, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            shared: Arc<Shared>,
+        }
+
+        impl $name {
+            /// Creates a lock with a fresh anonymous name.
+            pub fn new() -> Result<Self, ShmError> {
+                Ok($name { shared: Arc::new(Shared::create(None, $magic, $kind)?) })
+            }
+
+            /// Creates a lock called `name`; fails if it exists.
+            pub fn create(name: &str) -> Result<Self, ShmError> {
+                Ok($name { shared: Arc::new(Shared::create(Some(name), $magic, $kind)?) })
+            }
+
+            /// Opens the lock called `name`, created by this or another process.
+            pub fn open(name: &str) -> Result<Self, ShmError> {
+                Ok($name { shared: Arc::new(Shared::open(name, $magic, $what)?) })
+            }
+
+            /// The segment's name: what another process passes to `open`.
+            pub fn name(&self) -> &str {
+                self.shared.seg.name()
+            }
+
+            /// Acquires the lock, blocking while another thread or process holds it.
+            pub fn acquire(&self) -> Result<LockGuard<'_>, LockError> {
+                self.shared.acquire()
+            }
+
+            /// Acquires the lock if it is free now; [`LockError::WouldBlock`] otherwise.
+            pub fn try_acquire(&self) -> Result<LockGuard<'_>, LockError> {
+                self.shared.try_acquire()
+            }
+
+            /// Acquires the lock, waiting at most `timeout`; [`LockError::Timeout`] after that.
+            pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, LockError> {
+                self.shared.acquire_timeout(timeout)
+            }
+
+            /// How many times an owner died holding this lock and it was recovered.
+            pub fn recoveries(&self) -> u64 {
+                self.shared.header().recoveries.load(Ordering::Relaxed)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).field("name", &self.name()).finish()
+            }
+        }
+
+        /// Travels (for example into a conveyor-process child's arguments) as its name; the
+        /// receiving side opens the segment.
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.name().serialize(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let name = String::deserialize(d)?;
+                $name::open(&name).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+lock_type!(
+    /// A process-shared mutual-exclusion lock: Python's `multiprocessing.Lock`.
+    ///
+    /// Acquiring it again from the thread that holds it is refused with
+    /// [`LockError::WouldDeadlock`] (Python would hang); use [`RLock`] for recursion.
+    ///
+    /// ```
+    /// use conveyor_shm::Lock;
+    ///
+    /// let lock = Lock::new()?;
+    /// let other = Lock::open(lock.name())?; // as another process would
+    /// {
+    ///     let guard = lock.acquire()?;
+    ///     assert!(!guard.previous_owner_died());
+    ///     assert!(other.try_acquire().is_err()); // held
+    /// }
+    /// assert!(other.try_acquire().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    Lock,
+    LOCK_MAGIC,
+    MutexKind::ErrorCheck,
+    "lock"
+);
+
+lock_type!(
+    /// A process-shared recursive lock: Python's `multiprocessing.RLock`. The thread holding it
+    /// may acquire it again; it is released when every guard is dropped.
+    ///
+    /// ```
+    /// use conveyor_shm::RLock;
+    ///
+    /// let lock = RLock::new()?;
+    /// let outer = lock.acquire()?;
+    /// let inner = lock.acquire()?; // same thread: fine
+    /// drop(inner);
+    /// drop(outer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    RLock,
+    RLOCK_MAGIC,
+    MutexKind::Recursive,
+    "rlock"
+);

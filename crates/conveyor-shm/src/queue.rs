@@ -1,0 +1,425 @@
+//! [`ShmQueue`]: the typed queue handle, and its builder.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conveyor_core::{Channel, Codec, GetError, Postcard, PutError, QueueInfo};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::raw::{RawPutError, RawQueue};
+use crate::ring::Ring;
+use crate::segment::{anonymous_name, fnv1a};
+use crate::wait::Deadline;
+use crate::ShmError;
+
+/// The ring size used when none is given: 4 MiB (pages are only used once touched).
+pub const DEFAULT_RING_BYTES: usize = 4 << 20;
+/// How long a blocked put or get spins before sleeping, unless told otherwise.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer (a fresh one if it is already borrowed).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let r = f(&mut buf);
+            if buf.capacity() > 8 << 20 {
+                *buf = Vec::new();
+            }
+            r
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// The fingerprint of an item type and codec, stored in the segment and checked at open.
+pub(crate) fn fingerprint<T: ?Sized, C: Codec>() -> u64 {
+    fnv1a(&[std::any::type_name::<T>().as_bytes(), C::NAME.as_bytes()])
+}
+
+/// A queue in shared memory between processes: many producers, many consumers, in any
+/// processes and threads.
+///
+/// Create one with [`ShmQueue::new`] (an anonymous name, default sizes),
+/// [`ShmQueue::create`] (a name of your choice) or [`ShmQueue::builder`] (all options), and reach
+/// it from another process with [`ShmQueue::open`] and its [`name`](ShmQueue::name). Clones
+/// share one mapping. Items are encoded with the codec `C` (postcard by default); the segment
+/// remembers the item type and codec and refuses to open with others.
+///
+/// ```
+/// use conveyor_core::{Channel, QueueInfo};
+/// use conveyor_shm::ShmQueue;
+///
+/// let q: ShmQueue<String> = ShmQueue::new()?;
+/// // In another process: ShmQueue::<String>::open(&name)
+/// let name = q.name().to_string();
+/// let other: ShmQueue<String> = ShmQueue::open(&name)?;
+/// q.put("hot dog".to_string())?;
+/// assert_eq!(other.len(), 1);
+/// assert_eq!(other.get()?, "hot dog");
+/// q.close();
+/// assert!(other.get().unwrap_err().is_closed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ShmQueue<T, C: Codec = Postcard> {
+    pub(crate) raw: Arc<RawQueue>,
+    codec: C,
+    spin: Duration,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T, C: Codec> Clone for ShmQueue<T, C> {
+    fn clone(&self) -> Self {
+        ShmQueue {
+            raw: self.raw.clone(),
+            codec: self.codec.clone(),
+            spin: self.spin,
+            _items: PhantomData,
+        }
+    }
+}
+
+impl<T, C: Codec> fmt::Debug for ShmQueue<T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmQueue")
+            .field("name", &self.name())
+            .field("ring_bytes", &self.raw.ring.capacity_bytes())
+            .field("max_items", &self.raw.ring.max_items())
+            .field("len", &self.raw.ring.len_hint())
+            .finish()
+    }
+}
+
+/// Options for a new [`ShmQueue`]: name, ring size, item bound, spin before sleeping.
+///
+/// ```
+/// use conveyor_shm::ShmQueue;
+///
+/// // Python's multiprocessing.Queue(3)
+/// let q = ShmQueue::<u32>::builder().max_items(3).ring_bytes(64 * 1024).create()?;
+/// assert_eq!(conveyor_core::QueueInfo::capacity(&q), Some(3));
+/// # Ok::<(), conveyor_shm::ShmError>(())
+/// ```
+pub struct ShmQueueBuilder<T> {
+    name: Option<String>,
+    ring_bytes: usize,
+    max_items: Option<usize>,
+    spin: Duration,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> fmt::Debug for ShmQueueBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmQueueBuilder")
+            .field("name", &self.name)
+            .field("ring_bytes", &self.ring_bytes)
+            .field("max_items", &self.max_items)
+            .field("spin", &self.spin)
+            .finish()
+    }
+}
+
+impl<T> Clone for ShmQueueBuilder<T> {
+    fn clone(&self) -> Self {
+        ShmQueueBuilder {
+            name: self.name.clone(),
+            ring_bytes: self.ring_bytes,
+            max_items: self.max_items,
+            spin: self.spin,
+            _items: PhantomData,
+        }
+    }
+}
+
+impl<T> Default for ShmQueueBuilder<T> {
+    fn default() -> Self {
+        ShmQueueBuilder {
+            name: None,
+            ring_bytes: DEFAULT_RING_BYTES,
+            max_items: None,
+            spin: DEFAULT_SPIN,
+            _items: PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> ShmQueueBuilder<T> {
+    /// The segment's name (1 to 64 of `A-Z a-z 0-9 _ -`); anonymous (unique) if not set.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The ring's size in bytes (256 B to 2 GiB; default [`DEFAULT_RING_BYTES`]). Messages
+    /// larger than half of it travel out of line, in a file of their own.
+    pub fn ring_bytes(mut self, bytes: usize) -> Self {
+        self.ring_bytes = bytes;
+        self
+    }
+
+    /// The most items the queue holds at once (Python's `maxsize`); no bound by default
+    /// beyond the ring's bytes.
+    pub fn max_items(mut self, n: usize) -> Self {
+        self.max_items = Some(n);
+        self
+    }
+
+    /// How long a blocked put or get of this handle spins before sleeping in the kernel
+    /// (default [`DEFAULT_SPIN`]; zero sleeps at once).
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// Creates the queue for items of type `T`, encoded with postcard.
+    pub fn create(self) -> Result<ShmQueue<T>, ShmError> {
+        self.create_with_codec(Postcard)
+    }
+
+    /// Creates the queue for items of type `T`, encoded with `codec`.
+    pub fn create_with_codec<C: Codec>(self, codec: C) -> Result<ShmQueue<T, C>, ShmError> {
+        let name = self.name.unwrap_or_else(|| anonymous_name("q"));
+        let ring = Ring::create(
+            &name,
+            self.ring_bytes,
+            self.max_items,
+            fingerprint::<T, C>(),
+        )?;
+        tracing::debug!(
+            queue = name.as_str(),
+            ring_bytes = ring.capacity_bytes(),
+            "created shared-memory queue"
+        );
+        Ok(ShmQueue::from_raw(RawQueue { ring }, codec, self.spin))
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> ShmQueue<T> {
+    /// Creates a queue with a fresh anonymous name and default options.
+    pub fn new() -> Result<Self, ShmError> {
+        Self::builder().create()
+    }
+
+    /// Creates a queue called `name` with default options; fails if it exists.
+    pub fn create(name: &str) -> Result<Self, ShmError> {
+        Self::builder().name(name).create()
+    }
+
+    /// Options for a new queue.
+    pub fn builder() -> ShmQueueBuilder<T> {
+        ShmQueueBuilder::default()
+    }
+
+    /// Opens the queue called `name`, created by this or another process for the same item
+    /// type.
+    pub fn open(name: &str) -> Result<Self, ShmError> {
+        Self::open_with_codec(name, Postcard)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
+    /// Opens the queue called `name` whose items are encoded with `codec`.
+    pub fn open_with_codec(name: &str, codec: C) -> Result<Self, ShmError> {
+        let ring = Ring::open(name, fingerprint::<T, C>(), std::any::type_name::<T>())?;
+        Ok(Self::from_raw(RawQueue { ring }, codec, DEFAULT_SPIN))
+    }
+}
+
+impl<T, C: Codec> ShmQueue<T, C> {
+    fn from_raw(raw: RawQueue, codec: C, spin: Duration) -> Self {
+        ShmQueue {
+            raw: Arc::new(raw),
+            codec,
+            spin,
+            _items: PhantomData,
+        }
+    }
+
+    /// The segment's name: what another process passes to [`ShmQueue::open`].
+    pub fn name(&self) -> &str {
+        self.raw.ring.name()
+    }
+
+    /// This handle with another spin time before sleeping (zero: sleep at once).
+    pub fn with_spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// The ring's size in bytes.
+    pub fn ring_bytes(&self) -> usize {
+        self.raw.ring.capacity_bytes()
+    }
+
+    /// The largest message stored in the ring itself; larger ones travel out of line.
+    pub fn inline_max(&self) -> usize {
+        self.raw.ring.inline_max()
+    }
+
+    /// Whether [`close`](Channel::close) was called (by any process).
+    pub fn is_closed(&self) -> bool {
+        self.raw.is_closed()
+    }
+
+    /// Removes the segment's name now, as its creator may: handles already open keep working,
+    /// new `open`s fail. Normally the last handle to go does this.
+    pub fn unlink(&self) -> Result<(), ShmError> {
+        self.raw
+            .ring
+            .segment()
+            .unlink()
+            .map_err(|e| ShmError::io(self.name(), e))
+    }
+
+    /// Puts raw bytes (no codec), blocking while the queue is full.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<(), PutError<()>> {
+        self.put_bytes_deadline(bytes, Deadline::Never)
+    }
+
+    /// Puts raw bytes if there is room now.
+    pub fn try_put_bytes(&self, bytes: &[u8]) -> Result<(), PutError<()>> {
+        self.put_bytes_deadline(bytes, Deadline::Now)
+    }
+
+    /// Puts raw bytes, waiting at most `timeout` for room.
+    pub fn put_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<(), PutError<()>> {
+        self.put_bytes_deadline(bytes, Deadline::after(timeout))
+    }
+
+    /// Takes the next message's raw bytes, blocking while the queue is empty.
+    pub fn get_bytes(&self) -> Result<Vec<u8>, GetError> {
+        let mut out = Vec::new();
+        self.raw.get(&mut out, Deadline::Never, self.spin)?;
+        Ok(out)
+    }
+
+    /// Takes the next message's raw bytes if there is one now.
+    pub fn try_get_bytes(&self) -> Result<Vec<u8>, GetError> {
+        let mut out = Vec::new();
+        self.raw.get(&mut out, Deadline::Now, self.spin)?;
+        Ok(out)
+    }
+
+    /// Takes the next message's raw bytes, waiting at most `timeout`.
+    pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
+        let mut out = Vec::new();
+        self.raw
+            .get(&mut out, Deadline::after(timeout), self.spin)?;
+        Ok(out)
+    }
+
+    /// Takes the next message's raw bytes into `out` (replacing its contents), blocking while
+    /// the queue is empty: reuses `out`'s allocation.
+    pub fn get_bytes_into(&self, out: &mut Vec<u8>) -> Result<(), GetError> {
+        self.raw.get(out, Deadline::Never, self.spin)
+    }
+
+    fn put_bytes_deadline(&self, bytes: &[u8], deadline: Deadline) -> Result<(), PutError<()>> {
+        self.raw
+            .put(bytes, deadline, self.spin)
+            .map_err(|e| raw_to_put_error(e, ()))
+    }
+}
+
+fn raw_to_put_error<T>(e: RawPutError, item: T) -> PutError<T> {
+    match e {
+        RawPutError::Full => PutError::Full(item),
+        RawPutError::Timeout => PutError::Timeout(item),
+        RawPutError::Closed => PutError::Closed(item),
+        RawPutError::TooLarge { size, max } => PutError::TooLarge { item, size, max },
+        RawPutError::Io(source) => PutError::Io { item, source },
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
+    fn put_deadline(&self, item: T, deadline: Deadline) -> Result<(), PutError<T>> {
+        with_scratch(|buf| {
+            if let Err(source) = self.codec.encode(&item, buf) {
+                return Err(PutError::Codec { item, source });
+            }
+            self.raw
+                .put(buf, deadline, self.spin)
+                .map_err(|e| raw_to_put_error(e, item))
+        })
+    }
+
+    fn get_deadline(&self, deadline: Deadline) -> Result<T, GetError> {
+        with_scratch(|buf| {
+            self.raw.get(buf, deadline, self.spin)?;
+            self.codec.decode(buf).map_err(GetError::Codec)
+        })
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for ShmQueue<T, C> {
+    fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_deadline(item, Deadline::Never)
+    }
+
+    fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_deadline(item, Deadline::Now)
+    }
+
+    fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        self.put_deadline(item, Deadline::after(timeout))
+    }
+
+    fn get(&self) -> Result<T, GetError> {
+        self.get_deadline(Deadline::Never)
+    }
+
+    fn try_get(&self) -> Result<T, GetError> {
+        self.get_deadline(Deadline::Now)
+    }
+
+    fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        self.get_deadline(Deadline::after(timeout))
+    }
+
+    fn close(&self) {
+        if let Err(e) = self.raw.close() {
+            tracing::error!(queue = self.name(), error = %e, "could not close the queue");
+        }
+    }
+}
+
+impl<T, C: Codec> QueueInfo for ShmQueue<T, C> {
+    fn len(&self) -> usize {
+        self.raw.ring.len_hint()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.raw.ring.len_hint() == 0
+    }
+
+    fn is_full(&self) -> bool {
+        self.raw.ring.full_hint()
+    }
+
+    fn capacity(&self) -> Option<usize> {
+        self.raw.ring.max_items()
+    }
+}
+
+/// A queue handle travels (for example into a conveyor-process child's arguments) as its
+/// segment's name; deserialising opens the segment, checking the item type.
+impl<T, C: Codec> Serialize for ShmQueue<T, C> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.name().serialize(s)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned, C: Codec + Default> Deserialize<'de> for ShmQueue<T, C> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ShmQueue::open_with_codec(&name, C::default()).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,264 @@
+//! The untyped queue: blocking puts and gets of byte payloads, out-of-line delivery of large
+//! ones, close, and task accounting. [`ShmQueue`](crate::ShmQueue) adds the codec on top.
+
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use conveyor_core::GetError;
+
+use crate::ring::{GetOutcome, PutOutcome, Ring, KIND_DATA, KIND_OUT_OF_LINE};
+use crate::wait::{notify, wait_until, Deadline};
+
+/// Why a raw put failed.
+#[derive(Debug)]
+pub(crate) enum RawPutError {
+    Full,
+    Timeout,
+    Closed,
+    TooLarge { size: usize, max: usize },
+    Io(io::Error),
+}
+
+/// The largest message accepted, in or out of line.
+pub(crate) const MAX_MESSAGE: usize = u32::MAX as usize;
+
+/// An out-of-line message's record: which file holds it and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OutOfLine {
+    pid: u32,
+    serial: u64,
+    len: u64,
+}
+
+impl OutOfLine {
+    const SIZE: usize = 24;
+
+    fn encode(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[..4].copy_from_slice(&self.pid.to_ne_bytes());
+        b[8..16].copy_from_slice(&self.serial.to_ne_bytes());
+        b[16..].copy_from_slice(&self.len.to_ne_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<OutOfLine> {
+        if b.len() != Self::SIZE {
+            return None;
+        }
+        Some(OutOfLine {
+            pid: u32::from_ne_bytes(b[..4].try_into().ok()?),
+            serial: u64::from_ne_bytes(b[8..16].try_into().ok()?),
+            len: u64::from_ne_bytes(b[16..].try_into().ok()?),
+        })
+    }
+}
+
+/// A handle on a queue segment, shared by the clones of one [`ShmQueue`](crate::ShmQueue).
+#[derive(Debug)]
+pub(crate) struct RawQueue {
+    pub(crate) ring: Ring,
+}
+
+impl RawQueue {
+    fn ool_path(&self, pid: u32, serial: u64) -> PathBuf {
+        let mut p = crate::segment::path_of(self.ring.name()).into_os_string();
+        p.push(format!(".ool.{pid}.{serial}"));
+        PathBuf::from(p)
+    }
+
+    /// Puts `payload`, waiting for room until `deadline`.
+    pub(crate) fn put(
+        &self,
+        payload: &[u8],
+        deadline: Deadline,
+        spin: Duration,
+    ) -> Result<(), RawPutError> {
+        if payload.len() > self.ring.inline_max() {
+            return self.put_out_of_line(payload, deadline, spin);
+        }
+        self.put_record(payload, KIND_DATA, deadline, spin)
+    }
+
+    fn put_record(
+        &self,
+        payload: &[u8],
+        kind: u32,
+        deadline: Deadline,
+        spin: Duration,
+    ) -> Result<(), RawPutError> {
+        let attempt = || {
+            let locked = match self.ring.lock() {
+                Ok(l) => l,
+                Err(e) => return Some(Err(RawPutError::Io(e))),
+            };
+            match locked.put(payload, kind) {
+                Ok(PutOutcome::Done) => Some(Ok(())),
+                Ok(PutOutcome::Full) => None,
+                Ok(PutOutcome::Closed) => Some(Err(RawPutError::Closed)),
+                Err(e) => Some(Err(RawPutError::Io(e))),
+            }
+        };
+        match wait_until(&self.ring.space_signal(), deadline, spin, attempt) {
+            Some(Ok(())) => {
+                notify(&self.ring.data_signal(), 1);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None if deadline == Deadline::Now => Err(RawPutError::Full),
+            None => Err(RawPutError::Timeout),
+        }
+    }
+
+    /// Writes a large payload to a file of its own and puts a small record naming it.
+    #[cold]
+    fn put_out_of_line(
+        &self,
+        payload: &[u8],
+        deadline: Deadline,
+        spin: Duration,
+    ) -> Result<(), RawPutError> {
+        if payload.len() > MAX_MESSAGE {
+            return Err(RawPutError::TooLarge {
+                size: payload.len(),
+                max: MAX_MESSAGE,
+            });
+        }
+        if self.ring.header().misc.closed.load(Ordering::SeqCst) != 0 {
+            return Err(RawPutError::Closed);
+        }
+        let rec = OutOfLine {
+            pid: std::process::id(),
+            serial: self
+                .ring
+                .header()
+                .misc
+                .ool_counter
+                .fetch_add(1, Ordering::Relaxed),
+            len: payload.len() as u64,
+        };
+        let path = self.ool_path(rec.pid, rec.serial);
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .and_then(|mut f| f.write_all(payload));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&path);
+            return Err(RawPutError::Io(e));
+        }
+        let r = self.put_record(&rec.encode(), KIND_OUT_OF_LINE, deadline, spin);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        r
+    }
+
+    /// Takes the next payload into `out`, waiting until `deadline`.
+    pub(crate) fn get(
+        &self,
+        out: &mut Vec<u8>,
+        deadline: Deadline,
+        spin: Duration,
+    ) -> Result<(), GetError> {
+        let attempt = || {
+            let locked = match self.ring.lock() {
+                Ok(l) => l,
+                Err(e) => return Some(Err(GetError::Io(e))),
+            };
+            match locked.get(out) {
+                Ok(GetOutcome::Got(kind)) => Some(Ok(kind)),
+                Ok(GetOutcome::Empty) => None,
+                Ok(GetOutcome::Closed) => Some(Err(GetError::Closed)),
+                Err(e) => Some(Err(GetError::Io(e))),
+            }
+        };
+        match wait_until(&self.ring.data_signal(), deadline, spin, attempt) {
+            Some(Ok(kind)) => {
+                notify(&self.ring.space_signal(), u32::MAX);
+                if kind == KIND_OUT_OF_LINE {
+                    self.fetch_out_of_line(out)?;
+                }
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None if deadline == Deadline::Now => Err(GetError::Empty),
+            None => Err(GetError::Timeout),
+        }
+    }
+
+    #[cold]
+    fn fetch_out_of_line(&self, out: &mut Vec<u8>) -> Result<(), GetError> {
+        let rec = OutOfLine::decode(out).ok_or_else(|| {
+            GetError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "corrupt out-of-line record",
+            ))
+        })?;
+        let path = self.ool_path(rec.pid, rec.serial);
+        let result = (|| {
+            let mut f = std::fs::File::open(&path)?;
+            let len = f.metadata()?.len();
+            if len != rec.len {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "out-of-line message is {len} bytes, its record says {}",
+                        rec.len
+                    ),
+                ));
+            }
+            out.clear();
+            out.reserve(len as usize);
+            f.read_to_end(out)?;
+            Ok(())
+        })();
+        let _ = std::fs::remove_file(&path);
+        result.map_err(GetError::Io)
+    }
+
+    /// Closes the queue for puts and wakes every waiter.
+    pub(crate) fn close(&self) -> io::Result<()> {
+        {
+            let locked = self.ring.lock()?;
+            locked.close();
+        }
+        notify(&self.ring.data_signal(), u32::MAX);
+        notify(&self.ring.space_signal(), u32::MAX);
+        tracing::debug!(queue = self.ring.name(), "queue closed");
+        Ok(())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.ring.header().misc.closed.load(Ordering::SeqCst) != 0
+    }
+
+    /// Marks one task done; `Ok(false)` if none was outstanding.
+    pub(crate) fn task_done(&self) -> io::Result<bool> {
+        let left = {
+            let locked = self.ring.lock()?;
+            locked.task_done()
+        };
+        match left {
+            None => Ok(false),
+            Some(0) => {
+                notify(&self.ring.join_signal(), u32::MAX);
+                Ok(true)
+            }
+            Some(_) => Ok(true),
+        }
+    }
+
+    /// Waits until no task is outstanding; whether that happened before `deadline`.
+    pub(crate) fn join(&self, deadline: Deadline) -> bool {
+        wait_until(&self.ring.join_signal(), deadline, Duration::ZERO, || {
+            (self.ring.unfinished_hint() == 0).then_some(())
+        })
+        .is_some()
+    }
+}
