@@ -322,6 +322,14 @@ impl<T, C: Codec> ShmQueue<T, C> {
         self.raw.get(out, Deadline::Never, self.spin)
     }
 
+    /// Runs `f` while holding the queue's lock. Only for crash tests: a child calls it and is
+    /// killed inside `f`.
+    #[doc(hidden)]
+    pub fn __hold_lock_for_tests<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _locked = self.raw.ring.lock();
+        f()
+    }
+
     fn put_bytes_deadline(&self, bytes: &[u8], deadline: Deadline) -> Result<(), PutError<()>> {
         self.raw
             .put(bytes, deadline, self.spin)

@@ -1,0 +1,240 @@
+//! ShmQueue, JoinableShmQueue and the locks across real processes (children started with
+//! conveyor-process, which re-executes this test binary).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use conveyor_core::{Channel, Joinable};
+use conveyor_process::{init_test, Process};
+use conveyor_shm::{JoinableShmQueue, Lock, ShmQueue};
+
+fn quick() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+fn produce((q, id, n): (ShmQueue<(u32, u32)>, u32, u32)) {
+    for i in 0..n {
+        q.put((id, i)).unwrap();
+    }
+}
+
+fn consume((q, results): (ShmQueue<(u32, u32)>, ShmQueue<Vec<(u32, u32)>>)) {
+    let mut got = Vec::new();
+    loop {
+        match q.get() {
+            Ok(v) => got.push(v),
+            Err(e) if e.is_closed() => break,
+            Err(e) => panic!("get failed: {e}"),
+        }
+    }
+    results.put(got).unwrap();
+}
+
+#[test]
+fn four_producer_and_four_consumer_processes() {
+    init_test!(produce, consume);
+    let per: u32 = if quick() { 5_000 } else { 50_000 };
+    let q: ShmQueue<(u32, u32)> = ShmQueue::builder().ring_bytes(16 * 1024).create().unwrap();
+    let results: ShmQueue<Vec<(u32, u32)>> = ShmQueue::new().unwrap();
+    let consumers: Vec<_> = (0..4)
+        .map(|_| Process::new("consume", (&q, &results)).start().unwrap())
+        .collect();
+    let producers: Vec<_> = (0..4u32)
+        .map(|id| Process::new("produce", (&q, id, per)).start().unwrap())
+        .collect();
+    for p in producers {
+        assert!(p.join().unwrap().success());
+    }
+    q.close();
+    for c in consumers {
+        assert!(c.join().unwrap().success());
+    }
+    let mut all = Vec::new();
+    for _ in 0..4 {
+        let got = results.get_timeout(Duration::from_secs(30)).unwrap();
+        let mut last: HashMap<u32, u32> = HashMap::new();
+        for &(p, i) in &got {
+            if let Some(&prev) = last.get(&p) {
+                assert!(i > prev, "producer {p}: {i} arrived after {prev}");
+            }
+            last.insert(p, i);
+        }
+        all.extend(got);
+    }
+    all.sort_unstable();
+    let expected: Vec<_> = (0..4).flat_map(|p| (0..per).map(move |i| (p, i))).collect();
+    assert_eq!(all.len(), expected.len(), "lost or duplicated items");
+    assert!(all == expected, "the items delivered are not the items put");
+}
+
+fn blocked_getter((q, ready): (ShmQueue<u32>, ShmQueue<()>)) -> i32 {
+    ready.put(()).unwrap();
+    match q.get() {
+        Err(e) if e.is_closed() => 0,
+        other => {
+            eprintln!("expected Closed, got {other:?}");
+            1
+        }
+    }
+}
+
+#[test]
+fn close_wakes_getters_in_other_processes() {
+    init_test!(blocked_getter);
+    let q: ShmQueue<u32> = ShmQueue::new().unwrap();
+    let ready: ShmQueue<()> = ShmQueue::new().unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Process::new("blocked_getter", (&q, &ready))
+                .start()
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..3 {
+        ready.get_timeout(Duration::from_secs(30)).unwrap();
+    }
+    q.close();
+    for c in children {
+        let status = c.join_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(status.map(|s| s.code()), Some(0));
+    }
+}
+
+fn hold_queue_lock((q, ready): (ShmQueue<u32>, ShmQueue<()>)) {
+    q.__hold_lock_for_tests(|| {
+        ready.put(()).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+}
+
+#[test]
+fn a_process_killed_holding_the_queue_lock_does_not_block_the_others() {
+    init_test!(hold_queue_lock);
+    let q: ShmQueue<u32> = ShmQueue::new().unwrap();
+    let ready: ShmQueue<()> = ShmQueue::new().unwrap();
+    q.put(1).unwrap();
+    let child = Process::new("hold_queue_lock", (&q, &ready))
+        .start()
+        .unwrap();
+    ready.get_timeout(Duration::from_secs(30)).unwrap();
+    // the child holds the queue's lock and never lets go; kill it there
+    child.kill().unwrap();
+    child.join().unwrap();
+    let t0 = Instant::now();
+    assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap(), 1);
+    q.put(2).unwrap();
+    assert_eq!(q.get().unwrap(), 2);
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t0.elapsed()
+    );
+}
+
+fn hotdog_maker((q, name): (JoinableShmQueue<String>, String)) {
+    for i in 0..5 {
+        q.put(format!("{name}'s hot dog {i}")).unwrap();
+    }
+}
+
+fn hotdog_eater(q: JoinableShmQueue<String>) {
+    loop {
+        match q.get() {
+            Ok(_) => q.task_done().unwrap(),
+            Err(e) if e.is_closed() => return,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn joinable_across_processes() {
+    init_test!(hotdog_maker, hotdog_eater);
+    let q: JoinableShmQueue<String> = JoinableShmQueue::new().unwrap();
+    let eaters: Vec<_> = (0..2)
+        .map(|_| {
+            Process::new("hotdog_eater", &q)
+                .daemon(true)
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let makers: Vec<_> = ["jerry", "monkey", "owen"]
+        .iter()
+        .map(|n| Process::new("hotdog_maker", (&q, *n)).start().unwrap())
+        .collect();
+    for m in makers {
+        assert!(m.join().unwrap().success());
+    }
+    assert!(
+        q.join_timeout(Duration::from_secs(30)),
+        "eaters did not finish"
+    );
+    assert_eq!(q.unfinished(), 0);
+    q.close();
+    for e in eaters {
+        assert!(e.join().unwrap().success());
+    }
+}
+
+fn count_with_lock((lock, counter, n, use_lock): (Lock, ShmQueue<i64>, u32, bool)) {
+    // the counter is a one-item queue: take the value, change it, put it back
+    for _ in 0..n {
+        let _g = if use_lock {
+            Some(lock.acquire().unwrap())
+        } else {
+            None
+        };
+        let v = counter.get().unwrap();
+        counter.put(v + 1).unwrap();
+    }
+}
+
+#[test]
+fn lock_serialises_processes() {
+    init_test!(count_with_lock);
+    let lock = Lock::new().unwrap();
+    let counter: ShmQueue<i64> = ShmQueue::new().unwrap();
+    counter.put(0).unwrap();
+    let n: u32 = if quick() { 200 } else { 2000 };
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            Process::new("count_with_lock", (&lock, &counter, n, true))
+                .start()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        assert!(c.join().unwrap().success());
+    }
+    assert_eq!(counter.get().unwrap(), 2 * n as i64);
+}
+
+fn die_holding_lock((lock, ready): (Lock, ShmQueue<()>)) {
+    let _g = lock.acquire().unwrap();
+    ready.put(()).unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_lock_whose_holder_died_is_recovered_and_the_next_owner_told() {
+    init_test!(die_holding_lock);
+    let lock = Lock::new().unwrap();
+    let ready: ShmQueue<()> = ShmQueue::new().unwrap();
+    let child = Process::new("die_holding_lock", (&lock, &ready))
+        .start()
+        .unwrap();
+    ready.get_timeout(Duration::from_secs(30)).unwrap();
+    assert!(lock.try_acquire().is_err());
+    child.kill().unwrap();
+    child.join().unwrap();
+    let g = lock.acquire_timeout(Duration::from_secs(5)).unwrap();
+    assert!(g.previous_owner_died());
+    drop(g);
+    assert!(!lock.acquire().unwrap().previous_owner_died());
+    assert_eq!(lock.recoveries(), 1);
+}
