@@ -18,7 +18,10 @@ fn produce((q, id, n): (ShmQueue<(u32, u32)>, u32, u32)) {
     }
 }
 
-fn consume((q, results): (ShmQueue<(u32, u32)>, ShmQueue<Vec<(u32, u32)>>)) {
+type Items = ShmQueue<(u32, u32)>;
+type Results = ShmQueue<Vec<(u32, u32)>>;
+
+fn consume((q, results): (Items, Results)) {
     let mut got = Vec::new();
     loop {
         match q.get() {
