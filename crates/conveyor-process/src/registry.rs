@@ -54,21 +54,23 @@ fn register(entries: &[Entry], test: Option<String>) {
 /// }
 /// ```
 pub fn init(entries: &[Entry]) {
+    // Registered in a child too, so that it can start children of its own.
+    register(entries, None);
     if launch::is_child() {
         launch::run_child(entries);
     }
-    register(entries, None);
 }
 
 /// Call first in a `#[test]` that starts children: the [`init_test!`](crate::init_test!)
 /// macro passes the test's name. Not for direct use.
 #[doc(hidden)]
 pub fn init_test(here: &str, entries: &[Entry]) {
+    let name = current_test_name().unwrap_or_else(|| test_name_from_path(here));
+    // Registered in a child too, so that it can start children of its own.
+    register(entries, Some(name));
     if launch::is_child() {
         launch::run_child(entries);
     }
-    let name = current_test_name().unwrap_or_else(|| test_name_from_path(here));
-    register(entries, Some(name));
 }
 
 /// The test running on this thread: libtest names each test's thread after the test.
