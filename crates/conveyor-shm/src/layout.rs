@@ -78,6 +78,8 @@ pub(crate) struct MiscLine {
     pub(crate) join_waiters: AtomicU32,
     /// Source of unique names for out-of-line messages.
     pub(crate) ool_counter: AtomicU64,
+    /// How many times a process died holding the mutex and the ring was repaired.
+    pub(crate) recoveries: AtomicU64,
 }
 
 /// The whole queue header; the ring follows it.

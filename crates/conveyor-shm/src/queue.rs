@@ -264,6 +264,16 @@ impl<T, C: Codec> ShmQueue<T, C> {
         self.raw.ring.inline_max()
     }
 
+    /// How many times a process died holding the queue's lock and the queue was repaired.
+    pub fn recoveries(&self) -> u64 {
+        self.raw
+            .ring
+            .header()
+            .misc
+            .recoveries
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether [`close`](Channel::close) was called (by any process).
     pub fn is_closed(&self) -> bool {
         self.raw.is_closed()

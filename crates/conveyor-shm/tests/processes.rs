@@ -241,3 +241,65 @@ fn a_lock_whose_holder_died_is_recovered_and_the_next_owner_told() {
     assert!(!lock.acquire().unwrap().previous_owner_died());
     assert_eq!(lock.recoveries(), 1);
 }
+
+fn create_and_die((name, ready): (String, ShmQueue<()>)) {
+    let q: ShmQueue<u32> = ShmQueue::create(&name).unwrap();
+    q.put(1).unwrap();
+    ready.put(()).unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn segments_of_killed_processes_are_listed_as_leaked_and_removed() {
+    init_test!(create_and_die);
+    let name = format!("leak-{}", std::process::id());
+    let ready: ShmQueue<()> = ShmQueue::new().unwrap();
+    let child = Process::new("create_and_die", (&name, &ready))
+        .start()
+        .unwrap();
+    ready.get_timeout(Duration::from_secs(30)).unwrap();
+    let info = conveyor_shm::list_segments()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("the child's segment is listed");
+    assert_eq!(info.kind, conveyor_shm::SegmentKind::Queue);
+    assert!(!info.leaked, "its creator is alive");
+    assert_eq!(info.creator_pid, Some(child.pid()));
+    child.kill().unwrap();
+    child.join().unwrap();
+    let info = conveyor_shm::list_segments()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("still there after the kill");
+    assert!(info.leaked, "no user is alive");
+    // our own live queue is not leaked and is not removed
+    let removed = conveyor_shm::remove_leaked().unwrap();
+    assert!(removed.contains(&name));
+    assert!(!removed.iter().any(|n| n == ready.name()));
+    assert!(ShmQueue::<u32>::open(&name).is_err());
+    assert!(ShmQueue::<()>::open(ready.name()).is_ok());
+}
+
+fn open_put_exit((q, v): (ShmQueue<u32>, u32)) {
+    q.put(v).unwrap();
+}
+
+#[test]
+fn the_last_handle_unlinks_even_if_the_creator_left_first() {
+    init_test!(open_put_exit);
+    let q: ShmQueue<u32> = ShmQueue::new().unwrap();
+    let name = q.name().to_string();
+    let other: ShmQueue<u32> = ShmQueue::open(&name).unwrap();
+    let child = Process::new("open_put_exit", (&q, 5u32)).start().unwrap();
+    assert!(child.join().unwrap().success());
+    drop(q); // the creator's handle goes; another is still open
+    assert_eq!(other.get().unwrap(), 5);
+    let p = conveyor_shm::shm_dir().join(format!("{}{name}", conveyor_shm::FILE_PREFIX));
+    assert!(p.exists());
+    drop(other);
+    assert!(!p.exists());
+}
