@@ -1,16 +1,27 @@
-//! Project chores: `cargo xtask bench` runs conveyor's benchmarks.
+//! Project chores: `cargo xtask bench` runs conveyor's benchmark harness.
 //!
-//! Until the harness (`conveyor-bench`) lands, `bench` runs the criterion benchmarks of the
-//! facade package; `--quick` gives each a short measurement time.
+//! `bench` builds and runs the `conveyor-bench` binary in release mode (the figures mean
+//! nothing in a debug build), with the output under the workspace's `target/conveyor-bench/`.
+//! Every other argument goes to the harness: `--quick`, `--filter TERMS`, `--reps N`,
+//! `--no-python`, `--list` (see `cargo xtask bench --help`). `criterion` runs the criterion
+//! micro-benchmarks of the facade package instead.
 
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--filter PATTERN]";
+const USAGE: &str = "\
+usage: cargo xtask bench [--quick] [--filter TERMS]... [--reps N] [--no-python] [--list]
+       cargo xtask criterion [FILTER]
+
+  bench      the harness: every transport against the Rust peers and the Python originals;
+             prints a table and writes target/conveyor-bench/{report.md,results.json,*.svg}
+  criterion  the criterion micro-benchmarks in benches/ (cost per operation)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
+        Some("criterion") => criterion(&args[1..]),
         Some("-h") | Some("--help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -22,41 +33,52 @@ fn main() -> ExitCode {
     }
 }
 
-fn bench(args: &[String]) -> ExitCode {
-    let mut quick = false;
-    let mut filter: Option<String> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--quick" => quick = true,
-            "--filter" => match it.next() {
-                Some(f) => filter = Some(f.clone()),
-                None => {
-                    eprintln!("--filter needs a pattern\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            other => {
-                eprintln!("unknown argument {other:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["bench", "--package", "conveyor", "--benches", "--"]);
-    if quick {
-        cmd.args(["--warm-up-time", "0.5", "--measurement-time", "1"]);
-    }
-    if let Some(f) = filter {
-        cmd.arg(f);
-    }
+/// The workspace root: xtask's manifest directory is `<root>/xtask`.
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn status_code(what: &str, cmd: &mut Command) -> ExitCode {
     match cmd.status() {
         Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
+        Ok(s) => ExitCode::from(s.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1)),
         Err(e) => {
-            eprintln!("could not run cargo bench: {e}");
+            eprintln!("could not run {what}: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn bench(args: &[String]) -> ExitCode {
+    let has_out = args.iter().any(|a| a == "--out");
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--quiet",
+        "--package",
+        "conveyor-bench",
+        "--",
+    ]);
+    cmd.args(args);
+    if !has_out {
+        // Always the workspace's target/, whatever CARGO_TARGET_DIR says about build output.
+        cmd.arg("--out")
+            .arg(workspace_root().join("target").join("conveyor-bench"));
+    }
+    status_code("the conveyor-bench harness", &mut cmd)
+}
+
+fn criterion(args: &[String]) -> ExitCode {
+    let mut cmd = cargo();
+    cmd.args(["bench", "--package", "conveyor", "--benches", "--"]);
+    cmd.args(args);
+    status_code("cargo bench", &mut cmd)
 }

@@ -1,0 +1,490 @@
+//! Thin [`Channel`] adapters over the Rust peers: crossbeam-channel, std `mpsc` and flume.
+//!
+//! Each adapter keeps both ends of the peer's channel in one cloneable handle, so the same
+//! workload code drives the peer and conveyor's queues. The adapters add one relaxed atomic
+//! load per put (the `close` flag) and nothing else on the hot path.
+//!
+//! The peers have no `close` that wakes a blocked receiver while senders live (their channels
+//! close when the last sender drops), so `close` here refuses later puts and makes gets on an
+//! empty channel return `Closed`, but a get already blocked stays blocked. The workloads never
+//! rely on that wake-up.
+//!
+//! ```
+//! use conveyor_bench::peers::CrossbeamChannel;
+//! use conveyor_core::Channel;
+//!
+//! let ch = CrossbeamChannel::bounded(4);
+//! ch.put(1u32).unwrap();
+//! assert_eq!(ch.get().unwrap(), 1);
+//! ch.close();
+//! assert!(ch.put(2).unwrap_err().is_closed());
+//! assert!(ch.try_get().unwrap_err().is_closed());
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use conveyor_core::{Channel, GetError, PutError};
+
+/// The shared close flag of an adapter.
+#[derive(Debug, Default)]
+struct Closed(AtomicBool);
+
+impl Closed {
+    #[inline]
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn set(&self) {
+        self.0.store(true, Ordering::Release)
+    }
+}
+
+/// crossbeam-channel's MPMC channel behind the [`Channel`] trait.
+#[derive(Debug)]
+pub struct CrossbeamChannel<T> {
+    tx: crossbeam_channel::Sender<T>,
+    rx: crossbeam_channel::Receiver<T>,
+    closed: Arc<Closed>,
+}
+
+impl<T> Clone for CrossbeamChannel<T> {
+    fn clone(&self) -> Self {
+        CrossbeamChannel {
+            tx: self.tx.clone(),
+            rx: self.rx.clone(),
+            closed: self.closed.clone(),
+        }
+    }
+}
+
+impl<T> CrossbeamChannel<T> {
+    /// A channel holding at most `cap` items (`crossbeam_channel::bounded`).
+    pub fn bounded(cap: usize) -> Self {
+        Self::from_parts(crossbeam_channel::bounded(cap))
+    }
+
+    /// A channel without a bound (`crossbeam_channel::unbounded`).
+    pub fn unbounded() -> Self {
+        Self::from_parts(crossbeam_channel::unbounded())
+    }
+
+    fn from_parts(
+        (tx, rx): (crossbeam_channel::Sender<T>, crossbeam_channel::Receiver<T>),
+    ) -> Self {
+        CrossbeamChannel {
+            tx,
+            rx,
+            closed: Arc::default(),
+        }
+    }
+}
+
+impl<T> Channel<T> for CrossbeamChannel<T> {
+    #[inline]
+    fn put(&self, item: T) -> Result<(), PutError<T>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        self.tx.send(item).map_err(|e| PutError::Closed(e.0))
+    }
+
+    fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        self.tx.try_send(item).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(v) => PutError::Full(v),
+            crossbeam_channel::TrySendError::Disconnected(v) => PutError::Closed(v),
+        })
+    }
+
+    fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        self.tx.send_timeout(item, timeout).map_err(|e| match e {
+            crossbeam_channel::SendTimeoutError::Timeout(v) => PutError::Timeout(v),
+            crossbeam_channel::SendTimeoutError::Disconnected(v) => PutError::Closed(v),
+        })
+    }
+
+    #[inline]
+    fn get(&self) -> Result<T, GetError> {
+        if self.closed.get() {
+            return self.try_get();
+        }
+        self.rx.recv().map_err(|_| GetError::Closed)
+    }
+
+    fn try_get(&self) -> Result<T, GetError> {
+        self.rx.try_recv().map_err(|e| match e {
+            crossbeam_channel::TryRecvError::Empty if !self.closed.get() => GetError::Empty,
+            _ => GetError::Closed,
+        })
+    }
+
+    fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        if self.closed.get() {
+            return self.try_get();
+        }
+        self.rx.recv_timeout(timeout).map_err(|e| match e {
+            crossbeam_channel::RecvTimeoutError::Timeout => GetError::Timeout,
+            crossbeam_channel::RecvTimeoutError::Disconnected => GetError::Closed,
+        })
+    }
+
+    fn close(&self) {
+        self.closed.set();
+    }
+}
+
+/// flume's MPMC channel behind the [`Channel`] trait.
+#[derive(Debug)]
+pub struct FlumeChannel<T> {
+    tx: flume::Sender<T>,
+    rx: flume::Receiver<T>,
+    closed: Arc<Closed>,
+}
+
+impl<T> Clone for FlumeChannel<T> {
+    fn clone(&self) -> Self {
+        FlumeChannel {
+            tx: self.tx.clone(),
+            rx: self.rx.clone(),
+            closed: self.closed.clone(),
+        }
+    }
+}
+
+impl<T> FlumeChannel<T> {
+    /// A channel holding at most `cap` items (`flume::bounded`).
+    pub fn bounded(cap: usize) -> Self {
+        let (tx, rx) = flume::bounded(cap);
+        FlumeChannel {
+            tx,
+            rx,
+            closed: Arc::default(),
+        }
+    }
+
+    /// A channel without a bound (`flume::unbounded`).
+    pub fn unbounded() -> Self {
+        let (tx, rx) = flume::unbounded();
+        FlumeChannel {
+            tx,
+            rx,
+            closed: Arc::default(),
+        }
+    }
+}
+
+impl<T> Channel<T> for FlumeChannel<T> {
+    #[inline]
+    fn put(&self, item: T) -> Result<(), PutError<T>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        self.tx.send(item).map_err(|e| PutError::Closed(e.0))
+    }
+
+    fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        self.tx.try_send(item).map_err(|e| match e {
+            flume::TrySendError::Full(v) => PutError::Full(v),
+            flume::TrySendError::Disconnected(v) => PutError::Closed(v),
+        })
+    }
+
+    fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        self.tx.send_timeout(item, timeout).map_err(|e| match e {
+            flume::SendTimeoutError::Timeout(v) => PutError::Timeout(v),
+            flume::SendTimeoutError::Disconnected(v) => PutError::Closed(v),
+        })
+    }
+
+    #[inline]
+    fn get(&self) -> Result<T, GetError> {
+        if self.closed.get() {
+            return self.try_get();
+        }
+        self.rx.recv().map_err(|_| GetError::Closed)
+    }
+
+    fn try_get(&self) -> Result<T, GetError> {
+        self.rx.try_recv().map_err(|e| match e {
+            flume::TryRecvError::Empty if !self.closed.get() => GetError::Empty,
+            _ => GetError::Closed,
+        })
+    }
+
+    fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        if self.closed.get() {
+            return self.try_get();
+        }
+        self.rx.recv_timeout(timeout).map_err(|e| match e {
+            flume::RecvTimeoutError::Timeout => GetError::Timeout,
+            flume::RecvTimeoutError::Disconnected => GetError::Closed,
+        })
+    }
+
+    fn close(&self) {
+        self.closed.set();
+    }
+}
+
+/// std's `mpsc::sync_channel` (bounded) or `mpsc::channel` behind the [`Channel`] trait.
+///
+/// std's receiver is single-consumer, so consumers share it behind a mutex: with several
+/// consumers, one receives while the others wait for the lock. That is how a program shares an
+/// `mpsc::Receiver`, and the 4 producers/4 consumers figure shows its cost.
+#[derive(Debug)]
+pub struct MpscChannel<T> {
+    tx: MpscSender<T>,
+    rx: Arc<Mutex<mpsc::Receiver<T>>>,
+    closed: Arc<Closed>,
+}
+
+#[derive(Debug)]
+enum MpscSender<T> {
+    Bounded(mpsc::SyncSender<T>),
+    Unbounded(mpsc::Sender<T>),
+}
+
+impl<T> Clone for MpscSender<T> {
+    fn clone(&self) -> Self {
+        match self {
+            MpscSender::Bounded(s) => MpscSender::Bounded(s.clone()),
+            MpscSender::Unbounded(s) => MpscSender::Unbounded(s.clone()),
+        }
+    }
+}
+
+impl<T> Clone for MpscChannel<T> {
+    fn clone(&self) -> Self {
+        MpscChannel {
+            tx: self.tx.clone(),
+            rx: self.rx.clone(),
+            closed: self.closed.clone(),
+        }
+    }
+}
+
+impl<T> MpscChannel<T> {
+    /// A channel holding at most `cap` items (`mpsc::sync_channel`).
+    pub fn bounded(cap: usize) -> Self {
+        let (tx, rx) = mpsc::sync_channel(cap);
+        MpscChannel {
+            tx: MpscSender::Bounded(tx),
+            rx: Arc::new(Mutex::new(rx)),
+            closed: Arc::default(),
+        }
+    }
+
+    /// A channel without a bound (`mpsc::channel`).
+    pub fn unbounded() -> Self {
+        let (tx, rx) = mpsc::channel();
+        MpscChannel {
+            tx: MpscSender::Unbounded(tx),
+            rx: Arc::new(Mutex::new(rx)),
+            closed: Arc::default(),
+        }
+    }
+
+    fn receiver(&self) -> std::sync::MutexGuard<'_, mpsc::Receiver<T>> {
+        // A consumer that panicked while holding the lock left the receiver intact.
+        self.rx.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<T> Channel<T> for MpscChannel<T> {
+    #[inline]
+    fn put(&self, item: T) -> Result<(), PutError<T>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        match &self.tx {
+            MpscSender::Bounded(s) => s.send(item).map_err(|e| PutError::Closed(e.0)),
+            MpscSender::Unbounded(s) => s.send(item).map_err(|e| PutError::Closed(e.0)),
+        }
+    }
+
+    fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        match &self.tx {
+            MpscSender::Bounded(s) => s.try_send(item).map_err(|e| match e {
+                mpsc::TrySendError::Full(v) => PutError::Full(v),
+                mpsc::TrySendError::Disconnected(v) => PutError::Closed(v),
+            }),
+            MpscSender::Unbounded(s) => s.send(item).map_err(|e| PutError::Closed(e.0)),
+        }
+    }
+
+    fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        // std has no stable send_timeout: retry try_put, yielding, until the deadline.
+        let deadline = Instant::now() + timeout;
+        let mut item = item;
+        loop {
+            match self.try_put(item) {
+                Err(PutError::Full(v)) => {
+                    if Instant::now() >= deadline {
+                        return Err(PutError::Timeout(v));
+                    }
+                    item = v;
+                    std::thread::yield_now();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    #[inline]
+    fn get(&self) -> Result<T, GetError> {
+        if self.closed.get() {
+            return self.try_get();
+        }
+        self.receiver().recv().map_err(|_| GetError::Closed)
+    }
+
+    fn try_get(&self) -> Result<T, GetError> {
+        self.receiver().try_recv().map_err(|e| match e {
+            mpsc::TryRecvError::Empty if !self.closed.get() => GetError::Empty,
+            _ => GetError::Closed,
+        })
+    }
+
+    fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        if self.closed.get() {
+            return self.try_get();
+        }
+        self.receiver().recv_timeout(timeout).map_err(|e| match e {
+            mpsc::RecvTimeoutError::Timeout => GetError::Timeout,
+            mpsc::RecvTimeoutError::Disconnected => GetError::Closed,
+        })
+    }
+
+    fn close(&self) {
+        self.closed.set();
+    }
+}
+
+/// Two one-way channels seen as one duplex end: puts go to `tx`, gets come from `rx`.
+///
+/// The ping-pong workload talks to its echo through two duplex ends; a pipe's `Connection` is
+/// one already, and two queues become one with this adapter.
+#[derive(Debug, Clone)]
+pub struct Duplex<Tx, Rx> {
+    tx: Tx,
+    rx: Rx,
+}
+
+impl<Tx, Rx> Duplex<Tx, Rx> {
+    /// An end that puts into `tx` and gets from `rx`.
+    pub fn new(tx: Tx, rx: Rx) -> Self {
+        Duplex { tx, rx }
+    }
+}
+
+impl<T, Tx: Channel<T>, Rx: Channel<T>> Channel<T> for Duplex<Tx, Rx> {
+    #[inline]
+    fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.tx.put(item)
+    }
+    fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        self.tx.try_put(item)
+    }
+    fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        self.tx.put_timeout(item, timeout)
+    }
+    #[inline]
+    fn get(&self) -> Result<T, GetError> {
+        self.rx.get()
+    }
+    fn try_get(&self) -> Result<T, GetError> {
+        self.rx.try_get()
+    }
+    fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        self.rx.get_timeout(timeout)
+    }
+    fn close(&self) {
+        self.tx.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract<C: Channel<u32> + Clone + Send + 'static>(ch: C) {
+        assert!(ch.try_get().unwrap_err().is_empty());
+        assert!(ch
+            .get_timeout(Duration::from_millis(1))
+            .unwrap_err()
+            .is_timeout());
+        ch.put(1).unwrap();
+        ch.try_put(2).unwrap();
+        assert!(ch.try_put(3).unwrap_err().is_full());
+        let e = ch.put_timeout(4, Duration::from_millis(1)).unwrap_err();
+        assert!(e.is_timeout());
+        assert_eq!(e.into_inner(), 4);
+        let other = ch.clone();
+        let h = std::thread::spawn(move || (other.get().unwrap(), other.get().unwrap()));
+        assert_eq!(h.join().unwrap(), (1, 2));
+        ch.put(5).unwrap();
+        ch.close();
+        assert!(ch.put(6).unwrap_err().is_closed());
+        assert_eq!(ch.get().unwrap(), 5);
+        assert!(ch.get().unwrap_err().is_closed());
+        assert!(ch.try_get().unwrap_err().is_closed());
+    }
+
+    #[test]
+    fn crossbeam_keeps_the_contract() {
+        contract(CrossbeamChannel::bounded(2));
+    }
+
+    #[test]
+    fn flume_keeps_the_contract() {
+        contract(FlumeChannel::bounded(2));
+    }
+
+    #[test]
+    fn mpsc_keeps_the_contract() {
+        contract(MpscChannel::bounded(2));
+    }
+
+    #[test]
+    fn unbounded_peers_take_many() {
+        let a = CrossbeamChannel::unbounded();
+        let b = FlumeChannel::unbounded();
+        let c = MpscChannel::unbounded();
+        for i in 0..1000u32 {
+            a.try_put(i).unwrap();
+            b.try_put(i).unwrap();
+            c.try_put(i).unwrap();
+        }
+        assert_eq!(c.get().unwrap(), 0);
+        assert_eq!(b.get().unwrap(), 0);
+        assert_eq!(a.get().unwrap(), 0);
+    }
+
+    #[test]
+    fn duplex_routes_puts_and_gets() {
+        let ab = CrossbeamChannel::bounded(1);
+        let ba = CrossbeamChannel::bounded(1);
+        let a = Duplex::new(ab.clone(), ba.clone());
+        let b = Duplex::new(ba, ab);
+        a.put(7u32).unwrap();
+        assert_eq!(b.get().unwrap(), 7);
+        b.put(8).unwrap();
+        assert_eq!(a.get().unwrap(), 8);
+    }
+}
