@@ -1,0 +1,481 @@
+//! The server: accepts connections, authenticates them, and answers their requests.
+//!
+//! One thread accepts; each connection gets a thread of its own, so a request that waits (a
+//! blocking get, an acquire) holds up only its own client. A connection thread reads requests
+//! as they come and writes the replies in order, flushing them when no further request is
+//! already buffered or before a request that may wait: a client that pipelines many requests
+//! gets its replies in a few large writes.
+//!
+//! Faults are confined to their connection: a malformed request is answered with an error and
+//! the connection goes on; an oversize one is answered and the connection is closed (its
+//! bytes cannot be skipped safely); a client that goes away has its locks released.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use conveyor_core::{Codec, Postcard};
+
+use crate::address::Address;
+use crate::auth;
+use crate::error::{ErrorKind, ManagerError, RemoteError};
+use crate::net::{Listener, Stream};
+use crate::protocol::{Call, Reply, Request, Response, MAGIC, PROTOCOL_VERSION};
+use crate::store::{self, Ctx, Object, Store};
+use crate::transport::{RecvError, StreamTransport, Transport};
+
+/// The largest request a server accepts unless configured otherwise: 64 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
+
+struct ConnEntry {
+    closer: Option<Box<dyn Fn() + Send + Sync>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    store: Store,
+    listener: Listener,
+    authkey: Arc<[u8]>,
+    max_frame: usize,
+    stopping: AtomicBool,
+    conns: Mutex<HashMap<u64, ConnEntry>>,
+    next_conn: AtomicU64,
+    /// Set by the accept thread when everything has stopped.
+    stopped: Mutex<bool>,
+    stopped_cv: Condvar,
+    /// The first bytes of an encoded `Response::Ok(Reply::Batch(..))`, before the length.
+    batch_prefix: Vec<u8>,
+}
+
+impl Shared {
+    fn request_stop(&self) {
+        if !self.stopping.swap(true, Ordering::AcqRel) {
+            tracing::info!("manager server shutting down");
+            self.listener.wake();
+        }
+    }
+}
+
+/// A running server. Dropping it shuts the server down (as [`shutdown`](Server::shutdown)).
+pub struct Server {
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+    address: Address,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Listens on `address` and serves on background threads until shut down.
+    pub(crate) fn bind(
+        address: &Address,
+        authkey: Arc<[u8]>,
+        max_frame: usize,
+    ) -> Result<Server, ManagerError> {
+        let listener = Listener::bind(address)?;
+        let address = listener.address()?;
+        let mut batch_prefix = Vec::new();
+        Postcard.encode(&Response::Ok(Reply::Batch(Vec::new())), &mut batch_prefix)?;
+        batch_prefix.pop(); // the empty vector's length
+        let shared = Arc::new(Shared {
+            store: Store::default(),
+            listener,
+            authkey,
+            max_frame,
+            stopping: AtomicBool::new(false),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
+            stopped: Mutex::new(false),
+            stopped_cv: Condvar::new(),
+            batch_prefix,
+        });
+        let s2 = shared.clone();
+        let accept = std::thread::Builder::new()
+            .name("manager-accept".into())
+            .spawn(move || accept_loop(s2))?;
+        tracing::info!(%address, "manager server listening");
+        Ok(Server {
+            shared,
+            accept: Some(accept),
+            address,
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Blocks until the server has stopped (a client asked it to shut down, or
+    /// [`shutdown`](Server::shutdown) was called from another handle).
+    pub fn wait(&self) {
+        let mut stopped = self
+            .shared
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while !*stopped {
+            stopped = self
+                .shared
+                .stopped_cv
+                .wait(stopped)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Whether the server has begun shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting, closes every connection (waking every waiting request), and waits for
+    /// the server's threads to end. Objects are dropped with the server.
+    pub fn shutdown(&mut self) {
+        self.shared.request_stop();
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn accept_loop(shared: Arc<Shared>) {
+    loop {
+        let accepted = shared.listener.accept();
+        if shared.stopping.load(Ordering::Acquire) {
+            break;
+        }
+        match accepted {
+            Ok(stream) => spawn_connection(&shared, stream),
+            Err(e) => {
+                tracing::warn!(error = %e, "manager accept failed");
+                // Out of descriptors or a similar condition: yield before trying again.
+                std::thread::yield_now();
+            }
+        }
+    }
+    // Close every connection (their threads see end of file), wake every waiting request,
+    // and wait for the connection threads.
+    let entries: Vec<ConnEntry> = {
+        let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for e in conns.values() {
+            if let Some(c) = &e.closer {
+                c();
+            }
+        }
+        conns.drain().map(|(_, e)| e).collect()
+    };
+    shared.store.wake_all();
+    for e in entries {
+        drop(e.closer);
+        if let Some(t) = e.thread {
+            let _ = t.join();
+        }
+    }
+    shared.listener.cleanup();
+    *shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    shared.stopped_cv.notify_all();
+    tracing::info!("manager server stopped");
+}
+
+fn spawn_connection(shared: &Arc<Shared>, stream: Stream) {
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
+    let transport: Box<dyn Transport> = Box::new(StreamTransport::new(stream));
+    {
+        let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.insert(
+            id,
+            ConnEntry {
+                closer: transport.closer(),
+                thread: None,
+            },
+        );
+    }
+    let s2 = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("manager-conn-{id}"))
+        .spawn(move || {
+            let mut transport = transport;
+            serve_connection(&s2, id, &mut *transport);
+            // Forget the closer before the socket closes, so it is never called on a reused
+            // descriptor.
+            s2.conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            drop(transport);
+        });
+    let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+    match spawned {
+        Ok(h) => {
+            if let Some(e) = conns.get_mut(&id) {
+                e.thread = Some(h);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "manager could not start a connection thread");
+            conns.remove(&id);
+        }
+    }
+}
+
+/// What a connection's thread keeps between requests.
+struct Session {
+    conn: u64,
+    hello: bool,
+    /// Objects this connection has used, by id (saves the registry's lock on every call).
+    cache: HashMap<u64, Arc<Object>>,
+    /// Locks this connection holds.
+    held: HashMap<u64, Arc<Object>>,
+}
+
+/// What to do after answering a request.
+#[derive(PartialEq, Eq)]
+enum After {
+    Continue,
+    Close,
+}
+
+fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
+    if let Err(e) = auth::server(t, &shared.authkey) {
+        tracing::warn!(conn, error = %e, "manager client failed authentication");
+        return;
+    }
+    tracing::debug!(conn, "manager client connected");
+    let mut session = Session {
+        conn,
+        hello: false,
+        cache: HashMap::new(),
+        held: HashMap::new(),
+    };
+    let mut inbuf = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        if !t.has_buffered_input() && t.flush().is_err() {
+            break;
+        }
+        match t.recv(&mut inbuf, shared.max_frame) {
+            Ok(()) => {}
+            Err(RecvError::Eof) => break,
+            Err(RecvError::TooLarge { size, max }) => {
+                tracing::warn!(conn, size, max, "manager refused an oversize request");
+                out.clear();
+                let err = RemoteError::new(
+                    ErrorKind::TooLarge,
+                    format!(
+                        "the request is {size} bytes, more than the {max} bytes this server \
+                         accepts; the connection is closed (split the batch, or raise the \
+                         server's max_frame)"
+                    ),
+                );
+                if Postcard
+                    .encode(&(0u64, Response::Err(err)), &mut out)
+                    .is_ok()
+                {
+                    let _ = t.send(&out);
+                    let _ = t.flush();
+                }
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(conn, error = %e, "manager connection ended");
+                break;
+            }
+        }
+        out.clear();
+        let after = match postcard::take_from_bytes::<(u64, Request<'_>)>(&inbuf) {
+            Ok(((id, req), [])) => {
+                if request_may_block(&req) && t.flush().is_err() {
+                    break;
+                }
+                let tr: &dyn Transport = t;
+                let cancelled = || shared.stopping.load(Ordering::Relaxed) || tr.peer_closed();
+                handle(shared, &mut session, id, req, &cancelled, &mut out)
+            }
+            Ok((_, rest)) => malformed(
+                &inbuf,
+                &format!("{} bytes after the request", rest.len()),
+                &mut out,
+            ),
+            Err(e) => malformed(&inbuf, &e.to_string(), &mut out),
+        };
+        if t.send(&out).is_err() {
+            break;
+        }
+        if after == After::Close {
+            let _ = t.flush();
+            break;
+        }
+    }
+    store::release_all_held(conn, &mut session.held);
+    tracing::debug!(conn, "manager client disconnected");
+}
+
+fn request_may_block(req: &Request<'_>) -> bool {
+    match req {
+        Request::Call(c) => store::may_block(&c.op),
+        Request::Batch(calls) => calls.iter().any(|c| store::may_block(&c.op)),
+        _ => false,
+    }
+}
+
+/// Answers a frame that is not a request: with its id if one can be read, else id 0.
+fn malformed(frame: &[u8], why: &str, out: &mut Vec<u8>) -> After {
+    let id = postcard::take_from_bytes::<u64>(frame)
+        .map(|(id, _)| id)
+        .unwrap_or(0);
+    let err = RemoteError::new(
+        ErrorKind::Malformed,
+        format!("the request could not be decoded ({why}): do both sides run the same version?"),
+    );
+    let _ = Postcard.encode(&(id, Response::Err(err)), out);
+    After::Continue
+}
+
+fn encode_err(out: &mut Vec<u8>, err: RemoteError) {
+    // Encoding an error into a Vec cannot fail.
+    let _ = Postcard.encode(&Response::Err(err), out);
+}
+
+fn handle(
+    shared: &Shared,
+    session: &mut Session,
+    id: u64,
+    req: Request<'_>,
+    cancelled: &dyn Fn() -> bool,
+    out: &mut Vec<u8>,
+) -> After {
+    let _ = Postcard.encode(&id, out);
+    if !session.hello {
+        return match req {
+            Request::Hello { magic, version } if magic == MAGIC && version == PROTOCOL_VERSION => {
+                session.hello = true;
+                let _ = store::ok(
+                    out,
+                    Reply::Hello {
+                        version: PROTOCOL_VERSION,
+                        max_frame: shared.max_frame as u64,
+                    },
+                );
+                After::Continue
+            }
+            Request::Hello { magic, version } if magic == MAGIC => {
+                encode_err(
+                    out,
+                    RemoteError::new(
+                        ErrorKind::Version,
+                        format!(
+                            "the client speaks protocol version {version}, this server \
+                             {PROTOCOL_VERSION}: use matching conveyor-manager versions"
+                        ),
+                    ),
+                );
+                After::Close
+            }
+            _ => {
+                encode_err(
+                    out,
+                    RemoteError::new(
+                        ErrorKind::Malformed,
+                        "the first request must be a hello from a conveyor-manager client",
+                    ),
+                );
+                After::Close
+            }
+        };
+    }
+    let start = out.len();
+    let result = match req {
+        Request::Hello { .. } => Err(RemoteError::new(
+            ErrorKind::Malformed,
+            "hello was already done on this connection",
+        )),
+        Request::Open { name, kind, create } => shared
+            .store
+            .open(name, kind, create.as_ref())
+            .and_then(|(obj, created)| {
+                let r = store::ok(
+                    out,
+                    Reply::Opened {
+                        id: obj.id,
+                        kind: obj.kind,
+                        created,
+                    },
+                );
+                session.cache.insert(obj.id, obj);
+                r
+            }),
+        Request::Delete { name } => shared.store.delete(name).and_then(|()| {
+            session.cache.retain(|_, o| o.name != name);
+            store::ok(out, Reply::Unit)
+        }),
+        Request::List => store::ok(out, Reply::Objects(shared.store.list())),
+        Request::Call(call) => {
+            do_call(shared, session, call, cancelled, out);
+            Ok(())
+        }
+        Request::Batch(calls) => {
+            out.extend_from_slice(&shared.batch_prefix);
+            let _ = Postcard.encode(&calls.len(), out);
+            for call in calls {
+                do_call(shared, session, call, cancelled, out);
+            }
+            Ok(())
+        }
+        Request::Shutdown => {
+            let r = store::ok(out, Reply::Unit);
+            shared.request_stop();
+            r
+        }
+        Request::Ping => store::ok(out, Reply::Unit),
+    };
+    if let Err(e) = result {
+        out.truncate(start);
+        encode_err(out, e);
+    }
+    After::Continue
+}
+
+fn do_call(
+    shared: &Shared,
+    session: &mut Session,
+    call: Call<'_>,
+    cancelled: &dyn Fn() -> bool,
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    let obj = match session.cache.get(&call.obj) {
+        Some(o) if !o.deleted.load(Ordering::Acquire) => Ok(o.clone()),
+        Some(_) => {
+            session.cache.remove(&call.obj);
+            shared.store.get(call.obj)
+        }
+        None => shared.store.get(call.obj).inspect(|o| {
+            session.cache.insert(o.id, o.clone());
+        }),
+    };
+    let result = obj.and_then(|obj| {
+        let mut ctx = Ctx {
+            conn: session.conn,
+            cancelled,
+            held: &mut session.held,
+        };
+        store::call(&obj, call.op, &mut ctx, out)
+    });
+    if let Err(e) = result {
+        out.truncate(start);
+        encode_err(out, e);
+    }
+}
