@@ -14,7 +14,7 @@
 
 use std::any::Any;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
@@ -46,17 +46,16 @@ pub(crate) struct Header {
     pub fds: Vec<RawFd>,
 }
 
-/// Encodes a payload.
-pub(crate) fn encode_payload(header: &Header, args: &[u8]) -> Vec<u8> {
+/// Encodes what precedes the arguments in a payload: the magic, the header's length, the header.
+pub(crate) fn encode_prefix(header: &Header) -> Vec<u8> {
     let mut head = Vec::new();
     Postcard
         .encode(header, &mut head)
         .expect("a header of strings and numbers always encodes");
-    let mut out = Vec::with_capacity(8 + head.len() + args.len());
+    let mut out = Vec::with_capacity(8 + head.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(head.len() as u32).to_le_bytes());
     out.extend_from_slice(&head);
-    out.extend_from_slice(args);
     out
 }
 
@@ -249,13 +248,10 @@ fn claim_fds(value: &str) -> Result<(OwnedFd, OwnedFd), String> {
     Ok(unsafe { (OwnedFd::from_raw_fd(p), OwnedFd::from_raw_fd(s)) })
 }
 
-fn read_payload(fd: OwnedFd) -> io::Result<Vec<u8>> {
-    let mut file = File::from(fd);
-    // The parent's write left the shared offset at the end.
-    file.seek(SeekFrom::Start(0))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
+/// Maps the payload read-only: the arguments are decoded straight from the page cache, with no
+/// copy into this process's heap first.
+fn read_payload(fd: OwnedFd) -> io::Result<sys::Mapping> {
+    sys::Mapping::of(fd.as_fd())
 }
 
 /// Takes ownership of the handed-off descriptors and makes them close-on-exec again, so that
@@ -325,7 +321,8 @@ mod tests {
             daemon: true,
             fds: vec![5, 9],
         };
-        let bytes = encode_payload(&h, &[1, 2, 3]);
+        let mut bytes = encode_prefix(&h);
+        bytes.extend_from_slice(&[1, 2, 3]);
         let (back, args) = decode_payload(&bytes).unwrap();
         assert_eq!(back, h);
         assert_eq!(args, &[1, 2, 3]);

@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -175,14 +175,14 @@ impl Process {
             daemon: self.daemon,
             fds: fds.iter().map(|f| f.as_raw_fd()).collect(),
         };
-        let payload = launch::encode_payload(&header, &args);
-        drop(args);
         let mut memfd =
             sys::memfd(launch::MEMFD_NAME).map_err(Error::io("creating the payload"))?;
         memfd
-            .write_all(&payload)
+            .write_all(&launch::encode_prefix(&header))
+            .and_then(|()| memfd.write_all(&args))
+            .and_then(|()| sys::seal(memfd.as_fd()))
             .map_err(Error::io("writing the payload"))?;
-        drop(payload);
+        drop(args);
         let (status_r, status_w) = sys::pipe().map_err(Error::io("creating the status pipe"))?;
 
         let mut cmd = Command::new(&program);

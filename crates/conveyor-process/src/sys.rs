@@ -13,12 +13,30 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// An anonymous in-memory file (close-on-exec) that holds a child's launch payload.
+/// An anonymous in-memory file (close-on-exec, sealable) that holds a child's launch payload.
 pub(crate) fn memfd(name: &std::ffi::CStr) -> io::Result<File> {
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: `name` is a valid NUL-terminated string; the flags are valid.
-    let fd = check(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    let fd = check(unsafe { libc::memfd_create(name.as_ptr(), flags) })?;
     // SAFETY: memfd_create just returned this descriptor and nothing else owns it.
     Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+const PAYLOAD_SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+
+/// Seals a memfd: from now on nobody can change its contents or size.
+pub(crate) fn seal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_ADD_SEALS on a borrowed descriptor; no memory is involved.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, PAYLOAD_SEALS) })?;
+    Ok(())
+}
+
+/// Whether `fd` is a memfd sealed by [`seal`].
+pub(crate) fn is_sealed(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: F_GET_SEALS only reads the descriptor's seals.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    seals >= 0 && seals & PAYLOAD_SEALS == PAYLOAD_SEALS
 }
 
 /// A pipe whose both ends are close-on-exec: `(read, write)`.
@@ -158,4 +176,64 @@ pub(crate) fn signal_name(sig: i32) -> Option<&'static str> {
         libc::SIGTERM => "SIGTERM",
         _ => return None,
     })
+}
+
+/// A read-only private mapping of a whole file.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    /// Maps all of `fd`, a memfd sealed by [`seal`] and not empty, read-only.
+    pub(crate) fn of(fd: BorrowedFd<'_>) -> io::Result<Mapping> {
+        if !is_sealed(fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the payload is not a sealed memory file",
+            ));
+        }
+        let len = File::from(fd.try_clone_to_owned()?).metadata()?.len() as usize;
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the payload is empty",
+            ));
+        }
+        // SAFETY: a fresh read-only private mapping of `len` bytes of an open descriptor; the
+        // kernel picks the address, so no existing memory is affected.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl std::ops::Deref for Mapping {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes until drop. The file is sealed against writes
+        // and resizing (checked in `of`), so the bytes cannot change or vanish meanwhile.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `of`; no slice of it outlives `self`.
+        unsafe {
+            libc::munmap(self.ptr, self.len);
+        }
+    }
 }
