@@ -398,6 +398,11 @@ impl<'c> Batch<'c> {
                     .map_err(|e| ManagerError::Io(e.into()))?;
                 let (rid, resp) = decode_frame(&conn.inbuf)?;
                 if rid != id {
+                    if let Response::Err(e) = resp {
+                        // An error about no request in particular (id 0: an oversize frame);
+                        // the server closes the connection after it.
+                        return Err(ManagerError::Io(std::io::Error::other(e)));
+                    }
                     return Err(ManagerError::protocol(format!(
                         "reply {rid} came for batch {id}"
                     )));

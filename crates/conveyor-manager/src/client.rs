@@ -169,6 +169,16 @@ impl Client {
         let id = conn.next_id;
         conn.out.clear();
         Postcard.encode(&(id, req), &mut conn.out)?;
+        let max = self.max_frame();
+        if conn.out.len() > max {
+            return Err(ManagerError::Remote(crate::error::RemoteError::new(
+                crate::error::ErrorKind::TooLarge,
+                format!(
+                    "the request is {} bytes, more than the {max} bytes the server accepts",
+                    conn.out.len()
+                ),
+            )));
+        }
         let sent = conn.t.send(&conn.out).and_then(|()| conn.t.flush());
         if let Err(e) = sent {
             conn.broken = true;

@@ -51,6 +51,8 @@ mod auth;
 pub mod batch;
 mod client;
 pub mod error;
+#[cfg(test)]
+mod fault_tests;
 mod manager;
 mod net;
 pub mod number;
@@ -64,7 +66,10 @@ pub use address::{Address, AddressParseError};
 pub use batch::{Batch, BatchResults, Ticket};
 pub use client::Client;
 pub use error::{ErrorKind, ManagerError, RemoteError, Result};
-pub use manager::{Manager, ManagerBuilder, ManagerGuard};
+pub use manager::{
+    run_child_server, server_entry, ChildServerArgs, Endpoint, Manager, ManagerBuilder,
+    ManagerGuard, SERVER_ENTRY,
+};
 pub use number::{NumOp, Number};
 pub use protocol::Kind;
 pub use proxy::{

@@ -1,16 +1,105 @@
 //! Starting a server: [`Manager::start`], the [`ManagerBuilder`], and the guard that shuts the
 //! server down when dropped.
 
+use std::io::{Read, Write};
 use std::ops::Deref;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use conveyor_core::{Codec, Postcard};
 
 use crate::address::Address;
 use crate::auth::random_bytes;
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{ManagerError, Result};
 use crate::server::{Server, DEFAULT_MAX_FRAME};
+
+/// Everything a client needs to reach a manager: its address and authkey. Serialisable, so it
+/// travels to child processes in their arguments.
+///
+/// ```
+/// use conveyor_manager::Manager;
+///
+/// let m = Manager::start()?;
+/// let endpoint = m.endpoint(); // send this to another process
+/// let client = endpoint.connect()?;
+/// client.ping()?;
+/// # Ok::<(), conveyor_manager::ManagerError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Where the server listens.
+    pub address: Address,
+    /// The key clients authenticate with.
+    #[serde(with = "serde_bytes")]
+    pub authkey: Vec<u8>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("address", &self.address)
+            .field("authkey", &"<secret>")
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// Connects to the manager.
+    pub fn connect(&self) -> Result<Client> {
+        Client::connect(&self.address, &self.authkey)
+    }
+}
+
+/// The name of the entry point that runs a manager server in a child process
+/// ([`ManagerBuilder::spawn`]); register it with [`server_entry`].
+pub const SERVER_ENTRY: &str = "conveyor-manager-server";
+
+/// The entry point that runs a manager server in a child process. A program that uses
+/// [`ManagerBuilder::spawn`] registers it in `main`:
+///
+/// ```no_run
+/// conveyor_process::init(&[conveyor_manager::server_entry()]);
+/// ```
+///
+/// and a test with `init_test!("conveyor-manager-server" => conveyor_manager::run_child_server)`.
+pub fn server_entry() -> conveyor_process::Entry {
+    conveyor_process::Entry::new(SERVER_ENTRY, run_child_server)
+}
+
+/// What a child-process server is started with.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChildServerArgs {
+    address: Address,
+    #[serde(with = "serde_bytes")]
+    authkey: Vec<u8>,
+    max_frame: u64,
+    /// The child writes the address it listens on here once it does.
+    #[serde(with = "conveyor_core::handoff::fd")]
+    ready: UnixStream,
+}
+
+/// Runs a manager server in this (child) process until a client shuts it down; the body of
+/// [`server_entry`].
+pub fn run_child_server(args: ChildServerArgs) -> std::result::Result<(), String> {
+    let max_frame = usize::try_from(args.max_frame).unwrap_or(usize::MAX);
+    let server =
+        Server::bind(&args.address, args.authkey.into(), max_frame).map_err(|e| e.to_string())?;
+    let mut ready = args.ready;
+    let mut msg = Vec::new();
+    Postcard
+        .encode(server.address(), &mut msg)
+        .map_err(|e| e.to_string())?;
+    ready.write_all(&msg).map_err(|e| e.to_string())?;
+    drop(ready);
+    server.wait();
+    Ok(())
+}
 
 /// Starts manager servers. See [`Manager::start`] and [`Manager::builder`].
 #[derive(Debug, Clone, Copy)]
@@ -128,26 +217,78 @@ impl ManagerBuilder {
         let client = Client::connect(server.address(), &authkey)?;
         Ok(ManagerGuard {
             client,
-            server,
+            address: server.address().clone(),
+            running: Running::Thread(server),
             authkey,
         })
     }
+
+    /// Starts the server in a child process (as Python's `Manager()` does) and connects to
+    /// it. The program must have registered [`server_entry`] with `conveyor_process::init`.
+    /// The child is a daemon: it dies with this process. Dropping the guard asks it to shut
+    /// down and waits for it.
+    pub fn spawn(self) -> Result<ManagerGuard> {
+        let (address, authkey) = self.resolve()?;
+        let (mut mine, theirs) = UnixStream::pair()?;
+        let child = conveyor_process::Process::new(
+            SERVER_ENTRY,
+            ChildServerArgs {
+                address,
+                authkey: authkey.to_vec(),
+                max_frame: self.max_frame as u64,
+                ready: theirs,
+            },
+        )
+        .name("conveyor-manager")
+        .daemon(true)
+        .start()
+        .map_err(|e| ManagerError::Io(std::io::Error::other(e)))?;
+        // The child writes its address once it listens, and closes its end; a child that
+        // fails closes it without writing.
+        mine.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut msg = Vec::new();
+        mine.read_to_end(&mut msg)?;
+        if msg.is_empty() {
+            let status = child.join_timeout(Duration::from_secs(5)).ok().flatten();
+            let _ = child.kill();
+            return Err(ManagerError::Io(std::io::Error::other(format!(
+                "the manager process failed to start ({})",
+                status.map_or_else(|| "still running".to_string(), |s| s.to_string())
+            ))));
+        }
+        let address: Address = Postcard.decode(&msg)?;
+        let client = Client::connect(&address, &authkey)?;
+        Ok(ManagerGuard {
+            client,
+            address,
+            running: Running::Process(child),
+            authkey,
+        })
+    }
+}
+
+/// Where the server of a guard runs.
+#[derive(Debug)]
+enum Running {
+    Thread(Server),
+    Process(conveyor_process::Child),
+    Stopped,
 }
 
 /// A running server and a connection to it. Dereferences to the [`Client`]; shuts the server
 /// down when dropped.
 #[derive(Debug)]
 pub struct ManagerGuard {
-    // Declared first so the connection closes before the server shuts down.
     client: Client,
-    server: Server,
+    address: Address,
+    running: Running,
     authkey: Arc<[u8]>,
 }
 
 impl ManagerGuard {
     /// The address clients connect to.
     pub fn address(&self) -> &Address {
-        self.server.address()
+        &self.address
     }
 
     /// The authkey clients authenticate with (pass it to child processes).
@@ -162,18 +303,64 @@ impl ManagerGuard {
 
     /// A new connection to the server (for another thread).
     pub fn connect(&self) -> Result<Client> {
-        Client::connect(self.server.address(), &self.authkey)
+        Client::connect(&self.address, &self.authkey)
+    }
+
+    /// The address and authkey, to hand to another process.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            address: self.address.clone(),
+            authkey: self.authkey.to_vec(),
+        }
+    }
+
+    /// The child process running the server, if it runs in one ([`ManagerBuilder::spawn`]).
+    pub fn child(&self) -> Option<&conveyor_process::Child> {
+        match &self.running {
+            Running::Process(c) => Some(c),
+            _ => None,
+        }
     }
 
     /// Shuts the server down now: every connection is closed and every waiting request
     /// fails.
     pub fn shutdown(mut self) {
-        self.server.shutdown();
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        match std::mem::replace(&mut self.running, Running::Stopped) {
+            Running::Thread(mut s) => s.shutdown(),
+            Running::Process(child) => {
+                let _ = self.client.shutdown_server();
+                match child.join_timeout(Duration::from_secs(10)) {
+                    Ok(Some(_)) => {}
+                    _ => {
+                        tracing::warn!("the manager process did not stop: killing it");
+                        let _ = child.kill();
+                        let _ = child.join();
+                    }
+                }
+            }
+            Running::Stopped => {}
+        }
     }
 
     /// Blocks until the server stops (a client called [`Client::shutdown_server`]).
     pub fn wait(&self) {
-        self.server.wait();
+        match &self.running {
+            Running::Thread(s) => s.wait(),
+            Running::Process(c) => {
+                let _ = c.join();
+            }
+            Running::Stopped => {}
+        }
+    }
+}
+
+impl Drop for ManagerGuard {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -297,8 +297,12 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
         out.clear();
         let after = match postcard::take_from_bytes::<(u64, Request<'_>)>(&inbuf) {
             Ok(((id, req), [])) => {
-                if request_may_block(&req) && t.flush().is_err() {
-                    break;
+                if request_may_block(&req) {
+                    // Replies queued so far go out before this one waits; and a client that
+                    // is already gone does not get to take an item or a lock it cannot use.
+                    if t.flush().is_err() || t.peer_closed() {
+                        break;
+                    }
                 }
                 let tr: &dyn Transport = t;
                 let cancelled = || shared.stopping.load(Ordering::Relaxed) || tr.peer_closed();

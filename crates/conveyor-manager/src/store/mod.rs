@@ -170,9 +170,6 @@ impl Object {
             Wait::Micros(us) => Instant::now().checked_add(Duration::from_micros(us)),
         };
         loop {
-            if cancelled() {
-                return (g, Waited::Cancelled);
-            }
             let slice = match deadline {
                 None => WAIT_SLICE,
                 Some(d) => {
@@ -189,7 +186,16 @@ impl Object {
                 .unwrap_or_else(|e| e.into_inner());
             g = g2;
             g.waiters[cv] -= 1;
-            if ready(&mut g.state) {
+            let is_ready = ready(&mut g.state);
+            if cancelled() {
+                // This waiter's client is gone (or the server stops): pass a wakeup meant
+                // for it on to the next waiter instead of swallowing it.
+                if is_ready {
+                    self.notify(&g, cv, false);
+                }
+                return (g, Waited::Cancelled);
+            }
+            if is_ready {
                 return (g, Waited::Ready);
             }
         }

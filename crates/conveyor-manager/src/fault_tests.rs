@@ -1,0 +1,344 @@
+//! Bad input and faults, sent as raw frames: each gets an error reply or is cleaned up, and the
+//! server keeps serving everyone else.
+
+use std::io::Write;
+use std::time::Duration;
+
+use conveyor_core::{Codec, Postcard};
+
+use crate::auth;
+use crate::client::decode_frame;
+use crate::error::ErrorKind;
+use crate::manager::{Manager, ManagerGuard};
+use crate::net::{self, Stream};
+use crate::protocol::{
+    Blob, Call, Kind, Op, Reply, Request, Response, Wait, MAGIC, PROTOCOL_VERSION,
+};
+use crate::transport::{StreamTransport, Transport};
+use crate::Client;
+
+/// A connection that speaks frames by hand.
+struct Raw {
+    t: StreamTransport<Stream>,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    fn connect(m: &ManagerGuard) -> Raw {
+        let s = net::connect(m.address()).unwrap();
+        let mut t = StreamTransport::new(s);
+        auth::client(&mut t, m.authkey()).unwrap();
+        Raw { t, buf: Vec::new() }
+    }
+
+    fn hello(m: &ManagerGuard) -> Raw {
+        let mut r = Raw::connect(m);
+        let reply = r.request(
+            1,
+            &Request::Hello {
+                magic: MAGIC,
+                version: PROTOCOL_VERSION,
+            },
+        );
+        assert!(reply.starts_with("Ok(Hello"), "{reply}");
+        r
+    }
+
+    fn send_bytes(&mut self, frame: &[u8]) {
+        self.t.send(frame).unwrap();
+        self.t.flush().unwrap();
+    }
+
+    /// The reply, as (id, debug text of the response).
+    fn recv(&mut self) -> (u64, String) {
+        self.t.recv(&mut self.buf, 1 << 20).unwrap();
+        let (id, resp) = decode_frame(&self.buf).unwrap();
+        (id, format!("{resp:?}"))
+    }
+
+    fn request(&mut self, id: u64, req: &Request<'_>) -> String {
+        let mut out = Vec::new();
+        Postcard.encode(&(id, req), &mut out).unwrap();
+        self.send_bytes(&out);
+        let (rid, text) = self.recv();
+        assert_eq!(rid, id);
+        text
+    }
+
+    fn open(&mut self, name: &str, create: crate::protocol::Create<'_>) -> u64 {
+        let mut out = Vec::new();
+        let req = Request::Open {
+            name,
+            kind: create.kind(),
+            create: Some(create),
+        };
+        Postcard.encode(&(9u64, &req), &mut out).unwrap();
+        self.send_bytes(&out);
+        self.t.recv(&mut self.buf, 1 << 20).unwrap();
+        match decode_frame(&self.buf).unwrap().1 {
+            Response::Ok(Reply::Opened { id, .. }) => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn is_closed(&mut self) -> bool {
+        self.t.recv(&mut self.buf, 1 << 20).is_err()
+    }
+}
+
+fn kind_in(text: &str, kind: ErrorKind) -> bool {
+    text.starts_with("Err(") && text.contains(&format!("kind: {kind:?}"))
+}
+
+/// The server still answers a normal client.
+fn still_serving(m: &ManagerGuard) {
+    let c = m.connect().unwrap();
+    let v = c.value("alive", &0u32).unwrap();
+    v.fetch_add(1).unwrap();
+    c.ping().unwrap();
+}
+
+#[test]
+fn unknown_object_id() {
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    let text = r.request(
+        2,
+        &Request::Call(Call {
+            obj: 999_999,
+            op: Op::DictLen,
+        }),
+    );
+    assert!(kind_in(&text, ErrorKind::NotFound), "{text}");
+    // The connection goes on.
+    assert_eq!(r.request(3, &Request::Ping), "Ok(Unit)");
+    still_serving(&m);
+}
+
+#[test]
+fn operation_of_the_wrong_kind() {
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    let id = r.open("q", crate::protocol::Create::Queue { capacity: None });
+    let text = r.request(
+        2,
+        &Request::Call(Call {
+            obj: id,
+            op: Op::DictGet(Blob(b"k")),
+        }),
+    );
+    assert!(kind_in(&text, ErrorKind::WrongType), "{text}");
+    assert!(text.contains("DictGet"), "{text}");
+    // A proxy of the wrong kind is refused at open.
+    assert!(m.dict::<u8, u8>("q").unwrap_err().is_wrong_type());
+    // A number op on a stored string is a type error too, and changes nothing.
+    let s = m.value("s", &"text".to_string()).unwrap();
+    let as_num: crate::ValueProxy<i64> =
+        crate::Proxy::rebind(&m.open::<crate::ValueProxy<i64>>("s").unwrap(), m.client());
+    assert!(as_num.fetch_add(1).unwrap_err().is_wrong_type());
+    assert_eq!(s.get().unwrap(), "text");
+    still_serving(&m);
+}
+
+#[test]
+fn malformed_requests_get_an_error_and_the_connection_goes_on() {
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    // An id, then garbage.
+    r.send_bytes(&[5, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]);
+    let (id, text) = r.recv();
+    assert_eq!(id, 5);
+    assert!(kind_in(&text, ErrorKind::Malformed), "{text}");
+    // Not even an id.
+    r.send_bytes(&[]);
+    let (id, text) = r.recv();
+    assert_eq!(id, 0);
+    assert!(kind_in(&text, ErrorKind::Malformed), "{text}");
+    // A valid request with stray bytes after it.
+    let mut out = Vec::new();
+    Postcard.encode(&(6u64, Request::Ping), &mut out).unwrap();
+    out.push(0);
+    r.send_bytes(&out);
+    let (id, text) = r.recv();
+    assert_eq!(id, 6);
+    assert!(kind_in(&text, ErrorKind::Malformed), "{text}");
+    assert_eq!(r.request(7, &Request::Ping), "Ok(Unit)");
+    still_serving(&m);
+}
+
+#[test]
+fn requests_before_hello_and_wrong_versions_are_refused() {
+    let m = Manager::start().unwrap();
+    let mut r = Raw::connect(&m);
+    let text = r.request(1, &Request::Ping);
+    assert!(kind_in(&text, ErrorKind::Malformed), "{text}");
+    assert!(r.is_closed());
+    let mut r = Raw::connect(&m);
+    let text = r.request(
+        1,
+        &Request::Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION + 1,
+        },
+    );
+    assert!(kind_in(&text, ErrorKind::Version), "{text}");
+    assert!(r.is_closed());
+    still_serving(&m);
+}
+
+#[test]
+fn oversize_request_is_refused_before_reading() {
+    let m = Manager::builder().max_frame(1024).start().unwrap();
+    let mut r = Raw::hello(&m);
+    // Only the header of a 1 GiB frame: the server must refuse without waiting for the rest.
+    let s = match &r.t.get_ref() {
+        Stream::Unix(s) => s.try_clone().unwrap(),
+        Stream::Tcp(_) => unreachable!(),
+    };
+    (&s).write_all(&(1u32 << 30).to_be_bytes()).unwrap();
+    let (id, text) = r.recv();
+    assert_eq!(id, 0);
+    assert!(kind_in(&text, ErrorKind::TooLarge), "{text}");
+    assert!(r.is_closed());
+    // Through the proxies: an oversize put is refused before it is sent.
+    let q = m.queue::<Vec<u8>>("q", None).unwrap();
+    let e = conveyor_core::Channel::put(&q, vec![1u8; 4096]).unwrap_err();
+    assert!(e.is_too_large());
+    assert_eq!(e.into_inner().len(), 4096);
+    // A batch larger than a frame allows: every call fails with TooLarge, the client learns
+    // it, and a new connection works.
+    let d = m.dict::<u32, String>("d").unwrap();
+    let mut b = m.batch();
+    let t = b.dict_set(&d, &1, &"x".repeat(2000)).unwrap();
+    match b.run() {
+        Ok(res) => assert_eq!(res.get(t).unwrap_err().kind(), Some(ErrorKind::TooLarge)),
+        Err(e) => assert!(e.is_io() && e.to_string().contains("TooLarge"), "{e}"),
+    }
+    still_serving(&m);
+}
+
+#[test]
+fn wrong_authkey_is_refused() {
+    let m = Manager::start().unwrap();
+    let e = Client::connect(m.address(), b"not the key").unwrap_err();
+    assert!(matches!(e, crate::ManagerError::Auth(_)), "{e}");
+    // A peer that is not a manager client at all: garbage instead of the answer.
+    let mut s = net::connect(m.address()).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    still_serving(&m);
+}
+
+#[test]
+fn client_disconnecting_mid_request() {
+    let m = Manager::start().unwrap();
+    for cut in [2usize, 4, 7] {
+        let r = Raw::hello(&m);
+        let mut out = Vec::new();
+        let req = Request::Open {
+            name: "half",
+            kind: Kind::Dict,
+            create: Some(crate::protocol::Create::Dict),
+        };
+        Postcard.encode(&(2u64, req), &mut out).unwrap();
+        let mut framed = (out.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&out);
+        let Stream::Unix(mut s) = r.t.get_ref().try_clone_stream() else {
+            unreachable!()
+        };
+        s.write_all(&framed[..cut]).unwrap();
+        drop(s);
+        drop(r);
+    }
+    still_serving(&m);
+    // Nothing of the cut requests was done.
+    assert!(m
+        .open::<crate::DictProxy<u8, u8>>("half")
+        .unwrap_err()
+        .is_not_found());
+}
+
+#[test]
+fn client_dying_while_waiting_is_cleaned_up() {
+    let m = Manager::start().unwrap();
+    let q = m.queue::<u32>("q", None).unwrap();
+    let mut r = Raw::hello(&m);
+    let qid = r.open("q", crate::protocol::Create::Queue { capacity: None });
+    let mut out = Vec::new();
+    Postcard
+        .encode(
+            &(
+                2u64,
+                Request::Call(Call {
+                    obj: qid,
+                    op: Op::QueueGet(Wait::Forever),
+                }),
+            ),
+            &mut out,
+        )
+        .unwrap();
+    r.send_bytes(&out);
+    drop(r); // gone while its get waits on the server (or before it is even read)
+             // The dead client's get must not swallow the item: whether its request is read after
+             // the close or was already waiting, the item goes to a live getter.
+    conveyor_core::Channel::put(&q, 1).unwrap();
+    let got = conveyor_core::Channel::get_timeout(&q, Duration::from_secs(30));
+    assert_eq!(got.unwrap(), 1);
+    still_serving(&m);
+}
+
+#[test]
+fn dead_client_holding_a_lock_has_it_released() {
+    let m = Manager::start().unwrap();
+    let lock = m.lock("l").unwrap();
+    let rlock = m.rlock("r").unwrap();
+    {
+        let dying = m.connect().unwrap();
+        let mine = crate::Proxy::rebind(&lock, &dying);
+        let mine_r = crate::Proxy::rebind(&rlock, &dying);
+        let g = mine.acquire().unwrap();
+        let g1 = mine_r.acquire().unwrap();
+        let g2 = mine_r.acquire().unwrap();
+        assert!(lock.is_locked().unwrap());
+        // The process "dies": its guards never run, its connection closes.
+        std::mem::forget((g, g1, g2));
+        drop(mine);
+        drop(mine_r);
+        drop(dying);
+    }
+    // The server releases both once it sees the connection close.
+    let g = lock.acquire_timeout(Duration::from_secs(30)).unwrap();
+    assert!(g.is_some());
+    let g = rlock.acquire_timeout(Duration::from_secs(30)).unwrap();
+    assert!(g.is_some());
+}
+
+#[test]
+fn release_of_a_lock_not_held_is_refused() {
+    let m = Manager::start().unwrap();
+    let lock = m.lock("l").unwrap();
+    let _g = lock.acquire().unwrap();
+    let mut r = Raw::hello(&m);
+    let id = r.open("l", crate::protocol::Create::Lock);
+    let text = r.request(
+        2,
+        &Request::Call(Call {
+            obj: id,
+            op: Op::Release,
+        }),
+    );
+    assert!(kind_in(&text, ErrorKind::NotOwner), "{text}");
+    assert!(lock.is_locked().unwrap());
+}
+
+trait CloneStream {
+    fn try_clone_stream(&self) -> Stream;
+}
+
+impl CloneStream for Stream {
+    fn try_clone_stream(&self) -> Stream {
+        match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone().unwrap()),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone().unwrap()),
+        }
+    }
+}
