@@ -72,7 +72,6 @@ pub struct AuthenticationError {
 }
 
 impl AuthenticationError {
-    #[allow(dead_code)] // the handshake, next
     pub(crate) fn new(failure: AuthFailure, detail: impl Into<String>) -> Self {
         AuthenticationError {
             failure,

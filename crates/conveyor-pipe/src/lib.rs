@@ -6,6 +6,9 @@
 //!   [`Connection::recv_bytes`]) or serde values through a [`Codec`](conveyor_core::Codec)
 //!   ([`Connection::send`], [`Connection::recv`]). It implements
 //!   [`Channel`](conveyor_core::Channel), so code written for a queue runs over it.
+//! - A [`Listener`] accepts connections on a Unix socket path or a TCP port and a [`Client`]
+//!   connects to one; with an authkey both run the HMAC challenge of Python's
+//!   `multiprocessing.connection` (see [`handshake`]), so either side may be a Python program.
 //!
 //! # When to pick it
 //!
@@ -42,12 +45,20 @@
 
 #![warn(missing_docs)]
 
+mod address;
+mod client;
 mod connection;
 pub mod error;
 pub mod frame;
+pub mod handshake;
+mod listener;
 mod pipe;
 mod sys;
 
+pub use address::Address;
+pub use client::{connect, Client};
 pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE};
 pub use error::{AuthFailure, AuthenticationError, ConnectError, SendError};
+pub use handshake::ChallengeForm;
+pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use pipe::{pipe, pipe_oneway};

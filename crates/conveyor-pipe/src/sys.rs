@@ -288,7 +288,6 @@ pub(crate) fn os_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Sets (or, with `None`, clears) the socket's receive and send timeouts.
-#[allow(dead_code)] // the handshake, next
 pub(crate) fn set_socket_timeouts(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
     let tv = match timeout {
         None => libc::timeval {

@@ -1,0 +1,93 @@
+//! [`Address`]: where a [`Listener`](crate::Listener) listens and a [`Client`](crate::Client)
+//! connects.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A Unix socket path or a TCP `host:port`, as Python's `multiprocessing.connection` addresses
+/// (`'/tmp/sock'` or `('localhost', 6000)`).
+///
+/// Parsing a string: anything with a `/`, or without a `:port` suffix, is a path; otherwise it
+/// is `host:port` (`localhost:6000`, `127.0.0.1:0`, `[::1]:6000`).
+///
+/// ```
+/// use conveyor_pipe::Address;
+///
+/// assert_eq!("localhost:6000".parse::<Address>().unwrap(), Address::Tcp("localhost:6000".into()));
+/// assert_eq!("/tmp/app.sock".parse::<Address>().unwrap(), Address::Unix("/tmp/app.sock".into()));
+/// assert_eq!("app.sock".parse::<Address>().unwrap(), Address::Unix("app.sock".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// A Unix domain socket at this path.
+    Unix(PathBuf),
+    /// A TCP address, `host:port`.
+    Tcp(String),
+}
+
+impl Address {
+    /// Reads `s` as a path or a `host:port` (see the type's documentation).
+    pub fn parse(s: &str) -> Address {
+        if !s.contains('/') {
+            if let Some((host, port)) = s.rsplit_once(':') {
+                if !host.is_empty() && port.parse::<u16>().is_ok() {
+                    return Address::Tcp(s.to_string());
+                }
+            }
+        }
+        Address::Unix(PathBuf::from(s))
+    }
+}
+
+impl FromStr for Address {
+    type Err = Infallible;
+    fn from_str(s: &str) -> Result<Self, Infallible> {
+        Ok(Address::parse(s))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Unix(p) => write!(f, "{}", p.display()),
+            Address::Tcp(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<SocketAddr> for Address {
+    fn from(a: SocketAddr) -> Self {
+        Address::Tcp(a.to_string())
+    }
+}
+
+impl From<PathBuf> for Address {
+    fn from(p: PathBuf) -> Self {
+        Address::Unix(p)
+    }
+}
+
+impl From<&Path> for Address {
+    fn from(p: &Path) -> Self {
+        Address::Unix(p.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_forms() {
+        assert_eq!(Address::parse("[::1]:80"), Address::Tcp("[::1]:80".into()));
+        assert_eq!(
+            Address::parse("host:notaport"),
+            Address::Unix("host:notaport".into())
+        );
+        assert_eq!(Address::parse(":80"), Address::Unix(":80".into()));
+        assert_eq!(Address::parse("./a:80"), Address::Unix("./a:80".into()));
+    }
+}
