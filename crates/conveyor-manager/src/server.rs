@@ -246,6 +246,8 @@ struct Session {
 enum After {
     Continue,
     Close,
+    /// Send the reply, then stop the server (after, so the reply is not cut off).
+    StopServer,
 }
 
 fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
@@ -318,9 +320,16 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
         if t.send(&out).is_err() {
             break;
         }
-        if after == After::Close {
-            let _ = t.flush();
-            break;
+        match after {
+            After::Continue => {}
+            After::Close => {
+                let _ = t.flush();
+                break;
+            }
+            After::StopServer => {
+                let _ = t.flush();
+                shared.request_stop();
+            }
         }
     }
     store::release_all_held(conn, &mut session.held);
@@ -439,9 +448,14 @@ fn handle(
             Ok(())
         }
         Request::Shutdown => {
-            let r = store::ok(out, Reply::Unit);
-            shared.request_stop();
-            r
+            return match store::ok(out, Reply::Unit) {
+                Ok(()) => After::StopServer,
+                Err(e) => {
+                    out.truncate(start);
+                    encode_err(out, e);
+                    After::Continue
+                }
+            };
         }
         Request::Ping => store::ok(out, Reply::Unit),
     };
