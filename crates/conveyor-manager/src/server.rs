@@ -130,6 +130,12 @@ impl Server {
         }
     }
 
+    /// Begins shutting down without waiting for it (from a signal handler thread, say);
+    /// [`wait`](Server::wait) returns once it is done.
+    pub fn request_shutdown(&self) {
+        self.shared.request_stop();
+    }
+
     /// Whether the server has begun shutting down.
     pub fn is_stopping(&self) -> bool {
         self.shared.stopping.load(Ordering::Acquire)
