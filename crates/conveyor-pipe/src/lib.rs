@@ -9,6 +9,7 @@
 //! - A [`Listener`] accepts connections on a Unix socket path or a TCP port and a [`Client`]
 //!   connects to one; with an authkey both run the HMAC challenge of Python's
 //!   `multiprocessing.connection` (see [`handshake`]), so either side may be a Python program.
+//! - [`wait`] blocks until any of several connections has something to receive.
 //!
 //! # When to pick it
 //!
@@ -54,6 +55,7 @@ pub mod handshake;
 mod listener;
 mod pipe;
 mod sys;
+mod wait;
 
 pub use address::Address;
 pub use client::{connect, Client};
@@ -62,3 +64,4 @@ pub use error::{AuthFailure, AuthenticationError, ConnectError, SendError};
 pub use handshake::ChallengeForm;
 pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use pipe::{pipe, pipe_oneway};
+pub use wait::wait;
