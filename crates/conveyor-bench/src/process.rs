@@ -1,12 +1,559 @@
-//! Transports between processes: each producer and consumer runs in a child process.
+//! Transports between processes: every producer, consumer and echo runs in a child process
+//! started with `conveyor-process`, and runs the same loops as the thread workloads
+//! ([`produce`], [`consume`], [`echo`], ...), generic over [`Channel`].
 //!
-//! Filled in as conveyor's process transports land.
+//! The binary that runs these must call [`init`] first in `main` (it registers the child's
+//! entry point, and in a child runs it and exits).
+//!
+//! Each run: the parent creates the channel and two small control queues in shared memory (a
+//! "go" queue and a "report" queue), starts the children with their handles in the arguments,
+//! waits until every child has its handles (the start returns then), puts one "go" token per
+//! child, and collects one report per child: the sum of the sequence numbers it took and the
+//! times it started and finished (`CLOCK_REALTIME`, comparable across processes). The elapsed
+//! time is from the first start to the last finish, as in the thread workloads. A child that
+//! dies without reporting fails the run instead of hanging it.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::transport::Transport;
+use conveyor_core::{Channel, Joinable};
+use conveyor_pipe::{pipe, pipe_oneway, Connection};
+use conveyor_process::{Child, Process};
+use conveyor_shm::{JoinableShmQueue, ShmQueue};
+use serde::{Deserialize, Serialize};
+
+use crate::payload::{Msg, Payload};
+use crate::peers::Duplex;
+use crate::python::python_name;
+use crate::transport::{Family, Scope, Transport, TransportInfo};
+use crate::workload::{
+    check_sum, consume, consume_task_done, echo, ping, pingpong_total, produce, round_count,
+    RunError, Sample, Workload,
+};
+
+/// The name of the children's entry point.
+pub const CHILD_ENTRY: &str = "conveyor_bench_child";
+
+/// How long the parent waits for a child's report before it gives up.
+const REPORT_LIMIT: Duration = Duration::from_secs(120);
+
+/// Registers the child entry point; in a child, runs it and exits. Call first in `main`.
+pub fn init() {
+    conveyor_process::init(&[conveyor_process::entry!(
+        "conveyor_bench_child" => bench_child
+    )]);
+}
+
+/// One end of a pipe, passed to a child as an inherited descriptor.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PipeEnd(#[serde(with = "conveyor_core::handoff::fd")] OwnedFd);
+
+impl PipeEnd {
+    fn new(conn: Connection) -> Self {
+        PipeEnd(conn.into_fd())
+    }
+
+    fn open(self) -> Result<Connection, RunError> {
+        Connection::from_fd(self.0)
+            .map_err(|e| RunError::new(format!("could not rebuild the pipe end: {e}")))
+    }
+}
+
+/// The channel a child works on.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Endpoint {
+    /// A shared-memory queue.
+    Shm(ShmQueue<Msg>),
+    /// A joinable shared-memory queue.
+    JoinableShm(JoinableShmQueue<Msg>),
+    /// Two shared-memory queues: gets from the first, puts into the second (an echo's end).
+    ShmPair(ShmQueue<Msg>, ShmQueue<Msg>),
+    /// One end of a pipe.
+    Pipe(PipeEnd),
+}
+
+/// What a child does.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum Role {
+    /// Put messages `base..base + n` of `size` bytes.
+    Produce {
+        /// First sequence number.
+        base: u64,
+        /// How many.
+        n: u64,
+        /// Payload bytes.
+        size: usize,
+    },
+    /// Get `n` messages of `size` bytes.
+    Consume {
+        /// How many.
+        n: u64,
+        /// Payload bytes.
+        size: usize,
+    },
+    /// Get `n` messages, `task_done` after each.
+    ConsumeTaskDone {
+        /// How many.
+        n: u64,
+    },
+    /// Send back `n` messages.
+    Echo {
+        /// How many.
+        n: u64,
+    },
+}
+
+/// What a child reports when it is done.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// The sum of the sequence numbers it took (consumers).
+    pub sum: u64,
+    /// When it got "go", ns since the Unix epoch.
+    pub start_ns: u64,
+    /// When it finished, ns since the Unix epoch.
+    pub end_ns: u64,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// A child's arguments: its role, its channel, and the control queues.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Job {
+    role: Role,
+    chan: Endpoint,
+    go: ShmQueue<u8>,
+    reports: ShmQueue<Report>,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// The children's entry point: waits for "go", does its role, reports.
+pub fn bench_child(job: Job) {
+    let Job {
+        role,
+        chan,
+        go,
+        reports,
+    } = job;
+    let report = match go.get_timeout(REPORT_LIMIT) {
+        Err(e) => Report {
+            sum: 0,
+            start_ns: 0,
+            end_ns: 0,
+            error: Some(format!("no go signal: {e}")),
+        },
+        Ok(_) => {
+            let start_ns = now_ns();
+            let result = run_role(role, chan);
+            let end_ns = now_ns();
+            match result {
+                Ok(sum) => Report {
+                    sum,
+                    start_ns,
+                    end_ns,
+                    error: None,
+                },
+                Err(e) => Report {
+                    sum: 0,
+                    start_ns,
+                    end_ns,
+                    error: Some(e.0),
+                },
+            }
+        }
+    };
+    // If the report cannot be put, the parent sees the child exit without one.
+    let _ = reports.put(report);
+}
+
+fn run_role(role: Role, chan: Endpoint) -> Result<u64, RunError> {
+    fn act<C: Channel<Msg>>(role: Role, c: &C) -> Result<u64, RunError> {
+        match role {
+            Role::Produce { base, n, size } => {
+                produce(c, base, n, &Payload::filled(size)).map(|_| 0)
+            }
+            Role::Consume { n, size } => consume(c, n, size),
+            Role::Echo { n } => echo(c, n).map(|_| 0),
+            Role::ConsumeTaskDone { .. } => Err(RunError::new("this channel has no task_done")),
+        }
+    }
+    match (role, chan) {
+        (Role::ConsumeTaskDone { n }, Endpoint::JoinableShm(q)) => consume_task_done(&q, n),
+        (role, Endpoint::Shm(q)) => act(role, &q),
+        (role, Endpoint::JoinableShm(q)) => act(role, &q),
+        (role, Endpoint::ShmPair(from, to)) => act(role, &Duplex::new(to, from)),
+        (role, Endpoint::Pipe(end)) => act(role, &end.open()?),
+    }
+}
+
+/// The control queues of one run and the children started for it.
+struct Run {
+    go: ShmQueue<u8>,
+    reports: ShmQueue<Report>,
+    children: Vec<Child>,
+}
+
+impl Run {
+    fn new() -> Result<Self, RunError> {
+        let err = |e: conveyor_shm::ShmError| RunError::new(format!("control queue: {e}"));
+        Ok(Run {
+            go: ShmQueue::builder().ring_bytes(4096).create().map_err(err)?,
+            reports: ShmQueue::builder()
+                .ring_bytes(16 << 10)
+                .create()
+                .map_err(err)?,
+            children: Vec::new(),
+        })
+    }
+
+    fn start(&mut self, role: Role, chan: Endpoint) -> Result<(), RunError> {
+        let job = Job {
+            role,
+            chan,
+            go: self.go.clone(),
+            reports: self.reports.clone(),
+        };
+        let child = Process::new(CHILD_ENTRY, job)
+            .daemon(true)
+            .start()
+            .map_err(|e| RunError::new(format!("could not start a child: {e}")))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    fn go(&self) -> Result<(), RunError> {
+        for _ in &self.children {
+            self.go
+                .put(1)
+                .map_err(|e| RunError::new(format!("could not signal go: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// One report, or an error once a child died without reporting or time ran out.
+    fn report(&self) -> Result<Report, RunError> {
+        let deadline = Instant::now() + REPORT_LIMIT;
+        loop {
+            match self.reports.get_timeout(Duration::from_millis(100)) {
+                Ok(r) => {
+                    return match r.error {
+                        Some(e) => Err(RunError::new(format!("a child failed: {e}"))),
+                        None => Ok(r),
+                    }
+                }
+                Err(e) if e.is_timeout() => {
+                    if let Some(c) = self
+                        .children
+                        .iter()
+                        .find(|c| c.exit_status().is_some_and(|s| !s.success()))
+                    {
+                        return Err(RunError::new(format!(
+                            "child {} ended without a report: {}",
+                            c.pid(),
+                            c.exit_status().map(|s| s.to_string()).unwrap_or_default()
+                        )));
+                    }
+                    if Instant::now() > deadline {
+                        return Err(RunError::new("no report from a child within 120 s"));
+                    }
+                }
+                Err(e) => return Err(RunError::new(format!("report queue: {e}"))),
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), RunError> {
+        for c in &self.children {
+            match c.join_timeout(REPORT_LIMIT) {
+                Ok(Some(s)) if s.success() => {}
+                Ok(Some(s)) => return Err(RunError::new(format!("a child ended with {s}"))),
+                Ok(None) => {
+                    let _ = c.kill();
+                    return Err(RunError::new("a child did not exit"));
+                }
+                Err(e) => return Err(RunError::new(format!("joining a child: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Collects `n` reports and returns (sum, elapsed ns from first start to last end).
+    fn collect(&self, n: usize) -> Result<(u64, u64), RunError> {
+        let (mut sum, mut first, mut last) = (0u64, u64::MAX, 0u64);
+        for _ in 0..n {
+            let r = self.report()?;
+            sum = sum.wrapping_add(r.sum);
+            first = first.min(r.start_ns);
+            last = last.max(r.end_ns);
+        }
+        Ok((sum, last.saturating_sub(first)))
+    }
+}
+
+/// Which conveyor process transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Shm,
+    JoinableShm,
+    Pipe,
+}
+
+/// A conveyor transport between processes.
+#[derive(Debug)]
+pub struct ProcessTransport {
+    info: TransportInfo,
+    kind: Kind,
+}
+
+fn shm_err(e: conveyor_shm::ShmError) -> RunError {
+    RunError::new(format!("could not create the queue: {e}"))
+}
+
+fn shm_queue(cap: usize) -> Result<ShmQueue<Msg>, RunError> {
+    ShmQueue::builder().max_items(cap).create().map_err(shm_err)
+}
+
+impl ProcessTransport {
+    fn throughput(
+        &self,
+        p: usize,
+        c: usize,
+        size: usize,
+        cap: usize,
+        count: usize,
+    ) -> Result<Sample, RunError> {
+        let count = round_count(count, p * c);
+        let mut run = Run::new()?;
+        let (per_p, per_c) = ((count / p) as u64, (count / c) as u64);
+        match self.kind {
+            Kind::Shm | Kind::JoinableShm => {
+                let q = shm_queue(cap)?;
+                let wrap = |q: &ShmQueue<Msg>| match self.kind {
+                    Kind::JoinableShm => {
+                        Endpoint::JoinableShm(JoinableShmQueue::from_queue(q.clone()))
+                    }
+                    _ => Endpoint::Shm(q.clone()),
+                };
+                for i in 0..p {
+                    run.start(
+                        Role::Produce {
+                            base: i as u64 * per_p,
+                            n: per_p,
+                            size,
+                        },
+                        wrap(&q),
+                    )?;
+                }
+                for _ in 0..c {
+                    run.start(Role::Consume { n: per_c, size }, wrap(&q))?;
+                }
+            }
+            Kind::Pipe => {
+                let (reader, writer) = pipe_oneway()
+                    .map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
+                run.start(
+                    Role::Produce {
+                        base: 0,
+                        n: per_p,
+                        size,
+                    },
+                    Endpoint::Pipe(PipeEnd::new(writer)),
+                )?;
+                run.start(
+                    Role::Consume { n: per_c, size },
+                    Endpoint::Pipe(PipeEnd::new(reader)),
+                )?;
+            }
+        }
+        run.go()?;
+        let (sum, elapsed_ns) = run.collect(p + c)?;
+        run.finish()?;
+        check_sum(sum, count)?;
+        Ok(Sample::Throughput {
+            messages: count as u64,
+            size: size as u64,
+            elapsed_ns,
+        })
+    }
+
+    fn pingpong(&self, size: usize, rounds: usize) -> Result<Sample, RunError> {
+        let mut run = Run::new()?;
+        let total = pingpong_total(rounds);
+        let sample = match self.kind {
+            Kind::Shm | Kind::JoinableShm => {
+                let (to_echo, from_echo) = (shm_queue(1)?, shm_queue(1)?);
+                run.start(
+                    Role::Echo { n: total },
+                    Endpoint::ShmPair(to_echo.clone(), from_echo.clone()),
+                )?;
+                run.go()?;
+                ping(&Duplex::new(to_echo, from_echo), size, rounds)
+            }
+            Kind::Pipe => {
+                let (mine, theirs) =
+                    pipe().map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
+                run.start(
+                    Role::Echo { n: total },
+                    Endpoint::Pipe(PipeEnd::new(theirs)),
+                )?;
+                run.go()?;
+                ping(&mine, size, rounds)
+            }
+        }?;
+        run.collect(1)?;
+        run.finish()?;
+        Ok(sample)
+    }
+
+    fn joinable(&self, size: usize, cap: usize, count: usize) -> Result<Sample, RunError> {
+        let mut run = Run::new()?;
+        let q = JoinableShmQueue::from_queue(shm_queue(cap)?);
+        run.start(
+            Role::Produce {
+                base: 0,
+                n: count as u64,
+                size,
+            },
+            Endpoint::JoinableShm(q.clone()),
+        )?;
+        run.start(
+            Role::ConsumeTaskDone { n: count as u64 },
+            Endpoint::JoinableShm(q.clone()),
+        )?;
+        run.go()?;
+        // The producer normally reports first; then `join` is what ends the clock. (Its sum
+        // is 0: it takes nothing.) If the consumer's report won the race, every task was done
+        // before it reported, so its end stands in for `join` returning.
+        let first = run.report()?;
+        if !q.join_timeout(REPORT_LIMIT) {
+            return Err(RunError::new("join did not return within 120 s"));
+        }
+        let end = if first.sum == 0 {
+            now_ns()
+        } else {
+            first.end_ns
+        };
+        let second = run.report()?;
+        run.finish()?;
+        check_sum(first.sum.wrapping_add(second.sum), count)?;
+        let start = first.start_ns.min(second.start_ns);
+        Ok(Sample::Throughput {
+            messages: count as u64,
+            size: size as u64,
+            elapsed_ns: end.saturating_sub(start),
+        })
+    }
+}
+
+impl Transport for ProcessTransport {
+    fn info(&self) -> &TransportInfo {
+        &self.info
+    }
+
+    fn supports(&self, workload: &Workload) -> Result<(), String> {
+        match (self.kind, workload) {
+            (
+                Kind::Pipe,
+                Workload::Throughput {
+                    producers,
+                    consumers,
+                    ..
+                },
+            ) if (*producers, *consumers) != (1, 1) => {
+                Err("point-to-point: one sender, one receiver".into())
+            }
+            (Kind::Shm | Kind::Pipe, Workload::Joinable { .. }) => {
+                Err("no task_done/join (see JoinableShmQueue)".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn run(&self, workload: &Workload, count: usize) -> Result<Sample, RunError> {
+        let cap = workload.capacity();
+        match *workload {
+            Workload::Throughput {
+                producers,
+                consumers,
+                size,
+            } => self.throughput(producers, consumers, size, cap, count),
+            Workload::PingPong { size } => self.pingpong(size, count),
+            Workload::Joinable { size } => self.joinable(size, cap, count),
+        }
+    }
+}
 
 /// The process transports built into this harness.
 pub fn transports() -> Vec<Arc<dyn Transport>> {
-    Vec::new()
+    let process = |name: &str, py: &str| {
+        TransportInfo::new(
+            name,
+            Scope::Process,
+            Family::Conveyor,
+            Some(&python_name(py)),
+        )
+    };
+    vec![
+        Arc::new(ProcessTransport {
+            info: process("conveyor ShmQueue", "multiprocessing.Queue"),
+            kind: Kind::Shm,
+        }),
+        Arc::new(ProcessTransport {
+            info: process("conveyor JoinableShmQueue", "multiprocessing.JoinableQueue"),
+            kind: Kind::JoinableShm,
+        }),
+        Arc::new(ProcessTransport {
+            info: process("conveyor pipe Connection", "multiprocessing.Pipe"),
+            kind: Kind::Pipe,
+        }),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_process_transport_runs_every_workload_it_supports() {
+        conveyor_process::init_test!("conveyor_bench_child" => bench_child);
+        let workloads = [
+            Workload::Throughput {
+                producers: 1,
+                consumers: 1,
+                size: 64,
+            },
+            Workload::Throughput {
+                producers: 4,
+                consumers: 4,
+                size: 8,
+            },
+            Workload::Throughput {
+                producers: 1,
+                consumers: 1,
+                size: 1 << 20,
+            },
+            Workload::PingPong { size: 8 },
+            Workload::Joinable { size: 8 },
+        ];
+        let mut ran = 0;
+        for t in transports() {
+            for w in &workloads {
+                if t.supports(w).is_ok() {
+                    let s = t
+                        .run(w, 40)
+                        .unwrap_or_else(|e| panic!("{} {}: {e}", t.info().name, w.id()));
+                    assert!(s.count() >= 40, "{} {}: {s:?}", t.info().name, w.id());
+                    ran += 1;
+                }
+            }
+        }
+        // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong)
+        assert_eq!(ran, 12);
+    }
 }

@@ -295,14 +295,12 @@ where
         prod.push(thread::spawn(move || -> Result<Instant, RunError> {
             start.wait();
             let t0 = Instant::now();
-            let base = (p * per_producer) as u64;
-            for i in 0..per_producer as u64 {
-                if let Err(e) = chan.put(Msg::new(base + i, payload.clone())) {
-                    // Wake the consumers, which would otherwise wait for this item forever.
-                    chan.close();
-                    return Err(RunError::new(format!("put failed: {e}")));
-                }
-            }
+            produce(
+                &chan,
+                (p * per_producer) as u64,
+                per_producer as u64,
+                &payload,
+            )?;
             Ok(t0)
         }));
     }
@@ -313,19 +311,7 @@ where
             move || -> Result<(u64, Instant, Instant), RunError> {
                 start.wait();
                 let t0 = Instant::now();
-                let mut sum = 0u64;
-                for _ in 0..per_consumer {
-                    let m = chan
-                        .get()
-                        .map_err(|e| RunError::new(format!("get failed: {e}")))?;
-                    if m.data.len() != size {
-                        return Err(RunError::new(format!(
-                            "got a {}-byte payload, expected {size}",
-                            m.data.len()
-                        )));
-                    }
-                    sum = sum.wrapping_add(m.seq);
-                }
+                let sum = consume(&chan, per_consumer as u64, size)?;
                 Ok((sum, t0, Instant::now()))
             },
         ));
@@ -357,6 +343,102 @@ where
     })
 }
 
+/// A producer's loop: puts messages `base..base + n` carrying `payload`. On a failed put it
+/// closes the channel, so that consumers waiting for the missing items wake up.
+pub fn produce<C: Channel<Msg>>(
+    chan: &C,
+    base: u64,
+    n: u64,
+    payload: &Payload,
+) -> Result<(), RunError> {
+    for i in base..base + n {
+        if let Err(e) = chan.put(Msg::new(i, payload.clone())) {
+            chan.close();
+            return Err(RunError::new(format!("put failed: {e}")));
+        }
+    }
+    Ok(())
+}
+
+/// A consumer's loop: takes `n` messages, checks each payload's size, returns the sum of
+/// their sequence numbers.
+pub fn consume<C: Channel<Msg>>(chan: &C, n: u64, size: usize) -> Result<u64, RunError> {
+    let mut sum = 0u64;
+    for _ in 0..n {
+        let m = chan
+            .get()
+            .map_err(|e| RunError::new(format!("get failed: {e}")))?;
+        if m.data.len() != size {
+            return Err(RunError::new(format!(
+                "got a {}-byte payload, expected {size}",
+                m.data.len()
+            )));
+        }
+        sum = sum.wrapping_add(m.seq);
+    }
+    Ok(sum)
+}
+
+/// The joinable consumer's loop: takes `n` messages, calling `task_done` after each; returns
+/// the sum of their sequence numbers.
+pub fn consume_task_done<C: Channel<Msg> + Joinable>(chan: &C, n: u64) -> Result<u64, RunError> {
+    let mut sum = 0u64;
+    for _ in 0..n {
+        let m = chan
+            .get()
+            .map_err(|e| RunError::new(format!("get failed: {e}")))?;
+        sum = sum.wrapping_add(m.seq);
+        chan.task_done()
+            .map_err(|e| RunError::new(format!("task_done failed: {e}")))?;
+    }
+    Ok(sum)
+}
+
+/// The echo's loop: sends back each of `n` messages.
+pub fn echo<C: Channel<Msg>>(end: &C, n: u64) -> Result<(), RunError> {
+    for _ in 0..n {
+        let m = end
+            .get()
+            .map_err(|e| RunError::new(format!("echo get failed: {e}")))?;
+        end.put(m)
+            .map_err(|e| RunError::new(format!("echo put failed: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The round trips the echo must answer for `rounds` timed ones (warm-up included).
+pub fn pingpong_total(rounds: usize) -> u64 {
+    (rounds.max(1) + PINGPONG_WARMUP) as u64
+}
+
+/// The pinging side: sends `pingpong_total(rounds)` messages of `size` bytes through
+/// `main_end`, each after the previous came back, and times the last `rounds`.
+pub fn ping<C: Channel<Msg>>(main_end: &C, size: usize, rounds: usize) -> Result<Sample, RunError> {
+    let total = pingpong_total(rounds);
+    let payload = Payload::filled(size);
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..total {
+        let t0 = Instant::now();
+        main_end
+            .put(Msg::new(i, payload.clone()))
+            .map_err(|e| RunError::new(format!("ping put failed: {e}")))?;
+        let back = main_end
+            .get()
+            .map_err(|e| RunError::new(format!("pong get failed: {e}")))?;
+        let dt = t0.elapsed();
+        if back.seq != i {
+            return Err(RunError::new(format!(
+                "round {i} came back as {}",
+                back.seq
+            )));
+        }
+        if i >= PINGPONG_WARMUP as u64 {
+            samples.push(dt.as_nanos() as f64);
+        }
+    }
+    Ok(latency_sample(samples))
+}
+
 /// Checks that the sequence numbers taken add up to `0 + 1 + ... + count-1`.
 pub fn check_sum(sum: u64, count: usize) -> Result<(), RunError> {
     let n = count as u64;
@@ -385,42 +467,17 @@ where
     A: Channel<Msg>,
     B: Channel<Msg> + Send + 'static,
 {
-    let rounds = rounds.max(1);
-    let total = rounds + PINGPONG_WARMUP;
-    let echo = thread::spawn(move || -> Result<(), RunError> {
-        for _ in 0..total {
-            let m = echo_end
-                .get()
-                .map_err(|e| RunError::new(format!("echo get failed: {e}")))?;
-            echo_end
-                .put(m)
-                .map_err(|e| RunError::new(format!("echo put failed: {e}")))?;
-        }
-        Ok(())
-    });
-    let payload = Payload::filled(size);
-    let mut samples = Vec::with_capacity(rounds);
-    for i in 0..total {
-        let t0 = Instant::now();
-        main_end
-            .put(Msg::new(i as u64, payload.clone()))
-            .map_err(|e| RunError::new(format!("ping put failed: {e}")))?;
-        let back = main_end
-            .get()
-            .map_err(|e| RunError::new(format!("pong get failed: {e}")))?;
-        let dt = t0.elapsed();
-        if back.seq != i as u64 {
-            return Err(RunError::new(format!(
-                "round {i} came back as {}",
-                back.seq
-            )));
-        }
-        if i >= PINGPONG_WARMUP {
-            samples.push(dt.as_nanos() as f64);
-        }
+    let total = pingpong_total(rounds);
+    let echo = thread::spawn(move || echo(&echo_end, total));
+    let sample = ping(&main_end, size, rounds);
+    if sample.is_err() {
+        // Unblock the echo, which waits for a message that will not come.
+        main_end.close();
     }
-    join_thread(echo)?;
-    Ok(latency_sample(samples))
+    let echoed = join_thread(echo);
+    let sample = sample?;
+    echoed?;
+    Ok(sample)
 }
 
 /// Summarises round-trip times (nanoseconds) as a latency sample.
@@ -447,10 +504,7 @@ where
         thread::spawn(move || -> Result<Instant, RunError> {
             start.wait();
             let t0 = Instant::now();
-            for i in 0..count as u64 {
-                q.put(Msg::new(i, payload.clone()))
-                    .map_err(|e| RunError::new(format!("put failed: {e}")))?;
-            }
+            produce(&q, 0, count as u64, &payload)?;
             Ok(t0)
         })
     };
@@ -458,16 +512,7 @@ where
         let (q, start) = (queue.clone(), start.clone());
         thread::spawn(move || -> Result<u64, RunError> {
             start.wait();
-            let mut sum = 0u64;
-            for _ in 0..count {
-                let m = q
-                    .get()
-                    .map_err(|e| RunError::new(format!("get failed: {e}")))?;
-                sum = sum.wrapping_add(m.seq);
-                q.task_done()
-                    .map_err(|e| RunError::new(format!("task_done failed: {e}")))?;
-            }
-            Ok(sum)
+            consume_task_done(&q, count as u64)
         })
     };
     start.wait();
