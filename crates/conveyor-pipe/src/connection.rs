@@ -51,6 +51,12 @@ const BROKEN_MALFORMED: u8 = 3;
 /// [`try_clone`](Connection::try_clone) duplicates the descriptor, for handing one end to a new
 /// owner (a child process); two clones used at once interleave their messages.
 ///
+/// # Into a child process
+///
+/// A connection travels into a child started by `conveyor-process` inside its arguments
+/// (`Process::new("worker", (conn, 3))`): it implements `Serialize`/`Deserialize` through
+/// [`conveyor_core::handoff`], and the child inherits the descriptor.
+///
 /// # Closing
 ///
 /// [`close`](Connection::close) (also [`Channel::close`]) shuts the sending direction: the peer
@@ -486,6 +492,22 @@ impl<C: Codec> Connection<C> {
         );
         conn.set_max_message_size(self.max_message_size());
         Ok(conn)
+    }
+
+    /// (is a socket, readable, writable, closed for writing, max message size): what a handoff
+    /// to another process carries besides the descriptor.
+    pub(crate) fn wire_state(&self) -> (bool, bool, bool, bool, u64) {
+        (
+            self.kind == FdKind::Socket,
+            self.readable,
+            self.writable,
+            self.write_closed.load(Ordering::Acquire),
+            self.max_message_size(),
+        )
+    }
+
+    pub(crate) fn write_closed_flag(&self) -> &AtomicBool {
+        &self.write_closed
     }
 
     /// The descriptor, for handing it to another process; the connection is consumed.

@@ -51,6 +51,7 @@ mod client;
 mod connection;
 pub mod error;
 pub mod frame;
+mod handoff;
 pub mod handshake;
 mod listener;
 mod pipe;

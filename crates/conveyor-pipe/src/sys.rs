@@ -73,14 +73,19 @@ pub(crate) fn read_exact_append(
     vec: &mut Vec<u8>,
     len: usize,
 ) -> io::Result<ReadExact> {
-    vec.reserve(len);
+    vec.try_reserve(len).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("cannot allocate {len} bytes for an incoming message: {e}"),
+        )
+    })?;
     let start = vec.len();
     let mut got = 0;
     while got < len {
         let spare = vec.spare_capacity_mut();
         debug_assert!(spare.len() >= len - got);
         // SAFETY: `spare` is the vector's spare capacity, at least `len - got` bytes long after
-        // the reserve above (every byte read so far was committed with set_len), and `read`
+        // the try_reserve above (every byte read so far was committed with set_len), and `read`
         // writes at most that many bytes into it.
         let n = unsafe { read_raw(fd.as_raw_fd(), spare.as_mut_ptr().cast(), len - got) }?;
         if n == 0 {
