@@ -93,13 +93,17 @@ impl Child {
             .map_err(Error::io("checking whether the child exited"))?
         {
             None => Ok(None),
-            Some(raw) => {
-                state.child = None;
-                let status = final_status(raw, &mut state.reports);
-                state.status = Some(status.clone());
-                Ok(Some(status))
-            }
+            Some(raw) => Ok(Some(self.record(state, raw))),
         }
+    }
+
+    /// Records how the reaped child ended.
+    fn record(&self, state: &mut State, raw: std::process::ExitStatus) -> ExitStatus {
+        state.child = None;
+        let status = final_status(raw, &mut state.reports);
+        tracing::debug!(pid = self.pid, entry = %self.entry, %status, "child process ended");
+        state.status = Some(status.clone());
+        status
     }
 
     /// Whether the child is still running (Python's `is_alive()`).
@@ -134,10 +138,7 @@ impl Child {
                 waited.map_err(Error::io("waiting for the child"))?;
                 let child = state.child.as_mut().expect("a child not yet reaped");
                 let raw = child.wait().map_err(Error::io("waiting for the child"))?;
-                state.child = None;
-                let status = final_status(raw, &mut state.reports);
-                state.status = Some(status.clone());
-                Ok(status)
+                Ok(self.record(&mut state, raw))
             }
         }
     }

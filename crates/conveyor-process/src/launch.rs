@@ -1,8 +1,9 @@
 //! The launch payload, and the child's side of a launch: find the entry point, decode its
 //! arguments, report, run it, report how it ended, exit.
 //!
-//! The parent writes the payload into an anonymous memory file (`memfd`), so arguments of any
-//! size are ready before the child starts and nobody blocks writing them:
+//! The parent writes the payload into an anonymous memory file (`memfd`) and seals it against
+//! any further change, so arguments of any size are ready before the child starts, nobody
+//! blocks writing them, and the child maps the file and decodes the arguments in place:
 //!
 //! ```text
 //! "CVP1" | header length: u32 LE | header (postcard) | the entry's arguments (postcard)

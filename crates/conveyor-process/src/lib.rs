@@ -24,10 +24,12 @@
 //! another thread held stays locked forever in the child, and the allocator is one such lock.
 //! Python's default on Linux was `fork` for the same speed reason, and 3.14 moved away from it
 //! for the same danger. So a child here is a fresh `exec` of the current binary
-//! (`/proc/self/exe`), Python's `spawn` method, which on this machine costs about a
-//! millisecond rather than Python's 118 ms, since no interpreter starts. The child learns what to
-//! run from one environment variable naming two inherited descriptors: an in-memory file
-//! (`memfd`) holding the entry's name and its arguments encoded with postcard, of any size, and
+//! (`/proc/self/exe`), Python's `spawn` method, which costs about as much as starting any small
+//! program (start and join of a child that does nothing: 2 to 4 ms on the project's loaded
+//! 2-core machine, see `benches/process_spawn.rs`) rather than Python's 118 ms, since no
+//! interpreter starts. The child learns what to run from one environment variable naming two
+//! inherited descriptors: a sealed in-memory file (`memfd`) holding the entry's name and its
+//! arguments encoded with postcard, of any size, which the child maps and decodes in place; and
 //! a status pipe on which it reports that the entry runs, and then how it ended (so a panic's
 //! message reaches the parent, while the child's standard output and error go where the
 //! parent's go).
@@ -37,7 +39,7 @@
 //! [`init`] must be the first thing `main` does: in a child it runs the entry point and exits
 //! with its status, never returning; in the parent it registers the names and returns.
 //!
-//! ```no_run
+//! ```
 //! use conveyor_process::{entry, Process};
 //!
 //! fn greet((who, times): (String, u32)) {

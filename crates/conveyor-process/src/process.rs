@@ -146,6 +146,22 @@ impl Process {
     /// arguments do not decode, the program cannot be executed, or the child ends (or stays
     /// silent for [`start_timeout`](Process::start_timeout)) before it reports.
     pub fn start(self) -> Result<Child, Error> {
+        let entry = self.entry.clone();
+        let result = self.start_inner();
+        match &result {
+            Ok(child) => tracing::debug!(
+                pid = child.pid(),
+                entry = %child.entry(),
+                name = %child.name(),
+                daemon = child.is_daemon(),
+                "started child process"
+            ),
+            Err(error) => tracing::debug!(%entry, %error, "child process failed to start"),
+        }
+        result
+    }
+
+    fn start_inner(self) -> Result<Child, Error> {
         crate::handle::reap_detached();
         let (args, fds) = self.args?;
         let reexec = self.program.is_none();

@@ -39,7 +39,7 @@ fn register(entries: &[Entry], test: Option<String>) {
 /// the requested entry point and exits with its status (it never returns there); in any other
 /// process it registers `entries` and returns at once.
 ///
-/// ```no_run
+/// ```
 /// use conveyor_process::{entry, Process};
 ///
 /// fn worker(n: u32) {
