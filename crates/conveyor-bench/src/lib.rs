@@ -18,6 +18,16 @@
 //! | `pingpong-8B` | round trip to an echo and back: median and p99 |
 //! | `joinable-64B` | a `task_done` per item taken, then `join`: messages/s |
 //!
+//! | transport | scope | compared with |
+//! |---|---|---|
+//! | conveyor `Queue`, `LifoQueue`, `PriorityQueue` | threads | `queue.Queue`, `LifoQueue`, `PriorityQueue`; crossbeam-channel, std mpsc, flume |
+//! | conveyor `ShmQueue`, `JoinableShmQueue` | processes | `multiprocessing.Queue`, `JoinableQueue` |
+//! | conveyor pipe `Connection` | processes | `multiprocessing.Pipe` |
+//! | conveyor Manager queue | processes | `Manager().Queue` |
+//!
+//! Process transports run their producers, consumers and echo in child processes started with
+//! `conveyor-process` ([`process`]); a binary that uses them calls [`process::init`] first.
+//!
 //! Byte payloads are a [`Payload`]: shared in-process (a thread queue moves a pointer, as
 //! Python moves a reference) and encoded through `serde_bytes` across processes, so the codec
 //! writes the bytes in one copy, not one call per byte.

@@ -71,6 +71,10 @@ pub enum Endpoint {
     ShmPair(ShmQueue<Msg>, ShmQueue<Msg>),
     /// One end of a pipe.
     Pipe(PipeEnd),
+    /// A manager's queue: the server's endpoint, the queue's name and bound.
+    Manager(conveyor_manager::Endpoint, String, usize),
+    /// Two manager queues: gets from the first name, puts into the second (an echo's end).
+    ManagerPair(conveyor_manager::Endpoint, String, String),
 }
 
 /// What a child does.
@@ -189,7 +193,39 @@ fn run_role(role: Role, chan: Endpoint) -> Result<u64, RunError> {
         (role, Endpoint::JoinableShm(q)) => act(role, &q),
         (role, Endpoint::ShmPair(from, to)) => act(role, &Duplex::new(to, from)),
         (role, Endpoint::Pipe(end)) => act(role, &end.open()?),
+        (role, Endpoint::Manager(ep, name, cap)) => {
+            let q = manager_queue(&ep.connect().map_err(manager_err)?, &name, cap)?;
+            match role {
+                Role::ConsumeTaskDone { n } => consume_task_done(&q, n),
+                role => act(role, &q),
+            }
+        }
+        (role, Endpoint::ManagerPair(ep, from, to)) => {
+            // One connection per direction: a blocked get holds its connection.
+            let from = manager_queue(&ep.connect().map_err(manager_err)?, &from, 1)?;
+            let to = manager_queue(&ep.connect().map_err(manager_err)?, &to, 1)?;
+            act(role, &Duplex::new(to, from))
+        }
     }
+}
+
+fn manager_err(e: conveyor_manager::ManagerError) -> RunError {
+    RunError::new(format!("manager: {e}"))
+}
+
+fn manager_queue(
+    client: &conveyor_manager::Client,
+    name: &str,
+    cap: usize,
+) -> Result<conveyor_manager::QueueProxy<Msg>, RunError> {
+    client.queue::<Msg>(name, Some(cap)).map_err(manager_err)
+}
+
+/// A unique name for a run's manager queue.
+fn unique_name(what: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("bench-{what}-{}-{n}", std::process::id())
 }
 
 /// The control queues of one run and the children started for it.
@@ -302,6 +338,7 @@ enum Kind {
     Shm,
     JoinableShm,
     Pipe,
+    Manager,
 }
 
 /// A conveyor transport between processes.
@@ -309,6 +346,8 @@ enum Kind {
 pub struct ProcessTransport {
     info: TransportInfo,
     kind: Kind,
+    /// The manager server (on threads of this process), started at the first run that needs it.
+    manager: std::sync::OnceLock<Result<conveyor_manager::ManagerGuard, String>>,
 }
 
 fn shm_err(e: conveyor_shm::ShmError) -> RunError {
@@ -320,6 +359,33 @@ fn shm_queue(cap: usize) -> Result<ShmQueue<Msg>, RunError> {
 }
 
 impl ProcessTransport {
+    fn new(info: TransportInfo, kind: Kind) -> Self {
+        ProcessTransport {
+            info,
+            kind,
+            manager: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn manager(&self) -> Result<&conveyor_manager::ManagerGuard, RunError> {
+        self.manager
+            .get_or_init(|| {
+                conveyor_manager::Manager::start()
+                    .map_err(|e| format!("could not start a manager: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| RunError::new(e.clone()))
+    }
+
+    /// Deletes a run's manager queues (the server keeps named objects until then).
+    fn forget(&self, names: &[&str]) {
+        if let Ok(m) = self.manager() {
+            for n in names {
+                let _ = m.delete(n);
+            }
+        }
+    }
+
     fn throughput(
         &self,
         p: usize,
@@ -330,6 +396,7 @@ impl ProcessTransport {
     ) -> Result<Sample, RunError> {
         let count = round_count(count, p * c);
         let mut run = Run::new()?;
+        let mut names: Vec<String> = Vec::new();
         let (per_p, per_c) = ((count / p) as u64, (count / c) as u64);
         match self.kind {
             Kind::Shm | Kind::JoinableShm => {
@@ -370,10 +437,34 @@ impl ProcessTransport {
                     Endpoint::Pipe(PipeEnd::new(reader)),
                 )?;
             }
+            Kind::Manager => {
+                let m = self.manager()?;
+                let name = unique_name("q");
+                manager_queue(m, &name, cap)?;
+                let chan = || Endpoint::Manager(m.endpoint(), name.clone(), cap);
+                for i in 0..p {
+                    let base = i as u64 * per_p;
+                    run.start(
+                        Role::Produce {
+                            base,
+                            n: per_p,
+                            size,
+                        },
+                        chan(),
+                    )?;
+                }
+                for _ in 0..c {
+                    run.start(Role::Consume { n: per_c, size }, chan())?;
+                }
+                names.push(name);
+            }
         }
         run.go()?;
-        let (sum, elapsed_ns) = run.collect(p + c)?;
-        run.finish()?;
+        let collected = run.collect(p + c);
+        let finished = run.finish();
+        self.forget(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let (sum, elapsed_ns) = collected?;
+        finished?;
         check_sum(sum, count)?;
         Ok(Sample::Throughput {
             messages: count as u64,
@@ -384,6 +475,7 @@ impl ProcessTransport {
 
     fn pingpong(&self, size: usize, rounds: usize) -> Result<Sample, RunError> {
         let mut run = Run::new()?;
+        let mut names: Vec<String> = Vec::new();
         let total = pingpong_total(rounds);
         let sample = match self.kind {
             Kind::Shm | Kind::JoinableShm => {
@@ -395,6 +487,21 @@ impl ProcessTransport {
                 run.go()?;
                 ping(&Duplex::new(to_echo, from_echo), size, rounds)
             }
+            Kind::Manager => {
+                let m = self.manager()?;
+                let (ping_name, pong_name) = (unique_name("ping"), unique_name("pong"));
+                let ping_q = manager_queue(&m.connect().map_err(manager_err)?, &ping_name, 1)?;
+                let pong_q = manager_queue(&m.connect().map_err(manager_err)?, &pong_name, 1)?;
+                run.start(
+                    Role::Echo { n: total },
+                    Endpoint::ManagerPair(m.endpoint(), ping_name.clone(), pong_name.clone()),
+                )?;
+                run.go()?;
+                let sample = ping(&Duplex::new(ping_q, pong_q), size, rounds);
+                names.push(ping_name);
+                names.push(pong_name);
+                sample
+            }
             Kind::Pipe => {
                 let (mine, theirs) =
                     pipe().map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
@@ -405,27 +512,60 @@ impl ProcessTransport {
                 run.go()?;
                 ping(&mine, size, rounds)
             }
-        }?;
-        run.collect(1)?;
-        run.finish()?;
+        };
+        let collected = sample.and_then(|s| run.collect(1).map(|_| s));
+        let finished = run.finish();
+        self.forget(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let sample = collected?;
+        finished?;
         Ok(sample)
     }
 
     fn joinable(&self, size: usize, cap: usize, count: usize) -> Result<Sample, RunError> {
         let mut run = Run::new()?;
-        let q = JoinableShmQueue::from_queue(shm_queue(cap)?);
-        run.start(
-            Role::Produce {
-                base: 0,
-                n: count as u64,
-                size,
-            },
-            Endpoint::JoinableShm(q.clone()),
-        )?;
-        run.start(
-            Role::ConsumeTaskDone { n: count as u64 },
-            Endpoint::JoinableShm(q.clone()),
-        )?;
+        let produce_role = Role::Produce {
+            base: 0,
+            n: count as u64,
+            size,
+        };
+        let consume_role = Role::ConsumeTaskDone { n: count as u64 };
+        let mut names = Vec::new();
+        let q: Box<dyn Joinable> = if self.kind == Kind::Manager {
+            let m = self.manager()?;
+            let name = unique_name("jq");
+            let q = manager_queue(&m.connect().map_err(manager_err)?, &name, cap)?;
+            run.start(
+                produce_role,
+                Endpoint::Manager(m.endpoint(), name.clone(), cap),
+            )?;
+            run.start(
+                consume_role,
+                Endpoint::Manager(m.endpoint(), name.clone(), cap),
+            )?;
+            names.push(name);
+            Box::new(q)
+        } else {
+            let q = JoinableShmQueue::from_queue(shm_queue(cap)?);
+            run.start(produce_role, Endpoint::JoinableShm(q.clone()))?;
+            run.start(consume_role, Endpoint::JoinableShm(q.clone()))?;
+            Box::new(q)
+        };
+        let result = Self::join_run(&run, q.as_ref());
+        let finished = run.finish();
+        drop(q);
+        self.forget(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let (sum, elapsed_ns) = result?;
+        finished?;
+        check_sum(sum, count)?;
+        Ok(Sample::Throughput {
+            messages: count as u64,
+            size: size as u64,
+            elapsed_ns,
+        })
+    }
+
+    /// Lets the children go, waits for `join`; returns (sum taken, elapsed ns).
+    fn join_run(run: &Run, q: &dyn Joinable) -> Result<(u64, u64), RunError> {
         run.go()?;
         // The producer normally reports first; then `join` is what ends the clock. (Its sum
         // is 0: it takes nothing.) If the consumer's report won the race, every task was done
@@ -440,14 +580,11 @@ impl ProcessTransport {
             first.end_ns
         };
         let second = run.report()?;
-        run.finish()?;
-        check_sum(first.sum.wrapping_add(second.sum), count)?;
         let start = first.start_ns.min(second.start_ns);
-        Ok(Sample::Throughput {
-            messages: count as u64,
-            size: size as u64,
-            elapsed_ns: end.saturating_sub(start),
-        })
+        Ok((
+            first.sum.wrapping_add(second.sum),
+            end.saturating_sub(start),
+        ))
     }
 }
 
@@ -468,9 +605,10 @@ impl Transport for ProcessTransport {
             ) if (*producers, *consumers) != (1, 1) => {
                 Err("point-to-point: one sender, one receiver".into())
             }
-            (Kind::Shm | Kind::Pipe, Workload::Joinable { .. }) => {
+            (Kind::Shm, Workload::Joinable { .. }) => {
                 Err("no task_done/join (see JoinableShmQueue)".into())
             }
+            (Kind::Pipe, Workload::Joinable { .. }) => Err("no task_done/join".into()),
             _ => Ok(()),
         }
     }
@@ -500,18 +638,22 @@ pub fn transports() -> Vec<Arc<dyn Transport>> {
         )
     };
     vec![
-        Arc::new(ProcessTransport {
-            info: process("conveyor ShmQueue", "multiprocessing.Queue"),
-            kind: Kind::Shm,
-        }),
-        Arc::new(ProcessTransport {
-            info: process("conveyor JoinableShmQueue", "multiprocessing.JoinableQueue"),
-            kind: Kind::JoinableShm,
-        }),
-        Arc::new(ProcessTransport {
-            info: process("conveyor pipe Connection", "multiprocessing.Pipe"),
-            kind: Kind::Pipe,
-        }),
+        Arc::new(ProcessTransport::new(
+            process("conveyor ShmQueue", "multiprocessing.Queue"),
+            Kind::Shm,
+        )),
+        Arc::new(ProcessTransport::new(
+            process("conveyor JoinableShmQueue", "multiprocessing.JoinableQueue"),
+            Kind::JoinableShm,
+        )),
+        Arc::new(ProcessTransport::new(
+            process("conveyor pipe Connection", "multiprocessing.Pipe"),
+            Kind::Pipe,
+        )),
+        Arc::new(ProcessTransport::new(
+            process("conveyor Manager queue", "Manager().Queue"),
+            Kind::Manager,
+        )),
     ]
 }
 
@@ -553,7 +695,7 @@ mod tests {
                 }
             }
         }
-        // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong)
-        assert_eq!(ran, 12);
+        // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong), manager queue 5
+        assert_eq!(ran, 17);
     }
 }
