@@ -16,8 +16,9 @@ use crate::ExitStatus;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// No entry point by this name is registered (in the parent's `init` call when it made one,
-    /// or in the child's).
+    /// No entry point by this name is registered: in this process (which must have called
+    /// `init` or `init_test!` with it), or, for a child running another
+    /// [`program`](crate::Process::program), in that program.
     #[error(
         "no entry point named `{name}` is registered (known: {}); register it with \
          `conveyor_process::init(&[entry!({name})])` in main, or `init_test!({name})` in a test",

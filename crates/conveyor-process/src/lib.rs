@@ -64,10 +64,11 @@
 //! # In tests
 //!
 //! libtest owns a test binary's `main`, so a test registers its entries with
-//! [`init_test!`] as its first line. A child re-executes the test binary with only that test
-//! selected (`<test> --exact --nocapture --test-threads=1 -q`): there `init_test!` runs the
-//! entry and exits, so the rest of the test runs in the parent alone. Tests may run in
-//! parallel, each with its own children.
+//! [`init_test!`] as its first line (never [`init`], which is for a `main`). A child
+//! re-executes the test binary with only that test selected
+//! (`<test> --exact --nocapture --test-threads=1 --include-ignored -q`): there `init_test!`
+//! runs the entry and exits, so the rest of the test runs in the parent alone. Tests may run
+//! in parallel, each with its own children, in unit tests and integration tests alike.
 //!
 //! ```no_run
 //! use conveyor_process::{init_test, ExitStatus, Process};
@@ -82,7 +83,7 @@
 //!
 //! #[test]
 //! fn statuses() {
-//!     init_test!(fails, explodes);
+//!     init_test!(fails, explodes); // first line: in a child, this is where it branches off
 //!     let a = Process::new("fails", 3).start().unwrap();
 //!     assert_eq!(a.join().unwrap(), ExitStatus::Exited(3));
 //!     let b = Process::new("explodes", ()).start().unwrap();
@@ -90,9 +91,17 @@
 //! }
 //! ```
 //!
-//! The child prints libtest's `running 1 test` line before the entry starts. An entry point
-//! must be registered by a test that can be selected on its own with `--exact` (any test
-//! that registers it will do; the one that starts the child is preferred).
+//! Good to know:
+//!
+//! - Any test that registers an entry point can serve it (the test that starts the child is
+//!   preferred); two tests of one binary that register *different* functions under one name
+//!   make [`Error::AmbiguousEntry`] unless the starting test registered it itself.
+//! - A child started from a child (a middle process that starts grandchildren) works the same
+//!   way: list the grandchildren's entries in the same `init_test!`.
+//! - libtest does not capture a child's output: it appears in the test run's output, after
+//!   libtest's own `running 1 test` line from the child.
+//! - Wait with a limit ([`Child::join_timeout`]) so that a broken child fails the test rather
+//!   than hanging it; the crate's own tests do so with a generous one.
 //!
 //! # Handles in the arguments
 //!

@@ -175,6 +175,7 @@ impl Process {
                         "--exact".into(),
                         "--nocapture".into(),
                         "--test-threads=1".into(),
+                        "--include-ignored".into(),
                         "-q".into(),
                     ],
                 };

@@ -104,10 +104,8 @@ pub(crate) enum Route {
 /// Finds the route to `name`, or a clear error when this process knows it cannot work.
 pub(crate) fn route(name: &str) -> Result<Route, Error> {
     let reg = registry();
-    if reg.is_empty() {
-        // The parent registered nothing (it never called init): the child will tell.
-        return Ok(Route::Main);
-    }
+    // A process that registered nothing has not called init: re-executing it would run its
+    // whole main (or, in a test binary, every test) in the child. Refuse instead.
     let found: Vec<&Registered> = reg.iter().filter(|r| r.entry.name() == name).collect();
     if found.is_empty() {
         let mut known: Vec<String> = reg.iter().map(|r| r.entry.name().to_string()).collect();
@@ -159,7 +157,8 @@ pub(crate) fn registered_names_unsorted() -> Vec<&'static str> {
 ///
 /// In the test binary's normal run this registers the entries under the test's name and
 /// returns. A child started from it re-executes the test binary with only this test selected
-/// (`<test name> --exact --nocapture --test-threads=1`); there, `init_test!` runs the entry point
+/// (`<test name> --exact --nocapture --test-threads=1 --include-ignored -q`); there,
+/// `init_test!` runs the entry point
 /// and exits, so the rest of the test never runs in the child.
 ///
 /// ```no_run
@@ -202,6 +201,18 @@ macro_rules! __entries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_that_registered_nothing_refuses_to_start_children() {
+        // no test in this binary registers entries
+        match route("anything") {
+            Err(Error::UnknownEntry { name, known }) => {
+                assert_eq!(name, "anything");
+                assert!(known.is_empty());
+            }
+            other => panic!("expected UnknownEntry, got {other:?}"),
+        }
+    }
 
     #[test]
     fn test_names_drop_the_crate_and_the_marker() {
