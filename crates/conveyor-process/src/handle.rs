@@ -78,6 +78,26 @@ impl Child {
         self.daemon
     }
 
+    /// The parent's end of the child's standard input, if [`Process::stdin`](crate::Process::stdin)
+    /// was `Stdio::piped()`; `None` after the first call.
+    pub fn take_stdin(&self) -> Option<std::process::ChildStdin> {
+        self.lock().child.as_mut().and_then(|c| c.stdin.take())
+    }
+
+    /// The parent's end of the child's standard output, if
+    /// [`Process::stdout`](crate::Process::stdout) was `Stdio::piped()`; `None` after the first
+    /// call.
+    pub fn take_stdout(&self) -> Option<std::process::ChildStdout> {
+        self.lock().child.as_mut().and_then(|c| c.stdout.take())
+    }
+
+    /// The parent's end of the child's standard error, if
+    /// [`Process::stderr`](crate::Process::stderr) was `Stdio::piped()`; `None` after the first
+    /// call.
+    pub fn take_stderr(&self) -> Option<std::process::ChildStderr> {
+        self.lock().child.as_mut().and_then(|c| c.stderr.take())
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

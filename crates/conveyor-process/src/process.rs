@@ -123,19 +123,22 @@ impl Process {
         self
     }
 
-    /// The child's standard input. Default: inherited from this process.
+    /// The child's standard input. Default: inherited from this process. With
+    /// `Stdio::piped()`, [`Child::take_stdin`] gives the parent's end.
     pub fn stdin(mut self, cfg: impl Into<Stdio>) -> Process {
         self.stdin = Some(cfg.into());
         self
     }
 
     /// The child's standard output. Default: inherited (it goes where this process's goes).
+    /// With `Stdio::piped()`, [`Child::take_stdout`] gives the parent's end.
     pub fn stdout(mut self, cfg: impl Into<Stdio>) -> Process {
         self.stdout = Some(cfg.into());
         self
     }
 
     /// The child's standard error. Default: inherited (it goes where this process's goes).
+    /// With `Stdio::piped()`, [`Child::take_stderr`] gives the parent's end.
     pub fn stderr(mut self, cfg: impl Into<Stdio>) -> Process {
         self.stderr = Some(cfg.into());
         self

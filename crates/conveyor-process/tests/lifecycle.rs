@@ -208,3 +208,43 @@ fn dropping_a_handle_leaves_the_child_running() {
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     assert!(common::exited_within(&watch, common::LIMIT));
 }
+
+fn shouts(_: ()) {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    println!("{}", line.trim().to_uppercase());
+    eprintln!("done");
+}
+
+#[test]
+fn standard_streams_can_be_redirected() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    init_test!(shouts);
+    let child = Process::new("shouts", ())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .start()
+        .unwrap();
+    let mut stdin = child.take_stdin().unwrap();
+    assert!(child.take_stdin().is_none());
+    writeln!(stdin, "quiet please").unwrap();
+    drop(stdin);
+    let mut out = String::new();
+    child
+        .take_stdout()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .take_stderr()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(join(&child).success());
+    // a test binary's child prints libtest's header first, then the entry's output
+    assert!(out.ends_with("QUIET PLEASE\n"), "{out:?}");
+    assert_eq!(err, "done\n");
+}
