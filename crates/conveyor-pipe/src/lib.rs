@@ -10,6 +10,8 @@
 //!   connects to one; with an authkey both run the HMAC challenge of Python's
 //!   `multiprocessing.connection` (see [`handshake`]), so either side may be a Python program.
 //! - [`wait`] blocks until any of several connections has something to receive.
+//! - With the `pickle` feature (on by default), the [`Pickle`] codec makes `send`/`recv`
+//!   exchange objects with Python's `Connection.send`/`recv`.
 //!
 //! # When to pick it
 //!
@@ -54,6 +56,8 @@ pub mod frame;
 mod handoff;
 pub mod handshake;
 mod listener;
+#[cfg(feature = "pickle")]
+pub mod pickle;
 mod pipe;
 mod sys;
 mod wait;
@@ -64,5 +68,7 @@ pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE};
 pub use error::{AuthFailure, AuthenticationError, ConnectError, SendError};
 pub use handshake::ChallengeForm;
 pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHAKE_TIMEOUT};
+#[cfg(feature = "pickle")]
+pub use pickle::Pickle;
 pub use pipe::{pipe, pipe_oneway};
 pub use wait::wait;
