@@ -2,7 +2,7 @@
 //!
 //! In-process transports (conveyor's thread queues and the Rust peers) are all an
 //! [`InProcess`], built from a function that makes a channel: the workloads in
-//! [`workload`](crate::workload) do the rest, generically.
+//! [`workload`](crate::workload) module do the rest, generically.
 
 use std::fmt;
 
