@@ -6,13 +6,20 @@
 //! cargo bench -p conveyor --no-default-features --features process --bench process_spawn
 //! ```
 //!
+//! `baseline_bin_true` (start and wait for `/bin/true`) and `baseline_reexec_exit` (this binary,
+//! re-executed, returning as soon as `main` starts) are the floors to compare with.
+//!
 //! criterion_main! would generate a `main` that runs before anything else; a child must branch
 //! into its entry point first, so this bench writes its own `main`.
 
+use std::process::Command;
 use std::time::Duration;
 
 use conveyor::process::{self as process, entry, Process};
 use criterion::{BenchmarkId, Criterion, Throughput};
+
+/// Set by the `baseline_reexec_exit` benchmark: the re-executed binary returns at once.
+const EXIT_AT_ONCE: &str = "PROCESS_SPAWN_BENCH_EXIT_AT_ONCE";
 
 fn noop(_: ()) {}
 
@@ -27,6 +34,23 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(1));
 
+    // Floors for comparison, measured in the same run: a plain program, and this very binary
+    // exiting as soon as its main starts.
+    group.bench_function("baseline_bin_true", |b| {
+        b.iter(|| {
+            let status = Command::new("/bin/true").status().unwrap();
+            assert!(status.success());
+        })
+    });
+    group.bench_function("baseline_reexec_exit", |b| {
+        b.iter(|| {
+            let status = Command::new("/proc/self/exe")
+                .env(EXIT_AT_ONCE, "1")
+                .status()
+                .unwrap();
+            assert!(status.success());
+        })
+    });
     group.bench_function("start_join", |b| {
         b.iter(|| {
             let child = Process::new("noop", ()).start().unwrap();
@@ -56,6 +80,9 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
+    if std::env::var_os(EXIT_AT_ONCE).is_some() {
+        return;
+    }
     // A child started by this bench runs its entry point here and exits.
     process::init(&[entry!(noop), entry!(sink)]);
     let mut c = Criterion::default().configure_from_args();
