@@ -277,10 +277,13 @@ impl Process {
         let pid = child.id();
         let mut reader = ReportReader::new(status_r);
 
-        let first = reader.next(Some(self.start_timeout));
+        let limit = self.start_timeout;
+        let first = reader.next(Some(limit));
         let entry = self.entry;
+        // The child has reported a failure (and exits by itself) or closed the pipe: give it the
+        // start limit to end, then kill it, so that a start never hangs.
         let fail = |child: std::process::Child, err: Error| -> Result<Child, Error> {
-            reap(child);
+            reap_within(child, limit);
             Err(err)
         };
         match first {
@@ -302,29 +305,32 @@ impl Process {
             Ok(Read1::Report(Report::Launch(message))) => {
                 fail(child, Error::Launch { entry, message })
             }
-            Ok(Read1::Report(other)) => fail(
-                child,
-                Error::Launch {
-                    entry,
-                    message: format!("the child sent {other:?} before it reported ready"),
-                },
-            ),
+            Ok(Read1::Report(other)) => {
+                let _ = sys::send_signal(pid, libc::SIGKILL);
+                fail(
+                    child,
+                    Error::Launch {
+                        entry,
+                        message: format!("the child sent {other:?} before it reported ready"),
+                    },
+                )
+            }
             Ok(Read1::Eof) => {
-                let status = reap(child);
+                let status = reap_within(child, limit);
                 Err(Error::DiedBeforeReport { entry, pid, status })
             }
             Ok(Read1::TimedOut) => {
                 let _ = sys::send_signal(pid, libc::SIGKILL);
-                reap(child);
+                reap_within(child, limit);
                 Err(Error::StartTimeout {
                     entry,
                     pid,
-                    timeout: self.start_timeout,
+                    timeout: limit,
                 })
             }
             Err(source) => {
                 let _ = sys::send_signal(pid, libc::SIGKILL);
-                reap(child);
+                reap_within(child, limit);
                 Err(Error::Io {
                     what: "reading the child's first report",
                     source,
@@ -334,8 +340,28 @@ impl Process {
     }
 }
 
-/// Waits for a child that is ending (or was just killed) and returns how it ended.
-fn reap(mut child: std::process::Child) -> ExitStatus {
+/// Waits for a child that should be ending; kills it if it has not ended within `limit`.
+/// Returns how it ended.
+fn reap_within(mut child: std::process::Child, limit: Duration) -> ExitStatus {
+    let ended = match sys::pidfd_open(child.id()) {
+        Ok(fd) => sys::wait_readable(fd.as_fd(), Some(limit)).unwrap_or(false),
+        Err(_) => {
+            // no pidfd (Linux before 5.3): check with a short, growing pause
+            let deadline = std::time::Instant::now() + limit;
+            let mut pause = Duration::from_micros(100);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break true,
+                    Ok(None) if std::time::Instant::now() >= deadline => break false,
+                    Ok(None) => std::thread::sleep(pause),
+                }
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+        }
+    };
+    if !ended {
+        let _ = child.kill();
+    }
     match child.wait() {
         Ok(s) => ExitStatus::from_std(s),
         Err(_) => ExitStatus::Exited(-1),

@@ -146,3 +146,22 @@ fn a_child_that_never_calls_init_and_runs_on() {
         other => panic!("expected StartTimeout, got {other:?}"),
     }
 }
+
+#[test]
+fn a_child_that_closes_its_status_pipe_and_runs_on() {
+    init_test!(pair_sum);
+    let limit = Duration::from_millis(300);
+    // closes the status descriptor named in the launch variable, then lingers
+    let script = r#"eval "exec ${CONVEYOR_PROCESS_LAUNCH#*:}>&-"; exec sleep 600"#;
+    let err = Process::new("pair_sum", (1u32, 2u32))
+        .program("/bin/sh", ["-c", script])
+        .start_timeout(limit)
+        .start()
+        .unwrap_err();
+    match &err {
+        Error::DiedBeforeReport { status, .. } => {
+            assert_eq!(*status, ExitStatus::Signaled(libc::SIGKILL), "{err}");
+        }
+        other => panic!("expected DiedBeforeReport, got {other:?}"),
+    }
+}
