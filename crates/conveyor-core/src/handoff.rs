@@ -39,6 +39,11 @@
 //! # drop(end);
 //! ```
 //!
+//! A handle must stay valid in the parent until the child has decoded it: a shared-memory
+//! queue's segment must still exist when the child opens it by name. `conveyor-process`'s
+//! `Process::start` returns only after the child has decoded its arguments, so a parent may
+//! drop its own handle as soon as `start` has returned.
+//!
 //! Outside the scopes (for example a connection put into a queue) [`export_fd`] and
 //! [`import_fd`] fail with [`HandoffError::NoScope`], so serialising such a handle anywhere else
 //! is a clear error rather than a number that means nothing on the other side.

@@ -185,3 +185,16 @@ pub fn is_daemon() -> bool {
 pub fn current_entry() -> Option<&'static str> {
     launch::CURRENT.get().map(|c| c.entry.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn handles_can_be_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<crate::Child>();
+        send_sync::<crate::Error>();
+        send_sync::<crate::Entry>();
+        send::<crate::Process>();
+    }
+}

@@ -145,7 +145,8 @@ impl Process {
     }
 
     /// Starts the child and returns once its entry point runs: its arguments decoded and its
-    /// handles installed. Fails with a clear [`Error`] when the entry point is unknown, the
+    /// handles installed (so the parent may drop its own copies of the handles at once: a
+    /// shared-memory queue's segment has been opened by the child by then). Fails with a clear [`Error`] when the entry point is unknown, the
     /// arguments do not decode, the program cannot be executed, or the child ends (or stays
     /// silent for [`start_timeout`](Process::start_timeout)) before it reports.
     pub fn start(self) -> Result<Child, Error> {
