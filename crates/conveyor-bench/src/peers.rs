@@ -21,11 +21,15 @@
 //! assert!(ch.try_get().unwrap_err().is_closed());
 //! ```
 
+use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use conveyor_core::{Channel, GetError, PutError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// The shared close flag of an adapter.
 #[derive(Debug, Default)]
@@ -419,6 +423,142 @@ impl<T, Tx: Channel<T>, Rx: Channel<T>> Channel<T> for Duplex<Tx, Rx> {
     }
 }
 
+/// ipmpsc's shared-memory ring (one receiving process, many sending ones) behind the
+/// [`Channel`] trait: a process peer of conveyor's `ShmQueue`.
+///
+/// An end opens the ring file by path and sends, receives, or both. Items are encoded with
+/// bincode by ipmpsc. The ring is bounded in bytes, not items; a get with no receiving end, or
+/// a put with no sending end, is an `Io` error. `close` is this adapter's flag only (ipmpsc has
+/// no close): later puts fail and gets on an empty ring return `Closed`.
+pub struct IpmpscChannel {
+    tx: Option<ipmpsc::Sender>,
+    rx: Option<ipmpsc::Receiver>,
+    closed: Closed,
+}
+
+impl fmt::Debug for IpmpscChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IpmpscChannel")
+            .field("sends", &self.tx.is_some())
+            .field("receives", &self.rx.is_some())
+            .finish()
+    }
+}
+
+fn ipmpsc_io(e: ipmpsc::Error) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl IpmpscChannel {
+    /// Creates a ring of `bytes` bytes in a temporary file; returns its path and the ring,
+    /// which deletes the file when dropped (keep it until every end has opened it).
+    pub fn create_temp(bytes: u32) -> io::Result<(String, ipmpsc::SharedRingBuffer)> {
+        ipmpsc::SharedRingBuffer::create_temp(bytes).map_err(ipmpsc_io)
+    }
+
+    /// Opens the ring at `path` to send (`send`), receive (`recv`) or both.
+    pub fn open(path: &str, send: bool, recv: bool) -> io::Result<Self> {
+        let ring = |p: &str| ipmpsc::SharedRingBuffer::open(p).map_err(ipmpsc_io);
+        Ok(IpmpscChannel {
+            tx: if send {
+                Some(ipmpsc::Sender::new(ring(path)?))
+            } else {
+                None
+            },
+            rx: if recv {
+                Some(ipmpsc::Receiver::new(ring(path)?))
+            } else {
+                None
+            },
+            closed: Closed::default(),
+        })
+    }
+
+    fn sender<T>(&self, item: T) -> Result<(&ipmpsc::Sender, T), PutError<T>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        match &self.tx {
+            Some(tx) => Ok((tx, item)),
+            None => Err(PutError::Io {
+                item,
+                source: io::Error::other("this ipmpsc end does not send"),
+            }),
+        }
+    }
+
+    fn receiver(&self) -> Result<&ipmpsc::Receiver, GetError> {
+        self.rx
+            .as_ref()
+            .ok_or_else(|| GetError::Io(io::Error::other("this ipmpsc end does not receive")))
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Channel<T> for IpmpscChannel {
+    fn put(&self, item: T) -> Result<(), PutError<T>> {
+        let (tx, item) = self.sender(item)?;
+        match tx.send(&item) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(PutError::Io {
+                item,
+                source: ipmpsc_io(e),
+            }),
+        }
+    }
+
+    fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_timeout(item, Duration::ZERO).map_err(|e| match e {
+            PutError::Timeout(item) => PutError::Full(item),
+            other => other,
+        })
+    }
+
+    fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        let (tx, item) = self.sender(item)?;
+        match tx.send_timeout(&item, timeout) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(PutError::Timeout(item)),
+            Err(e) => Err(PutError::Io {
+                item,
+                source: ipmpsc_io(e),
+            }),
+        }
+    }
+
+    fn get(&self) -> Result<T, GetError> {
+        if self.closed.get() {
+            return self.try_get();
+        }
+        self.receiver()?
+            .recv()
+            .map_err(|e| GetError::Io(ipmpsc_io(e)))
+    }
+
+    fn try_get(&self) -> Result<T, GetError> {
+        match self.receiver()?.try_recv() {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) if self.closed.get() => Err(GetError::Closed),
+            Ok(None) => Err(GetError::Empty),
+            Err(e) => Err(GetError::Io(ipmpsc_io(e))),
+        }
+    }
+
+    fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        if self.closed.get() {
+            return self.try_get();
+        }
+        match self.receiver()?.recv_timeout(timeout) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(GetError::Timeout),
+            Err(e) => Err(GetError::Io(ipmpsc_io(e))),
+        }
+    }
+
+    fn close(&self) {
+        self.closed.set();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,6 +614,22 @@ mod tests {
         assert_eq!(c.get().unwrap(), 0);
         assert_eq!(b.get().unwrap(), 0);
         assert_eq!(a.get().unwrap(), 0);
+    }
+
+    #[test]
+    fn ipmpsc_sends_and_receives_through_its_ring() {
+        let (path, _ring) = IpmpscChannel::create_temp(1 << 16).unwrap();
+        let tx = IpmpscChannel::open(&path, true, false).unwrap();
+        let rx = IpmpscChannel::open(&path, false, true).unwrap();
+        assert!(Channel::<u32>::try_get(&rx).unwrap_err().is_empty());
+        tx.put(7u32).unwrap();
+        assert_eq!(Channel::<u32>::get(&rx).unwrap(), 7);
+        assert!(Channel::<u32>::get(&tx).unwrap_err().is_io());
+        assert!(rx.put(1u32).unwrap_err().is_io());
+        Channel::<u32>::close(&tx);
+        assert!(tx.put(8u32).unwrap_err().is_closed());
+        Channel::<u32>::close(&rx);
+        assert!(Channel::<u32>::get(&rx).unwrap_err().is_closed());
     }
 
     #[test]

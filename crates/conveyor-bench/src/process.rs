@@ -24,7 +24,7 @@ use conveyor_shm::{JoinableShmQueue, ShmQueue};
 use serde::{Deserialize, Serialize};
 
 use crate::payload::{Msg, Payload};
-use crate::peers::Duplex;
+use crate::peers::{Duplex, IpmpscChannel};
 use crate::python::python_name;
 use crate::transport::{Family, Scope, Transport, TransportInfo};
 use crate::workload::{
@@ -75,6 +75,10 @@ pub enum Endpoint {
     Manager(conveyor_manager::Endpoint, String, usize),
     /// Two manager queues: gets from the first name, puts into the second (an echo's end).
     ManagerPair(conveyor_manager::Endpoint, String, String),
+    /// An ipmpsc ring by path: whether this end sends, whether it receives.
+    Ipmpsc(String, bool, bool),
+    /// Two ipmpsc rings: receives from the first path, sends into the second (an echo's end).
+    IpmpscPair(String, String),
 }
 
 /// What a child does.
@@ -200,6 +204,14 @@ fn run_role(role: Role, chan: Endpoint) -> Result<u64, RunError> {
                 role => act(role, &q),
             }
         }
+        (role, Endpoint::Ipmpsc(path, send, recv)) => act(role, &ipmpsc_open(&path, send, recv)?),
+        (role, Endpoint::IpmpscPair(from, to)) => act(
+            role,
+            &Duplex::new(
+                ipmpsc_open(&to, true, false)?,
+                ipmpsc_open(&from, false, true)?,
+            ),
+        ),
         (role, Endpoint::ManagerPair(ep, from, to)) => {
             // One connection per direction: a blocked get holds its connection.
             let from = manager_queue(&ep.connect().map_err(manager_err)?, &from, 1)?;
@@ -207,6 +219,18 @@ fn run_role(role: Role, chan: Endpoint) -> Result<u64, RunError> {
             act(role, &Duplex::new(to, from))
         }
     }
+}
+
+fn ipmpsc_open(path: &str, send: bool, recv: bool) -> Result<IpmpscChannel, RunError> {
+    IpmpscChannel::open(path, send, recv)
+        .map_err(|e| RunError::new(format!("could not open the ipmpsc ring {path}: {e}")))
+}
+
+/// An ipmpsc ring sized like a queue of `cap` items of `size` bytes (ipmpsc bounds bytes).
+fn ipmpsc_ring(cap: usize, size: usize) -> Result<(String, ipmpsc::SharedRingBuffer), RunError> {
+    let bytes = (cap * (size + 64)).clamp(64 << 10, 1 << 30) as u32;
+    IpmpscChannel::create_temp(bytes)
+        .map_err(|e| RunError::new(format!("could not create an ipmpsc ring: {e}")))
 }
 
 fn manager_err(e: conveyor_manager::ManagerError) -> RunError {
@@ -233,6 +257,8 @@ struct Run {
     go: ShmQueue<u8>,
     reports: ShmQueue<Report>,
     children: Vec<Child>,
+    /// Rings that must live as long as the run (their files go when they drop).
+    kept: Vec<ipmpsc::SharedRingBuffer>,
 }
 
 impl Run {
@@ -245,6 +271,7 @@ impl Run {
                 .create()
                 .map_err(err)?,
             children: Vec::new(),
+            kept: Vec::new(),
         })
     }
 
@@ -261,6 +288,10 @@ impl Run {
             .map_err(|e| RunError::new(format!("could not start a child: {e}")))?;
         self.children.push(child);
         Ok(())
+    }
+
+    fn keep(&mut self, ring: ipmpsc::SharedRingBuffer) {
+        self.kept.push(ring);
     }
 
     fn go(&self) -> Result<(), RunError> {
@@ -304,7 +335,18 @@ impl Run {
         }
     }
 
-    fn finish(self) -> Result<(), RunError> {
+    /// Waits for the children to exit; after a failed run (`ok` false) kills them first, since
+    /// they may wait for messages that will never come.
+    fn finish(self, ok: bool) -> Result<(), RunError> {
+        if !ok {
+            for c in &self.children {
+                let _ = c.kill();
+            }
+            for c in &self.children {
+                let _ = c.join_timeout(REPORT_LIMIT);
+            }
+            return Ok(());
+        }
         for c in &self.children {
             match c.join_timeout(REPORT_LIMIT) {
                 Ok(Some(s)) if s.success() => {}
@@ -339,6 +381,7 @@ enum Kind {
     JoinableShm,
     Pipe,
     Manager,
+    Ipmpsc,
 }
 
 /// A conveyor transport between processes.
@@ -421,6 +464,22 @@ impl ProcessTransport {
                     run.start(Role::Consume { n: per_c, size }, wrap(&q))?;
                 }
             }
+            Kind::Ipmpsc => {
+                let (path, ring) = ipmpsc_ring(cap, size)?;
+                run.start(
+                    Role::Produce {
+                        base: 0,
+                        n: per_p,
+                        size,
+                    },
+                    Endpoint::Ipmpsc(path.clone(), true, false),
+                )?;
+                run.start(
+                    Role::Consume { n: per_c, size },
+                    Endpoint::Ipmpsc(path, false, true),
+                )?;
+                run.keep(ring);
+            }
             Kind::Pipe => {
                 let (reader, writer) = pipe_oneway()
                     .map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
@@ -461,7 +520,7 @@ impl ProcessTransport {
         }
         run.go()?;
         let collected = run.collect(p + c);
-        let finished = run.finish();
+        let finished = run.finish(collected.is_ok());
         self.forget(&names.iter().map(String::as_str).collect::<Vec<_>>());
         let (sum, elapsed_ns) = collected?;
         finished?;
@@ -502,6 +561,22 @@ impl ProcessTransport {
                 names.push(pong_name);
                 sample
             }
+            Kind::Ipmpsc => {
+                let (to_echo, ring_a) = ipmpsc_ring(1, size)?;
+                let (from_echo, ring_b) = ipmpsc_ring(1, size)?;
+                run.start(
+                    Role::Echo { n: total },
+                    Endpoint::IpmpscPair(to_echo.clone(), from_echo.clone()),
+                )?;
+                run.keep(ring_a);
+                run.keep(ring_b);
+                run.go()?;
+                let mine = Duplex::new(
+                    ipmpsc_open(&to_echo, true, false)?,
+                    ipmpsc_open(&from_echo, false, true)?,
+                );
+                ping(&mine, size, rounds)
+            }
             Kind::Pipe => {
                 let (mine, theirs) =
                     pipe().map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
@@ -514,7 +589,7 @@ impl ProcessTransport {
             }
         };
         let collected = sample.and_then(|s| run.collect(1).map(|_| s));
-        let finished = run.finish();
+        let finished = run.finish(collected.is_ok());
         self.forget(&names.iter().map(String::as_str).collect::<Vec<_>>());
         let sample = collected?;
         finished?;
@@ -551,7 +626,7 @@ impl ProcessTransport {
             Box::new(q)
         };
         let result = Self::join_run(&run, q.as_ref());
-        let finished = run.finish();
+        let finished = run.finish(result.is_ok());
         drop(q);
         self.forget(&names.iter().map(String::as_str).collect::<Vec<_>>());
         let (sum, elapsed_ns) = result?;
@@ -605,6 +680,17 @@ impl Transport for ProcessTransport {
             ) if (*producers, *consumers) != (1, 1) => {
                 Err("point-to-point: one sender, one receiver".into())
             }
+            (
+                Kind::Ipmpsc,
+                Workload::Throughput {
+                    producers,
+                    consumers,
+                    ..
+                },
+            ) if (*producers, *consumers) != (1, 1) => {
+                Err("one receiving process per ring (multi-producer, single-consumer)".into())
+            }
+            (Kind::Ipmpsc, Workload::Joinable { .. }) => Err("no task_done/join".into()),
             (Kind::Shm, Workload::Joinable { .. }) => {
                 Err("no task_done/join (see JoinableShmQueue)".into())
             }
@@ -654,6 +740,15 @@ pub fn transports() -> Vec<Arc<dyn Transport>> {
             process("conveyor Manager queue", "Manager().Queue"),
             Kind::Manager,
         )),
+        Arc::new(ProcessTransport::new(
+            TransportInfo::new(
+                "ipmpsc",
+                Scope::Process,
+                Family::RustPeer,
+                Some(&python_name("multiprocessing.Queue")),
+            ),
+            Kind::Ipmpsc,
+        )),
     ]
 }
 
@@ -695,7 +790,8 @@ mod tests {
                 }
             }
         }
-        // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong), manager queue 5
-        assert_eq!(ran, 17);
+        // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong), manager queue 5,
+        // ipmpsc 3
+        assert_eq!(ran, 20);
     }
 }
