@@ -5,7 +5,8 @@
 //! the child opens the same segment. A handle built on a file descriptor (a connection's
 //! socket) cannot travel as bytes: the descriptor itself must be inherited by the child. This
 //! module is the side channel for that, so transports implement plain
-//! [`Serialize`]/[`Deserialize`] and never depend on the process crate:
+//! [`Serialize`](serde::Serialize)/[`Deserialize`](serde::Deserialize) and never depend on the
+//! process crate:
 //!
 //! - in the parent, while the launcher encodes the arguments inside [`export_scope`], a
 //!   transport's `Serialize` calls [`export_fd`]: the descriptor is duplicated into the scope and
