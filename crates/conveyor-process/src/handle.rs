@@ -1,6 +1,6 @@
 //! [`Child`]: a started child process: wait for it, ask how it ended, signal it.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,13 @@ impl Child {
     /// Whether the child was started as a daemon.
     pub fn is_daemon(&self) -> bool {
         self.daemon
+    }
+
+    /// A descriptor that becomes readable when the child exits (Python's `Process.sentinel`),
+    /// to wait for a child together with other descriptors (`poll`, a connection's `wait`).
+    /// `None` on kernels without `pidfd_open` (Linux before 5.3).
+    pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
     /// The parent's end of the child's standard input, if [`Process::stdin`](crate::Process::stdin)

@@ -248,3 +248,21 @@ fn standard_streams_can_be_redirected() {
     assert!(out.ends_with("QUIET PLEASE\n"), "{out:?}");
     assert_eq!(err, "done\n");
 }
+
+#[test]
+fn the_sentinel_becomes_readable_when_the_child_exits() {
+    init_test!(parks);
+    let child = Process::new("parks", ()).start().unwrap();
+    let sentinel = child.sentinel().expect("Linux 5.3 or later");
+    let mut pfd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&sentinel),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of each call.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 0);
+    child.kill().unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 60_000) }, 1);
+    assert_eq!(join(&child), ExitStatus::Signaled(libc::SIGKILL));
+}
