@@ -16,6 +16,7 @@
 //! | `p.join()`, `p.join(timeout)`           | [`Child::join`], [`Child::join_timeout`]       |
 //! | `p.is_alive()`, `p.pid`, `p.exitcode`   | [`Child::is_alive`], [`Child::pid`], [`Child::exit_status`] |
 //! | `p.terminate()`, `p.kill()`             | [`Child::terminate`], [`Child::kill`]          |
+//! | `p.sentinel`                            | [`Child::sentinel`]                            |
 //! | `current_process().name`               | [`current_name`]                               |
 //!
 //! # Why re-execute instead of fork
