@@ -10,7 +10,6 @@ use serde::Serialize;
 use conveyor_core::{Codec, Postcard};
 
 use crate::address::Address;
-use crate::auth;
 use crate::error::{ManagerError, Result};
 use crate::net;
 use crate::protocol::{
@@ -76,20 +75,19 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Client> {
-        let stream = net::connect(address)?;
+        let stream = net::connect(address, authkey)?;
         let t: Box<dyn Transport> = Box::new(StreamTransport::new(stream));
         Client::over(t, Some(address.clone()), authkey.into()).inspect(|_| {
             tracing::debug!(%address, "connected to a manager");
         })
     }
 
-    /// Authenticates and says hello over an established transport.
+    /// Says hello over an authenticated transport.
     pub(crate) fn over(
-        mut t: Box<dyn Transport>,
+        t: Box<dyn Transport>,
         address: Option<Address>,
         authkey: Arc<[u8]>,
     ) -> Result<Client> {
-        auth::client(&mut *t, &authkey)?;
         let client = Client {
             inner: Arc::new(Inner {
                 conn: Mutex::new(Conn {

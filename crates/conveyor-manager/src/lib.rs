@@ -47,7 +47,6 @@
 #![warn(missing_docs)]
 
 mod address;
-mod auth;
 pub mod batch;
 mod client;
 pub mod error;

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use conveyor_core::{Codec, Postcard};
 
 use crate::address::Address;
-use crate::auth::random_bytes;
 use crate::client::Client;
 use crate::error::{ManagerError, Result};
 use crate::server::{Server, DEFAULT_MAX_FRAME};
@@ -159,6 +158,26 @@ impl Default for ManagerBuilder {
 }
 
 static SOCKETS: AtomicU64 = AtomicU64::new(0);
+
+/// Random bytes from the kernel.
+fn random_bytes(n: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; n];
+    let mut filled = 0;
+    while filled < n {
+        // SAFETY: getrandom writes at most `n - filled` bytes into the buffer from `filled`,
+        // which is inside `buf`.
+        let r = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), n - filled, 0) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += r as usize;
+    }
+    Ok(buf)
+}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -18,9 +18,8 @@ use std::thread::JoinHandle;
 use conveyor_core::{Codec, Postcard};
 
 use crate::address::Address;
-use crate::auth;
 use crate::error::{ErrorKind, ManagerError, RemoteError};
-use crate::net::{Listener, Stream};
+use crate::net::{Listener, Pending};
 use crate::protocol::{Call, Reply, Request, Response, MAGIC, PROTOCOL_VERSION};
 use crate::store::{self, Ctx, Object, Store};
 use crate::transport::{RecvError, StreamTransport, Transport};
@@ -36,7 +35,6 @@ struct ConnEntry {
 struct Shared {
     store: Store,
     listener: Listener,
-    authkey: Arc<[u8]>,
     max_frame: usize,
     stopping: AtomicBool,
     conns: Mutex<HashMap<u64, ConnEntry>>,
@@ -79,15 +77,14 @@ impl Server {
         authkey: Arc<[u8]>,
         max_frame: usize,
     ) -> Result<Server, ManagerError> {
-        let listener = Listener::bind(address)?;
-        let address = listener.address()?;
+        let listener = Listener::bind(address, &authkey)?;
+        let address = listener.address().clone();
         let mut batch_prefix = Vec::new();
         Postcard.encode(&Response::Ok(Reply::Batch(Vec::new())), &mut batch_prefix)?;
         batch_prefix.pop(); // the empty vector's length
         let shared = Arc::new(Shared {
             store: Store::default(),
             listener,
-            authkey,
             max_frame,
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
@@ -185,9 +182,12 @@ fn accept_loop(shared: Arc<Shared>) {
     };
     shared.store.wake_all();
     for e in entries {
-        drop(e.closer);
-        if let Some(t) = e.thread {
-            let _ = t.join();
+        // A connection still in its handshake has no closer yet: it sees the shutdown when
+        // the handshake ends and exits; it is not waited for.
+        if e.closer.is_some() {
+            if let Some(t) = e.thread {
+                let _ = t.join();
+            }
         }
     }
     shared.listener.cleanup();
@@ -196,32 +196,59 @@ fn accept_loop(shared: Arc<Shared>) {
     tracing::info!("manager server stopped");
 }
 
-fn spawn_connection(shared: &Arc<Shared>, stream: Stream) {
+fn spawn_connection(shared: &Arc<Shared>, pending: Pending) {
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
-    let transport: Box<dyn Transport> = Box::new(StreamTransport::new(stream));
-    {
-        let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-        conns.insert(
+    shared
+        .conns
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
             id,
             ConnEntry {
-                closer: transport.closer(),
+                closer: None,
                 thread: None,
             },
         );
-    }
     let s2 = shared.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("manager-conn-{id}"))
         .spawn(move || {
-            let mut transport = transport;
-            serve_connection(&s2, id, &mut *transport);
-            // Forget the closer before the socket closes, so it is never called on a reused
-            // descriptor.
-            s2.conns
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
-            drop(transport);
+            // The handshake runs here, so a slow or silent client holds up no one (it is
+            // bounded by conveyor-pipe's handshake timeout).
+            match pending.authenticate() {
+                Ok(stream) => {
+                    let mut transport = StreamTransport::new(stream);
+                    let registered = {
+                        let mut conns = s2.conns.lock().unwrap_or_else(|e| e.into_inner());
+                        // Checked under the table's lock: either shutdown sees this closer,
+                        // or this thread sees shutdown.
+                        match conns.get_mut(&id) {
+                            Some(e) if !s2.stopping.load(Ordering::Acquire) => {
+                                e.closer = transport.closer();
+                                true
+                            }
+                            _ => false,
+                        }
+                    };
+                    if registered {
+                        serve_connection(&s2, id, &mut transport);
+                    }
+                    // Forget the closer before the socket closes, so it is never called on a
+                    // reused descriptor.
+                    s2.conns
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                    drop(transport);
+                }
+                Err(e) => {
+                    tracing::warn!(conn = id, error = %e, "manager client failed authentication");
+                    s2.conns
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                }
+            }
         });
     let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
     match spawned {
@@ -257,10 +284,6 @@ enum After {
 }
 
 fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
-    if let Err(e) = auth::server(t, &shared.authkey) {
-        tracing::warn!(conn, error = %e, "manager client failed authentication");
-        return;
-    }
     tracing::debug!(conn, "manager client connected");
     let mut session = Session {
         conn,
