@@ -266,3 +266,37 @@ fn the_sentinel_becomes_readable_when_the_child_exits() {
     assert_eq!(unsafe { libc::poll(&mut pfd, 1, 60_000) }, 1);
     assert_eq!(join(&child), ExitStatus::Signaled(libc::SIGKILL));
 }
+
+#[test]
+fn children_started_from_several_threads_at_once() {
+    init_test!(returns_code);
+    let per_thread = if std::env::var_os("CI").is_some() {
+        5
+    } else {
+        15
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let children: Vec<_> = (0..per_thread)
+                    .map(|i| {
+                        let code = t * 100 + i;
+                        let daemon = i % 2 == 0;
+                        let c = Process::new("returns_code", code)
+                            .daemon(daemon)
+                            .start()
+                            .unwrap();
+                        (code, c)
+                    })
+                    .collect();
+                for (code, child) in children {
+                    // exit codes are 8 bits
+                    assert_eq!(join(&child), ExitStatus::Exited(code % 256));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
