@@ -20,7 +20,7 @@ use conveyor_core::{Codec, Postcard};
 use crate::address::Address;
 use crate::error::{ErrorKind, ManagerError, RemoteError};
 use crate::net::{Listener, Pending};
-use crate::protocol::{Call, Reply, Request, Response, MAGIC, PROTOCOL_VERSION};
+use crate::protocol::{Call, Op, Reply, Request, Response, MAGIC, PROTOCOL_VERSION};
 use crate::store::{self, Ctx, Object, Store};
 use crate::transport::{RecvError, StreamTransport, Transport};
 
@@ -330,8 +330,9 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
             Ok(((id, req), [])) => {
                 if request_may_block(&req) {
                     // Replies queued so far go out before this one waits; and a client that
-                    // is already gone does not get to take an item or a lock it cannot use.
-                    if t.flush().is_err() || t.peer_closed() {
+                    // is already gone does not get to take an item, a lock or a barrier
+                    // place it cannot use.
+                    if t.flush().is_err() || (request_takes(&req) && t.peer_closed()) {
                         break;
                     }
                 }
@@ -369,6 +370,16 @@ fn request_may_block(req: &Request<'_>) -> bool {
     match req {
         Request::Call(c) => store::may_block(&c.op),
         Request::Batch(calls) => calls.iter().any(|c| store::may_block(&c.op)),
+        _ => false,
+    }
+}
+
+fn request_takes(req: &Request<'_>) -> bool {
+    let takes =
+        |c: &Call<'_>| matches!(c.op, Op::QueueGet(_) | Op::Acquire(_) | Op::BarrierWait(_));
+    match req {
+        Request::Call(c) => takes(c),
+        Request::Batch(calls) => calls.iter().any(takes),
         _ => false,
     }
 }

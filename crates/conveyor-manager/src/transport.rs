@@ -8,7 +8,6 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Duration, Instant};
 
 /// Why a frame could not be received.
 #[derive(Debug)]
@@ -85,17 +84,6 @@ pub trait Transport: Send {
 
 const BUF: usize = 64 * 1024;
 
-fn default_spin() -> Duration {
-    static SPIN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *SPIN.get_or_init(|| {
-        let us = std::env::var("CONVEYOR_MANAGER_SPIN_US")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        Duration::from_micros(us)
-    })
-}
-
 /// A [`Transport`] over any byte stream with a file descriptor (Unix or TCP socket).
 #[derive(Debug)]
 pub struct StreamTransport<S> {
@@ -104,7 +92,6 @@ pub struct StreamTransport<S> {
     rstart: usize,
     rend: usize,
     wbuf: Vec<u8>,
-    spin: Duration,
 }
 
 impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
@@ -116,13 +103,7 @@ impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
             rstart: 0,
             rend: 0,
             wbuf: Vec::with_capacity(BUF),
-            spin: default_spin(),
         }
-    }
-
-    /// Sets how long a receive polls before it sleeps (zero: never polls).
-    pub fn set_spin(&mut self, spin: Duration) {
-        self.spin = spin;
     }
 
     /// The stream inside.
@@ -132,37 +113,6 @@ impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
 
     fn buffered(&self) -> usize {
         self.rend - self.rstart
-    }
-
-    /// Polls the socket without blocking for up to `self.spin`, so that a reply arriving
-    /// within a few microseconds is read without the cost of sleeping and being woken (about
-    /// 5 us on the same CPU, 15 us across CPUs). `None`: nothing came, block.
-    fn spin_read(&mut self) -> Option<io::Result<usize>> {
-        if self.spin.is_zero() {
-            return None;
-        }
-        let fd = self.stream.as_raw_fd();
-        let start = Instant::now();
-        loop {
-            let buf = &mut self.rbuf[self.rend..];
-            // SAFETY: recv writes at most `buf.len()` bytes into `buf`, which is valid and
-            // exclusively borrowed for the call.
-            let r =
-                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-            if r >= 0 {
-                return Some(Ok(r as usize));
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => {}
-                io::ErrorKind::Interrupted => continue,
-                _ => return Some(Err(e)),
-            }
-            if start.elapsed() >= self.spin {
-                return None;
-            }
-            std::hint::spin_loop();
-        }
     }
 
     /// Reads until at least `n` bytes are buffered (n <= BUF). Returns false on a clean EOF
@@ -177,11 +127,7 @@ impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
             self.rstart = 0;
         }
         while self.rend < n {
-            let got = match self.spin_read() {
-                Some(r) => r,
-                None => self.stream.read(&mut self.rbuf[self.rend..]),
-            };
-            match got {
+            match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => {
                     if self.rend == 0 {
                         return Ok(false);
