@@ -358,6 +358,32 @@ fn raw_to_put_error<T>(e: RawPutError, item: T) -> PutError<T> {
 }
 
 impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
+    /// Puts `*item`, encoded straight from the reference (no clone), blocking while full.
+    pub fn put_ref(&self, item: &T) -> Result<(), PutError<()>> {
+        self.put_ref_deadline(item, Deadline::Never)
+    }
+
+    /// Puts `*item` if there is room now.
+    pub fn try_put_ref(&self, item: &T) -> Result<(), PutError<()>> {
+        self.put_ref_deadline(item, Deadline::Now)
+    }
+
+    /// Puts `*item`, waiting at most `timeout` for room.
+    pub fn put_ref_timeout(&self, item: &T, timeout: Duration) -> Result<(), PutError<()>> {
+        self.put_ref_deadline(item, Deadline::after(timeout))
+    }
+
+    fn put_ref_deadline(&self, item: &T, deadline: Deadline) -> Result<(), PutError<()>> {
+        with_scratch(|buf| {
+            if let Err(source) = self.codec.encode(item, buf) {
+                return Err(PutError::Codec { item: (), source });
+            }
+            self.raw
+                .put(buf, deadline, self.spin)
+                .map_err(|e| raw_to_put_error(e, ()))
+        })
+    }
+
     fn put_deadline(&self, item: T, deadline: Deadline) -> Result<(), PutError<T>> {
         with_scratch(|buf| {
             if let Err(source) = self.codec.encode(&item, buf) {
