@@ -135,3 +135,46 @@ fn an_argument_that_cannot_be_encoded_is_an_error() {
         "{err}"
     );
 }
+
+/// A plain file (here an OS pipe's write end) travels the same way as a socket.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FileEnd(#[serde(with = "conveyor_core::handoff::fd")] std::fs::File);
+
+/// Writes a greeting into the file; exits 0 only if the received descriptor is close-on-exec
+/// again in the child, so that the child's own children would not inherit it.
+fn writes_and_checks_cloexec(FileEnd(mut file): FileEnd) -> i32 {
+    use std::io::Write;
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFD) };
+    file.write_all(b"through an inherited pipe").unwrap();
+    if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+        0
+    } else {
+        1
+    }
+}
+
+#[test]
+fn a_file_travels_and_is_close_on_exec_in_the_child() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    init_test!(writes_and_checks_cloexec);
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 succeeded; each descriptor is owned exactly once below.
+    let (mut read, write) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    let child = Process::new("writes_and_checks_cloexec", FileEnd(write))
+        .start()
+        .unwrap();
+    assert_eq!(join(&child), ExitStatus::Exited(0));
+    // The parent's copy went with the arguments and the child's with the child: end of file.
+    let mut got = String::new();
+    read.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "through an inherited pipe");
+}
