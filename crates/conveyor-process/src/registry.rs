@@ -153,7 +153,9 @@ pub(crate) fn registered_names_unsorted() -> Vec<&'static str> {
 }
 
 /// Call first in a `#[test]` that starts child processes, with the entry points the test's
-/// children run.
+/// children (and their children) run: functions, named after themselves as with
+/// [`entry!`](crate::entry!), or `"name" => function` pairs, in any mix:
+/// `init_test!(worker, "conveyor-manager-server" => conveyor_manager::run_child_server)`.
 ///
 /// In the test binary's normal run this registers the entries under the test's name and
 /// returns. A child started from it re-executes the test binary with only this test selected
@@ -186,15 +188,22 @@ macro_rules! init_test {
     }};
 }
 
-/// The entries of [`init_test!`]: plain paths (`worker`) and renamed ones (`"name" => f`).
+/// The entries of [`init_test!`]: plain paths (`worker`) and renamed ones (`"name" => f`), in
+/// any mix.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __entries {
-    ($($name:literal => $f:expr),+ $(,)?) => {
-        [$($crate::entry!($name => $f)),+]
+    (@acc [$($acc:expr,)*]) => {
+        [$($acc,)*]
     };
-    ($($f:path),* $(,)?) => {
-        [$($crate::entry!($f)),*]
+    (@acc [$($acc:expr,)*] $name:literal => $f:expr $(, $($rest:tt)*)?) => {
+        $crate::__entries!(@acc [$($acc,)* $crate::entry!($name => $f),] $($($rest)*)?)
+    };
+    (@acc [$($acc:expr,)*] $f:path $(, $($rest:tt)*)?) => {
+        $crate::__entries!(@acc [$($acc,)* $crate::entry!($f),] $($($rest)*)?)
+    };
+    ($($t:tt)*) => {
+        $crate::__entries!(@acc [] $($t)*)
     };
 }
 
@@ -212,6 +221,19 @@ mod tests {
             }
             other => panic!("expected UnknownEntry, got {other:?}"),
         }
+    }
+
+    fn one(_: ()) {}
+    fn two(_: u8) {}
+
+    #[test]
+    fn entry_lists_mix_plain_and_renamed_entries() {
+        let names = |entries: &[Entry]| entries.iter().map(|e| e.name()).collect::<Vec<_>>();
+        assert_eq!(names(&crate::__entries!(one, two)), ["one", "two"]);
+        assert_eq!(names(&crate::__entries!(one, "b" => two,)), ["one", "b"]);
+        assert_eq!(names(&crate::__entries!("a" => one, two)), ["a", "two"]);
+        assert_eq!(names(&crate::__entries!(self::one)), ["self::one"]);
+        assert!(names(&crate::__entries!()).is_empty());
     }
 
     #[test]
