@@ -17,16 +17,17 @@
 //! cargo run -p conveyor --no-default-features --features manager,process --example manager_counter_race
 //! ```
 
-use conveyor::manager::{self, Endpoint, Manager, ManagerError};
+use conveyor::manager::{self, DictProxy, Manager, ManagerError, RLockProxy};
 use conveyor::process::{self as process, entry, Process};
 
 const TIMES: i64 = 1000;
 const KEY: &str = "number";
 
 /// One of the two processes: `TIMES` updates of `delta` on `dic["number"]`, the chosen way.
-fn task((endpoint, way, delta): (Endpoint, String, i64)) -> Result<(), ManagerError> {
-    let client = endpoint.connect()?;
-    let dic = client.dict::<String, i64>("dic")?;
+/// The dict and the lock are proxies, passed in the arguments as Python passes them.
+fn task(
+    (dic, lock, way, delta): (DictProxy<String, i64>, RLockProxy, String, i64),
+) -> Result<(), ManagerError> {
     let key = KEY.to_string();
     match way.as_str() {
         "racy" => {
@@ -36,7 +37,6 @@ fn task((endpoint, way, delta): (Endpoint, String, i64)) -> Result<(), ManagerEr
             }
         }
         "rlock" => {
-            let lock = client.rlock("lock")?;
             let _held = lock.acquire()?; // `with lock:`
             for _ in 0..TIMES {
                 let n = dic.get(&key)?.unwrap_or(0);
@@ -54,9 +54,10 @@ fn task((endpoint, way, delta): (Endpoint, String, i64)) -> Result<(), ManagerEr
 
 fn run(m: &manager::ManagerGuard, way: &str) -> Result<i64, Box<dyn std::error::Error>> {
     let dic = m.dict::<String, i64>("dic")?;
+    let lock = m.rlock("lock")?;
     dic.set(&KEY.to_string(), &0)?;
-    let minus = Process::new("task", (m.endpoint(), way, -1i64)).start()?;
-    let plus = Process::new("task", (m.endpoint(), way, 1i64)).start()?;
+    let minus = Process::new("task", (&dic, &lock, way, -1i64)).start()?;
+    let plus = Process::new("task", (&dic, &lock, way, 1i64)).start()?;
     for child in [minus, plus] {
         let status = child.join()?;
         if !status.success() {

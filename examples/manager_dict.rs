@@ -15,21 +15,21 @@
 //!     print(process_dict)   # {'Darr_en1': 22, 'Darr_en2': 44}
 //! ```
 //!
-//! As in Python, the manager's server runs in a process of its own, and each child reaches the
-//! dict through a proxy: here the child gets the server's endpoint (address and authkey) and
-//! the dict's name in its arguments, and connects.
+//! As in Python, the manager's server runs in a process of its own, and the dict's proxy is
+//! passed to each child in its arguments: it travels as the server's address, authkey and the
+//! dict's name, and the child connects to the server when it decodes it.
 //!
 //! ```text
 //! cargo run -p conveyor --no-default-features --features manager,process --example manager_dict
 //! ```
 
-use conveyor::manager::{self, Endpoint, Manager};
+use conveyor::manager::{self, DictProxy, Manager};
 use conveyor::process::{self as process, entry, Process};
 
 /// `p_dict[key] = value`, in a child process.
-fn add_data((endpoint, key, value): (Endpoint, String, i32)) -> Result<(), manager::ManagerError> {
-    let client = endpoint.connect()?;
-    let p_dict = client.dict::<String, i32>("process_dict")?;
+fn add_data(
+    (p_dict, key, value): (DictProxy<String, i32>, String, i32),
+) -> Result<(), manager::ManagerError> {
     p_dict.set(&key, &value)
 }
 
@@ -40,8 +40,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = Manager::builder().spawn()?;
     let process_dict = m.dict::<String, i32>("process_dict")?;
 
-    let first = Process::new("add_data", (m.endpoint(), "Darr_en1", 22)).start()?;
-    let second = Process::new("add_data", (m.endpoint(), "Darr_en2", 44)).start()?;
+    let first = Process::new("add_data", (&process_dict, "Darr_en1", 22)).start()?;
+    let second = Process::new("add_data", (&process_dict, "Darr_en2", 44)).start()?;
     first.join()?;
     second.join()?;
 

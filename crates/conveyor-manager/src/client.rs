@@ -140,6 +140,27 @@ impl Client {
         self.inner.max_frame.load(Ordering::Relaxed)
     }
 
+    /// The address and authkey this client connected with, to hand to another process.
+    pub fn endpoint(&self) -> Option<crate::manager::Endpoint> {
+        self.inner
+            .address
+            .as_ref()
+            .map(|address| crate::manager::Endpoint {
+                address: address.clone(),
+                authkey: self.inner.authkey.to_vec(),
+            })
+    }
+
+    /// Whether an earlier failure made this connection unusable.
+    pub(crate) fn is_broken(&self) -> bool {
+        match self.inner.conn.try_lock() {
+            Ok(c) => c.broken,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().broken,
+            // In use by a call now, so not known to be broken.
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
+    }
+
     /// Whether `other` is this same connection.
     pub(crate) fn same_connection(&self, other: &Client) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

@@ -30,7 +30,7 @@ use crate::server::{Server, DEFAULT_MAX_FRAME};
 /// client.ping()?;
 /// # Ok::<(), conveyor_manager::ManagerError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Endpoint {
     /// Where the server listens.
     pub address: Address,

@@ -482,3 +482,26 @@ fn tcp_server() {
     v.fetch_add(1).unwrap();
     assert_eq!(m.value("x", &0u8).unwrap().get().unwrap(), 2);
 }
+
+#[test]
+fn proxies_serialise_as_endpoint_and_name() {
+    use conveyor_core::{Codec, Postcard};
+    let m = Manager::start().unwrap();
+    let q = m.queue::<String>("travelling", None).unwrap();
+    let mut bytes = Vec::new();
+    Postcard.encode(&q, &mut bytes).unwrap();
+    // Decoding connects (once per server per process) and opens the object by name.
+    let back: conveyor_manager::QueueProxy<String> = Postcard.decode(&bytes).unwrap();
+    back.put("hi".into()).unwrap();
+    assert_eq!(q.get().unwrap(), "hi");
+    // A proxy whose object is gone does not decode.
+    m.delete("travelling").unwrap();
+    assert!(Postcard
+        .decode::<conveyor_manager::QueueProxy<String>>(&bytes)
+        .is_err());
+    // Nor one of the wrong kind.
+    m.dict::<u8, u8>("travelling").unwrap();
+    assert!(Postcard
+        .decode::<conveyor_manager::QueueProxy<String>>(&bytes)
+        .is_err());
+}

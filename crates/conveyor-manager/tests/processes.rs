@@ -47,6 +47,35 @@ fn server_in_a_child_process_two_writers() {
     assert!(endpoint.connect().is_err());
 }
 
+/// Seed 001 as Python writes it: the proxy itself travels to the child.
+fn add_with_proxy(
+    (p_dict, key, value): (conveyor_manager::DictProxy<String, i32>, String, i32),
+) -> Result<(), String> {
+    p_dict.set(&key, &value).map_err(|e| e.to_string())
+}
+
+#[test]
+fn proxies_travel_to_child_processes() {
+    init_test!("add_with_proxy" => add_with_proxy);
+    let m = Manager::start().unwrap();
+    let d = m.dict::<String, i32>("d").unwrap();
+    let children: Vec<_> = [("a", 1), ("b", 2)]
+        .into_iter()
+        .map(|(k, v)| {
+            Process::new("add_with_proxy", (d.clone(), k, v))
+                .start()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let status = c.join().unwrap();
+        assert!(status.success(), "{status}");
+    }
+    let mut all = d.snapshot().unwrap();
+    all.sort();
+    assert_eq!(all, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
+}
+
 /// One process of the load test: `threads` clients, each doing `n` atomic increments.
 fn incrementer((endpoint, threads, n): (Endpoint, u32, u32)) -> Result<(), String> {
     let handles: Vec<_> = (0..threads)

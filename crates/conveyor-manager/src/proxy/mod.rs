@@ -8,6 +8,7 @@
 mod collections;
 mod queue;
 mod sync;
+pub(crate) mod travel;
 
 use std::sync::Arc;
 
@@ -109,6 +110,16 @@ macro_rules! proxy_impl {
         impl$(<$($g),*>)? Clone for $name$(<$($g),*>)? {
             fn clone(&self) -> Self {
                 $name { h: self.h.clone(), _t: std::marker::PhantomData }
+            }
+        }
+        impl$(<$($g),*>)? serde::Serialize for $name$(<$($g),*>)? {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                $crate::proxy::travel::serialize(&self.h, s)
+            }
+        }
+        impl<'de $($(, $g)*)?> serde::Deserialize<'de> for $name$(<$($g),*>)? {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::proxy::travel::deserialize(d)
             }
         }
         impl$(<$($g),*>)? std::fmt::Debug for $name$(<$($g),*>)? {
