@@ -64,7 +64,7 @@ mod wait;
 
 pub use address::Address;
 pub use client::{connect, Client};
-pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE};
+pub use connection::{Connection, COPY_LIMIT, DEFAULT_MAX_MESSAGE_SIZE};
 pub use error::{AuthFailure, AuthenticationError, ConnectError, SendError};
 pub use handshake::ChallengeForm;
 pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHAKE_TIMEOUT};

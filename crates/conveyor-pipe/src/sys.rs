@@ -158,6 +158,33 @@ pub(crate) fn write_all_vectored(
     Ok(())
 }
 
+/// Writes every byte of `buf` with `send` (sockets, `MSG_NOSIGNAL`) or `write` (pipes): one
+/// system call for a message that fits the socket buffer, and a cheaper one than `sendmsg`.
+pub(crate) fn write_all(fd: BorrowedFd<'_>, kind: FdKind, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let ret = match kind {
+            // SAFETY: `buf` is a live slice that send only reads.
+            FdKind::Socket => unsafe {
+                libc::send(
+                    fd.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            },
+            // SAFETY: `buf` is a live slice that write only reads.
+            FdKind::Pipe => unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) },
+        };
+        match cvt(ret) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Converts a timeout into poll(2)'s milliseconds, rounding up so that a short wait does not
 /// turn into a busy loop; `None` waits forever.
 fn poll_millis(timeout: Option<Duration>) -> libc::c_int {

@@ -1,0 +1,402 @@
+//! Connection cost between two processes, against a raw Unix socketpair with length-prefixed
+//! frames (the floor any framing on a socket can reach), in the same run.
+//!
+//! Workloads, each with the peer in a child process started by `conveyor-process`:
+//! - `1p1c/{64B,4KiB,1MiB}`: the child sends messages as fast as it can, the parent receives
+//!   them (`send_bytes`/`recv_bytes_into` for conveyor; one `write` of header+payload and two
+//!   `read_exact` calls for the raw socket);
+//! - `1p1c_serde/...`: the same through `send`/`recv` of a `serde_bytes` payload (the codec path);
+//! - `pingpong/64B`: the parent sends 64 bytes, the child echoes them, one round trip per
+//!   iteration.
+//!
+//! After criterion's groups it measures each workload again, alternating conveyor and raw
+//! rounds so that both see the same machine state, and prints median throughput and round trip
+//! with their ratios. Targets: at least 0.9x the raw socketpair at every size, a ping-pong
+//! median within 1.2x.
+//!
+//! ```text
+//! cargo bench -p conveyor --no-default-features --features pipe,process --bench pipe
+//! ```
+//!
+//! ipc-channel is not measured here: `cargo xtask bench` (conveyor-bench) compares the process
+//! transports with their peers.
+//!
+//! criterion_main! would generate a `main` that runs before anything else; the child processes
+//! must branch into their entry point first, so this bench writes its own `main`.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use conveyor::pipe::{pipe, Connection};
+use conveyor::process::{self as process, entry, Child, Process};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use serde::{Deserialize, Serialize};
+
+/// A command from the parent: what the child does next.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum Command {
+    /// Send `count` messages of `size` bytes as bytes.
+    Produce { count: u64, size: u64 },
+    /// Send `count` messages of `size` bytes through the codec.
+    ProduceSerde { count: u64, size: u64 },
+    /// Echo `count` messages back.
+    Echo { count: u64 },
+    /// Leave.
+    Exit,
+}
+
+impl Command {
+    fn to_bytes(self) -> [u8; 24] {
+        let (k, a, b) = match self {
+            Command::Produce { count, size } => (1u64, count, size),
+            Command::ProduceSerde { count, size } => (2, count, size),
+            Command::Echo { count } => (3, count, 0),
+            Command::Exit => (0, 0, 0),
+        };
+        let mut out = [0u8; 24];
+        out[..8].copy_from_slice(&k.to_le_bytes());
+        out[8..16].copy_from_slice(&a.to_le_bytes());
+        out[16..].copy_from_slice(&b.to_le_bytes());
+        out
+    }
+
+    fn from_bytes(b: &[u8]) -> Command {
+        let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+        match word(0) {
+            1 => Command::Produce {
+                count: word(1),
+                size: word(2),
+            },
+            2 => Command::ProduceSerde {
+                count: word(1),
+                size: word(2),
+            },
+            3 => Command::Echo { count: word(1) },
+            _ => Command::Exit,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Payload<'a>(#[serde(with = "serde_bytes")] &'a [u8]);
+
+#[derive(Deserialize)]
+struct OwnedPayload(#[serde(with = "serde_bytes")] Vec<u8>);
+
+// ------------------------------------------------------------------------ conveyor
+
+/// Child side over a conveyor Connection.
+fn conveyor_peer(conn: Connection) {
+    let mut buf = Vec::new();
+    loop {
+        conn.recv_bytes_into(&mut buf).unwrap();
+        match Command::from_bytes(&buf) {
+            Command::Produce { count, size } => {
+                let payload = vec![7u8; size as usize];
+                for _ in 0..count {
+                    conn.send_bytes(&payload).unwrap();
+                }
+            }
+            Command::ProduceSerde { count, size } => {
+                let payload = vec![7u8; size as usize];
+                for _ in 0..count {
+                    conn.send(&Payload(&payload)).unwrap();
+                }
+            }
+            Command::Echo { count } => {
+                for _ in 0..count {
+                    conn.recv_bytes_into(&mut buf).unwrap();
+                    conn.send_bytes(&buf).unwrap();
+                }
+            }
+            Command::Exit => return,
+        }
+    }
+}
+
+struct ConveyorPeer {
+    conn: Connection,
+    child: Child,
+    buf: Vec<u8>,
+}
+
+impl ConveyorPeer {
+    fn start() -> Self {
+        let (conn, theirs) = pipe().unwrap();
+        let child = Process::new("conveyor_peer", theirs).start().unwrap();
+        ConveyorPeer {
+            conn,
+            child,
+            buf: Vec::new(),
+        }
+    }
+
+    fn command(&self, c: Command) {
+        self.conn.send_bytes(&c.to_bytes()).unwrap();
+    }
+
+    fn receive(&mut self, count: u64, size: u64) -> Duration {
+        self.command(Command::Produce { count, size });
+        let t0 = Instant::now();
+        for _ in 0..count {
+            let n = self.conn.recv_bytes_into(&mut self.buf).unwrap();
+            debug_assert_eq!(n as u64, size);
+        }
+        t0.elapsed()
+    }
+
+    fn receive_serde(&mut self, count: u64, size: u64) -> Duration {
+        self.command(Command::ProduceSerde { count, size });
+        let t0 = Instant::now();
+        for _ in 0..count {
+            let p: OwnedPayload = self.conn.recv().unwrap();
+            debug_assert_eq!(p.0.len() as u64, size);
+        }
+        t0.elapsed()
+    }
+
+    fn pingpong(&mut self, count: u64) -> Duration {
+        self.command(Command::Echo { count });
+        let msg = [1u8; 64];
+        let t0 = Instant::now();
+        for _ in 0..count {
+            self.conn.send_bytes(&msg).unwrap();
+            self.conn.recv_bytes_into(&mut self.buf).unwrap();
+        }
+        t0.elapsed()
+    }
+}
+
+impl Drop for ConveyorPeer {
+    fn drop(&mut self) {
+        self.command(Command::Exit);
+        let _ = self.child.join();
+    }
+}
+
+// ----------------------------------------------------------------------- raw socket
+
+/// A socketpair end that travels to the child as an inherited descriptor.
+#[derive(Serialize, Deserialize)]
+struct RawEnd(#[serde(with = "conveyor::core::handoff::fd")] UnixStream);
+
+/// The baseline's framing: a 4-byte big-endian length, then the payload, written with one
+/// `write_all` from a reused buffer; read with `read_exact` twice into a reused buffer.
+struct RawFramed {
+    sock: UnixStream,
+    out: Vec<u8>,
+}
+
+impl RawFramed {
+    fn send(&mut self, payload: &[u8]) {
+        self.out.clear();
+        self.out
+            .extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        self.out.extend_from_slice(payload);
+        self.sock.write_all(&self.out).unwrap();
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> usize {
+        let mut h = [0u8; 4];
+        self.sock.read_exact(&mut h).unwrap();
+        let n = u32::from_be_bytes(h) as usize;
+        buf.resize(n, 0);
+        self.sock.read_exact(&mut buf[..n]).unwrap();
+        n
+    }
+}
+
+fn raw_peer(end: RawEnd) {
+    let mut s = RawFramed {
+        sock: end.0,
+        out: Vec::new(),
+    };
+    let mut buf = Vec::new();
+    loop {
+        s.recv(&mut buf);
+        match Command::from_bytes(&buf) {
+            Command::Produce { count, size } | Command::ProduceSerde { count, size } => {
+                let payload = vec![7u8; size as usize];
+                for _ in 0..count {
+                    s.send(&payload);
+                }
+            }
+            Command::Echo { count } => {
+                for _ in 0..count {
+                    let n = s.recv(&mut buf);
+                    s.send(&buf[..n]);
+                }
+            }
+            Command::Exit => return,
+        }
+    }
+}
+
+struct RawPeer {
+    s: RawFramed,
+    child: Child,
+    buf: Vec<u8>,
+}
+
+impl RawPeer {
+    fn start() -> Self {
+        let (mine, theirs) = UnixStream::pair().unwrap();
+        let child = Process::new("raw_peer", RawEnd(theirs)).start().unwrap();
+        RawPeer {
+            s: RawFramed {
+                sock: mine,
+                out: Vec::new(),
+            },
+            child,
+            buf: Vec::new(),
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        self.s.send(&c.to_bytes());
+    }
+
+    fn receive(&mut self, count: u64, size: u64) -> Duration {
+        self.command(Command::Produce { count, size });
+        let t0 = Instant::now();
+        for _ in 0..count {
+            let n = self.s.recv(&mut self.buf);
+            debug_assert_eq!(n as u64, size);
+        }
+        t0.elapsed()
+    }
+
+    fn pingpong(&mut self, count: u64) -> Duration {
+        self.command(Command::Echo { count });
+        let msg = [1u8; 64];
+        let t0 = Instant::now();
+        for _ in 0..count {
+            self.s.send(&msg);
+            self.s.recv(&mut self.buf);
+        }
+        t0.elapsed()
+    }
+}
+
+impl Drop for RawPeer {
+    fn drop(&mut self) {
+        self.command(Command::Exit);
+        let _ = self.child.join();
+    }
+}
+
+// ------------------------------------------------------------------------ the runs
+
+const SIZES: [(u64, &str); 3] = [(64, "64B"), (4096, "4KiB"), (1 << 20, "1MiB")];
+
+fn bench(c: &mut Criterion, conveyor: &mut ConveyorPeer, raw: &mut RawPeer) {
+    let mut group = c.benchmark_group("pipe_1p1c");
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    for (size, name) in SIZES {
+        group.throughput(Throughput::Bytes(size));
+        group.bench_function(BenchmarkId::new("raw_socketpair", name), |b| {
+            b.iter_custom(|iters| raw.receive(iters, size))
+        });
+        group.bench_function(BenchmarkId::new("conveyor_bytes", name), |b| {
+            b.iter_custom(|iters| conveyor.receive(iters, size))
+        });
+        group.bench_function(BenchmarkId::new("conveyor_serde", name), |b| {
+            b.iter_custom(|iters| conveyor.receive_serde(iters, size))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("pipe_pingpong");
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function(BenchmarkId::new("raw_socketpair", "64B"), |b| {
+        b.iter_custom(|iters| raw.pingpong(iters))
+    });
+    group.bench_function(BenchmarkId::new("conveyor_bytes", "64B"), |b| {
+        b.iter_custom(|iters| conveyor.pingpong(iters))
+    });
+    group.finish();
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Alternating rounds of each workload; prints medians and ratios from this one run.
+fn side_by_side(conveyor: &mut ConveyorPeer, raw: &mut RawPeer) {
+    let rounds = 21;
+    println!("\nside by side, {rounds} alternating rounds each, medians:");
+    println!(
+        "{:<16} {:>16} {:>16} {:>16} {:>9} {:>9}",
+        "workload", "raw socketpair", "conveyor bytes", "conveyor serde", "bytes/raw", "serde/raw"
+    );
+    for (size, name) in SIZES {
+        let count = match size {
+            64 => 100_000,
+            4096 => 40_000,
+            _ => 400,
+        };
+        let (mut r, mut cb, mut cs) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            // Alternate which goes first, so neither always follows the other.
+            if round % 2 == 0 {
+                r.push(count as f64 / raw.receive(count, size).as_secs_f64());
+            }
+            cb.push(count as f64 / conveyor.receive(count, size).as_secs_f64());
+            cs.push(count as f64 / conveyor.receive_serde(count, size).as_secs_f64());
+            if round % 2 == 1 {
+                r.push(count as f64 / raw.receive(count, size).as_secs_f64());
+            }
+        }
+        let (r, cb, cs) = (median(r), median(cb), median(cs));
+        println!(
+            "{:<16} {:>12.0} k/s {:>12.0} k/s {:>12.0} k/s {:>8.2}x {:>8.2}x",
+            format!("1p1c {name}"),
+            r / 1e3,
+            cb / 1e3,
+            cs / 1e3,
+            cb / r,
+            cs / r
+        );
+    }
+    let count = 20_000u64;
+    let (mut r, mut cb) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            r.push(raw.pingpong(count).as_secs_f64() / count as f64 * 1e6);
+        }
+        cb.push(conveyor.pingpong(count).as_secs_f64() / count as f64 * 1e6);
+        if round % 2 == 1 {
+            r.push(raw.pingpong(count).as_secs_f64() / count as f64 * 1e6);
+        }
+    }
+    let (r, cb) = (median(r), median(cb));
+    println!(
+        "{:<16} {:>13.2} us {:>13.2} us {:>16} {:>8.2}x",
+        "pingpong 64B",
+        r,
+        cb,
+        "-",
+        cb / r
+    );
+    println!("(throughput: higher is better, ratio >= 0.9 is the target; round trip: lower is better, ratio <= 1.2)");
+}
+
+fn main() {
+    // A child started by this bench runs its entry point here and exits.
+    process::init(&[entry!(conveyor_peer), entry!(raw_peer)]);
+    let mut conveyor = ConveyorPeer::start();
+    let mut raw = RawPeer::start();
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c, &mut conveyor, &mut raw);
+    c.final_summary();
+    // `cargo test --benches` runs this binary with --bench absent: keep that quick.
+    if std::env::args().any(|a| a == "--bench") {
+        side_by_side(&mut conveyor, &mut raw);
+    }
+}
