@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conveyor_core::{Channel, Codec, GetError, Postcard, PutError, QueueInfo};
+use conveyor_core::{Channel, Codec, CodecError, GetError, Postcard, PutError, QueueInfo};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -29,7 +29,6 @@ thread_local! {
 fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
-            buf.clear();
             let r = f(&mut buf);
             if buf.capacity() > 8 << 20 {
                 *buf = Vec::new();
@@ -38,6 +37,32 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         }
         Err(_) => f(&mut Vec::new()),
     })
+}
+
+/// Encodes `item` into the front of `buf` and returns its length.
+///
+/// Encoding into a slice is a plain copy for byte payloads, where appending to a vector goes
+/// byte by byte; so `buf` is grown (doubling, and kept for the next item) until the item fits.
+fn encode_into<C: Codec, T: Serialize + ?Sized>(
+    codec: &C,
+    item: &T,
+    buf: &mut Vec<u8>,
+) -> Result<usize, CodecError> {
+    if buf.len() < 1024 {
+        buf.resize(1024, 0);
+    }
+    loop {
+        if let Some(n) = codec.encode_to_slice(item, &mut buf[..])? {
+            return Ok(n);
+        }
+        if buf.len() >= 1 << 30 {
+            buf.clear();
+            codec.encode(item, buf)?;
+            return Ok(buf.len());
+        }
+        let grown = buf.len() * 2;
+        buf.resize(grown, 0);
+    }
 }
 
 /// The fingerprint of an item type and codec, stored in the segment and checked at open.
@@ -375,22 +400,24 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
 
     fn put_ref_deadline(&self, item: &T, deadline: Deadline) -> Result<(), PutError<()>> {
         with_scratch(|buf| {
-            if let Err(source) = self.codec.encode(item, buf) {
-                return Err(PutError::Codec { item: (), source });
-            }
+            let n = match encode_into(&self.codec, item, buf) {
+                Ok(n) => n,
+                Err(source) => return Err(PutError::Codec { item: (), source }),
+            };
             self.raw
-                .put(buf, deadline, self.spin)
+                .put(&buf[..n], deadline, self.spin)
                 .map_err(|e| raw_to_put_error(e, ()))
         })
     }
 
     fn put_deadline(&self, item: T, deadline: Deadline) -> Result<(), PutError<T>> {
         with_scratch(|buf| {
-            if let Err(source) = self.codec.encode(&item, buf) {
-                return Err(PutError::Codec { item, source });
-            }
+            let n = match encode_into(&self.codec, &item, buf) {
+                Ok(n) => n,
+                Err(source) => return Err(PutError::Codec { item, source }),
+            };
             self.raw
-                .put(buf, deadline, self.spin)
+                .put(&buf[..n], deadline, self.spin)
                 .map_err(|e| raw_to_put_error(e, item))
         })
     }

@@ -102,7 +102,8 @@ impl RawQueue {
                 Err(e) => Some(Err(RawPutError::Io(e))),
             }
         };
-        match wait_until(&self.ring.space_signal(), deadline, spin, attempt) {
+        let progress = || self.ring.head_hint();
+        match wait_until(&self.ring.space_signal(), deadline, spin, progress, attempt) {
             Some(Ok(())) => {
                 notify(&self.ring.data_signal(), 1);
                 Ok(())
@@ -178,7 +179,8 @@ impl RawQueue {
                 Err(e) => Some(Err(GetError::Io(e))),
             }
         };
-        match wait_until(&self.ring.data_signal(), deadline, spin, attempt) {
+        let progress = || self.ring.tail_hint();
+        match wait_until(&self.ring.data_signal(), deadline, spin, progress, attempt) {
             Some(Ok(kind)) => {
                 notify(&self.ring.space_signal(), u32::MAX);
                 if kind == KIND_OUT_OF_LINE {
@@ -256,9 +258,13 @@ impl RawQueue {
 
     /// Waits until no task is outstanding; whether that happened before `deadline`.
     pub(crate) fn join(&self, deadline: Deadline) -> bool {
-        wait_until(&self.ring.join_signal(), deadline, Duration::ZERO, || {
-            (self.ring.unfinished_hint() == 0).then_some(())
-        })
+        wait_until(
+            &self.ring.join_signal(),
+            deadline,
+            Duration::ZERO,
+            || 0,
+            || (self.ring.unfinished_hint() == 0).then_some(()),
+        )
         .is_some()
     }
 }

@@ -19,7 +19,10 @@
 use std::io;
 use std::sync::atomic::{compiler_fence, Ordering};
 
-use crate::layout::{QueueHeader, HEADER_SIZE, MAX_RING, MIN_RING, QUEUE_MAGIC};
+use crate::layout::{
+    QueueHeader, HEADER_SIZE, JOURNAL_GET, JOURNAL_NONE, JOURNAL_PUT, MAX_RING, MIN_RING,
+    QUEUE_MAGIC,
+};
 use crate::robust::{Acquired, MutexKind, RobustMutex};
 use crate::segment::Segment;
 use crate::wait::ShmSignal;
@@ -30,6 +33,8 @@ pub(crate) const KIND_DATA: u32 = 1;
 pub(crate) const KIND_PAD: u32 = 2;
 pub(crate) const KIND_OUT_OF_LINE: u32 = 3;
 const REC_HDR: u64 = 8;
+/// How many times a contended lock is retried before sleeping on it.
+const LOCK_TRIES: u32 = 12;
 
 #[inline]
 fn align8(n: u64) -> u64 {
@@ -215,16 +220,16 @@ impl Ring {
     pub(crate) fn data_signal(&self) -> ShmSignal<'_> {
         let h = self.header();
         ShmSignal {
-            seq: &h.data.seq,
-            waiters: &h.data.waiters,
+            seq: &h.lock.data.seq,
+            waiters: &h.lock.data.waiters,
         }
     }
 
     pub(crate) fn space_signal(&self) -> ShmSignal<'_> {
         let h = self.header();
         ShmSignal {
-            seq: &h.space.seq,
-            waiters: &h.space.waiters,
+            seq: &h.lock.space.seq,
+            waiters: &h.lock.space.waiters,
         }
     }
 
@@ -237,9 +242,35 @@ impl Ring {
     }
 
     /// Takes the mutex, repairing the ring first if its previous owner died.
+    ///
+    /// Critical sections are short (a bounds check and a copy), so a contended lock is first
+    /// retried a few times with a growing pause: glibc's robust mutexes do not spin, and
+    /// sleeping in the kernel for every collision between a producer and a consumer costs a
+    /// system call on each side.
     pub(crate) fn lock(&self) -> io::Result<Locked<'_>> {
         let m = &self.header().lock.mutex;
-        match m.lock()? {
+        let mut acquired = None;
+        let mut pause = 1u32;
+        for _ in 0..LOCK_TRIES {
+            match m.try_lock() {
+                Ok(a) => {
+                    acquired = Some(a);
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    for _ in 0..pause {
+                        std::hint::spin_loop();
+                    }
+                    pause = (pause * 2).min(64);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let acquired = match acquired {
+            Some(a) => a,
+            None => m.lock()?,
+        };
+        match acquired {
             Acquired::Clean => {}
             Acquired::OwnerDied => {
                 self.repair();
@@ -253,18 +284,28 @@ impl Ring {
     #[cold]
     fn repair(&self) {
         let st = &self.header().state;
-        let replayed = st.journal.load(Ordering::Relaxed) == 1;
+        let journal = st.journal.load(Ordering::Relaxed);
+        let replayed = journal != JOURNAL_NONE;
+        let (j1, j2, j3) = (
+            st.j1.load(Ordering::Relaxed),
+            st.j2.load(Ordering::Relaxed),
+            st.j3.load(Ordering::Relaxed),
+        );
+        match journal {
+            JOURNAL_PUT => {
+                st.tail.store(j1, Ordering::Relaxed);
+                st.count.store(j2, Ordering::Relaxed);
+                st.unfinished.store(j3, Ordering::Relaxed);
+            }
+            JOURNAL_GET => {
+                st.head.store(j1, Ordering::Relaxed);
+                st.count.store(j2, Ordering::Relaxed);
+            }
+            _ => {}
+        }
         if replayed {
-            st.head
-                .store(st.j_head.load(Ordering::Relaxed), Ordering::Relaxed);
-            st.tail
-                .store(st.j_tail.load(Ordering::Relaxed), Ordering::Relaxed);
-            st.count
-                .store(st.j_count.load(Ordering::Relaxed), Ordering::Relaxed);
-            st.unfinished
-                .store(st.j_unfinished.load(Ordering::Relaxed), Ordering::Relaxed);
             compiler_fence(Ordering::SeqCst);
-            st.journal.store(0, Ordering::Relaxed);
+            st.journal.store(JOURNAL_NONE, Ordering::Relaxed);
         }
         let head = st.head.load(Ordering::Relaxed);
         let tail = st.tail.load(Ordering::Relaxed);
@@ -405,22 +446,35 @@ impl Locked<'_> {
         Ok(ix)
     }
 
-    /// Publishes new indices through the redo journal (see [`Guarded`](crate::layout::Guarded)).
-    fn commit(&self, new: Indices) {
+    /// Publishes a put's new indices through the redo journal (see
+    /// [`Guarded`](crate::layout::Guarded)).
+    fn commit_put(&self, tail: u64, count: u64, unfinished: u64) {
         let st = &self.ring.header().state;
-        st.j_head.store(new.head, Ordering::Relaxed);
-        st.j_tail.store(new.tail, Ordering::Relaxed);
-        st.j_count.store(new.count, Ordering::Relaxed);
-        st.j_unfinished.store(new.unfinished, Ordering::Relaxed);
+        st.j1.store(tail, Ordering::Relaxed);
+        st.j2.store(count, Ordering::Relaxed);
+        st.j3.store(unfinished, Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
-        st.journal.store(1, Ordering::Relaxed);
+        st.journal.store(JOURNAL_PUT, Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
-        st.head.store(new.head, Ordering::Relaxed);
-        st.tail.store(new.tail, Ordering::Relaxed);
-        st.count.store(new.count, Ordering::Relaxed);
-        st.unfinished.store(new.unfinished, Ordering::Relaxed);
+        st.tail.store(tail, Ordering::Relaxed);
+        st.count.store(count, Ordering::Relaxed);
+        st.unfinished.store(unfinished, Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
-        st.journal.store(0, Ordering::Relaxed);
+        st.journal.store(JOURNAL_NONE, Ordering::Relaxed);
+    }
+
+    /// Publishes a get's new indices through the redo journal.
+    fn commit_get(&self, head: u64, count: u64) {
+        let st = &self.ring.header().state;
+        st.j1.store(head, Ordering::Relaxed);
+        st.j2.store(count, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        st.journal.store(JOURNAL_GET, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        st.head.store(head, Ordering::Relaxed);
+        st.count.store(count, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        st.journal.store(JOURNAL_NONE, Ordering::Relaxed);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -473,12 +527,7 @@ impl Locked<'_> {
             );
         }
         compiler_fence(Ordering::SeqCst);
-        self.commit(Indices {
-            head: ix.head,
-            tail: tail + size,
-            count: ix.count + 1,
-            unfinished: ix.unfinished.saturating_add(1),
-        });
+        self.commit_put(tail + size, ix.count + 1, ix.unfinished.saturating_add(1));
         Ok(PutOutcome::Done)
     }
 
@@ -522,12 +571,7 @@ impl Locked<'_> {
         }
         compiler_fence(Ordering::SeqCst);
         let new_head = head + REC_HDR + align8(len as u64);
-        self.commit(Indices {
-            head: new_head,
-            tail: ix.tail,
-            count: ix.count.saturating_sub(1),
-            unfinished: ix.unfinished,
-        });
+        self.commit_get(new_head, ix.count.saturating_sub(1));
         Ok(GetOutcome::Got(kind))
     }
 
@@ -538,8 +582,9 @@ impl Locked<'_> {
         if u == 0 {
             return None;
         }
-        // A single word: no journal needed.
-        st.unfinished.store(u - 1, Ordering::Relaxed);
+        // A single word: no journal needed. SeqCst: `join` waiters read it without the
+        // mutex, after registering as sleepers (see wait.rs).
+        st.unfinished.store(u - 1, Ordering::SeqCst);
         Some(u - 1)
     }
 }
@@ -559,6 +604,18 @@ impl Ring {
         let head = st.head.load(Ordering::Relaxed);
         let tail = st.tail.load(Ordering::Relaxed);
         tail.saturating_sub(head) + 2 * REC_HDR > self.capacity
+    }
+
+    /// The tail position, read without the mutex: it moves on every put.
+    #[inline]
+    pub(crate) fn tail_hint(&self) -> u64 {
+        self.header().state.tail.load(Ordering::Relaxed)
+    }
+
+    /// The head position, read without the mutex: it moves on every get.
+    #[inline]
+    pub(crate) fn head_hint(&self) -> u64 {
+        self.header().state.head.load(Ordering::Relaxed)
     }
 
     /// Unfinished tasks, read without the mutex.
@@ -601,11 +658,10 @@ mod tests {
             st.tail.load(Ordering::Relaxed),
         );
         // A get that died after writing its journal and the new head, before the count.
-        st.j_head.store(head + 16, Ordering::Relaxed);
-        st.j_tail.store(tail, Ordering::Relaxed);
-        st.j_count.store(1, Ordering::Relaxed);
-        st.j_unfinished.store(2, Ordering::Relaxed);
-        st.journal.store(1, Ordering::Relaxed);
+        let _ = tail;
+        st.j1.store(head + 16, Ordering::Relaxed);
+        st.j2.store(1, Ordering::Relaxed);
+        st.journal.store(JOURNAL_GET, Ordering::Relaxed);
         st.head.store(head + 16, Ordering::Relaxed);
         r.repair();
         assert_eq!(st.journal.load(Ordering::Relaxed), 0);

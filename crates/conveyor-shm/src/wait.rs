@@ -1,19 +1,22 @@
 //! The wait/wake protocol: how a blocked put, get or join sleeps and is woken.
 //!
 //! Each condition ("data available", "space available", "all tasks done") is a [`Signal`]: a
-//! 32-bit sequence word that every change bumps, and a count of sleepers. The protocol:
+//! 32-bit sequence word to sleep on, and a count of sleepers. The protocol:
 //!
-//! - **notify** (after a change, and after releasing the queue's mutex): bump the sequence; if
-//!   the sleeper count is non-zero, `FUTEX_WAKE`. With nobody asleep there is no system call.
-//! - **wait**: try the operation; spin a bounded time watching the sequence and retrying when it
-//!   moves; then register as a sleeper and loop: read the sequence, try the operation, and
-//!   `FUTEX_WAIT` on the value read.
+//! - **notify** (after a change made under the queue's mutex, once it is released): if the
+//!   sleeper count is non-zero, bump the sequence and `FUTEX_WAKE`. With nobody asleep it
+//!   reads one word that shares a cache line with the mutex: no write, no system call.
+//! - **wait**: try the operation; spin a bounded time watching a progress word (the ring's
+//!   tail for a get, its head for a put) and retry when it moves; then register as a sleeper
+//!   and loop: read the sequence, try the operation, and `FUTEX_WAIT` on the value read.
 //!
-//! No wake-up is lost: a waiter reads the sequence *before* its last try, and a notifier bumps
-//! it *after* its change, so either the try sees the change or the sequence differs and
-//! `FUTEX_WAIT` returns at once. The sleeper count is incremented before that read and checked
-//! after the bump (both `SeqCst`), so a notifier that could have been missed always sees the
-//! sleeper. `loom` checks this (`cargo test` with `RUSTFLAGS="--cfg loom"`, see the tests below).
+//! No wake-up is lost. The sleeper registers (`SeqCst`) before its last try, and its try takes
+//! the mutex; the notifier made its change under the same mutex and reads the sleeper count
+//! (`SeqCst`) after releasing it. Either the try comes after the change in the mutex's order,
+//! and sees it; or it comes before, so the registration happens-before the notifier's read,
+//! which then sees the sleeper, bumps the sequence and wakes: if the sleeper has not reached
+//! `FUTEX_WAIT` yet, the sequence differs from the value it read and the call returns at once.
+//! loom checks this (`RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --lib loom`).
 //!
 //! Peers can die between a change and its notify. So no sleep is longer than
 //! [`MAX_SLICE`]: a waiter re-checks at least that often, and survivors go on well within a
@@ -64,23 +67,30 @@ impl Deadline {
     }
 }
 
-/// Announces a change: bumps the sequence, and wakes up to `n` sleepers if there are any.
+/// Announces a change: if anyone sleeps, bumps the sequence and wakes up to `n` sleepers.
 #[inline]
 pub(crate) fn notify<S: Signal>(signal: &S, n: u32) {
-    signal.bump();
     if signal.has_waiters() {
-        signal.wake(n);
+        notify_slow(signal, n);
     }
+}
+
+#[cold]
+fn notify_slow<S: Signal>(signal: &S, n: u32) {
+    signal.bump();
+    signal.wake(n);
 }
 
 /// Runs `attempt` until it returns `Some`, sleeping on `signal` in between; `None` once the
 /// deadline passes.
 ///
-/// `spin` bounds the busy-wait phase before the first sleep (zero: sleep at once).
+/// `spin` bounds the busy-wait phase before the first sleep (zero: sleep at once); while
+/// spinning, `attempt` is retried whenever `progress` changes.
 pub(crate) fn wait_until<S: Signal, R>(
     signal: &S,
     deadline: Deadline,
     spin: Duration,
+    progress: impl Fn() -> u64,
     mut attempt: impl FnMut() -> Option<R>,
 ) -> Option<R> {
     if let Some(r) = attempt() {
@@ -90,7 +100,7 @@ pub(crate) fn wait_until<S: Signal, R>(
         return None;
     }
     if !spin.is_zero() {
-        if let Some(r) = spin_phase(signal, deadline, spin, &mut attempt) {
+        if let Some(r) = spin_phase(deadline, spin, &progress, &mut attempt) {
             return Some(r);
         }
     }
@@ -124,10 +134,10 @@ pub(crate) fn wait_until<S: Signal, R>(
 }
 
 #[cold]
-fn spin_phase<S: Signal, R>(
-    signal: &S,
+fn spin_phase<R>(
     deadline: Deadline,
     spin: Duration,
+    progress: &impl Fn() -> u64,
     attempt: &mut impl FnMut() -> Option<R>,
 ) -> Option<R> {
     let start = Instant::now();
@@ -136,9 +146,9 @@ fn spin_phase<S: Signal, R>(
         end = end.min(at);
     }
     loop {
-        let seen = signal.seq();
+        let seen = progress();
         let mut i = 0u32;
-        while signal.seq() == seen {
+        while progress() == seen {
             std::hint::spin_loop();
             i = i.wrapping_add(1);
             if i % 64 == 0 && Instant::now() >= end {
@@ -286,9 +296,13 @@ mod loom_tests {
             for _ in 0..consumers {
                 let m = m.clone();
                 takers.push(loom::thread::spawn(move || {
-                    wait_until(&m.data, Deadline::Never, Duration::ZERO, || {
-                        m.queue.lock().unwrap().pop_front()
-                    })
+                    wait_until(
+                        &m.data,
+                        Deadline::Never,
+                        Duration::ZERO,
+                        || 0,
+                        || m.queue.lock().unwrap().pop_front(),
+                    )
                     .unwrap()
                 }));
             }
