@@ -72,6 +72,9 @@ const BROKEN_MALFORMED: u8 = 3;
 /// closes it completely. End of file between two messages is `Closed`; end of file inside a
 /// message is an I/O error of kind `UnexpectedEof` (the peer died mid-message).
 ///
+/// With [`Channel`] in scope, `arc.close()` on an `Arc<Connection>` is ambiguous (the `Arc`
+/// is a `Channel` too, for every item type): write `(*arc).close()`.
+///
 /// # Example
 ///
 /// ```
@@ -483,14 +486,22 @@ impl<C: Codec> Connection<C> {
 
     /// Closes this end for sending: the peer receives what was already sent, then `Closed`.
     /// Receiving on this end still works. Closing twice is a no-op.
+    ///
+    /// A send blocked in another thread (the peer is not reading) is woken and fails with
+    /// [`SendError::Closed`]; the peer then sees that message cut short (an `UnexpectedEof`
+    /// error). For the writing end of a one-way pipe, `close` waits for a send in progress to
+    /// finish instead.
     pub fn close(&self) {
-        let _guard = lock(&self.writer);
-        if self.write_closed.swap(true, Ordering::AcqRel) || !self.writable {
+        if !self.writable || self.write_closed.swap(true, Ordering::AcqRel) {
             return;
         }
         let result = match self.kind {
+            // No lock: shutting the socket down is what wakes a blocked send.
             FdKind::Socket => sys::shutdown_write(self.fd.as_fd()),
-            FdKind::Pipe => sys::replace_with_dev_null(self.fd.as_fd()),
+            FdKind::Pipe => {
+                let _guard = lock(&self.writer);
+                sys::replace_with_dev_null(self.fd.as_fd())
+            }
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not close the connection for sending");

@@ -93,6 +93,27 @@ fn close_lets_the_peer_drain_then_reports_closed() {
 }
 
 #[test]
+fn close_wakes_a_send_blocked_on_a_full_socket() {
+    let (a, b) = pipe().unwrap();
+    let a = Arc::new(a);
+    let sender = {
+        let a = Arc::clone(&a);
+        // Far larger than the socket buffer, and nobody reads: it blocks until closed.
+        std::thread::spawn(move || a.send_bytes(&vec![1u8; 16 << 20]))
+    };
+    (*a).close(); // the inherent close; Arc<Connection> is a Channel too
+                  // Whether close came before the send started or while it was blocked, it fails as Closed.
+    assert!(sender.join().unwrap().unwrap_err().is_closed());
+    // The peer sees either nothing (Closed) or the message cut short (UnexpectedEof).
+    b.set_max_message_size(u64::MAX);
+    match b.recv_bytes() {
+        Err(GetError::Closed) => {}
+        Err(GetError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn dropping_one_end_closes_the_other() {
     let (a, b) = pipe().unwrap();
     a.send(&1u8).unwrap();
