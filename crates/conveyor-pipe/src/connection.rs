@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -12,8 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::SendError;
-use crate::frame::{self, Header};
-use crate::sys::{self, FdKind, ReadExact};
+use crate::frame;
+use crate::reader::{Payload, ReadAhead, ReadFailure};
+use crate::sys::{self, FdKind};
 
 /// The default largest message a connection accepts: 64 MiB.
 ///
@@ -49,6 +50,14 @@ const BROKEN_MALFORMED: u8 = 3;
 /// [`send`](Connection::send) and [`recv`](Connection::recv) carry serde values through the
 /// codec `C` ([`Postcard`] by default; [`Pickle`](crate::Pickle) to exchange objects with
 /// Python, with the `pickle` feature).
+///
+/// # Receiving
+///
+/// A receive reads ahead: one `read` takes in every small message that has arrived (up to
+/// 32 KiB), and the following receives hand them out without a system call; a large message
+/// is read straight into its destination. [`poll`](Connection::poll) and [`wait`](crate::wait)
+/// count messages already read ahead, and a connection passed to a child process carries them
+/// along.
 ///
 /// # Sharing
 ///
@@ -97,8 +106,11 @@ pub struct Connection<C: Codec = Postcard> {
     readable: bool,
     writable: bool,
     max_message_size: AtomicU64,
-    /// Held for a whole receive; the scratch buffer that `recv` decodes from.
-    reader: Mutex<Vec<u8>>,
+    /// Held for a whole receive: the read-ahead buffer, and the scratch buffer `recv` decodes
+    /// a large message from.
+    reader: Mutex<Reader>,
+    /// How many bytes the read-ahead buffer holds, for `poll` to see without the lock.
+    buffered: AtomicUsize,
     /// Held for a whole send; the scratch buffer that `send` encodes into.
     writer: Mutex<Vec<u8>>,
     /// Why receiving is no longer possible (`OK` while it is).
@@ -138,6 +150,13 @@ fn broken_error(code: u8) -> GetError {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded data is a scratch buffer: a panic while it was held leaves nothing to repair.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The receiving side's state, behind the reader lock.
+#[derive(Debug, Default)]
+pub(crate) struct Reader {
+    pub(crate) ahead: ReadAhead,
+    scratch: Vec<u8>,
 }
 
 impl Connection<Postcard> {
@@ -181,7 +200,8 @@ impl<C: Codec> Connection<C> {
             readable,
             writable,
             max_message_size: AtomicU64::new(DEFAULT_MAX_MESSAGE_SIZE),
-            reader: Mutex::new(Vec::new()),
+            reader: Mutex::new(Reader::default()),
+            buffered: AtomicUsize::new(0),
             writer: Mutex::new(Vec::new()),
             broken: AtomicU8::new(OK),
             write_closed: AtomicBool::new(false),
@@ -201,14 +221,20 @@ impl<C: Codec> Connection<C> {
     /// assert_eq!(b.recv::<u8>().unwrap(), 1);
     /// ```
     pub fn with_codec<D: Codec>(self, codec: D) -> Connection<D> {
-        let max = self.max_message_size();
-        let closed = self.write_closed.load(Ordering::Relaxed);
-        let broken = self.broken.load(Ordering::Relaxed);
-        let conn = Connection::from_parts(self.fd, self.kind, self.readable, self.writable, codec);
-        conn.set_max_message_size(max);
-        conn.write_closed.store(closed, Ordering::Relaxed);
-        conn.broken.store(broken, Ordering::Relaxed);
-        conn
+        // Everything moves across, the bytes read ahead included.
+        Connection {
+            fd: self.fd,
+            kind: self.kind,
+            readable: self.readable,
+            writable: self.writable,
+            max_message_size: self.max_message_size,
+            reader: self.reader,
+            buffered: self.buffered,
+            writer: self.writer,
+            broken: self.broken,
+            write_closed: self.write_closed,
+            codec,
+        }
     }
 
     /// The codec `send` and `recv` use.
@@ -348,74 +374,43 @@ impl<C: Codec> Connection<C> {
         self.broken.store(code, Ordering::Release);
     }
 
-    /// Reads one frame's payload into `buf` (replacing its contents). The reader lock is held.
-    fn read_frame(&self, buf: &mut Vec<u8>) -> Result<(), GetError> {
+    /// Receives one message with the reader lock held: the payload is left in the read-ahead
+    /// buffer or in `out` (cleared first), as the returned [`Payload`] says.
+    fn read_frame(&self, r: &mut Reader, out: &mut Vec<u8>) -> Result<Payload, GetError> {
         self.check_recv()?;
-        let fd = self.fd.as_fd();
-        let mut header = [0u8; frame::MAX_HEADER_LEN];
-        match sys::read_exact(fd, &mut header[..4]) {
-            Ok(ReadExact::Full) => {}
-            Ok(ReadExact::Eof { got: 0 }) => return Err(GetError::Closed),
-            Ok(ReadExact::Eof { got }) => return Err(self.eof_mid_frame(got, 4)),
-            Err(e) => return Err(self.io_error(e, false)),
-        }
-        let max = self.max_message_size();
-        let mut have = 4;
-        let len = loop {
-            match frame::decode_header(&header[..have], max) {
-                Ok(Header::Complete { len, .. }) => break len,
-                Ok(Header::Incomplete { need }) => {
-                    match sys::read_exact(fd, &mut header[have..need]) {
-                        Ok(ReadExact::Full) => have = need,
-                        Ok(ReadExact::Eof { got }) => {
-                            return Err(self.eof_mid_frame(have + got, need as u64))
-                        }
-                        Err(e) => return Err(self.io_error(e, true)),
-                    }
-                }
-                Err(frame::FrameError::TooLarge { size, max }) => {
-                    self.mark_broken(BROKEN_TOO_LARGE);
-                    tracing::debug!(size, max, "refused an oversize message");
-                    return Err(GetError::TooLarge { size, max });
-                }
-                Err(e) => {
-                    self.mark_broken(BROKEN_MALFORMED);
-                    return Err(GetError::Io(io::Error::new(io::ErrorKind::InvalidData, e)));
-                }
+        let result = r
+            .ahead
+            .next_frame(self.fd.as_fd(), self.max_message_size(), out);
+        self.buffered
+            .store(r.ahead.pending().len(), Ordering::Release);
+        result.map_err(|failure| match failure {
+            ReadFailure::Closed => GetError::Closed,
+            ReadFailure::TooLarge { size, max } => {
+                self.mark_broken(BROKEN_TOO_LARGE);
+                tracing::debug!(size, max, "refused an oversize message");
+                GetError::TooLarge { size, max }
             }
-        };
-        buf.clear();
-        // len <= max; a max above the address space fails in reserve, not here.
-        let len = usize::try_from(len).map_err(|_| {
-            self.mark_broken(BROKEN_TOO_LARGE);
-            GetError::TooLarge {
-                size: len,
-                max: usize::MAX as u64,
+            ReadFailure::Malformed(e) => {
+                self.mark_broken(BROKEN_MALFORMED);
+                GetError::Io(io::Error::new(io::ErrorKind::InvalidData, e))
             }
-        })?;
-        match sys::read_exact_append(fd, buf, len) {
-            Ok(ReadExact::Full) => Ok(()),
-            Ok(ReadExact::Eof { got }) => Err(self.eof_mid_frame(got, len as u64)),
-            Err(e) => Err(self.io_error(e, true)),
-        }
-    }
-
-    fn eof_mid_frame(&self, got: usize, want: u64) -> GetError {
-        self.mark_broken(BROKEN_MID_FRAME);
-        GetError::Io(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!(
-                "the peer closed the connection in the middle of a message \
-                 ({got} of {want} bytes arrived): it probably died while sending"
-            ),
-        ))
-    }
-
-    fn io_error(&self, e: io::Error, mid_frame: bool) -> GetError {
-        if mid_frame {
-            self.mark_broken(BROKEN_MID_FRAME);
-        }
-        GetError::Io(e)
+            ReadFailure::Eof { got, want } => {
+                self.mark_broken(BROKEN_MID_FRAME);
+                GetError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the peer closed the connection in the middle of a message \
+                         ({got} of {want} bytes arrived): it probably died while sending"
+                    ),
+                ))
+            }
+            ReadFailure::Io { error, mid_frame } => {
+                if mid_frame {
+                    self.mark_broken(BROKEN_MID_FRAME);
+                }
+                GetError::Io(error)
+            }
+        })
     }
 
     /// Receives one message's bytes (Python's `recv_bytes`), blocking until one arrives.
@@ -442,8 +437,10 @@ impl<C: Codec> Connection<C> {
     /// }
     /// ```
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, GetError> {
-        let _guard = lock(&self.reader);
-        self.read_frame(buf)?;
+        let mut r = lock(&self.reader);
+        if let Payload::Ahead(range) = self.read_frame(&mut r, buf)? {
+            buf.extend_from_slice(r.ahead.slice(range));
+        }
         Ok(buf.len())
     }
 
@@ -452,14 +449,18 @@ impl<C: Codec> Connection<C> {
     /// A message that does not decode is consumed and reported as [`GetError::Codec`]; the
     /// connection stays usable.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, GetError> {
-        let mut buf = lock(&self.reader);
-        let result = self
-            .read_frame(&mut buf)
-            .and_then(|()| self.codec.decode(&buf).map_err(GetError::Codec));
-        if buf.capacity() > KEEP_SCRATCH {
-            *buf = Vec::new();
+        let mut r = lock(&self.reader);
+        let mut scratch = std::mem::take(&mut r.scratch);
+        // A small message is decoded where it lies in the read-ahead buffer, without a copy.
+        let result = match self.read_frame(&mut r, &mut scratch) {
+            Ok(Payload::Ahead(range)) => self.codec.decode(r.ahead.slice(range)),
+            Ok(Payload::Out) => self.codec.decode(&scratch),
+            Err(e) => return Err(e),
+        };
+        if scratch.capacity() <= KEEP_SCRATCH {
+            r.scratch = scratch;
         }
-        result
+        result.map_err(GetError::Codec)
     }
 
     /// Waits up to `timeout` (forever with `None`) for something to receive; returns whether
@@ -481,7 +482,26 @@ impl<C: Codec> Connection<C> {
                 "this is the writing end of a one-way pipe: it cannot receive",
             ));
         }
+        if self.buffered.load(Ordering::Acquire) > 0 {
+            return Ok(true);
+        }
         sys::poll_read(self.fd.as_fd(), timeout)
+    }
+
+    /// Whether bytes already read ahead wait to be received (so `poll` returns at once).
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.buffered.load(Ordering::Acquire) > 0
+    }
+
+    /// The bytes read ahead and not yet received (for a handoff to another process).
+    pub(crate) fn pending_bytes(&self) -> Vec<u8> {
+        lock(&self.reader).ahead.pending().to_vec()
+    }
+
+    /// Starts the read-ahead buffer with `pending` (bytes a previous owner read ahead).
+    pub(crate) fn set_pending(&self, pending: &[u8]) {
+        lock(&self.reader).ahead = ReadAhead::with_pending(pending);
+        self.buffered.store(pending.len(), Ordering::Release);
     }
 
     /// Closes this end for sending: the peer receives what was already sent, then `Closed`.
@@ -512,7 +532,9 @@ impl<C: Codec> Connection<C> {
     ///
     /// Both refer to the same stream: what one sends, the peer receives, and the two
     /// compete for incoming messages. Use one at a time, or share one connection through an
-    /// `Arc` instead.
+    /// `Arc` instead. Bytes this connection has already read ahead stay with it: clone before
+    /// receiving, or hand a connection to a child process through its `Serialize`
+    /// implementation, which carries them along.
     pub fn try_clone(&self) -> io::Result<Self> {
         let fd = self.fd.try_clone()?;
         let conn = Connection::from_parts(
@@ -542,7 +564,10 @@ impl<C: Codec> Connection<C> {
         &self.write_closed
     }
 
-    /// The descriptor, for handing it to another process; the connection is consumed.
+    /// The descriptor; the connection is consumed. Bytes already read ahead (small messages
+    /// that arrived together with the last one received) are dropped with it: to hand a
+    /// connection to a child process, pass it in the child's arguments instead, which carries
+    /// them along.
     pub fn into_fd(self) -> OwnedFd {
         self.fd
     }

@@ -29,6 +29,9 @@ struct Outgoing<'a> {
     writable: bool,
     write_closed: bool,
     max_message_size: u64,
+    /// Bytes read ahead and not yet received: the new owner receives them first.
+    #[serde(with = "serde_bytes")]
+    pending: Vec<u8>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +43,8 @@ struct Incoming {
     writable: bool,
     write_closed: bool,
     max_message_size: u64,
+    #[serde(with = "serde_bytes")]
+    pending: Vec<u8>,
 }
 
 impl<C: Codec> Serialize for Connection<C> {
@@ -52,6 +57,7 @@ impl<C: Codec> Serialize for Connection<C> {
             writable,
             write_closed,
             max_message_size,
+            pending: self.pending_bytes(),
         }
         .serialize(s)
     }
@@ -67,6 +73,9 @@ impl<'de, C: Codec + Default> Deserialize<'de> for Connection<C> {
         };
         let conn = Connection::from_parts(w.fd, kind, w.readable, w.writable, C::default());
         conn.set_max_message_size(w.max_message_size);
+        if !w.pending.is_empty() {
+            conn.set_pending(&w.pending);
+        }
         if w.write_closed {
             conn.write_closed_flag().store(true, Ordering::Release);
         }

@@ -59,6 +59,7 @@ mod listener;
 #[cfg(feature = "pickle")]
 pub mod pickle;
 mod pipe;
+mod reader;
 mod sys;
 mod wait;
 
@@ -71,4 +72,4 @@ pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHA
 #[cfg(feature = "pickle")]
 pub use pickle::Pickle;
 pub use pipe::{pipe, pipe_oneway};
-pub use wait::wait;
+pub use wait::{wait, Waitable};

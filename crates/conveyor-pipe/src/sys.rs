@@ -49,19 +49,10 @@ unsafe fn read_raw(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
     }
 }
 
-/// Fills `buf` completely from `fd`, unless end of file comes first.
-pub(crate) fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<ReadExact> {
-    let mut got = 0;
-    while got < buf.len() {
-        let rest = &mut buf[got..];
-        // SAFETY: `rest` is a live, writable slice of `rest.len()` bytes.
-        let n = unsafe { read_raw(fd.as_raw_fd(), rest.as_mut_ptr(), rest.len()) }?;
-        if n == 0 {
-            return Ok(ReadExact::Eof { got });
-        }
-        got += n;
-    }
-    Ok(ReadExact::Full)
+/// Reads what is there (at least one byte, blocking until then) into `buf`; 0 is end of file.
+pub(crate) fn read_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
+    unsafe { read_raw(fd, buf.as_mut_ptr(), buf.len()) }
 }
 
 /// Appends exactly `len` bytes read from `fd` to `vec`, unless end of file comes first.

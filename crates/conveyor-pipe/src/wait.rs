@@ -2,18 +2,103 @@
 //! (Python's `multiprocessing.connection.wait`).
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
+use conveyor_core::Codec;
+
+use crate::connection::Connection;
+use crate::listener::Listener;
 use crate::sys;
+
+/// What [`wait`] can wait on: anything with a file descriptor that becomes readable.
+///
+/// Implemented for [`Connection`] (which also counts messages it has already read ahead),
+/// [`Listener`] (ready when a client waits to be accepted), the standard library's sockets,
+/// files and descriptors, and references to any of them.
+pub trait Waitable {
+    /// The descriptor to poll for reading.
+    fn wait_fd(&self) -> BorrowedFd<'_>;
+
+    /// Whether the object is ready without looking at the descriptor (a connection with bytes
+    /// already read ahead). The default is `false`.
+    fn ready_now(&self) -> bool {
+        false
+    }
+}
+
+impl<C: Codec> Waitable for Connection<C> {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+
+    fn ready_now(&self) -> bool {
+        self.has_buffered()
+    }
+}
+
+impl Waitable for Listener {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+macro_rules! waitable_by_fd {
+    ($($t:ty),*) => {$(
+        impl Waitable for $t {
+            fn wait_fd(&self) -> BorrowedFd<'_> {
+                self.as_fd()
+            }
+        }
+    )*};
+}
+
+waitable_by_fd!(
+    OwnedFd,
+    BorrowedFd<'_>,
+    std::fs::File,
+    std::net::TcpStream,
+    std::net::TcpListener,
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixListener,
+    std::process::ChildStdout,
+    std::process::ChildStderr
+);
+
+impl<W: Waitable + ?Sized> Waitable for &W {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        (**self).wait_fd()
+    }
+    fn ready_now(&self) -> bool {
+        (**self).ready_now()
+    }
+}
+
+impl<W: Waitable + ?Sized> Waitable for Box<W> {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        (**self).wait_fd()
+    }
+    fn ready_now(&self) -> bool {
+        (**self).ready_now()
+    }
+}
+
+impl<W: Waitable + ?Sized> Waitable for std::sync::Arc<W> {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        (**self).wait_fd()
+    }
+    fn ready_now(&self) -> bool {
+        (**self).ready_now()
+    }
+}
 
 /// Waits until at least one of `objects` is ready to read, or `timeout` passes (`None`: no
 /// limit), and returns the ready ones in their order in `objects` (empty on timeout).
 ///
-/// As in Python, a connection is ready when a receive would not block: a message has started
-/// to arrive, or the peer has closed (the receive then reports `Closed`). Anything with a file
-/// descriptor can be waited on: connections, listeners (ready when a client is waiting to be
-/// accepted), sockets. It is one `poll(2)` call.
+/// As in Python, a connection is ready when a receive would not wait for the first byte: a
+/// message has started to arrive, or the peer has closed (the receive then reports `Closed`).
+/// Connections, listeners (ready when a client is waiting to be accepted), sockets and other
+/// [`Waitable`]s can be mixed through `&dyn Waitable`. It is one `poll(2)` call.
 ///
 /// ```
 /// use std::time::Duration;
@@ -28,16 +113,23 @@ use crate::sys;
 /// assert!(wait(&[&b1], Some(Duration::ZERO)).unwrap().is_empty());
 /// # drop(a1);
 /// ```
-pub fn wait<'a, W: AsFd + ?Sized>(
+pub fn wait<'a, W: Waitable + ?Sized>(
     objects: &[&'a W],
     timeout: Option<Duration>,
 ) -> io::Result<Vec<&'a W>> {
-    let fds: Vec<_> = objects.iter().map(|o| o.as_fd()).collect();
-    let ready = sys::poll_many(&fds, libc::POLLIN, timeout)?;
+    let now: Vec<bool> = objects.iter().map(|o| o.ready_now()).collect();
+    // Something is ready already: only look at which others are too, without waiting.
+    let timeout = if now.contains(&true) {
+        Some(Duration::ZERO)
+    } else {
+        timeout
+    };
+    let fds: Vec<_> = objects.iter().map(|o| o.wait_fd()).collect();
+    let polled = sys::poll_many(&fds, libc::POLLIN, timeout)?;
     Ok(objects
         .iter()
-        .zip(ready)
-        .filter(|(_, r)| *r)
+        .zip(now.iter().zip(polled))
+        .filter(|(_, (now, polled))| **now || *polled)
         .map(|(o, _)| *o)
         .collect())
 }

@@ -125,3 +125,29 @@ fn encoding_a_connection_outside_a_child_launch_fails() {
     let mut out = Vec::new();
     assert!(conveyor_core::Codec::encode(&conveyor_core::Postcard, &a, &mut out).is_err());
 }
+
+/// Receives u32s until the peer closes and exits with their sum (small: an exit code).
+fn summer(conn: Connection) -> i32 {
+    let mut sum = 0;
+    while let Ok(v) = conn.recv::<u32>() {
+        sum += v as i32;
+    }
+    sum
+}
+
+#[test]
+fn messages_read_ahead_travel_with_the_connection() {
+    init_test!(summer);
+    let (a, b) = pipe().unwrap();
+    for v in [1u32, 2, 4] {
+        a.send(&v).unwrap();
+    }
+    // The first receive reads all three at once; the other two are in b's buffer, not in
+    // the socket, and must reach the child with it.
+    assert_eq!(b.recv::<u32>().unwrap(), 1);
+    let child = Process::new("summer", b).start().unwrap();
+    a.send(&8u32).unwrap();
+    a.close();
+    // 2 + 4 from the buffer, 8 from the socket (an exit code is 8 bits).
+    assert_eq!(join(&child), ExitStatus::Exited(14));
+}

@@ -1,9 +1,8 @@
 //! wait() over many connections, as multiprocessing.connection.wait.
 
-use std::os::fd::AsFd;
 use std::time::Duration;
 
-use conveyor_pipe::{pipe, wait, Client, Listener};
+use conveyor_pipe::{pipe, wait, Client, Listener, Waitable};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -90,8 +89,36 @@ fn a_listener_is_ready_when_a_client_waits() {
     assert!(wait(&[&listener], Some(Duration::ZERO)).unwrap().is_empty());
     let address = listener.address().clone();
     let t = std::thread::spawn(move || Client::new().connect(&address).unwrap());
-    let ready = wait(&[&listener as &dyn AsFd], Some(WAIT)).unwrap();
+    let ready = wait(&[&listener as &dyn Waitable], Some(WAIT)).unwrap();
     assert_eq!(ready.len(), 1);
     let _server = listener.accept().unwrap();
     drop(t.join().unwrap());
+}
+
+#[test]
+fn messages_read_ahead_count_as_ready() {
+    let (a, b) = pipe().unwrap();
+    // Both arrive before the first receive, which reads them in one go: the second then sits
+    // in b's read-ahead buffer, not in the socket, and wait must still see it.
+    a.send_bytes(b"one").unwrap();
+    a.send_bytes(b"two").unwrap();
+    assert_eq!(b.recv_bytes().unwrap(), b"one");
+    let (_c, d) = pipe().unwrap();
+    let ready = wait(&[&d, &b], Some(Duration::ZERO)).unwrap();
+    assert_eq!(ready.len(), 1);
+    assert!(std::ptr::eq(ready[0], &b));
+    assert!(b.poll(Some(Duration::ZERO)).unwrap());
+    assert_eq!(b.recv_bytes().unwrap(), b"two");
+    assert!(!b.poll(Some(Duration::ZERO)).unwrap());
+}
+
+#[test]
+fn mixed_objects_through_dyn_waitable() {
+    let (a, b) = pipe().unwrap();
+    let (raw, mut raw_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    std::io::Write::write_all(&mut raw_peer, b"x").unwrap();
+    let objects: [&dyn Waitable; 2] = [&b, &raw];
+    let ready = wait(&objects, Some(WAIT)).unwrap();
+    assert_eq!(ready.len(), 1);
+    drop(a);
 }
