@@ -4,15 +4,34 @@
 //! offset  size  what
 //!      0   256  Common: magic, version, sizes, creator pid, fingerprint, attach table
 //!    256    64  Config: ring offset and capacity, item bound           (read-only after init)
-//!    320    64  the robust process-shared mutex, and the two wait signals
-//!    384    64  Guarded: head, tail, count, unfinished + their redo journal  (under the mutex)
-//!    448    64  closed flag, all-done signal, out-of-line counter, repair count
-//!    512        the ring: `ring_capacity` bytes of records
+//!    320    64  the producers' robust mutex, and the "data available" signal
+//!    384    64  Producer: tail word, unfinished tasks, redo journal    (under the put mutex)
+//!    448    64  the consumers' robust mutex, and the "space available" signal
+//!    512    64  Consumer: head word                                     (under the get mutex)
+//!    576    64  closed flag, all-done signal, out-of-line counter, repair count
+//!    640        the ring: `ring_capacity` bytes of records
 //! ```
 //!
-//! A put or get in the common case touches two header lines: the mutex line and the guarded
-//! line. The wait signals share the mutex's line (its last 24 bytes would be padding anyway),
-//! so checking for sleepers after an operation costs no extra cache-line transfer.
+//! Producers and consumers each have their own mutex and their own cache lines: a put and a
+//! get do not contend, and in the common case a put touches only the producers' lines (it
+//! reads the head word to know the free space) and a get only the consumers' (it reads the
+//! tail word). Each signal sits on the line of the side that notifies it, so checking for
+//! sleepers after an operation costs no extra cache-line transfer.
+//!
+//! # The index words
+//!
+//! The tail and head are each one 64-bit word, so that publishing a put or a get is a single
+//! store (a process killed around it leaves the old or the new value, never a mix):
+//!
+//! | bits   | what                                                           |
+//! |--------|----------------------------------------------------------------|
+//! | 0..40  | position in 8-byte units, modulo 2^40 (it only grows)           |
+//! | 40..64 | number of data records put (tail) or taken (head), modulo 2^24 |
+//!
+//! A record lives at byte `(position * 8) % ring_capacity`; the capacity is a power of two, so
+//! the modulo stays consistent when the position wraps. The used space is
+//! `(tail.pos - head.pos) mod 2^40` units and the item count `(tail.n - head.n) mod 2^24`; the
+//! ring holds at most `capacity / 8 <= 2^24` records, so neither difference is ambiguous.
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -25,7 +44,7 @@ pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"CONVSHMQ");
 /// Immutable configuration, written by the creator before the magic is published.
 ///
 /// Invariants (checked at open): `ring_offset == size_of::<QueueHeader>()`,
-/// `ring_offset + ring_capacity == Common::total_len`, `ring_capacity` is a multiple of 8 in
+/// `ring_offset + ring_capacity == Common::total_len`, `ring_capacity` is a power of two in
 /// `MIN_RING..=MAX_RING`; `max_items == 0` means no bound on the item count.
 #[repr(C, align(64))]
 pub(crate) struct Config {
@@ -41,56 +60,63 @@ pub(crate) struct SignalWords {
     pub(crate) waiters: AtomicU32,
 }
 
-/// The mutex and the two signals, on one cache line.
+/// A side's mutex and the signal that side notifies, on one cache line.
 #[repr(C, align(64))]
 pub(crate) struct MutexLine {
     pub(crate) mutex: RobustMutex,
-    /// "data available": gets sleep on it, puts wake it.
-    pub(crate) data: SignalWords,
-    /// "space available": puts sleep on it, gets wake it.
-    pub(crate) space: SignalWords,
+    /// On the put side "data available" (gets sleep on it); on the get side "space
+    /// available" (puts sleep on it).
+    pub(crate) signal: SignalWords,
 }
 
-/// Journal kinds: what the redo journal holds.
+/// Journal states.
 pub(crate) const JOURNAL_NONE: u64 = 0;
-/// A put: `j1` = new tail, `j2` = new count, `j3` = new unfinished.
+/// `j_tail` and `j_unfinished` hold a put's new values.
 pub(crate) const JOURNAL_PUT: u64 = 1;
-/// A get: `j1` = new head, `j2` = new count.
-pub(crate) const JOURNAL_GET: u64 = 2;
 
-/// The ring's indices, written only while holding the mutex.
+/// The producers' state, written only while holding the put mutex (`unfinished` also by
+/// `task_done`, under the same mutex).
 ///
-/// `head` and `tail` are byte positions that only grow; a record lives at `pos % capacity`.
-/// Invariants: `head <= tail`, `tail - head <= capacity`, both multiples of 8; the bytes in
-/// `head..tail` are whole, committed records (see `ring.rs`); `count` is the number of data
-/// records among them; `unfinished` counts items put and not yet `task_done`.
-///
-/// Every update goes through the redo journal: the new values are written to `j1..j3`, then
-/// `journal` is set to the operation's kind, then the live fields are written, then `journal`
-/// is cleared. A process killed anywhere in that sequence leaves either the old values
-/// (journal clear, live fields untouched) or a complete journal that the next owner replays.
+/// Invariants: `tail` is an index word (see the module docs) at or after `head`, at most the
+/// ring's capacity ahead; the bytes between head and tail are whole, committed records.
+/// A put writes its record past the tail, then its new values to `j_*`, sets `journal`, stores
+/// the live words, and clears `journal`. A producer killed anywhere in that sequence leaves
+/// either the old values or a complete journal that the next producer replays.
 #[repr(C, align(64))]
-pub(crate) struct Guarded {
-    pub(crate) head: AtomicU64,
+pub(crate) struct Producer {
     pub(crate) tail: AtomicU64,
-    pub(crate) count: AtomicU64,
+    /// The head word as producers last read it: a put re-reads the real head (a line the
+    /// consumers write) only when this one shows too little room. It is never ahead of the
+    /// real head, so the room it shows is never more than the real room.
+    pub(crate) head_cache: AtomicU64,
     pub(crate) unfinished: AtomicU64,
     pub(crate) journal: AtomicU64,
-    pub(crate) j1: AtomicU64,
-    pub(crate) j2: AtomicU64,
-    pub(crate) j3: AtomicU64,
+    pub(crate) j_tail: AtomicU64,
+    pub(crate) j_unfinished: AtomicU64,
+}
+
+/// The consumers' state, written only while holding the get mutex.
+///
+/// Invariant: `head` is an index word at or before `tail`. A get copies its record out, then
+/// stores the new head: a consumer killed before the store leaves the record for the next one.
+#[repr(C, align(64))]
+pub(crate) struct Consumer {
+    pub(crate) head: AtomicU64,
+    /// The tail word as consumers last read it: a get re-reads the real tail only when this
+    /// one shows no record. It is never ahead of the real tail nor behind the head.
+    pub(crate) tail_cache: AtomicU64,
 }
 
 /// Shutdown and task accounting words.
 #[repr(C, align(64))]
 pub(crate) struct MiscLine {
-    /// 1 once the queue is closed (set under the mutex; never cleared).
+    /// 1 once the queue is closed (set under the put mutex; never cleared).
     pub(crate) closed: AtomicU32,
     pub(crate) join_seq: AtomicU32,
     pub(crate) join_waiters: AtomicU32,
     /// Source of unique names for out-of-line messages.
     pub(crate) ool_counter: AtomicU64,
-    /// How many times a process died holding the mutex and the ring was repaired.
+    /// How many times a process died holding a mutex and the queue was repaired.
     pub(crate) recoveries: AtomicU64,
 }
 
@@ -99,18 +125,54 @@ pub(crate) struct MiscLine {
 pub(crate) struct QueueHeader {
     pub(crate) common: Common,
     pub(crate) config: Config,
-    pub(crate) lock: MutexLine,
-    pub(crate) state: Guarded,
+    pub(crate) put_lock: MutexLine,
+    pub(crate) producer: Producer,
+    pub(crate) get_lock: MutexLine,
+    pub(crate) consumer: Consumer,
     pub(crate) misc: MiscLine,
 }
 
 /// The size of the header, which is also the ring's offset.
 pub(crate) const HEADER_SIZE: usize = std::mem::size_of::<QueueHeader>();
-const _: () = assert!(HEADER_SIZE % 64 == 0);
+const _: () = assert!(HEADER_SIZE == 640);
 const _: () = assert!(std::mem::size_of::<MutexLine>() == 64);
-const _: () = assert!(std::mem::size_of::<Guarded>() == 64);
 
 /// The smallest ring accepted.
 pub(crate) const MIN_RING: usize = 256;
-/// The largest ring accepted (record lengths are 32-bit).
-pub(crate) const MAX_RING: usize = 1 << 31;
+/// The largest ring accepted: 128 MiB keeps the record count of a full ring below 2^24.
+pub(crate) const MAX_RING: usize = 1 << 27;
+
+/// Bits of an index word holding the position.
+pub(crate) const POS_BITS: u32 = 40;
+const POS_MASK: u64 = (1 << POS_BITS) - 1;
+const N_MASK: u64 = (1 << (64 - POS_BITS)) - 1;
+
+/// Packs a position (in 8-byte units) and a record number into an index word.
+#[inline]
+pub(crate) fn pack(pos: u64, n: u64) -> u64 {
+    (pos & POS_MASK) | ((n & N_MASK) << POS_BITS)
+}
+
+/// The position (in 8-byte units) of an index word.
+#[inline]
+pub(crate) fn pos(word: u64) -> u64 {
+    word & POS_MASK
+}
+
+/// The record number of an index word.
+#[inline]
+pub(crate) fn num(word: u64) -> u64 {
+    word >> POS_BITS
+}
+
+/// Units from `head` to `tail`.
+#[inline]
+pub(crate) fn used_units(head: u64, tail: u64) -> u64 {
+    pos(tail).wrapping_sub(pos(head)) & POS_MASK
+}
+
+/// Records from `head` to `tail`.
+#[inline]
+pub(crate) fn count(head: u64, tail: u64) -> u64 {
+    num(tail).wrapping_sub(num(head)) & N_MASK
+}

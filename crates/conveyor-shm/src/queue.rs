@@ -291,12 +291,7 @@ impl<T, C: Codec> ShmQueue<T, C> {
 
     /// How many times a process died holding the queue's lock and the queue was repaired.
     pub fn recoveries(&self) -> u64 {
-        self.raw
-            .ring
-            .header()
-            .misc
-            .recoveries
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.raw.ring.recoveries()
     }
 
     /// Whether [`close`](Channel::close) was called (by any process).
@@ -357,11 +352,12 @@ impl<T, C: Codec> ShmQueue<T, C> {
         self.raw.get(out, Deadline::Never, self.spin)
     }
 
-    /// Runs `f` while holding the queue's lock. Only for crash tests: a child calls it and is
-    /// killed inside `f`.
+    /// Runs `f` while holding both of the queue's locks. Only for crash tests: a child calls
+    /// it and is killed inside `f`.
     #[doc(hidden)]
     pub fn __hold_lock_for_tests<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _locked = self.raw.ring.lock();
+        let _put = self.raw.ring.lock(crate::ring::Side::Put);
+        let _get = self.raw.ring.lock(crate::ring::Side::Get);
         f()
     }
 
@@ -399,6 +395,22 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
     }
 
     fn put_ref_deadline(&self, item: &T, deadline: Deadline) -> Result<(), PutError<()>> {
+        self.put_encoded(item, deadline).map_err(|e| e.map(|_| ()))
+    }
+
+    /// The put path shared by `put` and `put_ref`: encode straight into the ring when the
+    /// item fits at the tail now (one copy), else through a scratch buffer (which also learns
+    /// the size, for waiting or for out-of-line delivery).
+    fn put_encoded(&self, item: &T, deadline: Deadline) -> Result<(), PutError<()>> {
+        match self
+            .raw
+            .try_put_in_place(|slice| self.codec.encode_to_slice(item, slice))
+        {
+            Ok(Ok(true)) => return Ok(()),
+            Ok(Ok(false)) => {}
+            Ok(Err(source)) => return Err(PutError::Codec { item: (), source }),
+            Err(e) => return Err(raw_to_put_error(e, ())),
+        }
         with_scratch(|buf| {
             let n = match encode_into(&self.codec, item, buf) {
                 Ok(n) => n,
@@ -411,22 +423,16 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
     }
 
     fn put_deadline(&self, item: T, deadline: Deadline) -> Result<(), PutError<T>> {
-        with_scratch(|buf| {
-            let n = match encode_into(&self.codec, &item, buf) {
-                Ok(n) => n,
-                Err(source) => return Err(PutError::Codec { item, source }),
-            };
-            self.raw
-                .put(&buf[..n], deadline, self.spin)
-                .map_err(|e| raw_to_put_error(e, item))
-        })
+        match self.put_encoded(&item, deadline) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.map(|()| item)),
+        }
     }
 
     fn get_deadline(&self, deadline: Deadline) -> Result<T, GetError> {
-        with_scratch(|buf| {
-            self.raw.get(buf, deadline, self.spin)?;
-            self.codec.decode(buf).map_err(GetError::Codec)
-        })
+        self.raw
+            .get_map(deadline, self.spin, |bytes| self.codec.decode(bytes))?
+            .map_err(GetError::Codec)
     }
 }
 

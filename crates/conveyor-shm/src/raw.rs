@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use conveyor_core::GetError;
 
-use crate::ring::{GetOutcome, PutOutcome, Ring, KIND_DATA, KIND_OUT_OF_LINE};
+use crate::ring::{
+    GetOutcome, GetWith, PutInPlace, PutOutcome, Ring, Side, KIND_DATA, KIND_OUT_OF_LINE,
+};
 use crate::wait::{notify, wait_until, Deadline};
 
 /// Why a raw put failed.
@@ -70,6 +72,74 @@ impl RawQueue {
         PathBuf::from(p)
     }
 
+    /// Tries once to encode a record straight into the ring; `Ok(false)` if it does not fit
+    /// there now (the caller then takes the general path).
+    pub(crate) fn try_put_in_place<E>(
+        &self,
+        encode: impl FnOnce(&mut [u8]) -> Result<Option<usize>, E>,
+    ) -> Result<Result<bool, E>, RawPutError> {
+        let outcome = {
+            let locked = self.ring.lock(Side::Put).map_err(RawPutError::Io)?;
+            locked
+                .put_in_place(KIND_DATA, encode)
+                .map_err(RawPutError::Io)?
+        };
+        match outcome {
+            Ok(PutInPlace::Done) => {
+                notify(&self.ring.data_signal(), 1);
+                Ok(Ok(true))
+            }
+            Ok(PutInPlace::NoRoom) => Ok(Ok(false)),
+            Ok(PutInPlace::Closed) => Err(RawPutError::Closed),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// Takes the next message and hands its bytes to `f` (in place in the ring when it is
+    /// stored there), waiting until `deadline`.
+    pub(crate) fn get_map<R>(
+        &self,
+        deadline: Deadline,
+        spin: Duration,
+        f: impl Fn(&[u8]) -> R,
+    ) -> Result<R, GetError> {
+        let attempt = || {
+            let locked = match self.ring.lock(Side::Get) {
+                Ok(l) => l,
+                Err(e) => return Some(Err(GetError::Io(e))),
+            };
+            let taken = locked.get_with(|kind, bytes| {
+                if kind == KIND_OUT_OF_LINE {
+                    Err(bytes.to_vec())
+                } else {
+                    Ok(f(bytes))
+                }
+            });
+            match taken {
+                Ok(GetWith::Got(r)) => Some(Ok(r)),
+                Ok(GetWith::Empty) => None,
+                Ok(GetWith::Closed) => Some(Err(GetError::Closed)),
+                Err(e) => Some(Err(GetError::Io(e))),
+            }
+        };
+        let progress = || self.ring.tail_hint();
+        match wait_until(&self.ring.data_signal(), deadline, spin, progress, attempt) {
+            Some(Ok(r)) => {
+                notify(&self.ring.space_signal(), u32::MAX);
+                match r {
+                    Ok(r) => Ok(r),
+                    Err(mut descriptor) => {
+                        self.fetch_out_of_line(&mut descriptor)?;
+                        Ok(f(&descriptor))
+                    }
+                }
+            }
+            Some(Err(e)) => Err(e),
+            None if deadline == Deadline::Now => Err(GetError::Empty),
+            None => Err(GetError::Timeout),
+        }
+    }
+
     /// Puts `payload`, waiting for room until `deadline`.
     pub(crate) fn put(
         &self,
@@ -91,7 +161,7 @@ impl RawQueue {
         spin: Duration,
     ) -> Result<(), RawPutError> {
         let attempt = || {
-            let locked = match self.ring.lock() {
+            let locked = match self.ring.lock(Side::Put) {
                 Ok(l) => l,
                 Err(e) => return Some(Err(RawPutError::Io(e))),
             };
@@ -168,7 +238,7 @@ impl RawQueue {
         spin: Duration,
     ) -> Result<(), GetError> {
         let attempt = || {
-            let locked = match self.ring.lock() {
+            let locked = match self.ring.lock(Side::Get) {
                 Ok(l) => l,
                 Err(e) => return Some(Err(GetError::Io(e))),
             };
@@ -227,7 +297,7 @@ impl RawQueue {
     /// Closes the queue for puts and wakes every waiter.
     pub(crate) fn close(&self) -> io::Result<()> {
         {
-            let locked = self.ring.lock()?;
+            let locked = self.ring.lock(Side::Put)?;
             locked.close();
         }
         notify(&self.ring.data_signal(), u32::MAX);
@@ -243,7 +313,7 @@ impl RawQueue {
     /// Marks one task done; `Ok(false)` if none was outstanding.
     pub(crate) fn task_done(&self) -> io::Result<bool> {
         let left = {
-            let locked = self.ring.lock()?;
+            let locked = self.ring.lock(Side::Put)?;
             locked.task_done()
         };
         match left {

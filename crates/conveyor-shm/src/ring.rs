@@ -1,27 +1,29 @@
-//! The ring of records and the operations done on it while holding the robust mutex.
+//! The ring of records and the operations done on it under the put and get mutexes.
 //!
 //! A record is an 8-byte header (`len: u32`, `kind: u32`, native endian) followed by `len`
 //! payload bytes, padded to a multiple of 8. A record never wraps: when it does not fit before
 //! the end of the ring, a `PAD` record fills the rest and the record starts at offset 0.
 //!
-//! Commit protocol (crash safety): a put copies its record past `tail` while holding the mutex,
-//! and only then advances `tail` (through the journal, see [`Guarded`]). A put killed mid-copy
-//! therefore leaves nothing visible; the next owner gets `EOWNERDEAD`, replays the journal if a
-//! commit was half-done, re-validates the indices, recounts the records and marks the mutex
-//! consistent. A get copies the record out before advancing `head`: killed before the advance,
-//! the record stays for the next consumer; killed after it, that one message is lost.
+//! Producers serialise among themselves with the put mutex and consumers with the get mutex
+//! (a two-lock queue): a put and a get never wait for each other. The tail and head are single
+//! words (see `layout.rs`), stored `SeqCst` after the record is written (put) or read (get).
 //!
-//! Every index read from shared memory is bounds-checked before use: a corrupt segment
-//! produces an `InvalidData` error, never an out-of-bounds access.
+//! Crash safety: a put copies its record past the tail and only then publishes the new tail
+//! (through the producer's journal, which also carries the task count). A put killed mid-copy
+//! leaves nothing visible; the next producer gets `EOWNERDEAD`, replays the journal if a
+//! commit was half-done, checks the indices and marks the mutex consistent. A get copies the
+//! record out before storing the new head: killed before the store, the record stays for the
+//! next consumer; killed after it, that one message is lost.
 //!
-//! [`Guarded`]: crate::layout::Guarded
+//! Every index and record header read from shared memory is bounds-checked before use: a
+//! corrupt segment produces an `InvalidData` error, never an out-of-bounds access.
 
 use std::io;
 use std::sync::atomic::{compiler_fence, Ordering};
 
 use crate::layout::{
-    QueueHeader, HEADER_SIZE, JOURNAL_GET, JOURNAL_NONE, JOURNAL_PUT, MAX_RING, MIN_RING,
-    QUEUE_MAGIC,
+    count, num, pack, pos, used_units, QueueHeader, HEADER_SIZE, JOURNAL_NONE, JOURNAL_PUT,
+    MAX_RING, MIN_RING, QUEUE_MAGIC,
 };
 use crate::robust::{Acquired, MutexKind, RobustMutex};
 use crate::segment::Segment;
@@ -32,31 +34,18 @@ use crate::ShmError;
 pub(crate) const KIND_DATA: u32 = 1;
 pub(crate) const KIND_PAD: u32 = 2;
 pub(crate) const KIND_OUT_OF_LINE: u32 = 3;
+/// Bytes of a record header: one unit.
 const REC_HDR: u64 = 8;
 /// How many times a contended lock is retried before sleeping on it.
 const LOCK_TRIES: u32 = 12;
 
+/// Units (8 bytes) taken by a record with `len` payload bytes.
 #[inline]
-fn align8(n: u64) -> u64 {
-    (n + 7) & !7
+fn record_units(len: u64) -> u64 {
+    1 + len.div_ceil(8)
 }
 
-/// The bytes a record with `len` payload bytes takes in the ring.
-#[inline]
-pub(crate) fn record_size(len: usize) -> u64 {
-    REC_HDR + align8(len as u64)
-}
-
-/// The ring indices as read under the mutex.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Indices {
-    head: u64,
-    tail: u64,
-    count: u64,
-    unfinished: u64,
-}
-
-/// Outcome of a put attempt under the mutex.
+/// Outcome of a put attempt under the put mutex.
 #[derive(Debug)]
 pub(crate) enum PutOutcome {
     Done,
@@ -64,7 +53,7 @@ pub(crate) enum PutOutcome {
     Closed,
 }
 
-/// Outcome of a get attempt under the mutex.
+/// Outcome of a get attempt under the get mutex.
 #[derive(Debug)]
 pub(crate) enum GetOutcome {
     /// A record of this kind was copied into the buffer.
@@ -74,23 +63,50 @@ pub(crate) enum GetOutcome {
     Closed,
 }
 
+/// Outcome of a get that hands the record to a closure.
+#[derive(Debug)]
+pub(crate) enum GetWith<R> {
+    /// The closure's result.
+    Got(R),
+    Empty,
+    /// Empty and closed.
+    Closed,
+}
+
+/// Outcome of a put encoded in place.
+#[derive(Debug)]
+pub(crate) enum PutInPlace {
+    Done,
+    /// Not enough contiguous room (or the item bound is reached): use the general path.
+    NoRoom,
+    Closed,
+}
+
+/// Which side's mutex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Put,
+    Get,
+}
+
 /// A mapped queue segment with its validated configuration.
 #[derive(Debug)]
 pub(crate) struct Ring {
     seg: Segment,
+    /// Capacity in bytes (a power of two).
     capacity: u64,
     max_items: u64,
 }
 
 // SAFETY: the raw pointers reached through `seg` point into a MAP_SHARED mapping that lives as
 // long as the Ring; shared state there is only touched through atomics or under the robust
-// mutex, which serialises access across threads and processes.
+// mutexes, which serialise access across threads and processes.
 unsafe impl Send for Ring {}
 // SAFETY: as above.
 unsafe impl Sync for Ring {}
 
 impl Ring {
-    /// Creates a queue segment.
+    /// Creates a queue segment; `capacity` is rounded down to a power of two.
     pub(crate) fn create(
         name: &str,
         capacity: usize,
@@ -99,7 +115,8 @@ impl Ring {
     ) -> Result<Ring, ShmError> {
         if !(MIN_RING..=MAX_RING).contains(&capacity) {
             return Err(ShmError::InvalidOption(format!(
-                "ring size {capacity} bytes is outside {MIN_RING}..={MAX_RING}"
+                "ring size {capacity} bytes is outside {MIN_RING}..={MAX_RING} \
+                 (larger messages travel out of line; a larger ring is not needed for them)"
             )));
         }
         if max_items == Some(0) {
@@ -107,7 +124,7 @@ impl Ring {
                 "max_items must be at least 1 (use None for no bound)".into(),
             ));
         }
-        let capacity = capacity & !7;
+        let capacity = 1usize << capacity.ilog2();
         let max = max_items.map(|m| m as u64).unwrap_or(0);
         let seg = Segment::create(
             name,
@@ -126,13 +143,16 @@ impl Ring {
                     .ring_capacity
                     .store(capacity as u64, Ordering::Relaxed);
                 h.config.max_items.store(max, Ordering::Relaxed);
-                // SAFETY: the mutex memory is inside the mapping, aligned, and unused.
-                unsafe {
-                    RobustMutex::init(
-                        std::ptr::addr_of!(h.lock.mutex) as *mut RobustMutex,
-                        MutexKind::ErrorCheck,
-                    )
+                for m in [&h.put_lock.mutex, &h.get_lock.mutex] {
+                    // SAFETY: the mutex memory is inside the mapping, aligned, and unused.
+                    unsafe {
+                        RobustMutex::init(
+                            m as *const RobustMutex as *mut RobustMutex,
+                            MutexKind::ErrorCheck,
+                        )?
+                    };
                 }
+                Ok(())
             },
         )?;
         Ok(Ring {
@@ -165,7 +185,7 @@ impl Ring {
         if off != HEADER_SIZE as u64 {
             return Err(ShmError::corrupt(name, format!("ring offset {off}")));
         }
-        if cap % 8 != 0 || !(MIN_RING as u64..=MAX_RING as u64).contains(&cap) {
+        if !cap.is_power_of_two() || !(MIN_RING as u64..=MAX_RING as u64).contains(&cap) {
             return Err(ShmError::corrupt(name, format!("ring capacity {cap}")));
         }
         if off.checked_add(cap) != Some(seg.len() as u64) {
@@ -186,7 +206,7 @@ impl Ring {
     #[inline]
     pub(crate) fn header(&self) -> &QueueHeader {
         // SAFETY: create/open established the mapping holds a whole QueueHeader at offset 0;
-        // it lives as long as `self`; shared fields are atomics or the pthread mutex.
+        // it lives as long as `self`; shared fields are atomics or the pthread mutexes.
         unsafe { &*(self.seg.base() as *const QueueHeader) }
     }
 
@@ -194,6 +214,11 @@ impl Ring {
     fn ring_base(&self) -> *mut u8 {
         // SAFETY: HEADER_SIZE is within the mapping (validated at create/open).
         unsafe { self.seg.base().add(HEADER_SIZE) }
+    }
+
+    #[inline]
+    fn cap_units(&self) -> u64 {
+        self.capacity / 8
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -220,16 +245,16 @@ impl Ring {
     pub(crate) fn data_signal(&self) -> ShmSignal<'_> {
         let h = self.header();
         ShmSignal {
-            seq: &h.lock.data.seq,
-            waiters: &h.lock.data.waiters,
+            seq: &h.put_lock.signal.seq,
+            waiters: &h.put_lock.signal.waiters,
         }
     }
 
     pub(crate) fn space_signal(&self) -> ShmSignal<'_> {
         let h = self.header();
         ShmSignal {
-            seq: &h.lock.space.seq,
-            waiters: &h.lock.space.waiters,
+            seq: &h.get_lock.signal.seq,
+            waiters: &h.get_lock.signal.waiters,
         }
     }
 
@@ -241,14 +266,16 @@ impl Ring {
         }
     }
 
-    /// Takes the mutex, repairing the ring first if its previous owner died.
+    /// Takes one side's mutex, repairing that side first if its previous owner died.
     ///
     /// Critical sections are short (a bounds check and a copy), so a contended lock is first
     /// retried a few times with a growing pause: glibc's robust mutexes do not spin, and
-    /// sleeping in the kernel for every collision between a producer and a consumer costs a
-    /// system call on each side.
-    pub(crate) fn lock(&self) -> io::Result<Locked<'_>> {
-        let m = &self.header().lock.mutex;
+    /// sleeping in the kernel for every collision costs a system call on each side.
+    pub(crate) fn lock(&self, side: Side) -> io::Result<Locked<'_>> {
+        let m = match side {
+            Side::Put => &self.header().put_lock.mutex,
+            Side::Get => &self.header().get_lock.mutex,
+        };
         let mut acquired = None;
         let mut pause = 1u32;
         for _ in 0..LOCK_TRIES {
@@ -270,122 +297,85 @@ impl Ring {
             Some(a) => a,
             None => m.lock()?,
         };
-        match acquired {
-            Acquired::Clean => {}
-            Acquired::OwnerDied => {
-                self.repair();
-                m.make_consistent()?;
-            }
+        if acquired == Acquired::OwnerDied {
+            self.repair(side);
+            m.make_consistent()?;
         }
-        Ok(Locked { ring: self })
+        Ok(Locked {
+            ring: self,
+            mutex: m,
+            side,
+        })
     }
 
-    /// Brings the indices back to a consistent state after a holder died.
+    /// Brings one side back to a consistent state after its mutex holder died.
     #[cold]
-    fn repair(&self) {
-        let st = &self.header().state;
-        let journal = st.journal.load(Ordering::Relaxed);
-        let replayed = journal != JOURNAL_NONE;
-        let (j1, j2, j3) = (
-            st.j1.load(Ordering::Relaxed),
-            st.j2.load(Ordering::Relaxed),
-            st.j3.load(Ordering::Relaxed),
-        );
-        match journal {
-            JOURNAL_PUT => {
-                st.tail.store(j1, Ordering::Relaxed);
-                st.count.store(j2, Ordering::Relaxed);
-                st.unfinished.store(j3, Ordering::Relaxed);
+    fn repair(&self, side: Side) {
+        let h = self.header();
+        let mut replayed = false;
+        if side == Side::Put {
+            let p = &h.producer;
+            if p.journal.load(Ordering::Relaxed) == JOURNAL_PUT {
+                p.tail
+                    .store(p.j_tail.load(Ordering::Relaxed), Ordering::SeqCst);
+                p.unfinished
+                    .store(p.j_unfinished.load(Ordering::Relaxed), Ordering::SeqCst);
+                compiler_fence(Ordering::SeqCst);
+                p.journal.store(JOURNAL_NONE, Ordering::Relaxed);
+                replayed = true;
             }
-            JOURNAL_GET => {
-                st.head.store(j1, Ordering::Relaxed);
-                st.count.store(j2, Ordering::Relaxed);
-            }
-            _ => {}
         }
-        if replayed {
-            compiler_fence(Ordering::SeqCst);
-            st.journal.store(JOURNAL_NONE, Ordering::Relaxed);
+        // A dead consumer needs nothing: its head word is either old or new. The caches are
+        // refreshed from the real words.
+        let head = h.consumer.head.load(Ordering::SeqCst);
+        let tail = h.producer.tail.load(Ordering::SeqCst);
+        match side {
+            Side::Put => h.producer.head_cache.store(head, Ordering::Relaxed),
+            Side::Get => h.consumer.tail_cache.store(tail, Ordering::Relaxed),
         }
-        let head = st.head.load(Ordering::Relaxed);
-        let tail = st.tail.load(Ordering::Relaxed);
-        let sane = head <= tail && tail - head <= self.capacity && head % 8 == 0 && tail % 8 == 0;
-        let (new_tail, count) = if sane {
-            self.walk(head, tail)
-        } else {
-            (head & !7, 0)
-        };
-        let new_head = if sane { head } else { head & !7 };
-        if new_tail != tail || !sane {
+        if used_units(head, tail) > self.cap_units() {
             tracing::error!(
                 queue = self.name(),
                 head,
                 tail,
-                new_tail,
-                "queue indices were corrupt after a crash: records past the last valid one dropped"
+                "queue indices are corrupt after a crash"
             );
         }
-        st.head.store(new_head, Ordering::Relaxed);
-        st.tail.store(new_tail, Ordering::Relaxed);
-        st.count.store(count, Ordering::Relaxed);
-        self.header()
-            .misc
-            .recoveries
-            .fetch_add(1, Ordering::Relaxed);
+        h.misc.recoveries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             queue = self.name(),
+            side = ?side,
             journal_replayed = replayed,
-            items = count,
-            "a process died holding the queue lock: queue repaired"
+            "a process died holding a queue lock: queue repaired"
         );
         // Whoever the dead process would have woken must not wait for a slice to pass.
         crate::wait::notify(&self.data_signal(), u32::MAX);
         crate::wait::notify(&self.space_signal(), u32::MAX);
     }
 
-    /// Walks the records in `head..tail`; returns the end of the last valid one and the number
-    /// of data records before it.
-    fn walk(&self, head: u64, tail: u64) -> (u64, u64) {
-        let mut pos = head;
-        let mut count = 0;
-        while pos < tail {
-            match self.record_at(pos, tail) {
-                Some((kind, len, _)) => {
-                    if kind != KIND_PAD {
-                        count += 1;
-                    }
-                    pos += REC_HDR + align8(len as u64);
-                }
-                None => break,
-            }
-        }
-        (pos, count)
-    }
-
-    /// Reads and checks the record header at `pos`: its kind is known, it fits before the
-    /// ring's end and before `tail`; a PAD record reaches exactly the ring's end. Returns
-    /// (kind, len, offset).
-    fn record_at(&self, pos: u64, tail: u64) -> Option<(u32, u32, u64)> {
-        let off = pos % self.capacity;
-        let contiguous = self.capacity - off;
-        if contiguous < REC_HDR || tail - pos < REC_HDR {
-            return None;
-        }
+    /// Reads and checks the record header at unit position `p` (which is before `tail`): its
+    /// kind is known, it fits before the ring's end and before `tail`; a PAD record reaches
+    /// exactly the ring's end. Returns (kind, len, byte offset, units).
+    fn record_at(&self, p: u64, tail: u64) -> Option<(u32, u64, u64, u64)> {
+        let off_units = p & (self.cap_units() - 1);
+        let contiguous = self.cap_units() - off_units;
+        let avail = pos(tail).wrapping_sub(p) & ((1u64 << crate::layout::POS_BITS) - 1);
+        let off = off_units * 8;
         let mut hdr = [0u8; 8];
-        // SAFETY: off + 8 <= capacity, so the 8 bytes are inside the ring; the region
-        // head..tail is only written under the mutex, which the caller holds.
+        // SAFETY: off + 8 <= capacity (off_units < cap_units), so the 8 bytes are inside the
+        // ring; the record lies before the tail, so no producer writes it meanwhile.
         unsafe {
             std::ptr::copy_nonoverlapping(self.ring_base().add(off as usize), hdr.as_mut_ptr(), 8)
         };
-        let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+        let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as u64;
         let kind = u32::from_ne_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
-        let size = REC_HDR + align8(len as u64);
-        if size > contiguous || size > tail - pos {
+        let units = record_units(len);
+        if units > contiguous || units > avail {
             return None;
         }
         match kind {
-            KIND_PAD if size == contiguous => Some((kind, len, off)),
-            KIND_DATA | KIND_OUT_OF_LINE => Some((kind, len, off)),
+            KIND_PAD if units == contiguous => Some((kind, len, off, units)),
+            KIND_DATA | KIND_OUT_OF_LINE => Some((kind, len, off, units)),
             _ => None,
         }
     }
@@ -394,11 +384,66 @@ impl Ring {
         let mut hdr = [0u8; 8];
         hdr[..4].copy_from_slice(&len.to_ne_bytes());
         hdr[4..].copy_from_slice(&kind.to_ne_bytes());
-        // SAFETY: callers pass off with off + 8 <= capacity; the bytes past tail belong to the
-        // mutex holder.
+        // SAFETY: callers pass off with off + 8 <= capacity; the bytes past the tail belong to
+        // the put mutex holder.
         unsafe {
             std::ptr::copy_nonoverlapping(hdr.as_ptr(), self.ring_base().add(off as usize), 8)
         };
+    }
+
+    fn check(&self, head: u64, tail: u64) -> io::Result<()> {
+        let used = used_units(head, tail);
+        if used > self.cap_units() || count(head, tail) > used {
+            return Err(corrupt(format!(
+                "queue {:?} has corrupt indices (head {head:#x}, tail {tail:#x})",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The number of items, read without a mutex (approximate while others work).
+    pub(crate) fn len_hint(&self) -> usize {
+        let h = self.header();
+        let head = h.consumer.head.load(Ordering::Relaxed);
+        let tail = h.producer.tail.load(Ordering::Relaxed);
+        if used_units(head, tail) > self.cap_units() {
+            return 0;
+        }
+        count(head, tail) as usize
+    }
+
+    /// Whether a small put would find no room now (approximate).
+    pub(crate) fn full_hint(&self) -> bool {
+        let h = self.header();
+        let head = h.consumer.head.load(Ordering::Relaxed);
+        let tail = h.producer.tail.load(Ordering::Relaxed);
+        if self.max_items != 0 && count(head, tail) >= self.max_items {
+            return true;
+        }
+        used_units(head, tail) + 2 > self.cap_units()
+    }
+
+    /// The tail word, read without a mutex: it moves on every put.
+    #[inline]
+    pub(crate) fn tail_hint(&self) -> u64 {
+        self.header().producer.tail.load(Ordering::Relaxed)
+    }
+
+    /// The head word, read without a mutex: it moves on every get.
+    #[inline]
+    pub(crate) fn head_hint(&self) -> u64 {
+        self.header().consumer.head.load(Ordering::Relaxed)
+    }
+
+    /// Unfinished tasks, read without a mutex.
+    pub(crate) fn unfinished_hint(&self) -> u64 {
+        self.header().producer.unfinished.load(Ordering::SeqCst)
+    }
+
+    /// How many times a process died holding a mutex and the queue was repaired.
+    pub(crate) fn recoveries(&self) -> u64 {
+        self.header().misc.recoveries.load(Ordering::Relaxed)
     }
 }
 
@@ -406,221 +451,258 @@ fn corrupt(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
-/// Proof of holding the queue mutex; unlocks on drop.
+/// Proof of holding one side's mutex; unlocks on drop.
 pub(crate) struct Locked<'a> {
     ring: &'a Ring,
+    mutex: &'a RobustMutex,
+    side: Side,
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self.ring.header().lock.mutex.unlock() {
+        if let Err(e) = self.mutex.unlock() {
             tracing::error!(queue = self.ring.name(), error = %e, "could not unlock the queue");
         }
     }
 }
 
 impl Locked<'_> {
-    fn indices(&self) -> io::Result<Indices> {
-        let st = &self.ring.header().state;
-        let ix = Indices {
-            head: st.head.load(Ordering::Relaxed),
-            tail: st.tail.load(Ordering::Relaxed),
-            count: st.count.load(Ordering::Relaxed),
-            unfinished: st.unfinished.load(Ordering::Relaxed),
-        };
-        let cap = self.ring.capacity;
-        if ix.head > ix.tail
-            || ix.tail - ix.head > cap
-            || ix.head % 8 != 0
-            || ix.tail % 8 != 0
-            || ix.count > (ix.tail - ix.head) / REC_HDR
-        {
-            return Err(corrupt(format!(
-                "queue {:?} has corrupt indices (head {}, tail {}, count {})",
-                self.ring.name(),
-                ix.head,
-                ix.tail,
-                ix.count
-            )));
+    /// The producers' view of (head, tail), refreshing the cached head when it shows fewer
+    /// than `units` free units (or the item bound reached). Holds the put mutex.
+    fn producer_view(&self, units: u64) -> (u64, u64) {
+        let r = self.ring;
+        let p = &r.header().producer;
+        let tail = p.tail.load(Ordering::Relaxed);
+        let cached = p.head_cache.load(Ordering::Relaxed);
+        let used = used_units(cached, tail);
+        let roomy = used <= r.cap_units()
+            && r.cap_units() - used >= units
+            && (r.max_items == 0 || count(cached, tail) < r.max_items);
+        if roomy {
+            return (cached, tail);
         }
-        Ok(ix)
+        let head = r.header().consumer.head.load(Ordering::SeqCst);
+        p.head_cache.store(head, Ordering::Relaxed);
+        (head, tail)
     }
 
-    /// Publishes a put's new indices through the redo journal (see
-    /// [`Guarded`](crate::layout::Guarded)).
-    fn commit_put(&self, tail: u64, count: u64, unfinished: u64) {
-        let st = &self.ring.header().state;
-        st.j1.store(tail, Ordering::Relaxed);
-        st.j2.store(count, Ordering::Relaxed);
-        st.j3.store(unfinished, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        st.journal.store(JOURNAL_PUT, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        st.tail.store(tail, Ordering::Relaxed);
-        st.count.store(count, Ordering::Relaxed);
-        st.unfinished.store(unfinished, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        st.journal.store(JOURNAL_NONE, Ordering::Relaxed);
-    }
-
-    /// Publishes a get's new indices through the redo journal.
-    fn commit_get(&self, head: u64, count: u64) {
-        let st = &self.ring.header().state;
-        st.j1.store(head, Ordering::Relaxed);
-        st.j2.store(count, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        st.journal.store(JOURNAL_GET, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        st.head.store(head, Ordering::Relaxed);
-        st.count.store(count, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        st.journal.store(JOURNAL_NONE, Ordering::Relaxed);
+    /// The consumers' view of (closed, head, tail), refreshing the cached tail when it shows
+    /// no record. `closed` is only meaningful when the view is empty. Holds the get mutex.
+    fn consumer_view(&self) -> (bool, u64, u64) {
+        let r = self.ring;
+        let c = &r.header().consumer;
+        let head = c.head.load(Ordering::Relaxed);
+        let cached = c.tail_cache.load(Ordering::Relaxed);
+        if pos(head) != pos(cached) && used_units(head, cached) <= r.cap_units() {
+            return (false, head, cached);
+        }
+        // Closed is read before the tail: a close is ordered after every put it follows.
+        let closed = self.is_closed();
+        let tail = r.header().producer.tail.load(Ordering::SeqCst);
+        c.tail_cache.store(tail, Ordering::Relaxed);
+        (closed, head, tail)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.ring.header().misc.closed.load(Ordering::Relaxed) != 0
+        self.ring.header().misc.closed.load(Ordering::SeqCst) != 0
     }
 
+    /// Closes the queue (under the put mutex, so that no put commits after it).
     pub(crate) fn close(&self) {
+        debug_assert_eq!(self.side, Side::Put);
         self.ring.header().misc.closed.store(1, Ordering::SeqCst);
     }
 
     /// Appends a record of `kind` holding `payload` (at most `inline_max` bytes), if it fits.
+    /// Holds the put mutex.
     pub(crate) fn put(&self, payload: &[u8], kind: u32) -> io::Result<PutOutcome> {
+        debug_assert_eq!(self.side, Side::Put);
         if self.is_closed() {
             return Ok(PutOutcome::Closed);
         }
         debug_assert!(payload.len() <= self.ring.inline_max());
-        let ix = self.indices()?;
-        let cap = self.ring.capacity;
-        if self.ring.max_items != 0 && ix.count >= self.ring.max_items {
+        let r = self.ring;
+        let size = record_units(payload.len() as u64);
+        // Room for the record and a pad before it, at worst.
+        let (head, tail) = self.producer_view(size + (r.cap_units() - 1).min(size));
+        r.check(head, tail)?;
+        if r.max_items != 0 && count(head, tail) >= r.max_items {
             return Ok(PutOutcome::Full);
         }
-        let size = record_size(payload.len());
-        let off = ix.tail % cap;
-        let contiguous = cap - off;
+        let cap_units = r.cap_units();
+        let off_units = pos(tail) & (cap_units - 1);
+        let contiguous = cap_units - off_units;
         let need = if size <= contiguous {
             size
         } else {
             contiguous + size
         };
-        if need > cap - (ix.tail - ix.head) {
+        if need > cap_units - used_units(head, tail) {
             return Ok(PutOutcome::Full);
         }
-        let mut tail = ix.tail;
-        let mut at = off;
+        let mut at = off_units * 8;
         if size > contiguous {
-            self.ring
-                .write_record_header(off, (contiguous - REC_HDR) as u32, KIND_PAD);
-            tail += contiguous;
+            r.write_record_header(at, ((contiguous - 1) * 8) as u32, KIND_PAD);
             at = 0;
         }
-        self.ring
-            .write_record_header(at, payload.len() as u32, kind);
-        // SAFETY: at + size <= capacity (checked above: size fits in the contiguous space at
-        // `at`), and the bytes past tail are free space owned by the mutex holder.
+        r.write_record_header(at, payload.len() as u32, kind);
+        // SAFETY: at + size * 8 <= capacity (checked above: the record fits in the contiguous
+        // space at `at`), and the bytes past the tail are free space owned by the put mutex
+        // holder: consumers never read past the tail.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 payload.as_ptr(),
-                self.ring.ring_base().add((at + REC_HDR) as usize),
+                r.ring_base().add((at + REC_HDR) as usize),
                 payload.len(),
             );
         }
-        compiler_fence(Ordering::SeqCst);
-        self.commit_put(tail + size, ix.count + 1, ix.unfinished.saturating_add(1));
+        self.commit_put(tail, need);
         Ok(PutOutcome::Done)
     }
 
-    /// Takes the oldest record, copying its payload into `out` (cleared first).
+    /// Takes the oldest record, copying its payload into `out` (cleared first). Holds the get
+    /// mutex.
     pub(crate) fn get(&self, out: &mut Vec<u8>) -> io::Result<GetOutcome> {
-        let ix = self.indices()?;
-        if ix.head == ix.tail {
-            return Ok(if self.is_closed() {
-                GetOutcome::Closed
+        Ok(
+            match self.get_with(|kind, bytes| {
+                out.clear();
+                out.extend_from_slice(bytes);
+                kind
+            })? {
+                GetWith::Got(kind) => GetOutcome::Got(kind),
+                GetWith::Empty => GetOutcome::Empty,
+                GetWith::Closed => GetOutcome::Closed,
+            },
+        )
+    }
+
+    /// Takes the oldest record, handing its kind and payload (in place, in the ring) to `f`.
+    /// The record is consumed whatever `f` returns. Holds the get mutex.
+    pub(crate) fn get_with<R>(&self, f: impl FnOnce(u32, &[u8]) -> R) -> io::Result<GetWith<R>> {
+        debug_assert_eq!(self.side, Side::Get);
+        let r = self.ring;
+        let c = &r.header().consumer;
+        let (closed, head, tail) = self.consumer_view();
+        r.check(head, tail)?;
+        if pos(head) == pos(tail) {
+            return Ok(if closed {
+                GetWith::Closed
             } else {
-                GetOutcome::Empty
+                GetWith::Empty
             });
         }
         let bad = || {
             corrupt(format!(
-                "queue {:?} holds a corrupt record at position {}",
-                self.ring.name(),
-                ix.head
+                "queue {:?} holds a corrupt record at position {:#x}",
+                r.name(),
+                pos(head)
             ))
         };
-        let mut head = ix.head;
-        let (mut kind, mut len, mut off) = self.ring.record_at(head, ix.tail).ok_or_else(bad)?;
+        let mut p = pos(head);
+        let (mut kind, mut len, mut off, mut units) = r.record_at(p, tail).ok_or_else(bad)?;
         if kind == KIND_PAD {
-            head += self.ring.capacity - off;
-            (kind, len, off) = self.ring.record_at(head, ix.tail).ok_or_else(bad)?;
+            p += units;
+            (kind, len, off, units) = r.record_at(p, tail).ok_or_else(bad)?;
             if kind == KIND_PAD {
                 return Err(bad());
             }
         }
-        out.clear();
-        out.reserve(len as usize);
-        // SAFETY: record_at checked off + 8 + len <= capacity; `out` has room for len bytes;
-        // the record lies in head..tail, which only the mutex holder touches.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.ring.ring_base().add((off + REC_HDR) as usize),
-                out.as_mut_ptr(),
-                len as usize,
-            );
-            out.set_len(len as usize);
-        }
-        compiler_fence(Ordering::SeqCst);
-        let new_head = head + REC_HDR + align8(len as u64);
-        self.commit_get(new_head, ix.count.saturating_sub(1));
-        Ok(GetOutcome::Got(kind))
+        // SAFETY: record_at checked off + 8 + len <= capacity; the record lies before the
+        // tail, so no producer writes it, and only the get mutex holder reads it until the
+        // head moves past it below.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(r.ring_base().add((off + REC_HDR) as usize), len as usize)
+        };
+        let result = f(kind, bytes);
+        c.head
+            .store(pack(p + units, num(head) + 1), Ordering::SeqCst);
+        Ok(GetWith::Got(result))
     }
 
-    /// Marks one task done; `Ok(None)` if none was outstanding, else the number left.
+    /// Encodes a record of `kind` straight into the free space at the tail, if the encoding
+    /// fits there without wrapping (at most `inline_max` bytes). `encode` writes into the
+    /// slice it is given and returns the length used, or `None` if the slice was too small.
+    /// Holds the put mutex.
+    pub(crate) fn put_in_place<E>(
+        &self,
+        kind: u32,
+        encode: impl FnOnce(&mut [u8]) -> Result<Option<usize>, E>,
+    ) -> io::Result<Result<PutInPlace, E>> {
+        debug_assert_eq!(self.side, Side::Put);
+        if self.is_closed() {
+            return Ok(Ok(PutInPlace::Closed));
+        }
+        let r = self.ring;
+        // A small record's worth of room, at least; a refresh happens when it is missing.
+        let (mut head, tail) = self.producer_view(2);
+        let off_units = pos(tail) & (r.cap_units() - 1);
+        if used_units(head, tail) <= r.cap_units()
+            && (r.cap_units() - off_units).min(r.cap_units() - used_units(head, tail))
+                < r.cap_units() / 4
+        {
+            // Little contiguous room in the cached view: look at the real head before giving up.
+            head = r.header().consumer.head.load(Ordering::SeqCst);
+            r.header()
+                .producer
+                .head_cache
+                .store(head, Ordering::Relaxed);
+        }
+        r.check(head, tail)?;
+        if r.max_items != 0 && count(head, tail) >= r.max_items {
+            return Ok(Ok(PutInPlace::NoRoom));
+        }
+        let cap_units = r.cap_units();
+        let room = (cap_units - off_units).min(cap_units - used_units(head, tail));
+        if room < 2 {
+            return Ok(Ok(PutInPlace::NoRoom));
+        }
+        let at = off_units * 8;
+        let max = (((room - 1) * 8) as usize).min(r.inline_max());
+        // SAFETY: at + 8 + max <= capacity (room units fit before the ring's end), and the
+        // free space past the tail belongs to the put mutex holder: consumers never read
+        // past the tail, and other producers wait for the mutex.
+        let slice = unsafe {
+            std::slice::from_raw_parts_mut(r.ring_base().add((at + REC_HDR) as usize), max)
+        };
+        let n = match encode(slice) {
+            Ok(Some(n)) if n <= max => n,
+            Ok(_) => return Ok(Ok(PutInPlace::NoRoom)),
+            Err(e) => return Ok(Err(e)),
+        };
+        r.write_record_header(at, n as u32, kind);
+        self.commit_put(tail, record_units(n as u64));
+        Ok(Ok(PutInPlace::Done))
+    }
+
+    /// Publishes a put of `units` at `tail` through the journal (see `Producer`).
+    fn commit_put(&self, tail: u64, units: u64) {
+        let p = &self.ring.header().producer;
+        let new_tail = pack(pos(tail) + units, num(tail) + 1);
+        let unfinished = p.unfinished.load(Ordering::Relaxed).saturating_add(1);
+        p.j_tail.store(new_tail, Ordering::Relaxed);
+        p.j_unfinished.store(unfinished, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        p.journal.store(JOURNAL_PUT, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        p.tail.store(new_tail, Ordering::SeqCst);
+        p.unfinished.store(unfinished, Ordering::SeqCst);
+        compiler_fence(Ordering::SeqCst);
+        p.journal.store(JOURNAL_NONE, Ordering::Relaxed);
+    }
+
+    /// Marks one task done under the put mutex; `None` if none was outstanding, else the
+    /// number left.
     pub(crate) fn task_done(&self) -> Option<u64> {
-        let st = &self.ring.header().state;
-        let u = st.unfinished.load(Ordering::Relaxed);
+        debug_assert_eq!(self.side, Side::Put);
+        let p = &self.ring.header().producer;
+        let u = p.unfinished.load(Ordering::Relaxed);
         if u == 0 {
             return None;
         }
         // A single word: no journal needed. SeqCst: `join` waiters read it without the
         // mutex, after registering as sleepers (see wait.rs).
-        st.unfinished.store(u - 1, Ordering::SeqCst);
+        p.unfinished.store(u - 1, Ordering::SeqCst);
         Some(u - 1)
-    }
-}
-
-impl Ring {
-    /// The number of items, read without the mutex (approximate while others work).
-    pub(crate) fn len_hint(&self) -> usize {
-        self.header().state.count.load(Ordering::Relaxed) as usize
-    }
-
-    /// Whether a small put would find no room now (approximate).
-    pub(crate) fn full_hint(&self) -> bool {
-        let st = &self.header().state;
-        if self.max_items != 0 && st.count.load(Ordering::Relaxed) >= self.max_items {
-            return true;
-        }
-        let head = st.head.load(Ordering::Relaxed);
-        let tail = st.tail.load(Ordering::Relaxed);
-        tail.saturating_sub(head) + 2 * REC_HDR > self.capacity
-    }
-
-    /// The tail position, read without the mutex: it moves on every put.
-    #[inline]
-    pub(crate) fn tail_hint(&self) -> u64 {
-        self.header().state.tail.load(Ordering::Relaxed)
-    }
-
-    /// The head position, read without the mutex: it moves on every get.
-    #[inline]
-    pub(crate) fn head_hint(&self) -> u64 {
-        self.header().state.head.load(Ordering::Relaxed)
-    }
-
-    /// Unfinished tasks, read without the mutex.
-    pub(crate) fn unfinished_hint(&self) -> u64 {
-        self.header().state.unfinished.load(Ordering::SeqCst)
     }
 }
 
@@ -634,53 +716,69 @@ mod tests {
 
     fn put(r: &Ring, payload: &[u8]) {
         assert!(matches!(
-            r.lock().unwrap().put(payload, KIND_DATA).unwrap(),
+            r.lock(Side::Put).unwrap().put(payload, KIND_DATA).unwrap(),
             PutOutcome::Done
         ));
     }
 
     fn get(r: &Ring) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        match r.lock().unwrap().get(&mut out).unwrap() {
+        match r.lock(Side::Get).unwrap().get(&mut out).unwrap() {
             GetOutcome::Got(_) => Some(out),
             _ => None,
         }
     }
 
     #[test]
-    fn repair_replays_a_half_done_commit() {
+    fn capacity_is_rounded_to_a_power_of_two_and_wraps() {
+        let r = ring(1000);
+        assert_eq!(r.capacity_bytes(), 512);
+        for i in 0..2000u32 {
+            let payload = vec![i as u8; (i % 50) as usize];
+            put(&r, &payload);
+            assert_eq!(r.len_hint(), 1);
+            assert_eq!(get(&r).unwrap(), payload);
+        }
+        assert_eq!(get(&r), None);
+    }
+
+    #[test]
+    fn repair_replays_a_half_done_put() {
         let r = ring(1024);
         put(&r, b"one");
-        put(&r, b"two");
-        let st = &r.header().state;
-        let (head, tail) = (
-            st.head.load(Ordering::Relaxed),
-            st.tail.load(Ordering::Relaxed),
-        );
-        // A get that died after writing its journal and the new head, before the count.
-        let _ = tail;
-        st.j1.store(head + 16, Ordering::Relaxed);
-        st.j2.store(1, Ordering::Relaxed);
-        st.journal.store(JOURNAL_GET, Ordering::Relaxed);
-        st.head.store(head + 16, Ordering::Relaxed);
-        r.repair();
-        assert_eq!(st.journal.load(Ordering::Relaxed), 0);
-        assert_eq!(st.count.load(Ordering::Relaxed), 1);
+        let p = &r.header().producer;
+        let tail = p.tail.load(Ordering::Relaxed);
+        // A put that died after writing its record and journal, before the live words.
+        r.write_record_header(pos(tail) * 8 % 1024, 3, KIND_DATA);
+        // SAFETY: inside the ring, past the tail, nobody else uses this test ring.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                b"two".as_ptr(),
+                r.ring_base().add((pos(tail) * 8 % 1024 + 8) as usize),
+                3,
+            )
+        };
+        p.j_tail
+            .store(pack(pos(tail) + 2, num(tail) + 1), Ordering::Relaxed);
+        p.j_unfinished.store(2, Ordering::Relaxed);
+        p.journal.store(JOURNAL_PUT, Ordering::Relaxed);
+        r.repair(Side::Put);
+        assert_eq!(p.journal.load(Ordering::Relaxed), JOURNAL_NONE);
+        assert_eq!(r.unfinished_hint(), 2);
+        assert_eq!(get(&r).unwrap(), b"one");
         assert_eq!(get(&r).unwrap(), b"two");
         assert_eq!(get(&r), None);
     }
 
     #[test]
-    fn repair_ignores_an_uncommitted_record_and_recounts() {
+    fn an_uncommitted_record_is_invisible() {
         let r = ring(1024);
         put(&r, b"kept");
-        let st = &r.header().state;
-        let tail = st.tail.load(Ordering::Relaxed);
-        // A put that died mid-copy: bytes past tail, tail not advanced; count left wrong.
-        r.write_record_header(tail % 1024, 500, KIND_DATA);
-        st.count.store(7, Ordering::Relaxed);
-        r.repair();
-        assert_eq!(st.count.load(Ordering::Relaxed), 1);
+        let tail = r.header().producer.tail.load(Ordering::Relaxed);
+        // A put that died mid-copy: bytes past the tail, the tail not advanced.
+        r.write_record_header(pos(tail) * 8 % 1024, 500, KIND_DATA);
+        r.repair(Side::Put);
+        assert_eq!(r.len_hint(), 1);
         assert_eq!(get(&r).unwrap(), b"kept");
         assert_eq!(get(&r), None);
         put(&r, b"after");
@@ -688,36 +786,23 @@ mod tests {
     }
 
     #[test]
-    fn repair_drops_records_past_a_corrupt_one() {
-        let r = ring(1024);
-        put(&r, b"good");
-        let st = &r.header().state;
-        let tail = st.tail.load(Ordering::Relaxed);
-        put(&r, b"bad!");
-        r.write_record_header(tail % 1024, 9999, KIND_DATA);
-        r.repair();
-        assert_eq!(st.tail.load(Ordering::Relaxed), tail);
-        assert_eq!(get(&r).unwrap(), b"good");
-        assert_eq!(get(&r), None);
-    }
-
-    #[test]
-    fn corrupt_indices_are_an_error_not_a_panic() {
+    fn corrupt_indices_and_records_are_an_error_not_a_panic() {
         let r = ring(1024);
         put(&r, b"x");
-        let st = &r.header().state;
-        st.tail.store(1 << 40, Ordering::Relaxed);
+        let p = &r.header().producer;
+        let good = p.tail.load(Ordering::Relaxed);
+        p.tail.store(pack(1 << 30, 0), Ordering::Relaxed);
         let mut out = Vec::new();
-        let e = r.lock().unwrap().get(&mut out).unwrap_err();
+        let e = r.lock(Side::Get).unwrap().get(&mut out).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        assert!(r.lock().unwrap().put(b"y", KIND_DATA).is_err());
-        // a corrupt record length
-        st.tail
-            .store(st.head.load(Ordering::Relaxed) + 16, Ordering::Relaxed);
-        let head = st.head.load(Ordering::Relaxed);
-        r.write_record_header(head % 1024, u32::MAX, KIND_DATA);
-        assert!(r.lock().unwrap().get(&mut out).is_err());
-        r.write_record_header(head % 1024, 1, 77);
-        assert!(r.lock().unwrap().get(&mut out).is_err());
+        assert!(r.lock(Side::Put).unwrap().put(b"y", KIND_DATA).is_err());
+        p.tail.store(good, Ordering::Relaxed);
+        let head = r.header().consumer.head.load(Ordering::Relaxed);
+        r.write_record_header(pos(head) * 8 % 1024, u32::MAX, KIND_DATA);
+        assert!(r.lock(Side::Get).unwrap().get(&mut out).is_err());
+        r.write_record_header(pos(head) * 8 % 1024, 1, 77);
+        assert!(r.lock(Side::Get).unwrap().get(&mut out).is_err());
+        r.write_record_header(pos(head) * 8 % 1024, 1, KIND_DATA);
+        assert!(r.lock(Side::Get).unwrap().get(&mut out).is_ok());
     }
 }

@@ -10,12 +10,14 @@
 //!   tail for a get, its head for a put) and retry when it moves; then register as a sleeper
 //!   and loop: read the sequence, try the operation, and `FUTEX_WAIT` on the value read.
 //!
-//! No wake-up is lost. The sleeper registers (`SeqCst`) before its last try, and its try takes
-//! the mutex; the notifier made its change under the same mutex and reads the sleeper count
-//! (`SeqCst`) after releasing it. Either the try comes after the change in the mutex's order,
-//! and sees it; or it comes before, so the registration happens-before the notifier's read,
-//! which then sees the sleeper, bumps the sequence and wakes: if the sleeper has not reached
-//! `FUTEX_WAIT` yet, the sequence differs from the value it read and the call returns at once.
+//! No wake-up is lost. The sleeper registers (`SeqCst`) before its last try, and the try
+//! reads the published index (the tail for a get, the head for a put, the task count for a
+//! join) with `SeqCst`; the notifier publishes its change with a `SeqCst` store and only then
+//! reads the sleeper count (`SeqCst`). In the single order of `SeqCst` operations either the
+//! try comes after the change, and sees it; or the registration comes before the notifier's
+//! read, which then sees the sleeper, bumps the sequence and wakes: if the sleeper has not
+//! reached `FUTEX_WAIT` yet, the sequence differs from the value it read and the call returns
+//! at once.
 //! loom checks this (`RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --lib loom`).
 //!
 //! Peers can die between a change and its notify. So no sleep is longer than
@@ -145,14 +147,27 @@ fn spin_phase<R>(
     if let Deadline::At(at) = deadline {
         end = end.min(at);
     }
+    // Busy-wait for the first quarter of the budget, then yield between checks: on a machine
+    // with fewer free cores than runnable threads, a pure spin would keep the very peer it
+    // waits for off the CPU.
+    let yield_after = start + spin / 4;
+    let mut yielding = false;
     loop {
         let seen = progress();
         let mut i = 0u32;
         while progress() == seen {
-            std::hint::spin_loop();
+            if yielding {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
             i = i.wrapping_add(1);
-            if i % 64 == 0 && Instant::now() >= end {
-                return None;
+            if yielding || i % 64 == 0 {
+                let now = Instant::now();
+                if now >= end {
+                    return None;
+                }
+                yielding = now >= yield_after;
             }
         }
         if let Some(r) = attempt() {
@@ -213,9 +228,8 @@ mod loom_tests {
     //! which loom reports as a deadlock.
 
     use super::*;
-    use loom::sync::atomic::{AtomicU32, Ordering};
+    use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
     use loom::sync::{Arc, Condvar, Mutex};
-    use std::collections::VecDeque;
 
     struct ModelSignal {
         seq: AtomicU32,
@@ -268,8 +282,13 @@ mod loom_tests {
         }
     }
 
+    /// The queue as the ring runs it: producers serialised by one mutex publish a count with
+    /// a SeqCst store; consumers serialised by another take items below it.
     struct Model {
-        queue: Mutex<VecDeque<u32>>,
+        put_lock: Mutex<usize>,
+        get_lock: Mutex<usize>,
+        items: [AtomicU32; 2],
+        published: AtomicUsize,
         data: ModelSignal,
     }
 
@@ -281,14 +300,22 @@ mod loom_tests {
         builder.preemption_bound = bound;
         builder.check(move || {
             let m = Arc::new(Model {
-                queue: Mutex::new(VecDeque::new()),
+                put_lock: Mutex::new(0),
+                get_lock: Mutex::new(0),
+                items: [AtomicU32::new(u32::MAX), AtomicU32::new(u32::MAX)],
+                published: AtomicUsize::new(0),
                 data: ModelSignal::new(),
             });
             let mut handles = Vec::new();
             for p in 0..producers {
                 let m = m.clone();
                 handles.push(loom::thread::spawn(move || {
-                    m.queue.lock().unwrap().push_back(p);
+                    {
+                        let mut next = m.put_lock.lock().unwrap();
+                        m.items[*next].store(p, Ordering::Relaxed);
+                        m.published.store(*next + 1, Ordering::SeqCst);
+                        *next += 1;
+                    }
                     notify(&m.data, 1);
                 }));
             }
@@ -301,7 +328,16 @@ mod loom_tests {
                         Deadline::Never,
                         Duration::ZERO,
                         || 0,
-                        || m.queue.lock().unwrap().pop_front(),
+                        || {
+                            let mut taken = m.get_lock.lock().unwrap();
+                            if *taken < m.published.load(Ordering::SeqCst) {
+                                let v = m.items[*taken].load(Ordering::Relaxed);
+                                *taken += 1;
+                                Some(v)
+                            } else {
+                                None
+                            }
+                        },
                     )
                     .unwrap()
                 }));
