@@ -33,35 +33,40 @@
 //! [`ShmError`], never undefined behaviour. Indices read from shared memory are bounds-checked
 //! on every use; a corrupt ring yields `GetError::Io` (`InvalidData`), not a panic.
 //!
-//! **Concurrency: a robust mutex, not a lock-free ring.** The ring's indices are guarded by a
-//! pthread mutex that is `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST`. raw_sync 0.1.5's
-//! mutex is process-shared but not robust: a process killed while holding it leaves it locked
-//! for everyone, forever. With a robust mutex the kernel releases it when the owner dies and
-//! the next locker gets `EOWNERDEAD`; it then repairs the ring and calls
-//! `pthread_mutex_consistent` (logged with `tracing::warn!`). A lock-free multi-producer ring
-//! would need, for every reserved slot, a way to tell "its writer is slow" from "its writer is
-//! dead" (owner pids and liveness checks on the hot path) to avoid blocking consumers forever
-//! behind a dead producer's reservation; the mutex gives the same guarantee with a protocol
-//! small enough to check by hand and test by killing processes, and its critical sections are a
-//! bounds check and a `memcpy`.
+//! **Concurrency: two robust mutexes, not a lock-free ring.** Producers serialise among
+//! themselves with one pthread mutex and consumers with another (a two-lock queue, so a put
+//! never waits for a get); both are `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST`.
+//! raw_sync 0.1.5's mutex is process-shared but not robust: a process killed while holding it
+//! leaves it locked for everyone, forever. With a robust mutex the kernel releases it when the
+//! owner dies and the next locker gets `EOWNERDEAD`; it then repairs that side and calls
+//! `pthread_mutex_consistent` (logged with `tracing::warn!`, counted by
+//! [`ShmQueue::recoveries`]). A lock-free multi-producer ring would need, for every reserved
+//! slot, a way to tell "its writer is slow" from "its writer is dead" (owner pids and liveness
+//! checks on the hot path) so that consumers never wait forever behind a dead producer's
+//! reservation; the mutexes give the same guarantee with a protocol small enough to check by
+//! hand and test by killing processes. They cost little: the tail and the head are each one
+//! 64-bit word (position and record count packed), each side caches the other's word and
+//! re-reads it only when it runs out of room or records, and the critical sections are a
+//! bounds check and one copy.
 //!
-//! **Commit protocol.** A put encodes its item outside the lock, then under the lock copies the
-//! record past `tail` and only then advances `tail`; a get copies the record out, then advances
-//! `head`. The index updates go through a small redo journal in the header, so a process
-//! killed between two index stores leaves either the old state or a journal the next owner
-//! replays. Hence, for a process SIGKILLed at any instant:
-//! - a put killed before its commit leaves nothing visible; one whose `put` returned `Ok` is
-//!   delivered exactly once;
-//! - **a get killed after its commit and before returning loses that one message** (it was
-//!   taken from the ring but never handed to the caller); a get killed earlier leaves it for
-//!   the next consumer;
+//! **Commit protocol.** A put encodes its item straight into the free space past the tail
+//! (or, when it does not fit there, into a scratch buffer first), then publishes the new tail
+//! with one store, through a small redo journal that also carries the task count. A get hands
+//! the record, in place, to the decoder and then publishes the new head with one store. Hence,
+//! for a process SIGKILLed at any instant:
+//! - a put killed before its publishing store leaves nothing visible (its bytes lie past the
+//!   tail); one whose `put` returned `Ok` is delivered exactly once;
+//! - **a get killed after its publishing store and before returning loses that one message**
+//!   (it was taken from the ring but never handed to the caller); a get killed earlier leaves
+//!   it for the next consumer;
 //! - no survivor ever reads a torn record, and none blocks on the dead process: the mutex is
 //!   recovered, and waiters re-check at least every 100 ms (below).
 //!
-//! **Waiting.** Blocked puts and gets spin for a short bounded time ([`DEFAULT_SPIN`]) watching
-//! a sequence word, then sleep with `FUTEX_WAIT` on it (shared, not `FUTEX_PRIVATE_FLAG`).
-//! Notifiers bump the word and call `FUTEX_WAKE` only when a sleeper is registered, so an
-//! uncontended put or get makes no system call. The protocol is model-checked with loom
+//! **Waiting.** Blocked puts and gets spin for a short bounded time ([`DEFAULT_SPIN`]; pure
+//! spinning for its first quarter, then yielding the CPU between checks) watching the ring's
+//! tail or head, then sleep with `FUTEX_WAIT` on a sequence word (shared, not
+//! `FUTEX_PRIVATE_FLAG`). Notifiers bump the word and call `FUTEX_WAKE` only when a sleeper is
+//! registered, so a put or get that nobody waits for makes no system call. The protocol is model-checked with loom
 //! (`wait.rs`). Since a peer may die between its change and its wake-up, no sleep is longer than
 //! 100 ms: a survivor always re-checks and goes on. Timeouts use the monotonic clock.
 //!
@@ -69,7 +74,8 @@
 //! to 8; a record never wraps (a pad record fills the ring's end). A message larger than half
 //! the ring goes *out of line*: it is written to a file of its own next to the segment
 //! (`conveyor-<name>.ool.<pid>.<n>`) and the ring carries its name; the consumer reads and
-//! unlinks it. Nothing is ever truncated; the only size limit is 4 GiB. The default ring is
+//! unlinks it. Nothing is ever truncated; the only size limit is 4 GiB. The ring's size is a
+//! power of two (a size given is rounded down) from 256 B to 128 MiB; the default ring is
 //! 4 MiB, so a 1 MiB message travels inline.
 //!
 //! **Close.** [`close`](conveyor_core::Channel::close) sets a flag under the lock and wakes

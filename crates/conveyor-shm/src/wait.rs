@@ -10,14 +10,14 @@
 //!   tail for a get, its head for a put) and retry when it moves; then register as a sleeper
 //!   and loop: read the sequence, try the operation, and `FUTEX_WAIT` on the value read.
 //!
-//! No wake-up is lost. The sleeper registers (`SeqCst`) before its last try, and the try
-//! reads the published index (the tail for a get, the head for a put, the task count for a
-//! join) with `SeqCst`; the notifier publishes its change with a `SeqCst` store and only then
-//! reads the sleeper count (`SeqCst`). In the single order of `SeqCst` operations either the
-//! try comes after the change, and sees it; or the registration comes before the notifier's
-//! read, which then sees the sleeper, bumps the sequence and wakes: if the sleeper has not
-//! reached `FUTEX_WAIT` yet, the sequence differs from the value it read and the call returns
-//! at once.
+//! No wake-up is lost. The sleeper registers, then issues a `SeqCst` fence, then makes its
+//! last try, which reads the published index (the tail for a get, the head for a put, the task
+//! count for a join); the notifier publishes its change, issues a `SeqCst` fence, then reads
+//! the sleeper count. The two fences forbid the "store buffering" outcome in which both read
+//! old values: either the try sees the change, or the notifier sees the sleeper, bumps the
+//! sequence and wakes; if the sleeper has not reached `FUTEX_WAIT` yet, the sequence differs
+//! from the value it read and the call returns at once. (The fences are what loom can check:
+//! it models `SeqCst` loads and stores as acquire/release, but `SeqCst` fences faithfully.)
 //! loom checks this (`RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --lib loom`).
 //!
 //! Peers can die between a change and its notify. So no sleep is longer than
@@ -46,6 +46,8 @@ pub(crate) trait Signal {
     fn sleep(&self, expected: u32, timeout: Duration);
     /// Wakes up to `n` sleepers.
     fn wake(&self, n: u32);
+    /// A `SeqCst` fence (loom's, under the model checker).
+    fn fence(&self);
 }
 
 /// When a blocking operation gives up.
@@ -72,6 +74,9 @@ impl Deadline {
 /// Announces a change: if anyone sleeps, bumps the sequence and wakes up to `n` sleepers.
 #[inline]
 pub(crate) fn notify<S: Signal>(signal: &S, n: u32) {
+    // Orders the caller's publishing store before the sleeper-count load (see the module
+    // docs); on x86 the publishing store is already a full barrier.
+    signal.fence();
     if signal.has_waiters() {
         notify_slow(signal, n);
     }
@@ -107,6 +112,7 @@ pub(crate) fn wait_until<S: Signal, R>(
         }
     }
     signal.add_waiter();
+    signal.fence();
     let mut slept = false;
     let result = loop {
         let seen = signal.seq();
@@ -218,6 +224,10 @@ impl Signal for ShmSignal<'_> {
     fn wake(&self, n: u32) {
         crate::futex::wake(self.seq, n);
     }
+    #[inline]
+    fn fence(&self) {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[cfg(all(test, loom))]
@@ -279,6 +289,9 @@ mod loom_tests {
             } else {
                 self.cv.notify_all();
             }
+        }
+        fn fence(&self) {
+            loom::sync::atomic::fence(Ordering::SeqCst);
         }
     }
 
