@@ -79,7 +79,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         q.get()?,
         t0.elapsed()
     );
-    println!("get -> {}", q.get()?);
     assert!(child.join()?.success());
 
     let t0 = Instant::now();
