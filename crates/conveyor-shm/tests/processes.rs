@@ -303,3 +303,34 @@ fn the_last_handle_unlinks_even_if_the_creator_left_first() {
     drop(other);
     assert!(!p.exists());
 }
+
+fn count_with_rlock((lock, counter, n): (conveyor_shm::RLock, ShmQueue<i64>, u32)) {
+    let _whole = lock.acquire().unwrap();
+    for _ in 0..n {
+        let _again = lock.acquire().unwrap(); // re-entrant in the same thread
+        let v = counter.get().unwrap();
+        counter.put(v + 1).unwrap();
+    }
+}
+
+#[test]
+fn rlock_is_reentrant_and_serialises_processes() {
+    init_test!(count_with_rlock);
+    let lock = conveyor_shm::RLock::new().unwrap();
+    let counter: ShmQueue<i64> = ShmQueue::new().unwrap();
+    counter.put(0).unwrap();
+    let n: u32 = if quick() { 100 } else { 1000 };
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            Process::new("count_with_rlock", (&lock, &counter, n))
+                .start()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        assert!(c.join().unwrap().success());
+    }
+    assert_eq!(counter.get().unwrap(), 2 * n as i64);
+    // the parent can take it too once the children are done
+    assert!(!lock.try_acquire().unwrap().previous_owner_died());
+}

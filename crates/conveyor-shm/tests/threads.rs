@@ -274,3 +274,40 @@ fn joinable_task_accounting() {
         Err(conveyor_core::TaskDoneError::TooManyCalls)
     ));
 }
+
+#[test]
+fn unlink_removes_the_name_but_open_handles_keep_working() {
+    let q: ShmQueue<u32> = ShmQueue::builder().ring_bytes(4096).create().unwrap();
+    let name = q.name().to_string();
+    q.unlink().unwrap();
+    assert!(matches!(
+        ShmQueue::<u32>::open(&name),
+        Err(ShmError::NotFound(_))
+    ));
+    q.put(3).unwrap();
+    assert_eq!(q.get().unwrap(), 3);
+}
+
+#[test]
+fn put_ref_and_try_forms_of_raw_bytes() {
+    let q: ShmQueue<String> = ShmQueue::builder()
+        .max_items(1)
+        .ring_bytes(4096)
+        .create()
+        .unwrap();
+    let s = "kept by the caller".to_string();
+    q.put_ref(&s).unwrap();
+    assert!(q.try_put_ref(&s).unwrap_err().is_full());
+    assert!(q
+        .put_ref_timeout(&s, Duration::from_millis(10))
+        .unwrap_err()
+        .is_timeout());
+    assert_eq!(q.get().unwrap(), s);
+    assert!(q.try_get_bytes().unwrap_err().is_empty());
+    assert!(q
+        .get_bytes_timeout(Duration::from_millis(10))
+        .unwrap_err()
+        .is_timeout());
+    q.try_put_bytes(b"\x02hi").unwrap();
+    assert_eq!(q.get().unwrap(), "hi");
+}
