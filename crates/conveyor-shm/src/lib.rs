@@ -95,7 +95,27 @@
 //! a lock whose holder died is recovered and the next guard says so
 //! ([`LockGuard::previous_owner_died`]).
 //!
-//! # Limits
+//! # Performance
+//!
+//! `cargo bench -p conveyor --no-default-features --features shm,process --bench shm` runs
+//! two processes (one producer, one consumer) over this queue and, in the same criterion
+//! groups, over ipmpsc, ipc-channel and a Unix socketpair with length-prefixed postcard frames;
+//! typed payloads hold a `serde_bytes` vector. Medians from one run on the project's 2-vCPU
+//! machine while it was quiet (load 1.7):
+//!
+//! | workload               | ShmQueue     | ipmpsc      | ipc-channel  | socketpair   |
+//! |------------------------|--------------|-------------|--------------|--------------|
+//! | 64 B, messages/s       | 10.0 M       | 4.1 M       | 0.75 M       | 0.64 M       |
+//! | 4 KiB, messages/s      | 6.6 M        | 1.27 M      | 0.48 M       | 0.23 M       |
+//! | 1 MiB, bytes/s         | 30 GiB/s     | 14 GiB/s    | 0.56 GiB/s   | 5.0 GiB/s    |
+//! | ping-pong 64 B, median | 0.54 µs      | 45 µs       | 53 µs        | 46 µs        |
+//!
+//! With the wait strategy set to sleep at once (`spin(Duration::ZERO)`) the round trip was
+//! 43 µs in that run: a futex wake-up across the two vCPUs costs that much when they idle.
+//! On a loaded machine (load 6, other builds running) the same figures were 4.2 M, 3.3 M,
+//! 13 GiB/s and 23 µs (12 µs sleeping at once): spinning helps only when the peer has a CPU.
+//! The 1 MiB figures fit in the CPU's caches; a copy from memory runs at about 6.5 GB/s here.
+//!
 //!
 //! - Linux only (futex, robust mutexes, `/dev/shm`); `$CONVEYOR_SHM_DIR` moves the segments.
 //! - All processes must be built with the same item type and codec (checked) and the same
