@@ -9,9 +9,18 @@
 use crate::sync::{spin_hint, yield_now};
 
 /// Rounds of spinning `2^step` hints before switching to `yield_now`.
+#[cfg(not(loom))]
 const SPIN_LIMIT: u32 = 6;
 /// Rounds in all, spinning and yielding, before [`Backoff::is_completed`] says to park.
+#[cfg(not(loom))]
 const YIELD_LIMIT: u32 = 10;
+
+// Under the model checker every spin is a yield, and parking must be reached quickly for the
+// state space to stay small; the protocol is the same.
+#[cfg(loom)]
+const SPIN_LIMIT: u32 = 0;
+#[cfg(loom)]
+const YIELD_LIMIT: u32 = 0;
 
 /// Exponential backoff state for one blocked operation.
 #[derive(Debug, Default)]

@@ -447,3 +447,176 @@ impl<T> Drop for Ring<T> {
         }
     }
 }
+
+/// Model tests of the ring's protocol: run them with
+/// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p conveyor-thread --release --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Runs `f` under the model checker, with room for the spin loops' extra branches.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.max_branches = 100_000;
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(2);
+        }
+        builder.check(f);
+    }
+
+    /// Blocking puts and gets through a one-slot ring: values arrive in order, and the parked
+    /// side is always woken (loom reports a lost wake-up as a deadlock).
+    #[test]
+    fn loom_blocking_spsc() {
+        model(|| {
+            let ring = Arc::new(Ring::new(1));
+            let r = ring.clone();
+            let producer = thread::spawn(move || {
+                for i in 0..2 {
+                    assert!(r.push(i, true, None).is_ok());
+                }
+            });
+            for i in 0..2 {
+                assert_eq!(ring.pop(true, None).ok(), Some(i));
+            }
+            producer.join().unwrap();
+        });
+    }
+
+    /// Two producers racing for slots, one consumer: nothing lost, nothing duplicated.
+    #[test]
+    fn loom_two_producers() {
+        model(|| {
+            let ring = Arc::new(Ring::new(2));
+            let handles: Vec<_> = (0..2)
+                .map(|i| {
+                    let r = ring.clone();
+                    thread::spawn(move || assert!(r.push(i, true, None).is_ok()))
+                })
+                .collect();
+            let mut got = [ring.pop(true, None).ok(), ring.pop(true, None).ok()];
+            for h in handles {
+                h.join().unwrap();
+            }
+            got.sort();
+            assert_eq!(got, [Some(0), Some(1)]);
+            assert!(matches!(ring.try_pop(), Err(PopError::Empty)));
+        });
+    }
+
+    /// Two parked consumers, two items: each consumer is woken and gets one (`notify_one`
+    /// never strands an item while a getter sleeps).
+    #[test]
+    fn loom_two_consumers() {
+        model(|| {
+            let ring = Arc::new(Ring::new(2));
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let r = ring.clone();
+                    thread::spawn(move || r.pop(true, None).ok())
+                })
+                .collect();
+            for i in 0..2 {
+                assert!(ring.try_push(i).is_ok());
+            }
+            let mut got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            got.sort();
+            assert_eq!(got, [Some(0), Some(1)]);
+        });
+    }
+
+    /// `close` wakes a parked getter, which then sees `Closed`, and a racing put either lands
+    /// before the close (and is drained) or fails with `Closed`: never in between.
+    #[test]
+    fn loom_close_wakes_getter_and_fences_puts() {
+        model(|| {
+            let ring = Arc::new(Ring::new(1));
+            let getter = {
+                let r = ring.clone();
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while let Ok(v) = r.pop(true, None) {
+                        got.push(v);
+                    }
+                    got
+                })
+            };
+            let putter = {
+                let r = ring.clone();
+                thread::spawn(move || r.try_push(7u32).is_ok())
+            };
+            ring.close();
+            let put_ok = putter.join().unwrap();
+            let mut got = getter.join().unwrap();
+            // Whatever the getter missed is still in the ring.
+            while let Ok(v) = ring.try_pop() {
+                got.push(v);
+            }
+            assert_eq!(got, if put_ok { vec![7] } else { vec![] });
+        });
+    }
+
+    /// `close` wakes a putter parked on a full ring.
+    #[test]
+    fn loom_close_wakes_putter() {
+        model(|| {
+            let ring = Arc::new(Ring::new(1));
+            assert!(ring.try_push(1u32).is_ok());
+            let putter = {
+                let r = ring.clone();
+                thread::spawn(move || r.push(2, true, None).map_err(|e| e.is_closed()))
+            };
+            ring.close();
+            assert_eq!(putter.join().unwrap(), Err(true));
+            assert_eq!(ring.try_pop().ok(), Some(1));
+            assert!(matches!(ring.try_pop(), Err(PopError::Closed)));
+        });
+    }
+
+    /// `join` returns once the consumer's `task_done` brings the count to zero, and a second
+    /// `task_done` is refused.
+    #[test]
+    fn loom_task_done_wakes_join() {
+        model(|| {
+            let ring = Arc::new(Ring::new(2));
+            assert!(ring.try_push(1u32).is_ok());
+            let worker = {
+                let r = ring.clone();
+                thread::spawn(move || {
+                    assert_eq!(r.pop(true, None).ok(), Some(1));
+                    assert!(r.task_done().is_ok());
+                })
+            };
+            assert!(ring.join(None));
+            assert!(matches!(ring.task_done(), Err(TaskDoneError::TooManyCalls)));
+            worker.join().unwrap();
+        });
+    }
+
+    /// Items left in the ring are dropped with it, exactly once.
+    #[test]
+    fn loom_drop_leftovers() {
+        model(|| {
+            let drops = Arc::new(AtomicUsize::new(0));
+            struct Counted(Arc<AtomicUsize>);
+            impl Drop for Counted {
+                fn drop(&mut self) {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let ring = Arc::new(Ring::new(2));
+            let r = ring.clone();
+            let d = drops.clone();
+            let t = thread::spawn(move || {
+                assert!(r.try_push(Counted(d.clone())).is_ok());
+                assert!(r.try_push(Counted(d)).is_ok());
+            });
+            drop(ring.try_pop());
+            t.join().unwrap();
+            drop(ring);
+            assert_eq!(drops.load(Ordering::SeqCst), 2);
+        });
+    }
+}

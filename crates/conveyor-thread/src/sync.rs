@@ -27,6 +27,22 @@ pub(crate) fn spin_hint() {
     std::hint::spin_loop();
 }
 
+/// The `SeqCst` handshake of [`crate::waiters`], made explicit for the model checker.
+///
+/// The wake-up protocol pairs a `SeqCst` read-modify-write on one side with a `SeqCst` load on
+/// the other. In the C++20 memory model that Rust follows, all four operations fall in one total
+/// order consistent with program order and coherence, so at least one side sees the other's write
+/// (a cycle would be needed otherwise). Loom models `SeqCst` accesses as `AcqRel` only (a
+/// documented limitation, loom issue #180) and would report a false lost wake-up, so under loom
+/// a `SeqCst` fence, which it does model, is added at both places. In normal builds it is
+/// nothing: on x86 the read-modify-write already is a full barrier, and a fence would cost every
+/// put and get a few dozen cycles.
+#[inline(always)]
+pub(crate) fn handshake_fence() {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+}
+
 /// Locks `m`, ignoring poisoning.
 ///
 /// Every structure guarded by a lock in this crate keeps its invariants across a panic in user

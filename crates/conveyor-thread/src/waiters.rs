@@ -22,7 +22,7 @@
 
 use std::time::Instant;
 
-use crate::sync::{lock, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{handshake_fence, lock, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// Threads parked until a condition may hold (an item arrived, room appeared, all tasks done, or
 /// the queue closed).
@@ -47,6 +47,7 @@ impl WaitSet {
     /// Whether any thread is parked or about to park. Call it after the `SeqCst` state change.
     #[inline]
     pub(crate) fn has_sleepers(&self) -> bool {
+        handshake_fence();
         self.sleepers.load(Ordering::SeqCst) != 0
     }
 
@@ -84,6 +85,7 @@ impl WaitSet {
     pub(crate) fn park(&self, deadline: Option<Instant>, ready: impl FnOnce() -> bool) {
         let guard = lock(&self.lock);
         self.sleepers.fetch_add(1, Ordering::SeqCst);
+        handshake_fence();
         if !ready() {
             match deadline {
                 None => drop(self.cond.wait(guard)),
