@@ -55,7 +55,8 @@ const BROKEN_MALFORMED: u8 = 3;
 ///
 /// A receive reads ahead: one `read` takes in every small message that has arrived (up to
 /// 32 KiB), and the following receives hand them out without a system call; a large message
-/// is read straight into its destination. [`poll`](Connection::poll) and [`wait`](crate::wait)
+/// is read straight into its destination ([`set_read_ahead`](Connection::set_read_ahead)
+/// turns this off). [`poll`](Connection::poll) and [`wait`](crate::wait)
 /// count messages already read ahead, and a connection passed to a child process carries them
 /// along.
 ///
@@ -111,6 +112,8 @@ pub struct Connection<C: Codec = Postcard> {
     reader: Mutex<Reader>,
     /// How many bytes the read-ahead buffer holds, for `poll` to see without the lock.
     buffered: AtomicUsize,
+    /// Whether a receive may read past the message it returns.
+    read_ahead: AtomicBool,
     /// Held for a whole send; the scratch buffer that `send` encodes into.
     writer: Mutex<Vec<u8>>,
     /// Why receiving is no longer possible (`OK` while it is).
@@ -202,6 +205,7 @@ impl<C: Codec> Connection<C> {
             max_message_size: AtomicU64::new(DEFAULT_MAX_MESSAGE_SIZE),
             reader: Mutex::new(Reader::default()),
             buffered: AtomicUsize::new(0),
+            read_ahead: AtomicBool::new(true),
             writer: Mutex::new(Vec::new()),
             broken: AtomicU8::new(OK),
             write_closed: AtomicBool::new(false),
@@ -230,6 +234,7 @@ impl<C: Codec> Connection<C> {
             max_message_size: self.max_message_size,
             reader: self.reader,
             buffered: self.buffered,
+            read_ahead: self.read_ahead,
             writer: self.writer,
             broken: self.broken,
             write_closed: self.write_closed,
@@ -267,6 +272,18 @@ impl<C: Codec> Connection<C> {
     /// `u64::MAX` to accept anything a trusted peer sends.
     pub fn set_max_message_size(&self, max: u64) {
         self.max_message_size.store(max, Ordering::Relaxed);
+    }
+
+    /// Whether a receive may read past the message it returns (on by default; see
+    /// "Receiving" above).
+    ///
+    /// Turn it off for a connection whose descriptor will be taken with
+    /// [`into_fd`](Connection::into_fd) or read by other code: each receive then reads exactly
+    /// one message (two system calls), so nothing that follows is taken from the socket.
+    /// Connections from a [`Listener`](crate::Listener) or [`Client`](crate::Client) run the
+    /// handshake this way, so the first message after it is still in the socket.
+    pub fn set_read_ahead(&self, on: bool) {
+        self.read_ahead.store(on, Ordering::Relaxed);
     }
 
     // ---------------------------------------------------------------- sending
@@ -378,9 +395,10 @@ impl<C: Codec> Connection<C> {
     /// buffer or in `out` (cleared first), as the returned [`Payload`] says.
     fn read_frame(&self, r: &mut Reader, out: &mut Vec<u8>) -> Result<Payload, GetError> {
         self.check_recv()?;
+        let exact = !self.read_ahead.load(Ordering::Relaxed);
         let result = r
             .ahead
-            .next_frame(self.fd.as_fd(), self.max_message_size(), out);
+            .next_frame(self.fd.as_fd(), self.max_message_size(), out, exact);
         self.buffered
             .store(r.ahead.pending().len(), Ordering::Release);
         result.map_err(|failure| match failure {

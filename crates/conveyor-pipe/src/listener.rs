@@ -72,6 +72,9 @@ impl Auth {
         };
         sys::set_socket_timeouts(conn.as_fd(), self.timeout)?;
         conn.set_max_message_size(MAX_HANDSHAKE_MESSAGE);
+        // Read the handshake exactly: whatever the peer sends right after it stays in the
+        // socket, even for a caller that takes the descriptor with into_fd.
+        conn.set_read_ahead(false);
         let opts = self.options(key);
         let result = if as_listener {
             handshake::deliver_challenge(&conn, &opts)
@@ -83,6 +86,7 @@ impl Auth {
         result?;
         sys::set_socket_timeouts(conn.as_fd(), None)?;
         conn.set_max_message_size(self.max_message_size);
+        conn.set_read_ahead(true);
         Ok(conn)
     }
 }

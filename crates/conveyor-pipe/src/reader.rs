@@ -79,7 +79,8 @@ impl ReadAhead {
     }
 
     /// Makes room for `need` bytes from `start`, then reads once; returns how many bytes came.
-    fn fill(&mut self, fd: BorrowedFd<'_>, need: usize) -> io::Result<usize> {
+    /// With `exact`, it reads no further than those `need` bytes.
+    fn fill(&mut self, fd: BorrowedFd<'_>, need: usize, exact: bool) -> io::Result<usize> {
         if self.buf.len() < READ_AHEAD {
             self.buf.resize(READ_AHEAD, 0);
         }
@@ -88,17 +89,28 @@ impl ReadAhead {
             self.end -= self.start;
             self.start = 0;
         }
-        let space = &mut self.buf[self.end..];
+        let limit = if exact {
+            self.start + need
+        } else {
+            self.buf.len()
+        };
+        let space = &mut self.buf[self.end..limit];
         let n = sys::read_some(fd.as_raw_fd(), space)?;
         self.end += n;
         Ok(n)
     }
 
     /// Reads until `need` bytes are available from `start`, or fails.
-    fn fill_to(&mut self, fd: BorrowedFd<'_>, need: usize, want: u64) -> Result<(), ReadFailure> {
+    fn fill_to(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        need: usize,
+        want: u64,
+        exact: bool,
+    ) -> Result<(), ReadFailure> {
         while self.available() < need {
             let had = self.available();
-            match self.fill(fd, need) {
+            match self.fill(fd, need, exact) {
                 Ok(0) if had == 0 => return Err(ReadFailure::Closed),
                 Ok(0) => {
                     return Err(ReadFailure::Eof {
@@ -120,19 +132,22 @@ impl ReadAhead {
 
     /// Receives the next message, refusing one longer than `max` before reading its payload.
     ///
-    /// `out` is cleared first; the payload ends up in it or, if small, in the buffer.
+    /// `out` is cleared first; the payload ends up in it or, if small, in the buffer. With
+    /// `exact`, nothing past this message is read from the descriptor.
     pub(crate) fn next_frame(
         &mut self,
         fd: BorrowedFd<'_>,
         max: u64,
         out: &mut Vec<u8>,
+        exact: bool,
     ) -> Result<Payload, ReadFailure> {
         out.clear();
         // The header: 4 bytes, or 12 after a -1.
         let (len, header_len) = loop {
             match frame::decode_header(self.pending(), max) {
                 Ok(Header::Complete { len, header_len }) => break (len, header_len),
-                Ok(Header::Incomplete { need }) => match self.fill_to(fd, need, need as u64) {
+                Ok(Header::Incomplete { need }) => match self.fill_to(fd, need, need as u64, exact)
+                {
                     Ok(()) => {}
                     Err(ReadFailure::Closed) => return Err(ReadFailure::Closed),
                     Err(e) => return Err(e),
@@ -157,7 +172,8 @@ impl ReadAhead {
         };
         if len <= SMALL as u64 {
             let len = len as usize;
-            self.fill_to(fd, header_len + len, want).map_err(mid)?;
+            self.fill_to(fd, header_len + len, want, exact)
+                .map_err(mid)?;
             let from = self.start + header_len;
             self.start = from + len;
             if self.start == self.end {

@@ -254,3 +254,27 @@ fn connecting_to_nothing_is_an_io_error() {
         .unwrap_err();
     assert!(matches!(e, ConnectError::Io(_)));
 }
+
+#[test]
+fn data_sent_right_after_the_handshake_stays_in_the_socket() {
+    // A server may take the descriptor of an authenticated connection (into_fd) and read it
+    // itself: the client's first message, sent right behind its #WELCOME#, must not have been
+    // read ahead by the handshake.
+    for _ in 0..20 {
+        let listener = Listener::bind_private(Some(b"key")).unwrap();
+        let address = listener.address().clone();
+        let t = thread::spawn(move || {
+            let c = Client::new().authkey(b"key").connect(&address).unwrap();
+            c.send_bytes(b"first").unwrap();
+            c
+        });
+        let conn = listener.accept().unwrap();
+        let mut raw = UnixStream::from(conn.into_fd());
+        // Fail rather than hang if the bytes were taken by the handshake.
+        raw.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = [0u8; 9];
+        raw.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"\0\0\0\x05first");
+        drop(t.join().unwrap());
+    }
+}
