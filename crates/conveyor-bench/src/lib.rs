@@ -1,6 +1,6 @@
 //! conveyor-bench: the harness behind `cargo xtask bench`. It runs the same workloads over
 //! conveyor's transports, the Rust peers a user would otherwise pick (crossbeam-channel, std
-//! `mpsc`, flume; ipmpsc between processes) and the Python originals (`queue.Queue`, `multiprocessing.Queue`, `Pipe`,
+//! `mpsc`, flume; ipmpsc and ipc-channel between processes) and the Python originals (`queue.Queue`, `multiprocessing.Queue`, `Pipe`,
 //! `Manager`, run through `python3`), side by side in one run, and reports each figure with its
 //! ratio to its Python original and to the best Rust peer.
 //!
@@ -21,7 +21,7 @@
 //! | transport | scope | compared with |
 //! |---|---|---|
 //! | conveyor `Queue`, `LifoQueue`, `PriorityQueue` | threads | `queue.Queue`, `LifoQueue`, `PriorityQueue`; crossbeam-channel, std mpsc, flume |
-//! | conveyor `ShmQueue`, `JoinableShmQueue` | processes | `multiprocessing.Queue`, `JoinableQueue`; ipmpsc |
+//! | conveyor `ShmQueue`, `JoinableShmQueue` | processes | `multiprocessing.Queue`, `JoinableQueue`; ipmpsc, ipc-channel |
 //! | conveyor pipe `Connection` | processes | `multiprocessing.Pipe` |
 //! | conveyor Manager queue | processes | `Manager().Queue` |
 //!

@@ -559,6 +559,123 @@ impl<T: Serialize + DeserializeOwned> Channel<T> for IpmpscChannel {
     }
 }
 
+/// ipc-channel's `IpcSender`/`IpcReceiver` (Servo's inter-process channel over Unix sockets)
+/// behind the [`Channel`] trait: a process peer of conveyor's pipe and queues.
+///
+/// An end holds a sender, a receiver, or both. Items are encoded with bincode by ipc-channel.
+/// Its `send` consumes the item, so the adapter sends a clone to be able to hand the item back
+/// on failure (for the benchmark's messages that is a reference-count increment). ipc-channel
+/// has no capacity and no close: `try_put` and `put_timeout` send at once, and `close` is this
+/// adapter's flag.
+pub struct IpcChannelEnd<T> {
+    tx: Option<ipc_channel::ipc::IpcSender<T>>,
+    rx: Option<ipc_channel::ipc::IpcReceiver<T>>,
+    closed: Closed,
+}
+
+impl<T> fmt::Debug for IpcChannelEnd<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IpcChannelEnd")
+            .field("sends", &self.tx.is_some())
+            .field("receives", &self.rx.is_some())
+            .finish()
+    }
+}
+
+impl<T> IpcChannelEnd<T> {
+    /// An end from an optional sender and an optional receiver.
+    pub fn new(
+        tx: Option<ipc_channel::ipc::IpcSender<T>>,
+        rx: Option<ipc_channel::ipc::IpcReceiver<T>>,
+    ) -> Self {
+        IpcChannelEnd {
+            tx,
+            rx,
+            closed: Closed::default(),
+        }
+    }
+}
+
+fn ipc_get_error(e: ipc_channel::ipc::IpcError) -> GetError {
+    match e {
+        ipc_channel::ipc::IpcError::Disconnected => GetError::Closed,
+        other => GetError::Io(io::Error::other(other.to_string())),
+    }
+}
+
+impl<T> Channel<T> for IpcChannelEnd<T>
+where
+    T: Serialize + DeserializeOwned + Clone,
+{
+    fn put(&self, item: T) -> Result<(), PutError<T>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        let Some(tx) = &self.tx else {
+            return Err(PutError::Io {
+                item,
+                source: io::Error::other("this ipc-channel end does not send"),
+            });
+        };
+        match tx.send(item.clone()) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(PutError::Io {
+                item,
+                source: io::Error::other(e.to_string()),
+            }),
+        }
+    }
+
+    fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put(item)
+    }
+
+    fn put_timeout(&self, item: T, _timeout: Duration) -> Result<(), PutError<T>> {
+        self.put(item)
+    }
+
+    fn get(&self) -> Result<T, GetError> {
+        if self.closed.get() {
+            return self.try_get();
+        }
+        self.receiver()?.recv().map_err(ipc_get_error)
+    }
+
+    fn try_get(&self) -> Result<T, GetError> {
+        match self.receiver()?.try_recv() {
+            Ok(v) => Ok(v),
+            Err(ipc_channel::ipc::TryRecvError::Empty) if self.closed.get() => {
+                Err(GetError::Closed)
+            }
+            Err(ipc_channel::ipc::TryRecvError::Empty) => Err(GetError::Empty),
+            Err(ipc_channel::ipc::TryRecvError::IpcError(e)) => Err(ipc_get_error(e)),
+        }
+    }
+
+    fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        if self.closed.get() {
+            return self.try_get();
+        }
+        match self.receiver()?.try_recv_timeout(timeout) {
+            Ok(v) => Ok(v),
+            Err(ipc_channel::ipc::TryRecvError::Empty) => Err(GetError::Timeout),
+            Err(ipc_channel::ipc::TryRecvError::IpcError(e)) => Err(ipc_get_error(e)),
+        }
+    }
+
+    fn close(&self) {
+        self.closed.set();
+    }
+}
+
+impl<T> IpcChannelEnd<T> {
+    fn receiver(&self) -> Result<&ipc_channel::ipc::IpcReceiver<T>, GetError> {
+        self.rx
+            .as_ref()
+            .ok_or_else(|| GetError::Io(io::Error::other("this ipc-channel end does not receive")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,6 +747,20 @@ mod tests {
         assert!(tx.put(8u32).unwrap_err().is_closed());
         Channel::<u32>::close(&rx);
         assert!(Channel::<u32>::get(&rx).unwrap_err().is_closed());
+    }
+
+    #[test]
+    fn ipc_channel_sends_and_receives() {
+        let (tx, rx) = ipc_channel::ipc::channel::<u32>().unwrap();
+        let a = IpcChannelEnd::new(Some(tx), None);
+        let b = IpcChannelEnd::new(None, Some(rx));
+        assert!(b.try_get().unwrap_err().is_empty());
+        a.put(3).unwrap();
+        assert_eq!(b.get().unwrap(), 3);
+        assert!(b.put(4).unwrap_err().is_io());
+        assert!(a.get().unwrap_err().is_io());
+        drop(a);
+        assert!(b.get().unwrap_err().is_closed());
     }
 
     #[test]

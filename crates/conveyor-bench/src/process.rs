@@ -24,7 +24,7 @@ use conveyor_shm::{JoinableShmQueue, ShmQueue};
 use serde::{Deserialize, Serialize};
 
 use crate::payload::{Msg, Payload};
-use crate::peers::{Duplex, IpmpscChannel};
+use crate::peers::{Duplex, IpcChannelEnd, IpmpscChannel};
 use crate::python::python_name;
 use crate::transport::{Family, Scope, Transport, TransportInfo};
 use crate::workload::{
@@ -79,6 +79,31 @@ pub enum Endpoint {
     Ipmpsc(String, bool, bool),
     /// Two ipmpsc rings: receives from the first path, sends into the second (an echo's end).
     IpmpscPair(String, String),
+    /// An ipc-channel end, handed over through the one-shot server of this name.
+    IpcChannel(String),
+}
+
+/// The ipc-channel halves a child's end is made of.
+type IpcEnds = (
+    Option<ipc_channel::ipc::IpcSender<Msg>>,
+    Option<ipc_channel::ipc::IpcReceiver<Msg>>,
+);
+
+fn ipc_err(what: &str, e: impl std::fmt::Display) -> RunError {
+    RunError::new(format!("ipc-channel {what}: {e}"))
+}
+
+/// In a child: connects to the parent's one-shot server, sends it a sender for the end, and
+/// receives the end. (ipc-channel's handles travel only through ipc-channel itself.)
+fn ipc_child_end(server: &str) -> Result<IpcChannelEnd<Msg>, RunError> {
+    let (btx, brx) = ipc_channel::ipc::channel::<IpcEnds>().map_err(|e| ipc_err("channel", e))?;
+    let boot = ipc_channel::ipc::IpcSender::<ipc_channel::ipc::IpcSender<IpcEnds>>::connect(
+        server.to_string(),
+    )
+    .map_err(|e| ipc_err("connect", e))?;
+    boot.send(btx).map_err(|e| ipc_err("bootstrap send", e))?;
+    let (tx, rx) = brx.recv().map_err(|e| ipc_err("bootstrap receive", e))?;
+    Ok(IpcChannelEnd::new(tx, rx))
 }
 
 /// What a child does.
@@ -149,6 +174,18 @@ pub fn bench_child(job: Job) {
         go,
         reports,
     } = job;
+    let opened = match open(chan) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = reports.put(Report {
+                sum: 0,
+                start_ns: 0,
+                end_ns: 0,
+                error: Some(e.0),
+            });
+            return;
+        }
+    };
     let report = match go.get_timeout(REPORT_LIMIT) {
         Err(e) => Report {
             sum: 0,
@@ -158,7 +195,7 @@ pub fn bench_child(job: Job) {
         },
         Ok(_) => {
             let start_ns = now_ns();
-            let result = run_role(role, chan);
+            let result = run_role(role, &opened);
             let end_ns = now_ns();
             match result {
                 Ok(sum) => Report {
@@ -180,7 +217,45 @@ pub fn bench_child(job: Job) {
     let _ = reports.put(report);
 }
 
-fn run_role(role: Role, chan: Endpoint) -> Result<u64, RunError> {
+/// A channel that also does `task_done`/`join`.
+trait JoinableChannel: Channel<Msg> + Joinable {}
+
+impl<C: Channel<Msg> + Joinable> JoinableChannel for C {}
+
+/// A child's channel, opened before "go" (so that connecting is not timed, and so that a
+/// hand-over that needs the parent, as ipc-channel's, happens while the parent waits for it).
+enum Opened {
+    Plain(Box<dyn Channel<Msg>>),
+    Joinable(Box<dyn JoinableChannel>),
+}
+
+fn open(chan: Endpoint) -> Result<Opened, RunError> {
+    let plain = |c: Box<dyn Channel<Msg>>| Ok(Opened::Plain(c));
+    match chan {
+        Endpoint::Shm(q) => plain(Box::new(q)),
+        Endpoint::JoinableShm(q) => Ok(Opened::Joinable(Box::new(q))),
+        Endpoint::ShmPair(from, to) => plain(Box::new(Duplex::new(to, from))),
+        Endpoint::Pipe(end) => plain(Box::new(end.open()?)),
+        Endpoint::Manager(ep, name, cap) => {
+            let q = manager_queue(&ep.connect().map_err(manager_err)?, &name, cap)?;
+            Ok(Opened::Joinable(Box::new(q)))
+        }
+        Endpoint::ManagerPair(ep, from, to) => {
+            // One connection per direction: a blocked get holds its connection.
+            let from = manager_queue(&ep.connect().map_err(manager_err)?, &from, 1)?;
+            let to = manager_queue(&ep.connect().map_err(manager_err)?, &to, 1)?;
+            plain(Box::new(Duplex::new(to, from)))
+        }
+        Endpoint::Ipmpsc(path, send, recv) => plain(Box::new(ipmpsc_open(&path, send, recv)?)),
+        Endpoint::IpmpscPair(from, to) => plain(Box::new(Duplex::new(
+            ipmpsc_open(&to, true, false)?,
+            ipmpsc_open(&from, false, true)?,
+        ))),
+        Endpoint::IpcChannel(server) => plain(Box::new(ipc_child_end(&server)?)),
+    }
+}
+
+fn run_role(role: Role, chan: &Opened) -> Result<u64, RunError> {
     fn act<C: Channel<Msg>>(role: Role, c: &C) -> Result<u64, RunError> {
         match role {
             Role::Produce { base, n, size } => {
@@ -192,32 +267,9 @@ fn run_role(role: Role, chan: Endpoint) -> Result<u64, RunError> {
         }
     }
     match (role, chan) {
-        (Role::ConsumeTaskDone { n }, Endpoint::JoinableShm(q)) => consume_task_done(&q, n),
-        (role, Endpoint::Shm(q)) => act(role, &q),
-        (role, Endpoint::JoinableShm(q)) => act(role, &q),
-        (role, Endpoint::ShmPair(from, to)) => act(role, &Duplex::new(to, from)),
-        (role, Endpoint::Pipe(end)) => act(role, &end.open()?),
-        (role, Endpoint::Manager(ep, name, cap)) => {
-            let q = manager_queue(&ep.connect().map_err(manager_err)?, &name, cap)?;
-            match role {
-                Role::ConsumeTaskDone { n } => consume_task_done(&q, n),
-                role => act(role, &q),
-            }
-        }
-        (role, Endpoint::Ipmpsc(path, send, recv)) => act(role, &ipmpsc_open(&path, send, recv)?),
-        (role, Endpoint::IpmpscPair(from, to)) => act(
-            role,
-            &Duplex::new(
-                ipmpsc_open(&to, true, false)?,
-                ipmpsc_open(&from, false, true)?,
-            ),
-        ),
-        (role, Endpoint::ManagerPair(ep, from, to)) => {
-            // One connection per direction: a blocked get holds its connection.
-            let from = manager_queue(&ep.connect().map_err(manager_err)?, &from, 1)?;
-            let to = manager_queue(&ep.connect().map_err(manager_err)?, &to, 1)?;
-            act(role, &Duplex::new(to, from))
-        }
+        (Role::ConsumeTaskDone { n }, Opened::Joinable(q)) => consume_task_done(q, n),
+        (role, Opened::Joinable(q)) => act(role, q),
+        (role, Opened::Plain(c)) => act(role, c),
     }
 }
 
@@ -288,6 +340,16 @@ impl Run {
             .map_err(|e| RunError::new(format!("could not start a child: {e}")))?;
         self.children.push(child);
         Ok(())
+    }
+
+    /// Starts a child whose channel is the ipc-channel end made of `ends`.
+    fn start_ipc(&mut self, role: Role, ends: IpcEnds) -> Result<(), RunError> {
+        let (server, name) =
+            ipc_channel::ipc::IpcOneShotServer::<ipc_channel::ipc::IpcSender<IpcEnds>>::new()
+                .map_err(|e| ipc_err("server", e))?;
+        self.start(role, Endpoint::IpcChannel(name))?;
+        let (_, btx) = server.accept().map_err(|e| ipc_err("accept", e))?;
+        btx.send(ends).map_err(|e| ipc_err("hand-over", e))
     }
 
     fn keep(&mut self, ring: ipmpsc::SharedRingBuffer) {
@@ -382,6 +444,7 @@ enum Kind {
     Pipe,
     Manager,
     Ipmpsc,
+    IpcChannel,
 }
 
 /// A conveyor transport between processes.
@@ -463,6 +526,19 @@ impl ProcessTransport {
                 for _ in 0..c {
                     run.start(Role::Consume { n: per_c, size }, wrap(&q))?;
                 }
+            }
+            Kind::IpcChannel => {
+                let (tx, rx) =
+                    ipc_channel::ipc::channel::<Msg>().map_err(|e| ipc_err("channel", e))?;
+                run.start_ipc(
+                    Role::Produce {
+                        base: 0,
+                        n: per_p,
+                        size,
+                    },
+                    (Some(tx), None),
+                )?;
+                run.start_ipc(Role::Consume { n: per_c, size }, (None, Some(rx)))?;
             }
             Kind::Ipmpsc => {
                 let (path, ring) = ipmpsc_ring(cap, size)?;
@@ -560,6 +636,13 @@ impl ProcessTransport {
                 names.push(ping_name);
                 names.push(pong_name);
                 sample
+            }
+            Kind::IpcChannel => {
+                let chan = || ipc_channel::ipc::channel::<Msg>().map_err(|e| ipc_err("channel", e));
+                let ((ptx, prx), (qtx, qrx)) = (chan()?, chan()?);
+                run.start_ipc(Role::Echo { n: total }, (Some(qtx), Some(prx)))?;
+                run.go()?;
+                ping(&IpcChannelEnd::new(Some(ptx), Some(qrx)), size, rounds)
             }
             Kind::Ipmpsc => {
                 let (to_echo, ring_a) = ipmpsc_ring(1, size)?;
@@ -690,7 +773,19 @@ impl Transport for ProcessTransport {
             ) if (*producers, *consumers) != (1, 1) => {
                 Err("one receiving process per ring (multi-producer, single-consumer)".into())
             }
-            (Kind::Ipmpsc, Workload::Joinable { .. }) => Err("no task_done/join".into()),
+            (
+                Kind::IpcChannel,
+                Workload::Throughput {
+                    producers,
+                    consumers,
+                    ..
+                },
+            ) if (*producers, *consumers) != (1, 1) => {
+                Err("one receiver per channel (IpcReceiver cannot be shared)".into())
+            }
+            (Kind::Ipmpsc | Kind::IpcChannel, Workload::Joinable { .. }) => {
+                Err("no task_done/join".into())
+            }
             (Kind::Shm, Workload::Joinable { .. }) => {
                 Err("no task_done/join (see JoinableShmQueue)".into())
             }
@@ -749,6 +844,15 @@ pub fn transports() -> Vec<Arc<dyn Transport>> {
             ),
             Kind::Ipmpsc,
         )),
+        Arc::new(ProcessTransport::new(
+            TransportInfo::new(
+                "ipc-channel",
+                Scope::Process,
+                Family::RustPeer,
+                Some(&python_name("multiprocessing.Queue")),
+            ),
+            Kind::IpcChannel,
+        )),
     ]
 }
 
@@ -791,7 +895,7 @@ mod tests {
             }
         }
         // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong), manager queue 5,
-        // ipmpsc 3
-        assert_eq!(ran, 20);
+        // ipmpsc 3, ipc-channel 3
+        assert_eq!(ran, 23);
     }
 }
