@@ -456,12 +456,18 @@ mod loom_tests {
     use loom::sync::Arc;
     use loom::thread;
 
-    /// Runs `f` under the model checker, with room for the spin loops' extra branches.
+    /// Runs `f` under the model checker with at most 2 preemptions per execution (or
+    /// `LOOM_MAX_PREEMPTIONS`), with room for the spin loops' extra branches.
     fn model(f: impl Fn() + Sync + Send + 'static) {
+        model_bounded(2, f);
+    }
+
+    /// As [`model`], with the preemption bound `bound` unless `LOOM_MAX_PREEMPTIONS` is set.
+    fn model_bounded(bound: usize, f: impl Fn() + Sync + Send + 'static) {
         let mut builder = loom::model::Builder::new();
         builder.max_branches = 100_000;
         if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(2);
+            builder.preemption_bound = Some(bound);
         }
         builder.check(f);
     }
@@ -508,9 +514,12 @@ mod loom_tests {
 
     /// Two parked consumers, two items: each consumer is woken and gets one (`notify_one`
     /// never strands an item while a getter sleeps).
+    ///
+    /// Bound 1: two getters spinning on a slot whose put is under way can take turns yielding
+    /// forever in the model (each turn a new branch), which makes bound 2 intractable here.
     #[test]
     fn loom_two_consumers() {
-        model(|| {
+        model_bounded(1, || {
             let ring = Arc::new(Ring::new(2));
             let handles: Vec<_> = (0..2)
                 .map(|_| {

@@ -9,14 +9,20 @@ pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
-pub(crate) use loom::thread::yield_now;
+pub(crate) use loom::thread::{current, park, yield_now, Thread};
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
-pub(crate) use std::thread::yield_now;
+pub(crate) use std::thread::{current, park, park_timeout, yield_now, Thread};
+
+/// Loom has no timed park; the model tests never use timeouts, so a timed park is a park.
+#[cfg(loom)]
+pub(crate) fn park_timeout(_timeout: std::time::Duration) {
+    loom::thread::park();
+}
 
 /// One busy-wait step. Under loom a spin must yield, or the model would never progress.
 #[inline]

@@ -1,37 +1,51 @@
 //! A set of parked threads waiting for one condition, that costs one atomic load to the
 //! operations that might satisfy it while nobody waits.
 //!
+//! Each waiter enters a list (under a mutex) and parks its thread; a notifier takes waiters off
+//! the list and unparks them, so every waiter is woken once, and once every waiter has been woken
+//! the notifiers see an empty list again and stop paying for notifications.
+//!
 //! The protocol (a Dekker-style handshake, every step `SeqCst`):
 //!
-//! | waiter                                   | notifier                                  |
-//! |------------------------------------------|-------------------------------------------|
-//! | lock the set's mutex                     | change the shared state (a `SeqCst` RMW)  |
-//! | `sleepers += 1`                          | load `sleepers`                           |
-//! | check the condition (`SeqCst` loads)     | if it is not 0: lock the mutex, notify    |
-//! | not met: wait on the condvar (unlocks)   |                                           |
+//! | waiter                                        | notifier                                  |
+//! |-----------------------------------------------|-------------------------------------------|
+//! | lock the list, join it, store its length in `sleepers` | change the shared state (a `SeqCst` RMW) |
+//! | check the condition (`SeqCst` loads)          | load `sleepers`                           |
+//! | met: leave the list; not met: park            | not 0: lock, take a waiter off, unpark it |
 //!
 //! In the single total order of `SeqCst` operations, either the notifier's load of `sleepers`
-//! comes after the waiter's increment (it sees the waiter, and since the waiter holds the mutex
-//! from the increment until it is inside `wait`, the notification cannot slip in between), or it
-//! comes before it, and then the notifier's state change comes before the waiter's check, which
-//! therefore sees the new state and does not sleep. Either way no wake-up is lost.
+//! comes after the waiter's store (it sees the waiter, and takes it off the list and unparks it;
+//! an unpark before the park makes the park return at once), or it comes before it, and then the
+//! notifier's state change comes before the waiter's check, which therefore sees the new state
+//! and does not park. Either way no wake-up is lost.
 //!
 //! A woken waiter always retries its operation, even when its timeout has expired, so a
-//! notification consumed by a waiter that then gives up is never wasted: the waiter uses what the
-//! notification announced.
+//! notification that races with a timeout is never wasted: the waiter uses what it announced.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::sync::{handshake_fence, lock, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{
+    current, handshake_fence, lock, park, park_timeout, AtomicBool, AtomicUsize, Mutex, Ordering,
+    Thread,
+};
+
+/// One parked thread.
+#[derive(Debug)]
+struct Waiter {
+    thread: Thread,
+    /// Set (before the unpark) by the notifier that took this waiter off the list.
+    notified: AtomicBool,
+}
 
 /// Threads parked until a condition may hold (an item arrived, room appeared, all tasks done, or
 /// the queue closed).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WaitSet {
-    /// How many threads are between registering and leaving (parked or about to park).
+    /// The length of `list`: the threads parked or about to park and not yet notified.
     sleepers: AtomicUsize,
-    lock: Mutex<()>,
-    cond: Condvar,
+    list: Mutex<VecDeque<Arc<Waiter>>>,
 }
 
 impl WaitSet {
@@ -39,8 +53,7 @@ impl WaitSet {
     pub(crate) fn new() -> Self {
         WaitSet {
             sleepers: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            cond: Condvar::new(),
+            list: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -69,40 +82,80 @@ impl WaitSet {
 
     #[cold]
     fn wake(&self, all: bool) {
-        let _guard = lock(&self.lock);
-        if all {
-            self.cond.notify_all();
-        } else {
-            self.cond.notify_one();
+        let woken: Vec<Arc<Waiter>> = {
+            let mut list = lock(&self.list);
+            let woken = if all {
+                list.drain(..).collect()
+            } else {
+                list.pop_front().into_iter().collect()
+            };
+            self.sleepers.store(list.len(), Ordering::SeqCst);
+            woken
+        };
+        for w in woken {
+            w.notified.store(true, Ordering::Release);
+            w.thread.unpark();
         }
     }
 
     /// Parks the calling thread until notified or `deadline` passes, unless `ready()` (checked
     /// after registering, with `SeqCst` loads) already holds. Returns at once in that case.
     ///
-    /// Wake-ups may be spurious: the caller retries its operation in a loop.
+    /// The caller retries its operation afterwards in any case.
     #[cold]
     pub(crate) fn park(&self, deadline: Option<Instant>, ready: impl FnOnce() -> bool) {
-        let guard = lock(&self.lock);
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        handshake_fence();
-        if !ready() {
+        let me = Arc::new(Waiter {
+            thread: current(),
+            notified: AtomicBool::new(false),
+        });
+        {
+            let mut list = lock(&self.list);
+            list.push_back(me.clone());
+            self.sleepers.store(list.len(), Ordering::SeqCst);
+            handshake_fence();
+            if ready() {
+                self.leave(&mut list, &me);
+                return;
+            }
+        }
+        loop {
+            if me.notified.load(Ordering::Acquire) {
+                return;
+            }
             match deadline {
-                None => drop(self.cond.wait(guard)),
+                None => park(),
                 Some(deadline) => {
                     let now = Instant::now();
-                    if deadline > now {
-                        drop(self.cond.wait_timeout(guard, deadline - now));
+                    if now >= deadline {
+                        // Timed out: leave the list, unless a notifier took us off already (then
+                        // the caller's retry uses what that notification announced).
+                        let mut list = lock(&self.list);
+                        self.leave(&mut list, &me);
+                        return;
                     }
+                    park_timeout(deadline - now);
                 }
             }
         }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// The number of threads registered: parked or about to park.
+    /// Takes `me` off `list` if it is still there.
+    fn leave(&self, list: &mut VecDeque<Arc<Waiter>>, me: &Arc<Waiter>) {
+        if let Some(i) = list.iter().position(|w| Arc::ptr_eq(w, me)) {
+            list.remove(i);
+            self.sleepers.store(list.len(), Ordering::SeqCst);
+        }
+    }
+
+    /// The number of threads registered: parked or about to park, and not yet notified.
     #[inline]
     pub(crate) fn sleepers(&self) -> usize {
         self.sleepers.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for WaitSet {
+    fn default() -> Self {
+        Self::new()
     }
 }
