@@ -16,7 +16,13 @@
 //! reports one round trip per iteration.
 //!
 //! Run: `cargo bench -p conveyor --bench thread_queues` (add a group name to filter, for example
-//! `-- fifo_1p1c`). On two shared cores the whole file takes a few minutes.
+//! `-- fifo_1p1c`). On two shared cores the whole file takes about a minute.
+//!
+//! Read the medians (criterion writes them to
+//! `target/criterion/<group>/<benchmark>/new/estimates.json`) and compare within a group of one
+//! run. The benchmarks of a group run one after another, not interleaved, so on a small machine
+//! shared with other work a ratio can move by 1.5–2x from one run to the next: run it twice
+//! and quote both.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
