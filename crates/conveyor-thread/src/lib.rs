@@ -118,11 +118,21 @@
 //!
 //! # Performance
 //!
-//! Measured by the criterion benchmarks in the workspace's `benches/`, `u64` items, capacity
-//! 1024: the bounded `Queue` is on a par with crossbeam-channel's `bounded` for one producer and
-//! one consumer and for four of each, and its ping-pong round trip over two capacity-1 queues is
-//! within a few percent of crossbeam's; `LifoQueue` and `PriorityQueue` are several times faster
-//! than a plain `Mutex` + `Condvar` queue.
+//! The criterion benchmarks in the workspace's `benches/thread_queues.rs` are the reference
+//! (`u64` items, capacity 1024, the peers in the same group). For scale, one interleaved run of a
+//! scratch harness on the 2-vCPU development machine while other builds were running (medians of
+//! 7 runs of 2 M items each; ratio = ours / peer):
+//!
+//! | workload                      | ours        | peer                                   | ratio |
+//! |-------------------------------|-------------|----------------------------------------|-------|
+//! | `Queue` 1 producer/1 consumer | 29.9 M/s    | crossbeam-channel `bounded`: 25.7 M/s  | 1.16  |
+//! | `Queue` 4/4                   | 32.1 M/s    | crossbeam-channel `bounded`: 21.6 M/s  | 1.49  |
+//! | `LifoQueue` 1/1, 4/4          | 7.2, 12.3 M/s | `Mutex<Vec>` + `Condvar`: 0.95, 1.14 M/s | 7.6, 10.8 |
+//! | `PriorityQueue` 1/1, 4/4      | 6.8, 8.7 M/s | `Mutex<BinaryHeap>` + `Condvar`: 0.77, 1.53 M/s | 8.8, 5.7 |
+//!
+//! (The lock-based peers notify only when someone waits.) Ping-pong round trips over two
+//! capacity-1 queues ranged from 0.85x to 1.7x crossbeam's from run to run on that loaded
+//! machine, as the two vCPUs' distance changed; compare them only in one criterion run.
 //!
 //! # Checking the lock-free code
 //!
