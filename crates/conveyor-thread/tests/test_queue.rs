@@ -15,8 +15,9 @@
 //!   `join_*`, `task_done_too_many_*`.
 //! - The 3.13 `shutdown` tests (`test_shutdown_empty`, `test_shutdown_nonempty`,
 //!   `test_shutdown_pending_get`, `_shutdown_put`, `_shutdown_get`, `_shutdown_join`,
-//!   `test_shutdown_put_join`, `test_shutdown_get_task_done_join`) -> `close_*`: `close()` is
-//!   conveyor's `shutdown(immediate=False)`.
+//!   `test_shutdown_put_join`, `test_shutdown_get_task_done_join`,
+//!   `_shutdown_all_methods_in_many_threads`) -> `close_*`: `close()` is conveyor's
+//!   `shutdown(immediate=False)`.
 //! - `BaseSimpleQueueTest.test_many_threads`, `test_many_threads_nonblock`,
 //!   `test_many_threads_timeout` (`run_threads` with feed/consume functions and a check that
 //!   every input comes out once) -> `many_threads_*`, extended with a per-producer FIFO order
@@ -995,4 +996,89 @@ fn traits_and_inherent_methods_agree() {
     boxed.put(3).unwrap();
     assert_eq!(boxed.get().unwrap(), 3);
     assert!(format!("{q:?}").contains("capacity: Some(2)"));
+}
+
+/// `_shutdown_all_methods_in_many_threads`: producers put until the queue is closed under them,
+/// consumers get until it is closed and drained. Every put that succeeded is received exactly
+/// once, and every put that failed handed its item back.
+fn close_races_with_puts_and_gets<Q: TestQueue>(q: Q) {
+    let n = items_per_producer() / 5;
+    let received = Arc::new(AtomicUsize::new(0));
+    let producers: Vec<_> = (0..3i64)
+        .map(|id| {
+            let q = q.clone();
+            spawn(move || {
+                let mut accepted = Vec::new();
+                for seq in 0..n * 10 {
+                    let item = id * n * 10 + seq;
+                    match q.put(item) {
+                        Ok(()) => accepted.push(item),
+                        Err(e) => {
+                            assert!(e.is_closed());
+                            assert_eq!(e.into_inner(), item);
+                            return accepted;
+                        }
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let q = q.clone();
+            let received = received.clone();
+            spawn(move || {
+                let mut got = Vec::new();
+                loop {
+                    match q.get() {
+                        Ok(v) => {
+                            got.push(v);
+                            received.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            assert!(e.is_closed());
+                            return got;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Close once some items have gone through.
+    wait_until("some items went through", || {
+        received.load(Ordering::SeqCst) > 0
+    });
+    q.close();
+    let mut accepted: Vec<i64> = producers
+        .into_iter()
+        .flat_map(|p| p.recv_timeout(PATIENCE).expect("a producer hung"))
+        .collect();
+    let mut got: Vec<i64> = consumers
+        .into_iter()
+        .flat_map(|c| c.recv_timeout(PATIENCE).expect("a consumer hung"))
+        .collect();
+    accepted.sort();
+    got.sort();
+    assert_eq!(
+        got.len(),
+        accepted.len(),
+        "items lost or duplicated around the close"
+    );
+    assert_eq!(got, accepted);
+    assert!(q.is_empty());
+}
+
+#[test]
+fn close_races_fifo() {
+    close_races_with_puts_and_gets(Queue::bounded(8));
+    close_races_with_puts_and_gets(Queue::unbounded());
+}
+#[test]
+fn close_races_lifo() {
+    close_races_with_puts_and_gets(LifoQueue::bounded(8));
+}
+#[test]
+fn close_races_priority() {
+    close_races_with_puts_and_gets(PriorityQueue::bounded(8));
 }
