@@ -63,12 +63,13 @@
 //!   recovered, and waiters re-check at least every 100 ms (below).
 //!
 //! **Waiting.** Blocked puts and gets spin for a short bounded time ([`DEFAULT_SPIN`]; pure
-//! spinning for its first quarter, then yielding the CPU between checks) watching the ring's
-//! tail or head, then sleep with `FUTEX_WAIT` on a sequence word (shared, not
-//! `FUTEX_PRIVATE_FLAG`). Notifiers bump the word and call `FUTEX_WAKE` only when a sleeper is
-//! registered, so a put or get that nobody waits for makes no system call. The protocol is model-checked with loom
-//! (`wait.rs`). Since a peer may die between its change and its wake-up, no sleep is longer than
-//! 100 ms: a survivor always re-checks and goes on. Timeouts use the monotonic clock.
+//! spinning for at most 1 µs, then yielding the CPU between checks, so that a peer waiting for
+//! this CPU gets it at once) watching the ring's tail or head, then sleep with `FUTEX_WAIT` on
+//! a sequence word (shared, not `FUTEX_PRIVATE_FLAG`). Notifiers bump the word and call
+//! `FUTEX_WAKE` only when a sleeper is registered, so a put or get that nobody waits for makes
+//! no system call. The protocol is model-checked with loom (`wait.rs`). Since a peer may die
+//! between its change and its wake-up, no sleep is longer than 100 ms: a survivor always
+//! re-checks and goes on. Timeouts use the monotonic clock.
 //!
 //! **Records and large messages.** A record is a length, a kind and the encoded bytes, padded
 //! to 8; a record never wraps (a pad record fills the ring's end). A message larger than half
@@ -111,9 +112,18 @@
 //! | ping-pong 64 B, median | 0.54 µs      | 45 µs       | 53 µs        | 46 µs        |
 //!
 //! With the wait strategy set to sleep at once (`spin(Duration::ZERO)`) the round trip was
-//! 43 µs in that run: a futex wake-up across the two vCPUs costs that much when they idle.
+//! 43 µs in that run. That is the machine's floor for two futex hand-offs between idle vCPUs,
+//! not work of the queue: a bare C program bouncing a futex word between two processes, one
+//! pinned to each vCPU, takes 24–35 µs per round trip (the same as `ShmQueue` pinned the same
+//! way, in alternating runs), and 4.5 µs with both on one vCPU (`ShmQueue`: 5.1 µs). Every
+//! sleeping round trip makes exactly two `FUTEX_WAKE` and two `FUTEX_WAIT` calls. The
+//! socketpair and ipmpsc figures above pay the same cross-vCPU wake-up.
 //! On a loaded machine (load 6, other builds running) the same figures were 4.2 M, 3.3 M,
 //! 13 GiB/s and 23 µs (12 µs sleeping at once): spinning helps only when the peer has a CPU.
+//! The busy part of the spin was then cut from a quarter of [`DEFAULT_SPIN`] (5 µs, checked
+//! every 64 pauses: up to 8 µs) to 1 µs; with both processes on one vCPU the default
+//! ping-pong went from 16–35 µs to 5–10 µs, and at load 11 from 25–36 µs to 9–13 µs, while
+//! with a vCPU each it stayed at 0.4 µs.
 //! The 1 MiB figures fit in the CPU's caches; a copy from memory runs at about 6.5 GB/s here.
 //!
 //!
