@@ -140,7 +140,8 @@ fn draw(path: &Path, title: &str, x_desc: &str, bars: &[Bars]) -> Result<(), Str
     let values = bars.iter().flat_map(|b| [b.first, b.second]).flatten();
     let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let lo = 10f64.powf(lo.log10().floor());
-    let hi = 10f64.powf(hi.log10().ceil()).max(lo * 10.0);
+    // A decade of room right of the longest bar keeps the legend clear of the bars.
+    let hi = 10f64.powf(hi.log10().ceil() + 1.0).max(lo * 100.0);
     let height = 120 + 34 * n as u32;
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;

@@ -172,9 +172,7 @@ pub fn main(args: &[String]) -> ExitCode {
 
     println!("{}", report::terminal_table(&workloads, &results));
     println!("machine: {}", machine.one_line());
-    println!(
-        "figures: medians of interleaved repetitions; ratios are speed-ups (larger is better)"
-    );
+    println!("{}", report::NOTES);
 
     let mut ok = true;
     if let Err(e) = std::fs::create_dir_all(&args.out) {

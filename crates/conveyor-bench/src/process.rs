@@ -348,7 +348,37 @@ impl Run {
             ipc_channel::ipc::IpcOneShotServer::<ipc_channel::ipc::IpcSender<IpcEnds>>::new()
                 .map_err(|e| ipc_err("server", e))?;
         self.start(role, Endpoint::IpcChannel(name))?;
-        let (_, btx) = server.accept().map_err(|e| ipc_err("accept", e))?;
+        // accept() blocks until the child connects and has no timeout: wait for it on a
+        // thread, so that a child that dies first fails the run instead of hanging it (the
+        // thread then stays blocked; that costs a thread, once, after a failure).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(server.accept().map(|(_, btx)| btx));
+        });
+        let child = self.children.last().expect("a child was just started");
+        let deadline = Instant::now() + REPORT_LIMIT;
+        let btx = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(accepted) => break accepted.map_err(|e| ipc_err("accept", e))?,
+                Err(_) if child.exit_status().is_some() => {
+                    let why = self
+                        .reports
+                        .try_get()
+                        .ok()
+                        .and_then(|r| r.error)
+                        .unwrap_or_else(|| "no report".into());
+                    return Err(RunError::new(format!(
+                        "an ipc-channel child ended before taking its end: {why}"
+                    )));
+                }
+                Err(_) if Instant::now() > deadline => {
+                    return Err(RunError::new(
+                        "an ipc-channel child did not connect in 120 s",
+                    ));
+                }
+                Err(_) => {}
+            }
+        };
         btx.send(ends).map_err(|e| ipc_err("hand-over", e))
     }
 

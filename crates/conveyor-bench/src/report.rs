@@ -105,6 +105,22 @@ pub fn si(v: f64) -> String {
     }
 }
 
+/// MB/s: one decimal below 1000, then `12.3 k` (thousands of MB/s).
+pub fn mb(v: f64) -> String {
+    if v < 1000.0 {
+        format!("{v:.1}")
+    } else {
+        si(v)
+    }
+}
+
+/// What the figures mean, for the foot of the table and the head of report.md.
+pub const NOTES: &str = "figures are medians of interleaved repetitions measured side by side \
+in this run; ratios are speed-ups (larger is better) over the Python original and over the \
+fastest Rust peer of the same scope. MB/s counts payload bytes delivered: between threads a \
+payload is handed over by reference, as Python's queue.Queue does, so it is not copied; \
+between processes it is encoded and copied.";
+
 /// `850 ns`, `1.25 µs`, `3.4 ms`.
 pub fn duration_ns(ns: f64) -> String {
     let three = |x: f64| {
@@ -140,7 +156,7 @@ fn figures(row: &Row) -> [String; 2] {
         Some(Summary::Throughput {
             msgs_per_s,
             mb_per_s,
-        }) => [si(msgs_per_s), format!("{mb_per_s:.1}")],
+        }) => [si(msgs_per_s), mb(mb_per_s)],
         Some(Summary::Latency { median_ns, p99_ns }) => {
             [duration_ns(median_ns), duration_ns(p99_ns)]
         }
@@ -240,12 +256,7 @@ pub fn markdown(
     let _ = writeln!(out, "- machine: {}", machine.one_line());
     let _ = writeln!(out, "- date: {}", machine.date);
     let _ = writeln!(out, "- command: `{command}`");
-    let _ = writeln!(
-        out,
-        "- figures are medians of interleaved repetitions measured side by side in this run; \
-         ratios are speed-ups (larger is better) over the Python original and over the fastest \
-         Rust peer of the same scope"
-    );
+    let _ = writeln!(out, "- {NOTES}");
     for w in workloads {
         let rows = rows_for(w, results);
         if rows.is_empty() {
@@ -376,5 +387,7 @@ mod tests {
         assert_eq!(duration_ns(1250.0), "1.25 µs");
         assert_eq!(ratio(Some(0.5)), "0.50x");
         assert_eq!(ratio(None), "—");
+        assert_eq!(mb(512.25), "512.2");
+        assert_eq!(mb(865_099.1), "865 k");
     }
 }
