@@ -108,9 +108,9 @@
 //!
 //! **The unbounded `Queue`, `LifoQueue` and `PriorityQueue`** keep their items in a `VecDeque`,
 //! a `Vec` or a binary heap under one mutex. What makes them fast is what they avoid: a put or
-//! get notifies the condition variable only when a thread waits on it (counted under the lock it
-//! already holds), never otherwise; a blocked call first spins while watching an atomic copy of
-//! the length, without touching the lock; `len` reads that copy. The heap orders entries by item
+//! get wakes a waiter only when one is registered (the same waiter lists as the ring's, one
+//! atomic load when nobody waits), never otherwise; a blocked call first spins while watching an
+//! atomic copy of the length, without touching the lock; `len` reads that copy. The heap orders entries by item
 //! and then by arrival number (so equal items come out first-in, first-out), and it runs every
 //! comparison before it moves anything, so a panic in a user's `Ord` leaves it intact; the lock
 //! ignores poisoning because the data behind it is always valid. (A linked list of blocks would

@@ -1,14 +1,14 @@
 //! The lock-based queue: one mutex around a store (a `VecDeque`, a `Vec` or a [`Heap`]), with
-//! condition variables notified only when someone waits and a short spin before waiting.
+//! waiters woken only when there are some, and a short spin before waiting.
 //!
 //! It backs `LifoQueue`, `PriorityQueue`, the unbounded `Queue` and the bounded `Queue` whose
 //! capacity is too large to preallocate as a ring.
 //!
 //! What makes it faster than a textbook `Mutex` + `Condvar` queue:
 //!
-//! - every put or get counts the threads waiting on the other side (under the lock it already
-//!   holds) and calls `notify_one` only when that count is not zero, after unlocking, so the
-//!   common case makes no system call;
+//! - waiting threads sit in a [`WaitSet`]: every put or get loads one counter after unlocking
+//!   and wakes a waiter only when it is not zero, so the common case makes no system call, and
+//!   each waiter is woken once (it leaves the count when woken, not when it next runs);
 //! - a put or get that cannot proceed first spins (then yields) while watching an atomic copy of
 //!   the length, without touching the lock, and only then waits on the condition variable;
 //! - `len`, `is_empty` and `is_full` read that atomic copy and never take the lock.
@@ -23,7 +23,8 @@ use conveyor_core::{GetError, PutError, TaskDoneError};
 
 use crate::backoff::Backoff;
 use crate::heap::Heap;
-use crate::sync::{lock, AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::waiters::WaitSet;
 
 /// A container with an order of its own: which item comes out next.
 pub(crate) trait Store {
@@ -92,10 +93,6 @@ struct State<S> {
     closed: bool,
     /// Items put and not yet marked done.
     unfinished: usize,
-    /// Threads waiting on `not_empty`, `not_full`, `all_done`.
-    getters_waiting: usize,
-    putters_waiting: usize,
-    joiners_waiting: usize,
 }
 
 /// A lock-based queue over the store `S`, bounded by `cap` (`usize::MAX`: unbounded).
@@ -107,30 +104,12 @@ pub(crate) struct Locked<S> {
     /// Set once, under the lock, by `close`.
     closed_hint: AtomicBool,
     cap: usize,
-    not_empty: Condvar,
-    not_full: Condvar,
-    all_done: Condvar,
-}
-
-/// Waits on `cond` until notified or `deadline`; returns the guard.
-fn wait<'a, T>(
-    cond: &Condvar,
-    guard: MutexGuard<'a, T>,
-    deadline: Option<Instant>,
-) -> MutexGuard<'a, T> {
-    match deadline {
-        None => cond.wait(guard).unwrap_or_else(|e| e.into_inner()),
-        Some(d) => {
-            let now = Instant::now();
-            if d <= now {
-                return guard;
-            }
-            match cond.wait_timeout(guard, d - now) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
-            }
-        }
-    }
+    /// Threads waiting for an item (or the close).
+    getters: WaitSet,
+    /// Threads waiting for room (or the close).
+    putters: WaitSet,
+    /// Threads waiting for every task to be done.
+    joiners: WaitSet,
 }
 
 impl<S: Store> Locked<S> {
@@ -141,16 +120,13 @@ impl<S: Store> Locked<S> {
                 store,
                 closed: false,
                 unfinished: 0,
-                getters_waiting: 0,
-                putters_waiting: 0,
-                joiners_waiting: 0,
             }),
             len_hint: AtomicUsize::new(0),
             closed_hint: AtomicBool::new(false),
             cap,
-            not_empty: Condvar::new(),
-            not_full: Condvar::new(),
-            all_done: Condvar::new(),
+            getters: WaitSet::new(),
+            putters: WaitSet::new(),
+            joiners: WaitSet::new(),
         }
     }
 
@@ -179,11 +155,8 @@ impl<S: Store> Locked<S> {
                 st.store.push(item);
                 st.unfinished += 1;
                 self.len_hint.store(len + 1, Ordering::Relaxed);
-                let wake = st.getters_waiting != 0;
                 drop(st);
-                if wake {
-                    self.not_empty.notify_one();
-                }
+                self.getters.notify_one();
                 return Ok(());
             }
             if !block {
@@ -193,9 +166,13 @@ impl<S: Store> Locked<S> {
                 return Err(PutError::Timeout(item));
             }
             if backoff.is_completed() {
-                st.putters_waiting += 1;
-                st = wait(&self.not_full, st, deadline);
-                st.putters_waiting -= 1;
+                // Registered before the state lock is released (inside `park`), so a get that
+                // makes room after this check sees the waiter.
+                self.putters.park(deadline, move || {
+                    drop(st);
+                    false
+                });
+                st = lock(&self.state);
             } else {
                 // Spin without the lock until room may have appeared.
                 drop(st);
@@ -220,11 +197,8 @@ impl<S: Store> Locked<S> {
             // A panic in the store (a user's `Ord`) unwinds from here with the store intact.
             if let Some(item) = st.store.pop() {
                 self.len_hint.store(st.store.len(), Ordering::Relaxed);
-                let wake = st.putters_waiting != 0;
                 drop(st);
-                if wake {
-                    self.not_full.notify_one();
-                }
+                self.putters.notify_one();
                 return Ok(item);
             }
             if st.closed {
@@ -237,9 +211,13 @@ impl<S: Store> Locked<S> {
                 return Err(GetError::Timeout);
             }
             if backoff.is_completed() {
-                st.getters_waiting += 1;
-                st = wait(&self.not_empty, st, deadline);
-                st.getters_waiting -= 1;
+                // Registered before the state lock is released (inside `park`), so a put that
+                // brings an item after this check sees the waiter.
+                self.getters.park(deadline, move || {
+                    drop(st);
+                    false
+                });
+                st = lock(&self.state);
             } else {
                 // Spin without the lock until an item may have arrived.
                 drop(st);
@@ -261,12 +239,9 @@ impl<S: Store> Locked<S> {
         let mut st = lock(&self.state);
         st.closed = true;
         self.closed_hint.store(true, Ordering::SeqCst);
-        let wake = st.getters_waiting != 0 || st.putters_waiting != 0;
         drop(st);
-        if wake {
-            self.not_empty.notify_all();
-            self.not_full.notify_all();
-        }
+        self.getters.notify_all();
+        self.putters.notify_all();
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -288,10 +263,10 @@ impl<S: Store> Locked<S> {
             return Err(TaskDoneError::TooManyCalls);
         }
         st.unfinished -= 1;
-        let wake = st.unfinished == 0 && st.joiners_waiting != 0;
+        let all_done = st.unfinished == 0;
         drop(st);
-        if wake {
-            self.all_done.notify_all();
+        if all_done {
+            self.joiners.notify_all();
         }
         Ok(())
     }
@@ -306,16 +281,21 @@ impl<S: Store> Locked<S> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
-            st.joiners_waiting += 1;
-            st = wait(&self.all_done, st, deadline);
-            st.joiners_waiting -= 1;
+            self.joiners.park(deadline, move || {
+                drop(st);
+                false
+            });
+            st = lock(&self.state);
         }
     }
 
     /// The number of threads waiting in a put, a get or a join (for tests and diagnostics).
     pub(crate) fn sleepers(&self) -> (usize, usize, usize) {
-        let st = lock(&self.state);
-        (st.putters_waiting, st.getters_waiting, st.joiners_waiting)
+        (
+            self.putters.sleepers(),
+            self.getters.sleepers(),
+            self.joiners.sleepers(),
+        )
     }
 }
 
@@ -323,3 +303,59 @@ impl<S: Store> Locked<S> {
 pub(crate) type FifoStore<T> = VecDeque<T>;
 /// The LIFO store.
 pub(crate) type LifoStore<T> = Vec<T>;
+
+/// Model tests of the lock-based queue's waiting: run them with
+/// `RUSTFLAGS="--cfg loom" cargo test -p conveyor-thread --release --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.max_branches = 100_000;
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(2);
+        }
+        builder.check(f);
+    }
+
+    /// A getter and a putter parked on opposite sides of a one-item stack are both released.
+    #[test]
+    fn loom_locked_blocking_both_sides() {
+        model(|| {
+            let q = Arc::new(Locked::new(LifoStore::new(), 1));
+            let q2 = q.clone();
+            let consumer = thread::spawn(move || {
+                let a = q2.pop(true, None).ok();
+                let b = q2.pop(true, None).ok();
+                (a, b)
+            });
+            assert!(q.push(1u32, true, None).is_ok());
+            assert!(q.push(2, true, None).is_ok());
+            assert_eq!(consumer.join().unwrap(), (Some(1), Some(2)));
+        });
+    }
+
+    /// `close` wakes a parked getter; `task_done` wakes a parked joiner.
+    #[test]
+    fn loom_locked_close_and_join() {
+        model(|| {
+            let q = Arc::new(Locked::new(FifoStore::new(), usize::MAX));
+            let q2 = q.clone();
+            let worker = thread::spawn(move || {
+                let mut n = 0;
+                while q2.pop(true, None).is_ok() {
+                    assert!(q2.task_done().is_ok());
+                    n += 1;
+                }
+                n
+            });
+            assert!(q.push(1u32, false, None).is_ok());
+            assert!(q.join(None));
+            q.close();
+            assert_eq!(worker.join().unwrap(), 1);
+        });
+    }
+}
