@@ -2,10 +2,10 @@
 //! Python's `Manager()` runs): dict set+get with 1 and 4 clients, queue put+get, lock
 //! acquire+release, and a pipelined batch of dict operations.
 //!
-//! After criterion's groups it measures each workload again for a second, runs Python's
-//! `multiprocessing.Manager` doing the same (`crates/conveyor-manager/benches/python_manager.py`,
-//! skipped with a message if `python3` is absent) and prints both side by side with their
-//! ratio, from the same run. Targets: 4x Python with one client, 5x with four, and 1 M dict
+//! After criterion's groups it measures each workload again in short slices, alternating with
+//! Python's `multiprocessing.Manager` doing the same (`crates/conveyor-manager/benches/
+//! python_manager.py`, skipped with a message if `python3` is absent), so both see the same
+//! moments of a noisy machine, and prints the medians side by side with their ratio. Targets: 4x Python with one client, 5x with four, and 1 M dict
 //! operations/s for a pipelined batch.
 //!
 //! ```text
@@ -15,12 +15,13 @@
 //! criterion_main! would generate a `main` that runs before anything else; the server's child
 //! process must branch into its entry point first, so this bench writes its own `main`.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use conveyor::manager::{self, Client, DictProxy, Manager, ManagerGuard, Proxy};
+use conveyor::manager::{self, Client, DictProxy, Manager, ManagerGuard};
 use conveyor::process;
 use conveyor::Channel;
 use criterion::{Criterion, Throughput};
@@ -112,12 +113,12 @@ fn benches(c: &mut Criterion, m: &ManagerGuard) {
     g.finish();
 }
 
-/// Operations per second of `step` (doing `ops` operations) over about a second.
-fn rate(ops: u64, mut step: impl FnMut(u64)) -> f64 {
+/// Operations per second of `step` (doing `ops` operations) over `secs`.
+fn rate(secs: f64, ops: u64, mut step: impl FnMut(u64)) -> f64 {
     let t0 = Instant::now();
     let mut n = 0u64;
-    while t0.elapsed() < Duration::from_secs(1) {
-        for _ in 0..50 {
+    while t0.elapsed().as_secs_f64() < secs {
+        for _ in 0..20 {
             step(n);
             n += 1;
         }
@@ -125,80 +126,129 @@ fn rate(ops: u64, mut step: impl FnMut(u64)) -> f64 {
     (n * ops) as f64 / t0.elapsed().as_secs_f64()
 }
 
-fn python_rates() -> Option<Vec<(String, f64)>> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/crates/conveyor-manager/benches/python_manager.py"
-    );
-    let out = match Command::new("python3").args([script, "1"]).output() {
-        Ok(o) if o.status.success() => o,
-        Ok(o) => {
-            println!(
-                "python3 failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
-            return None;
-        }
-        Err(e) => {
-            println!("python3 not found ({e}): the Python column is skipped");
-            return None;
-        }
-    };
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                let (name, v) = l.split_once(' ')?;
-                Some((name.to_string(), v.trim().parse().ok()?))
+/// Dict operations per second of `clients` connections working at once for `secs`.
+fn rate_clients(m: &ManagerGuard, clients: usize, secs: f64) -> f64 {
+    let proxies: Vec<DictProxy<u32, u64>> = (0..clients)
+        .map(|_| m.connect().unwrap().dict("bench").unwrap())
+        .collect();
+    let start = Barrier::new(clients);
+    thread::scope(|s| {
+        let hs: Vec<_> = proxies
+            .iter()
+            .map(|d| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    rate(secs, 2, |i| dict_pair(d, i as u32))
+                })
             })
-            .collect(),
-    )
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    })
 }
 
+/// Python's manager, started once and asked for one measurement at a time.
+struct Python {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Python {
+    fn start() -> Option<Python> {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/crates/conveyor-manager/benches/python_manager.py"
+        );
+        match Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+        {
+            Ok(mut child) => {
+                let out = BufReader::new(child.stdout.take()?);
+                Some(Python { child, out })
+            }
+            Err(e) => {
+                println!("python3 not found ({e}): the Python column is skipped");
+                None
+            }
+        }
+    }
+
+    fn measure(&mut self, name: &str, secs: f64) -> Option<f64> {
+        let stdin = self.child.stdin.as_mut()?;
+        writeln!(stdin, "{name} {secs}").ok()?;
+        stdin.flush().ok()?;
+        let mut line = String::new();
+        self.out.read_line(&mut line).ok()?;
+        line.trim().parse().ok()
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Each workload measured in short slices, ours and Python's alternating, so both see the
+/// same moments of a noisy machine; medians and their ratio.
 fn comparison(m: &ManagerGuard) {
+    const ROUNDS: usize = 9;
+    const SLICE: f64 = 0.3;
     let d = m.dict::<u32, u64>("bench").unwrap();
     let q = m.queue::<u64>("bench-q", None).unwrap();
     let lock = m.lock("bench-lock").unwrap();
-    let ours = [
-        (
-            "dict_set_get_1_client",
-            rate(2, |i| dict_pair(&d, i as u32)),
-        ),
-        ("dict_set_get_4_clients", {
-            let iters = 20_000;
-            8.0 * iters as f64 / dict_clients(m, 4, iters).as_secs_f64()
-        }),
-        (
-            "queue_put_get",
-            rate(1, |i| {
-                q.put(i).unwrap();
-                q.get().unwrap();
-            }),
-        ),
-        (
-            "lock_acquire_release",
-            rate(1, |_| drop(lock.acquire().unwrap())),
-        ),
-        (
-            "dict_pipelined_batch",
-            rate(BATCH as u64, |_| batch_run(m, &d)),
-        ),
+    let mut python = Python::start();
+    let names = [
+        "dict_set_get_1_client",
+        "dict_set_get_4_clients",
+        "queue_put_get",
+        "lock_acquire_release",
+        "dict_pipelined_batch",
     ];
-    let _ = d.client().ping();
-    let python = python_rates().unwrap_or_default();
-    println!("\nside by side, one run (operations/s; a pair or an item counts as listed):");
+    let mut ours: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for _ in 0..ROUNDS {
+        for (k, name) in names.iter().enumerate() {
+            let r = match k {
+                0 => rate(SLICE, 2, |i| dict_pair(&d, i as u32)),
+                1 => rate_clients(m, 4, SLICE),
+                2 => rate(SLICE, 1, |i| {
+                    q.put(i).unwrap();
+                    q.get().unwrap();
+                }),
+                3 => rate(SLICE, 1, |_| drop(lock.acquire().unwrap())),
+                _ => rate(SLICE, BATCH as u64, |_| batch_run(m, &d)),
+            };
+            ours[k].push(r);
+            if k < 4 {
+                if let Some(p) = python.as_mut().and_then(|p| p.measure(name, SLICE)) {
+                    theirs[k].push(p);
+                }
+            }
+        }
+    }
+    drop(python);
     println!(
-        "{:<26} {:>14} {:>14} {:>8}",
-        "workload", "conveyor", "python", "ratio"
+        "\nside by side: medians of {ROUNDS} interleaved {SLICE} s slices \
+         (operations/s; a dict set+get counts 2, a queue put+get 1, a lock pair 1)"
     );
-    for (name, ours) in ours {
-        let py = python.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-        match py {
-            Some(p) => println!("{name:<26} {ours:>14.0} {p:>14.0} {:>7.1}x", ours / p),
-            None => println!("{name:<26} {ours:>14.0} {:>14} {:>8}", "-", "-"),
+    println!("{:<26} {:>14} {:>14} {:>8}", "workload", "conveyor", "python", "ratio");
+    for (k, name) in names.iter().enumerate() {
+        let o = median(ours[k].clone());
+        if theirs[k].is_empty() {
+            println!("{name:<26} {o:>14.0} {:>14} {:>8}", "-", "-");
+        } else {
+            let p = median(theirs[k].clone());
+            println!("{name:<26} {o:>14.0} {p:>14.0} {:>7.1}x", o / p);
         }
     }
 }

@@ -23,9 +23,28 @@
 //! - A queue can be closed ([`conveyor_core::Channel::close`]), which wakes blocked getters.
 //!
 //! **Starting a server.** [`Manager::start`] runs one on threads of this process and returns
-//! a guard that shuts it down when dropped (Python's `with Manager() as m`). The
+//! a guard that shuts it down when dropped (Python's `with Manager() as m`);
+//! [`ManagerBuilder::spawn`] runs it in a child process (as Python does); the
 //! `conveyor-manager serve --listen ADDR --authkey-file FILE` binary runs a standalone one.
-//! [`Client::connect`] reaches a running one by address and authkey.
+//! [`Client::connect`] reaches a running one by address and authkey, and proxies passed to a
+//! child process in its arguments connect on arrival.
+//!
+//! **On the wire.** Connections are conveyor-pipe's [`Listener`](conveyor_pipe::Listener) and
+//! [`Client`](conveyor_pipe::Client): a Unix socket by default, TCP to reach another machine,
+//! each authenticated with CPython's `multiprocessing.connection` authkey handshake and framed
+//! as that module frames messages. Requests and replies are postcard-encoded, versioned and
+//! numbered (see [`protocol`]); a client may send many before reading the replies ([`Batch`]).
+//!
+//! **Faults.** A malformed request, an unknown object or an operation of the wrong kind gets
+//! an error reply and the connection goes on; an oversize request is refused before it is
+//! read and its connection closed; a wrong authkey is refused at the handshake; a client that
+//! disconnects mid-request or dies holding a lock is cleaned up (its locks released). In every
+//! case the server goes on serving the others.
+//!
+//! **Cost.** Every proxy call is a round trip: about 15 to 20 microseconds over a Unix socket
+//! on a busy two-core machine, several times faster than Python's manager; a [`Batch`] does
+//! more than a million dict operations per second. See `benches/manager.rs` for the figures
+//! side by side with Python's.
 //!
 //! # Example
 //!

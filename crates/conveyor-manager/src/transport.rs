@@ -84,6 +84,9 @@ pub trait Transport: Send {
 
 const BUF: usize = 64 * 1024;
 
+/// Non-blocking reads tried (with a yield between them) before a receive sleeps.
+const POLL_TRIES: u32 = 5;
+
 /// A [`Transport`] over any byte stream with a file descriptor (Unix or TCP socket).
 #[derive(Debug)]
 pub struct StreamTransport<S> {
@@ -115,6 +118,36 @@ impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
         self.rend - self.rstart
     }
 
+    /// Tries a few non-blocking reads, yielding the CPU between them, before the caller
+    /// blocks.
+    ///
+    /// A reply (or the client's next request) usually arrives within microseconds. Sleeping
+    /// in `read` and being woken costs a trip through the scheduler (about 5 us on the same
+    /// CPU, 15 us across CPUs); yielding instead lets the peer run on this CPU, and on an idle
+    /// second CPU the bytes are picked up without any wakeup. Yielding, not spinning: a
+    /// spinning reader on a busy machine holds the CPU its peer needs, which measured 5x
+    /// slower, never faster. `None`: nothing came, block.
+    fn poll_read(&mut self) -> Option<io::Result<usize>> {
+        let fd = self.stream.as_raw_fd();
+        for _ in 0..POLL_TRIES {
+            let buf = &mut self.rbuf[self.rend..];
+            // SAFETY: recv writes at most `buf.len()` bytes into `buf`, which is valid and
+            // exclusively borrowed for the call.
+            let r =
+                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if r >= 0 {
+                return Some(Ok(r as usize));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => {}
+                _ => return Some(Err(e)),
+            }
+            std::thread::yield_now();
+        }
+        None
+    }
+
     /// Reads until at least `n` bytes are buffered (n <= BUF). Returns false on a clean EOF
     /// with nothing buffered.
     fn fill(&mut self, n: usize) -> Result<bool, RecvError> {
@@ -127,7 +160,11 @@ impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
             self.rstart = 0;
         }
         while self.rend < n {
-            match self.stream.read(&mut self.rbuf[self.rend..]) {
+            let got = match self.poll_read() {
+                Some(r) => r,
+                None => self.stream.read(&mut self.rbuf[self.rend..]),
+            };
+            match got {
                 Ok(0) => {
                     if self.rend == 0 {
                         return Ok(false);
