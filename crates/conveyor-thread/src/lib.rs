@@ -120,19 +120,20 @@
 //!
 //! The criterion benchmarks in the workspace's `benches/thread_queues.rs` are the reference
 //! (`u64` items, capacity 1024, the peers in the same group). For scale, one interleaved run of a
-//! scratch harness on the 2-vCPU development machine while other builds were running (medians of
-//! 7 runs of 2 M items each; ratio = ours / peer):
+//! scratch harness on the 2-vCPU development machine while other builds and benchmarks were
+//! running (load average above 30; medians of 7 runs of 2 M items each; ratio = ours / peer):
 //!
-//! | workload                      | ours        | peer                                   | ratio |
-//! |-------------------------------|-------------|----------------------------------------|-------|
-//! | `Queue` 1 producer/1 consumer | 29.9 M/s    | crossbeam-channel `bounded`: 25.7 M/s  | 1.16  |
-//! | `Queue` 4/4                   | 32.1 M/s    | crossbeam-channel `bounded`: 21.6 M/s  | 1.49  |
-//! | `LifoQueue` 1/1, 4/4          | 7.2, 12.3 M/s | `Mutex<Vec>` + `Condvar`: 0.95, 1.14 M/s | 7.6, 10.8 |
-//! | `PriorityQueue` 1/1, 4/4      | 6.8, 8.7 M/s | `Mutex<BinaryHeap>` + `Condvar`: 0.77, 1.53 M/s | 8.8, 5.7 |
+//! | workload                      | ours          | peer                                        | ratio     |
+//! |-------------------------------|---------------|---------------------------------------------|-----------|
+//! | `Queue` 1 producer/1 consumer | 50.3 M/s      | crossbeam-channel `bounded`: 42.1 M/s       | 1.20      |
+//! | `Queue` 4/4                   | 18.8 M/s      | crossbeam-channel `bounded`: 20.7 M/s       | 0.91      |
+//! | `LifoQueue` 1/1, 4/4          | 49.8, 24.2 M/s | `Mutex<Vec>` + `Condvar`: 1.89, 1.60 M/s   | 26.4, 15.1 |
+//! | `PriorityQueue` 1/1, 4/4      | 15.6, 9.7 M/s | `Mutex<BinaryHeap>` + `Condvar`: 1.67, 1.07 M/s | 9.4, 9.0 |
+//! | ping-pong, two capacity-1 queues | 16.5 µs    | crossbeam-channel `bounded(1)`: 19.4 µs     | 0.85 (time) |
 //!
-//! (The lock-based peers notify only when someone waits.) Ping-pong round trips over two
-//! capacity-1 queues ranged from 0.85x to 1.7x crossbeam's from run to run on that loaded
-//! machine, as the two vCPUs' distance changed; compare them only in one criterion run.
+//! (The lock-based peers notify only when someone waits.) On that loaded machine the FIFO 4/4
+//! ratio ranged from 0.9 to 1.5 and the ping-pong ratio from 0.85 to 1.5 between runs, as the
+//! two vCPUs' distance and the other load changed; compare figures only within one run.
 //!
 //! # Checking the lock-free code
 //!
