@@ -241,7 +241,10 @@ fn comparison(m: &ManagerGuard) {
         "\nside by side: medians of {ROUNDS} interleaved {SLICE} s slices \
          (operations/s; a dict set+get counts 2, a queue put+get 1, a lock pair 1)"
     );
-    println!("{:<26} {:>14} {:>14} {:>8}", "workload", "conveyor", "python", "ratio");
+    println!(
+        "{:<26} {:>14} {:>14} {:>8}",
+        "workload", "conveyor", "python", "ratio"
+    );
     for (k, name) in names.iter().enumerate() {
         let o = median(ours[k].clone());
         if theirs[k].is_empty() {
