@@ -16,9 +16,10 @@ pub const USAGE: &str = "\
 usage: conveyor-bench [--quick] [--filter TERMS]... [--reps N] [--out DIR] [--no-python] [--list]
 
   --quick         every transport once, briefly (a smoke test, under a minute)
-  --filter TERMS  comma-separated substrings: a term matching a transport name keeps that
-                  transport, one matching a workload id keeps that workload
-                  (e.g. --filter pingpong,conveyor  or  --filter 'throughput-1x1,python')
+  --filter TERMS  comma-separated substrings: a term matching a transport's name, scope
+                  (threads, processes) or family (conveyor, rust peer, python) keeps that
+                  transport; one matching a workload id keeps that workload
+                  (e.g. --filter pingpong,conveyor  or  --filter 'throughput-1x1,processes')
   --reps N        repetitions per case, interleaved across transports (default 5, quick 1)
   --out DIR       where report.md, results.json and the SVG charts go
                   (default target/conveyor-bench)
@@ -115,7 +116,7 @@ pub fn main(args: &[String]) -> ExitCode {
                 .map(|e| format!("  ({e})"))
                 .unwrap_or_default();
             println!(
-                "  {:<32} {:<9} {}{avail}",
+                "  {:<38} {:<9} {}{avail}",
                 i.name,
                 i.scope.to_string(),
                 i.family

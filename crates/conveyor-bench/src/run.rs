@@ -19,8 +19,9 @@ use crate::workload::{round_count, Sample, Workload};
 pub struct Options {
     /// Each transport briefly: one repetition, small fixed counts, no calibration.
     pub quick: bool,
-    /// Substrings: a term matching a transport name keeps that transport, a term matching a
-    /// workload id keeps that workload (case-insensitive). Empty keeps everything.
+    /// Substrings: a term matching a transport's name, scope or family keeps that transport,
+    /// a term matching a workload id keeps that workload (case-insensitive). Empty keeps
+    /// everything.
     pub filters: Vec<String>,
     /// Repetitions per case (interleaved).
     pub reps: usize,
@@ -158,7 +159,14 @@ pub fn select(
         .map(|t| t.trim().to_lowercase())
         .filter(|t| !t.is_empty())
         .collect();
-    let t_match = |t: &Arc<dyn Transport>, term: &str| t.info().name.to_lowercase().contains(term);
+    // A transport matches on its name, its scope (`threads`, `processes`) or its family
+    // (`conveyor`, `rust peer`, `python`).
+    let t_match = |t: &Arc<dyn Transport>, term: &str| {
+        let i = t.info();
+        format!("{} {} {}", i.name, i.scope, i.family)
+            .to_lowercase()
+            .contains(term)
+    };
     let w_match = |w: &Workload, term: &str| w.id().to_lowercase().contains(term);
     let mut t_terms = Vec::new();
     let mut w_terms = Vec::new();
@@ -362,6 +370,8 @@ mod tests {
         assert_eq!(w.len(), ws.len());
         let (t, w) = select(&two(), &ws, &["pingpong,CROSSBEAM".into()]).unwrap();
         assert_eq!((t.len(), w.len()), (1, 1));
+        let (t, _) = select(&two(), &ws, &["threads".into()]).unwrap();
+        assert_eq!(t.len(), 2);
         let err = select(&two(), &ws, &["nothing-like-it".into()])
             .err()
             .unwrap();
