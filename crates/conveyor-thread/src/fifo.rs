@@ -129,6 +129,7 @@ impl<T> Queue<T> {
     ///
     /// `bounded(0)` is an unbounded queue, as Python's `Queue(maxsize=0)` is (there is no
     /// rendezvous queue here: use crossbeam-channel's `bounded(0)` for that).
+    /// `bounded(usize::MAX)` is unbounded too (its [`capacity`](Self::capacity) is `None`).
     ///
     /// ```
     /// use conveyor_thread::Queue;

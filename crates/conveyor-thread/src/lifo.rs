@@ -29,6 +29,7 @@ impl<T> LifoQueue<T> {
     /// A stack holding at most `capacity` items; puts block while it is full.
     ///
     /// `bounded(0)` is unbounded, as Python's `LifoQueue(maxsize=0)` is.
+    /// `bounded(usize::MAX)` is unbounded too (its [`capacity`](Self::capacity) is `None`).
     ///
     /// ```
     /// use conveyor_thread::LifoQueue;

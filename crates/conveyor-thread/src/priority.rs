@@ -37,6 +37,7 @@ impl<T: Ord> PriorityQueue<T> {
     /// A priority queue holding at most `capacity` items; puts block while it is full.
     ///
     /// `bounded(0)` is unbounded, as Python's `PriorityQueue(maxsize=0)` is.
+    /// `bounded(usize::MAX)` is unbounded too (its [`capacity`](Self::capacity) is `None`).
     ///
     /// ```
     /// use conveyor_thread::PriorityQueue;
