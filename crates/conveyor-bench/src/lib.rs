@@ -24,6 +24,7 @@
 //! | conveyor `ShmQueue`, `JoinableShmQueue` | processes | `multiprocessing.Queue`, `JoinableQueue`; ipmpsc, ipc-channel |
 //! | conveyor pipe `Connection` | processes | `multiprocessing.Pipe` |
 //! | conveyor Manager queue | processes | `Manager().Queue` |
+//! | conveyor Manager dict (writers set keys, takers remove them) | processes | `Manager().dict` |
 //!
 //! Process transports run their producers, consumers and echo in child processes started with
 //! `conveyor-process` ([`process`]); a binary that uses them calls [`process::init`] first.

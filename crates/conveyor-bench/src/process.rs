@@ -81,6 +81,8 @@ pub enum Endpoint {
     IpmpscPair(String, String),
     /// An ipc-channel end, handed over through the one-shot server of this name.
     IpcChannel(String),
+    /// A manager's dict: the server's endpoint and the dict's name.
+    ManagerDict(conveyor_manager::Endpoint, String),
 }
 
 /// The ipc-channel halves a child's end is made of.
@@ -134,6 +136,29 @@ pub enum Role {
     Echo {
         /// How many.
         n: u64,
+    },
+    /// Set the keys `first, first + step, ...` (`n` of them) of a dict to `size`-byte values.
+    DictWrite {
+        /// First key.
+        first: u64,
+        /// Distance between keys.
+        step: u64,
+        /// How many.
+        n: u64,
+        /// Payload bytes.
+        size: usize,
+    },
+    /// Remove the keys `first, first + step, ...` (`n` of them) from a dict, each as soon as
+    /// a writer has set it (polling, as the Python original does).
+    DictTake {
+        /// First key.
+        first: u64,
+        /// Distance between keys.
+        step: u64,
+        /// How many.
+        n: u64,
+        /// Payload bytes.
+        size: usize,
     },
 }
 
@@ -227,6 +252,7 @@ impl<C: Channel<Msg> + Joinable> JoinableChannel for C {}
 enum Opened {
     Plain(Box<dyn Channel<Msg>>),
     Joinable(Box<dyn JoinableChannel>),
+    Dict(conveyor_manager::DictProxy<u64, Payload>),
 }
 
 fn open(chan: Endpoint) -> Result<Opened, RunError> {
@@ -252,6 +278,10 @@ fn open(chan: Endpoint) -> Result<Opened, RunError> {
             ipmpsc_open(&from, false, true)?,
         ))),
         Endpoint::IpcChannel(server) => plain(Box::new(ipc_child_end(&server)?)),
+        Endpoint::ManagerDict(ep, name) => {
+            let client = ep.connect().map_err(manager_err)?;
+            Ok(Opened::Dict(client.dict(&name).map_err(manager_err)?))
+        }
     }
 }
 
@@ -264,12 +294,60 @@ fn run_role(role: Role, chan: &Opened) -> Result<u64, RunError> {
             Role::Consume { n, size } => consume(c, n, size),
             Role::Echo { n } => echo(c, n).map(|_| 0),
             Role::ConsumeTaskDone { .. } => Err(RunError::new("this channel has no task_done")),
+            Role::DictWrite { .. } | Role::DictTake { .. } => {
+                Err(RunError::new("a dict role needs a dict"))
+            }
         }
     }
     match (role, chan) {
         (Role::ConsumeTaskDone { n }, Opened::Joinable(q)) => consume_task_done(q, n),
         (role, Opened::Joinable(q)) => act(role, q),
         (role, Opened::Plain(c)) => act(role, c),
+        (role, Opened::Dict(d)) => dict_role(role, d),
+    }
+}
+
+/// The dict workload's loops: writers set their keys, takers remove theirs as they appear.
+fn dict_role(role: Role, d: &conveyor_manager::DictProxy<u64, Payload>) -> Result<u64, RunError> {
+    let err = |e: conveyor_manager::ManagerError| RunError::new(format!("dict: {e}"));
+    match role {
+        Role::DictWrite {
+            first,
+            step,
+            n,
+            size,
+        } => {
+            let payload = Payload::filled(size);
+            for i in 0..n {
+                d.set(&(first + i * step), &payload).map_err(err)?;
+            }
+            Ok(0)
+        }
+        Role::DictTake {
+            first,
+            step,
+            n,
+            size,
+        } => {
+            let mut sum = 0u64;
+            for i in 0..n {
+                let key = first + i * step;
+                let value = loop {
+                    if let Some(v) = d.remove(&key).map_err(err)? {
+                        break v;
+                    }
+                };
+                if value.len() != size {
+                    return Err(RunError::new(format!(
+                        "got a {}-byte value, expected {size}",
+                        value.len()
+                    )));
+                }
+                sum = sum.wrapping_add(key);
+            }
+            Ok(sum)
+        }
+        _ => Err(RunError::new("a dict takes only dict roles")),
     }
 }
 
@@ -475,6 +553,7 @@ enum Kind {
     Manager,
     Ipmpsc,
     IpcChannel,
+    ManagerDict,
 }
 
 /// A conveyor transport between processes.
@@ -556,6 +635,32 @@ impl ProcessTransport {
                 for _ in 0..c {
                     run.start(Role::Consume { n: per_c, size }, wrap(&q))?;
                 }
+            }
+            Kind::ManagerDict => {
+                let m = self.manager()?;
+                let name = unique_name("d");
+                m.dict::<u64, Payload>(&name).map_err(manager_err)?;
+                let chan = || Endpoint::ManagerDict(m.endpoint(), name.clone());
+                let (p64, c64) = (p as u64, c as u64);
+                for i in 0..p64 {
+                    let role = Role::DictWrite {
+                        first: i,
+                        step: p64,
+                        n: per_p,
+                        size,
+                    };
+                    run.start(role, chan())?;
+                }
+                for i in 0..c64 {
+                    let role = Role::DictTake {
+                        first: i,
+                        step: c64,
+                        n: per_c,
+                        size,
+                    };
+                    run.start(role, chan())?;
+                }
+                names.push(name);
             }
             Kind::IpcChannel => {
                 let (tx, rx) =
@@ -667,6 +772,7 @@ impl ProcessTransport {
                 names.push(pong_name);
                 sample
             }
+            Kind::ManagerDict => Err(RunError::new("a dict has no ping-pong")),
             Kind::IpcChannel => {
                 let chan = || ipc_channel::ipc::channel::<Msg>().map_err(|e| ipc_err("channel", e));
                 let ((ptx, prx), (qtx, qrx)) = (chan()?, chan()?);
@@ -813,9 +919,10 @@ impl Transport for ProcessTransport {
             ) if (*producers, *consumers) != (1, 1) => {
                 Err("one receiver per channel (IpcReceiver cannot be shared)".into())
             }
-            (Kind::Ipmpsc | Kind::IpcChannel, Workload::Joinable { .. }) => {
+            (Kind::Ipmpsc | Kind::IpcChannel | Kind::ManagerDict, Workload::Joinable { .. }) => {
                 Err("no task_done/join".into())
             }
+            (Kind::ManagerDict, Workload::PingPong { .. }) => Err("no ping-pong for a dict".into()),
             (Kind::Shm, Workload::Joinable { .. }) => {
                 Err("no task_done/join (see JoinableShmQueue)".into())
             }
@@ -864,6 +971,10 @@ pub fn transports() -> Vec<Arc<dyn Transport>> {
         Arc::new(ProcessTransport::new(
             process("conveyor Manager queue", "Manager().Queue"),
             Kind::Manager,
+        )),
+        Arc::new(ProcessTransport::new(
+            process("conveyor Manager dict", "Manager().dict"),
+            Kind::ManagerDict,
         )),
         Arc::new(ProcessTransport::new(
             TransportInfo::new(
@@ -925,7 +1036,7 @@ mod tests {
             }
         }
         // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong), manager queue 5,
-        // ipmpsc 3, ipc-channel 3
-        assert_eq!(ran, 23);
+        // ipmpsc 3, ipc-channel 3, manager dict 3
+        assert_eq!(ran, 26);
     }
 }
