@@ -45,7 +45,7 @@ struct Inner {
 ///
 /// Cloning a `Client` shares the connection; every proxy made from it uses it too. Requests
 /// on one connection are answered one after another, so a proxy call that waits on the
-/// server (a blocking [`QueueProxy::get`], a [`LockProxy::acquire`]) holds up the other users
+/// server (a blocking get on a [`QueueProxy`], a [`LockProxy::acquire`]) holds up the other users
 /// of the same connection. Give each thread that waits its own connection with
 /// [`Client::connect_again`] (and [`Proxy::rebind`] for its proxies).
 ///

@@ -110,6 +110,7 @@ impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
     }
 
     /// The stream inside.
+    #[cfg(test)]
     pub fn get_ref(&self) -> &S {
         &self.stream
     }
