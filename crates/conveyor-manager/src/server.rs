@@ -164,8 +164,9 @@ fn accept_loop(shared: Arc<Shared>) {
             Ok(stream) => spawn_connection(&shared, stream),
             Err(e) => {
                 tracing::warn!(error = %e, "manager accept failed");
-                // Out of descriptors or a similar condition: yield before trying again.
-                std::thread::yield_now();
+                // Out of descriptors or a similar condition that lasts: back off a little
+                // rather than spin on it.
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
     }
