@@ -355,7 +355,7 @@ fn side_by_side(conveyor: &mut ConveyorPeer, raw: &mut RawPeer) {
         }
         let (r, cb, cs) = (median(r), median(cb), median(cs));
         println!(
-            "{:<16} {:>12.0} k/s {:>12.0} k/s {:>12.0} k/s {:>8.2}x {:>8.2}x",
+            "{:<16} {:>12.1} k/s {:>12.1} k/s {:>12.1} k/s {:>8.2}x {:>8.2}x",
             format!("1p1c {name}"),
             r / 1e3,
             cb / 1e3,
