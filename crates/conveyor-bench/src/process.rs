@@ -5,10 +5,16 @@
 //! The binary that runs these must call [`init`] first in `main` (it registers the child's
 //! entry point, and in a child runs it and exits).
 //!
+//! The transports: conveyor's `ShmQueue`, `JoinableShmQueue`, pipe `Connection`, and the
+//! Manager's queue and dict (the manager server runs on threads of the harness); the Rust
+//! peers ipmpsc and ipc-channel, through the adapters in [`peers`](crate::peers). A
+//! point-to-point or single-consumer transport says so for the 4 producers/4 consumers
+//! workload instead of running it.
+//!
 //! Each run: the parent creates the channel and two small control queues in shared memory (a
 //! "go" queue and a "report" queue), starts the children with their handles in the arguments,
-//! waits until every child has its handles (the start returns then), puts one "go" token per
-//! child, and collects one report per child: the sum of the sequence numbers it took and the
+//! each child opens its channel (connects, maps, takes its ipc-channel end) and waits for "go";
+//! the parent puts one "go" token per child and collects one report per child: the sum of the sequence numbers it took and the
 //! times it started and finished (`CLOCK_REALTIME`, comparable across processes). The elapsed
 //! time is from the first start to the last finish, as in the thread workloads. A child that
 //! dies without reporting fails the run instead of hanging it.
