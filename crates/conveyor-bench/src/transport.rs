@@ -1,8 +1,8 @@
 //! What the harness measures: a [`Transport`] runs a [`Workload`] and returns a [`Sample`].
 //!
 //! In-process transports (conveyor's thread queues and the Rust peers) are all an
-//! [`InProcess`], built from a function that makes a channel: the workloads in
-//! [`workload`](crate::workload) module do the rest, generically.
+//! [`InProcess`], built from a function that makes a channel: the workloads of the
+//! [`crate::workload`] module do the rest, generically.
 
 use std::fmt;
 
