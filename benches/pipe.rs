@@ -1,25 +1,28 @@
 //! Connection cost between two processes, against a raw Unix socketpair with length-prefixed
-//! frames (the floor any framing on a socket can reach), in the same run.
+//! frames (the floor any framing on a socket can reach) and against ipc-channel, in the same run.
 //!
 //! Workloads, each with the peer in a child process started by `conveyor-process`:
 //! - `1p1c/{64B,4KiB,1MiB}`: the child sends messages as fast as it can, the parent receives
 //!   them (`send_bytes`/`recv_bytes_into` for conveyor; one `write` of header+payload and two
-//!   `read_exact` calls for the raw socket);
-//! - `1p1c_serde/...`: the same through `send`/`recv` of a `serde_bytes` payload (the codec path);
+//!   `read_exact` calls for the raw socket; `IpcBytesSender`/`IpcBytesReceiver` for
+//!   ipc-channel);
+//! - `*_serde`: the same through the typed path, a `serde_bytes` payload so that no byte is
+//!   serialized one at a time (`send`/`recv` for conveyor, `IpcSender`/`IpcReceiver` for
+//!   ipc-channel);
 //! - `pingpong/64B`: the parent sends 64 bytes, the child echoes them, one round trip per
-//!   iteration.
+//!   iteration (raw bytes for every peer).
 //!
-//! After criterion's groups it measures each workload again, alternating conveyor and raw
-//! rounds so that both see the same machine state, and prints median throughput and round trip
-//! with their ratios. Targets: at least 0.9x the raw socketpair at every size, a ping-pong
-//! median within 1.2x.
+//! After criterion's groups it measures each workload again, alternating the peers from round
+//! to round so that all see the same machine state, and prints median throughput and round trip
+//! with the ratios conveyor/raw and conveyor/ipc-channel. Targets: at least 0.9x the raw
+//! socketpair at every size, a ping-pong median within 1.2x.
 //!
 //! ```text
 //! cargo bench -p conveyor --no-default-features --features pipe,process --bench pipe
 //! ```
 //!
-//! ipc-channel is not measured here: `cargo xtask bench` (conveyor-bench) compares the process
-//! transports with their peers.
+//! The ipc-channel child creates its channels and hands them to the parent through an
+//! `IpcOneShotServer` whose name it receives as its argument.
 //!
 //! criterion_main! would generate a `main` that runs before anything else; the child processes
 //! must branch into their entry point first, so this bench writes its own `main`.
@@ -31,6 +34,9 @@ use std::time::{Duration, Instant};
 use conveyor::pipe::{pipe, Connection};
 use conveyor::process::{self as process, entry, Child, Process};
 use criterion::{BenchmarkId, Criterion, Throughput};
+use ipc_channel::ipc::{
+    self as ipc, IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcReceiver, IpcSender,
+};
 use serde::{Deserialize, Serialize};
 
 /// A command from the parent: what the child does next.
@@ -81,7 +87,7 @@ impl Command {
 #[derive(Serialize, Deserialize)]
 struct Payload<'a>(#[serde(with = "serde_bytes")] &'a [u8]);
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct OwnedPayload(#[serde(with = "serde_bytes")] Vec<u8>);
 
 // ------------------------------------------------------------------------ conveyor
@@ -286,11 +292,126 @@ impl Drop for RawPeer {
     }
 }
 
+// ---------------------------------------------------------------------- ipc-channel
+
+/// What the ipc-channel child hands the parent: the command sender (commands and ping-pong
+/// messages go to the child on it), the raw-bytes receiver and the typed receiver (the child
+/// produces and echoes on their senders).
+type IpcBoot = (IpcBytesSender, IpcBytesReceiver, IpcReceiver<OwnedPayload>);
+
+fn ipc_peer(server: String) {
+    let (cmd_tx, cmd_rx) = ipc::bytes_channel().unwrap();
+    let (data_tx, data_rx) = ipc::bytes_channel().unwrap();
+    let (typed_tx, typed_rx) = ipc::channel::<OwnedPayload>().unwrap();
+    IpcSender::<IpcBoot>::connect(server)
+        .unwrap()
+        .send((cmd_tx, data_rx, typed_rx))
+        .unwrap();
+    // The typed sender is retyped to the borrowing payload so that sending needs no copy of
+    // the payload into an owned vector; both serialize to the same bytes.
+    let typed_tx = typed_tx.to_opaque();
+    loop {
+        let cmd = cmd_rx.recv().unwrap();
+        match Command::from_bytes(&cmd) {
+            Command::Produce { count, size } => {
+                let payload = vec![7u8; size as usize];
+                for _ in 0..count {
+                    data_tx.send(&payload).unwrap();
+                }
+            }
+            Command::ProduceSerde { count, size } => {
+                let payload = vec![7u8; size as usize];
+                let tx: IpcSender<Payload<'_>> = typed_tx.clone().to();
+                for _ in 0..count {
+                    tx.send(Payload(&payload)).unwrap();
+                }
+            }
+            Command::Echo { count } => {
+                for _ in 0..count {
+                    let m = cmd_rx.recv().unwrap();
+                    data_tx.send(&m).unwrap();
+                }
+            }
+            Command::Exit => return,
+        }
+    }
+}
+
+struct IpcPeer {
+    cmd: IpcBytesSender,
+    data: IpcBytesReceiver,
+    typed: IpcReceiver<OwnedPayload>,
+    child: Child,
+}
+
+impl IpcPeer {
+    fn start() -> Self {
+        let (server, name): (IpcOneShotServer<IpcBoot>, String) = IpcOneShotServer::new().unwrap();
+        let child = Process::new("ipc_peer", &name).start().unwrap();
+        let (_, (cmd, data, typed)) = server.accept().unwrap();
+        IpcPeer {
+            cmd,
+            data,
+            typed,
+            child,
+        }
+    }
+
+    fn command(&self, c: Command) {
+        self.cmd.send(&c.to_bytes()).unwrap();
+    }
+
+    fn receive(&mut self, count: u64, size: u64) -> Duration {
+        self.command(Command::Produce { count, size });
+        let t0 = Instant::now();
+        for _ in 0..count {
+            let m = self.data.recv().unwrap();
+            debug_assert_eq!(m.len() as u64, size);
+        }
+        t0.elapsed()
+    }
+
+    fn receive_serde(&mut self, count: u64, size: u64) -> Duration {
+        self.command(Command::ProduceSerde { count, size });
+        let t0 = Instant::now();
+        for _ in 0..count {
+            let p = self.typed.recv().unwrap();
+            debug_assert_eq!(p.0.len() as u64, size);
+        }
+        t0.elapsed()
+    }
+
+    fn pingpong(&mut self, count: u64) -> Duration {
+        self.command(Command::Echo { count });
+        let msg = [1u8; 64];
+        let t0 = Instant::now();
+        for _ in 0..count {
+            self.cmd.send(&msg).unwrap();
+            self.data.recv().unwrap();
+        }
+        t0.elapsed()
+    }
+}
+
+impl Drop for IpcPeer {
+    fn drop(&mut self) {
+        self.command(Command::Exit);
+        let _ = self.child.join();
+    }
+}
+
 // ------------------------------------------------------------------------ the runs
 
 const SIZES: [(u64, &str); 3] = [(64, "64B"), (4096, "4KiB"), (1 << 20, "1MiB")];
 
-fn bench(c: &mut Criterion, conveyor: &mut ConveyorPeer, raw: &mut RawPeer) {
+/// The three peers, each with its child process.
+struct Peers {
+    conveyor: ConveyorPeer,
+    raw: RawPeer,
+    ipc: IpcPeer,
+}
+
+fn bench(c: &mut Criterion, p: &mut Peers) {
     let mut group = c.benchmark_group("pipe_1p1c");
     group.sample_size(20);
     group.warm_up_time(Duration::from_millis(500));
@@ -298,13 +419,19 @@ fn bench(c: &mut Criterion, conveyor: &mut ConveyorPeer, raw: &mut RawPeer) {
     for (size, name) in SIZES {
         group.throughput(Throughput::Bytes(size));
         group.bench_function(BenchmarkId::new("raw_socketpair", name), |b| {
-            b.iter_custom(|iters| raw.receive(iters, size))
+            b.iter_custom(|iters| p.raw.receive(iters, size))
         });
         group.bench_function(BenchmarkId::new("conveyor_bytes", name), |b| {
-            b.iter_custom(|iters| conveyor.receive(iters, size))
+            b.iter_custom(|iters| p.conveyor.receive(iters, size))
         });
         group.bench_function(BenchmarkId::new("conveyor_serde", name), |b| {
-            b.iter_custom(|iters| conveyor.receive_serde(iters, size))
+            b.iter_custom(|iters| p.conveyor.receive_serde(iters, size))
+        });
+        group.bench_function(BenchmarkId::new("ipc_channel_bytes", name), |b| {
+            b.iter_custom(|iters| p.ipc.receive(iters, size))
+        });
+        group.bench_function(BenchmarkId::new("ipc_channel_serde", name), |b| {
+            b.iter_custom(|iters| p.ipc.receive_serde(iters, size))
         });
     }
     group.finish();
@@ -314,10 +441,13 @@ fn bench(c: &mut Criterion, conveyor: &mut ConveyorPeer, raw: &mut RawPeer) {
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(3));
     group.bench_function(BenchmarkId::new("raw_socketpair", "64B"), |b| {
-        b.iter_custom(|iters| raw.pingpong(iters))
+        b.iter_custom(|iters| p.raw.pingpong(iters))
     });
     group.bench_function(BenchmarkId::new("conveyor_bytes", "64B"), |b| {
-        b.iter_custom(|iters| conveyor.pingpong(iters))
+        b.iter_custom(|iters| p.conveyor.pingpong(iters))
+    });
+    group.bench_function(BenchmarkId::new("ipc_channel_bytes", "64B"), |b| {
+        b.iter_custom(|iters| p.ipc.pingpong(iters))
     });
     group.finish();
 }
@@ -327,13 +457,35 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Runs `rounds` rounds of `run(peer)` for each of `peers` peers, starting each round with the
+/// next peer so that none always follows another; returns each peer's median.
+fn alternate(rounds: usize, peers: usize, mut run: impl FnMut(usize) -> f64) -> Vec<f64> {
+    let mut all = vec![Vec::with_capacity(rounds); peers];
+    for round in 0..rounds {
+        for k in 0..peers {
+            let peer = (round + k) % peers;
+            all[peer].push(run(peer));
+        }
+    }
+    all.into_iter().map(median).collect()
+}
+
 /// Alternating rounds of each workload; prints medians and ratios from this one run.
-fn side_by_side(conveyor: &mut ConveyorPeer, raw: &mut RawPeer) {
+fn side_by_side(p: &mut Peers) {
     let rounds = 21;
-    println!("\nside by side, {rounds} alternating rounds each, medians:");
+    println!("\nside by side, {rounds} alternating rounds each, medians (k messages/s):");
     println!(
-        "{:<16} {:>16} {:>16} {:>16} {:>9} {:>9}",
-        "workload", "raw socketpair", "conveyor bytes", "conveyor serde", "bytes/raw", "serde/raw"
+        "{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9} {:>9}",
+        "workload",
+        "raw",
+        "conv bytes",
+        "conv serde",
+        "ipc bytes",
+        "ipc serde",
+        "cb/raw",
+        "cs/raw",
+        "cb/ipcb",
+        "cs/ipcs"
     );
     for (size, name) in SIZES {
         let count = match size {
@@ -341,62 +493,73 @@ fn side_by_side(conveyor: &mut ConveyorPeer, raw: &mut RawPeer) {
             4096 => 40_000,
             _ => 400,
         };
-        let (mut r, mut cb, mut cs) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..rounds {
-            // Alternate which goes first, so neither always follows the other.
-            if round % 2 == 0 {
-                r.push(count as f64 / raw.receive(count, size).as_secs_f64());
-            }
-            cb.push(count as f64 / conveyor.receive(count, size).as_secs_f64());
-            cs.push(count as f64 / conveyor.receive_serde(count, size).as_secs_f64());
-            if round % 2 == 1 {
-                r.push(count as f64 / raw.receive(count, size).as_secs_f64());
-            }
-        }
-        let (r, cb, cs) = (median(r), median(cb), median(cs));
+        let m = alternate(rounds, 5, |peer| {
+            let t = match peer {
+                0 => p.raw.receive(count, size),
+                1 => p.conveyor.receive(count, size),
+                2 => p.conveyor.receive_serde(count, size),
+                3 => p.ipc.receive(count, size),
+                _ => p.ipc.receive_serde(count, size),
+            };
+            count as f64 / t.as_secs_f64() / 1e3
+        });
+        let (r, cb, cs, ib, is) = (m[0], m[1], m[2], m[3], m[4]);
         println!(
-            "{:<16} {:>12.1} k/s {:>12.1} k/s {:>12.1} k/s {:>8.2}x {:>8.2}x",
+            "{:<14} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} | {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x",
             format!("1p1c {name}"),
-            r / 1e3,
-            cb / 1e3,
-            cs / 1e3,
+            r,
+            cb,
+            cs,
+            ib,
+            is,
             cb / r,
-            cs / r
+            cs / r,
+            cb / ib,
+            cs / is
         );
     }
     let count = 20_000u64;
-    let (mut r, mut cb) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        if round % 2 == 0 {
-            r.push(raw.pingpong(count).as_secs_f64() / count as f64 * 1e6);
-        }
-        cb.push(conveyor.pingpong(count).as_secs_f64() / count as f64 * 1e6);
-        if round % 2 == 1 {
-            r.push(raw.pingpong(count).as_secs_f64() / count as f64 * 1e6);
-        }
-    }
-    let (r, cb) = (median(r), median(cb));
+    let m = alternate(rounds, 3, |peer| {
+        let t = match peer {
+            0 => p.raw.pingpong(count),
+            1 => p.conveyor.pingpong(count),
+            _ => p.ipc.pingpong(count),
+        };
+        t.as_secs_f64() / count as f64 * 1e6
+    });
+    let (r, cb, ib) = (m[0], m[1], m[2]);
     println!(
-        "{:<16} {:>13.2} us {:>13.2} us {:>16} {:>8.2}x",
-        "pingpong 64B",
+        "{:<14} {:>10.2} {:>10.2} {:>10} {:>10.2} {:>10} | {:>8.2}x {:>9} {:>8.2}x {:>9}",
+        "pingpong (us)",
         r,
         cb,
         "-",
-        cb / r
+        ib,
+        "-",
+        cb / r,
+        "-",
+        cb / ib,
+        "-"
     );
-    println!("(throughput: higher is better, ratio >= 0.9 is the target; round trip: lower is better, ratio <= 1.2)");
+    println!(
+        "(throughput: higher is better, conveyor/raw >= 0.9 is the target; \
+         round trip in us: lower is better, conveyor/raw <= 1.2 is the target)"
+    );
 }
 
 fn main() {
     // A child started by this bench runs its entry point here and exits.
-    process::init(&[entry!(conveyor_peer), entry!(raw_peer)]);
-    let mut conveyor = ConveyorPeer::start();
-    let mut raw = RawPeer::start();
+    process::init(&[entry!(conveyor_peer), entry!(raw_peer), entry!(ipc_peer)]);
+    let mut peers = Peers {
+        conveyor: ConveyorPeer::start(),
+        raw: RawPeer::start(),
+        ipc: IpcPeer::start(),
+    };
     let mut c = Criterion::default().configure_from_args();
-    bench(&mut c, &mut conveyor, &mut raw);
+    bench(&mut c, &mut peers);
     c.final_summary();
     // `cargo test --benches` runs this binary with --bench absent: keep that quick.
     if std::env::args().any(|a| a == "--bench") {
-        side_by_side(&mut conveyor, &mut raw);
+        side_by_side(&mut peers);
     }
 }
