@@ -23,11 +23,15 @@ struct Entry<T> {
 /// Whether `a` comes out before `b`: smaller item first, then earlier arrival.
 #[inline]
 fn before<T: Ord>(a: &Entry<T>, b: &Entry<T>) -> bool {
-    match a.item.cmp(&b.item) {
-        Ordering::Less => true,
-        Ordering::Greater => false,
-        Ordering::Equal => a.seq < b.seq,
-    }
+    // Written as one expression without early returns so that, for plain keys, it compiles to
+    // conditional moves rather than a branch the processor cannot predict on shuffled data.
+    a.item.cmp(&b.item).then(a.seq.cmp(&b.seq)) == Ordering::Less
+}
+
+/// The depth of index `i` in the tree (the root's is 0).
+#[inline]
+fn depth(i: usize) -> u32 {
+    usize::BITS - 1 - (i + 1).leading_zeros()
 }
 
 /// A stable, panic-safe binary min-heap.
@@ -70,15 +74,19 @@ impl<T: Ord> Heap<T> {
                 break;
             }
         }
-        // No user code from here on.
+        // No user code from here on: walk the path from `pos` down to the new leaf, putting the
+        // carried entry in each place and carrying on the entry it displaces (each moves one
+        // level down), then push the last one carried as the new leaf. Carrying the entry in a
+        // local, rather than swapping it along, keeps each step independent of the previous.
         self.next_seq += 1;
-        self.entries.push(entry);
-        let mut i = self.entries.len() - 1;
-        while i > pos {
-            let parent = (i - 1) / 2;
-            self.entries.swap(i, parent);
-            i = parent;
+        let leaf = self.entries.len();
+        let leaf_depth = depth(leaf);
+        let mut carry = entry;
+        for level in depth(pos)..leaf_depth {
+            let node = ((leaf + 1) >> (leaf_depth - level)) - 1;
+            carry = std::mem::replace(&mut self.entries[node], carry);
         }
+        self.entries.push(carry);
     }
 
     /// Removes and returns the first item. If `T::cmp` panics, the heap is unchanged.
@@ -87,8 +95,12 @@ impl<T: Ord> Heap<T> {
         if n <= 1 {
             return self.entries.pop().map(|e| e.item);
         }
-        // The last entry will fill the root's place in a heap of `m` entries; find where it sinks
-        // to: descend while the earlier of the two children comes out before it.
+        // The last entry will fill the root's place in a heap of `m` entries. Find where it
+        // sinks to as the standard library's heap does, with about one comparison per level:
+        // first follow the earlier child of each entry down to the bottom (the path the hole
+        // left by the root would take), then climb back up that path while the last entry
+        // comes out before the entry on it. The entries on a path come out in path order, so
+        // the climb stops where the last entry belongs, usually within a level or two.
         let m = n - 1;
         let last = &self.entries[m];
         let mut pos = 0;
@@ -98,28 +110,25 @@ impl<T: Ord> Heap<T> {
                 break;
             }
             let right = left + 1;
-            let child = if right < m && before(&self.entries[right], &self.entries[left]) {
-                right
-            } else {
-                left
-            };
-            if before(&self.entries[child], last) {
-                pos = child;
-            } else {
-                break;
+            // Branch-free choice of the earlier child (the comparison's outcome is random).
+            pos =
+                left + usize::from(right < m && before(&self.entries[right], &self.entries[left]));
+        }
+        while pos > 0 && before(last, &self.entries[pos]) {
+            pos = (pos - 1) / 2;
+        }
+        // No user code from here on: take the last entry out, then climb from `pos` to the root,
+        // putting the carried entry in each place and carrying on the entry it displaces (each
+        // moves one level up); the entry carried out of the root is the one returned.
+        let mut carry = self.entries.pop()?;
+        let mut node = pos;
+        loop {
+            carry = std::mem::replace(&mut self.entries[node], carry);
+            if node == 0 {
+                return Some(carry.item);
             }
+            node = (node - 1) / 2;
         }
-        // No user code from here on: move the last entry to the root, then down the path from
-        // the root to `pos` (the ancestors of `pos`, top down), each entry on it moving up.
-        let first = self.entries.swap_remove(0);
-        let depth = usize::BITS - 1 - (pos + 1).leading_zeros();
-        let mut cur = 0;
-        for level in 1..=depth {
-            let next = ((pos + 1) >> (depth - level)) - 1;
-            self.entries.swap(cur, next);
-            cur = next;
-        }
-        Some(first.item)
     }
 }
 
@@ -168,5 +177,83 @@ mod tests {
             }
             prev = Some(k);
         }
+    }
+
+    /// Interleaved puts and gets, checked against a sorted model after every step.
+    #[test]
+    fn interleaved_matches_a_sorted_model() {
+        let mut h = Heap::new();
+        let mut model: std::collections::BTreeSet<(u8, u64)> = Default::default();
+        let mut x: u32 = 777;
+        for arrival in 0..5000u64 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            if (x >> 8) % 3 != 0 || model.is_empty() {
+                let key = (x >> 16) as u8 % 40;
+                h.push((key, arrival));
+                model.insert((key, arrival));
+            } else {
+                assert_eq!(h.pop(), model.pop_first());
+            }
+            assert!(valid(&h));
+            assert_eq!(h.len(), model.len());
+        }
+        while let Some(expected) = model.pop_first() {
+            assert_eq!(h.pop(), Some(expected));
+        }
+        assert_eq!(h.pop(), None);
+    }
+
+    /// A panic at any comparison of a put or a get leaves every entry where it was.
+    #[test]
+    fn panic_in_any_comparison_changes_nothing() {
+        use std::cell::Cell;
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        thread_local!(static FUSE: Cell<usize> = const { Cell::new(usize::MAX) });
+        #[derive(Debug, PartialEq, Eq)]
+        struct Fused(u32);
+        impl PartialOrd for Fused {
+            fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+                Some(self.cmp(o))
+            }
+        }
+        impl Ord for Fused {
+            fn cmp(&self, o: &Self) -> Ordering {
+                let left = FUSE.with(|f| f.get());
+                assert!(left != 0, "fuse blew (on purpose)");
+                FUSE.with(|f| f.set(left.saturating_sub(1)));
+                self.0.cmp(&o.0)
+            }
+        }
+        let snapshot = |h: &Heap<Fused>| -> Vec<(u32, u64)> {
+            h.entries.iter().map(|e| (e.item.0, e.seq)).collect()
+        };
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let mut h = Heap::new();
+        let mut x: u32 = 99;
+        for _ in 0..300 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            h.push(Fused((x >> 16) % 1000));
+        }
+        for fuse in 0..12 {
+            let before_put = snapshot(&h);
+            FUSE.with(|f| f.set(fuse));
+            let put = catch_unwind(AssertUnwindSafe(|| h.push(Fused(0))));
+            FUSE.with(|f| f.set(usize::MAX));
+            if put.is_err() {
+                assert_eq!(snapshot(&h), before_put, "a panicking put moved entries");
+            } else {
+                assert!(h.pop().is_some_and(|f| f.0 == 0));
+            }
+            let before_get = snapshot(&h);
+            FUSE.with(|f| f.set(fuse));
+            let got = catch_unwind(AssertUnwindSafe(|| h.pop()));
+            FUSE.with(|f| f.set(usize::MAX));
+            if got.is_err() {
+                assert_eq!(snapshot(&h), before_get, "a panicking get moved entries");
+            }
+            assert!(valid(&h));
+        }
+        std::panic::set_hook(hook);
     }
 }
