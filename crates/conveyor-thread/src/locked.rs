@@ -10,7 +10,9 @@
 //!   and wakes a waiter only when it is not zero, so the common case makes no system call, and
 //!   each waiter is woken once (it leaves the count when woken, not when it next runs);
 //! - a put or get that cannot proceed first spins (then yields) while watching an atomic copy of
-//!   the length, without touching the lock, and only then waits on the condition variable;
+//!   the length, without touching the lock, and only then waits on the condition variable; a get
+//!   that found the queue empty lets a busy putter add a batch before it takes the lock again,
+//!   so that the two do not trade the lock item by item;
 //! - `len`, `is_empty` and `is_full` read that atomic copy and never take the lock.
 //!
 //! The store only runs user code in `Heap`'s comparisons, which happen before the heap changes,
@@ -23,8 +25,16 @@ use conveyor_core::{GetError, PutError, TaskDoneError};
 
 use crate::backoff::Backoff;
 use crate::heap::Heap;
-use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{lock, spin_hint, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::waiters::WaitSet;
+
+/// The most items a waiting get lets accumulate before it takes the lock again, while the
+/// putters are still adding (an eighth of the capacity for smaller queues). See [`Locked::pop`].
+const GET_BATCH: usize = 128;
+/// Spin hints between two looks at the length once items have arrived.
+const CONFIRM_SPINS: u32 = 4;
+/// The most looks at a still-growing length before a waiting get takes the lock anyway.
+const CONFIRM_LOOKS: u32 = 16;
 
 /// A container with an order of its own: which item comes out next.
 pub(crate) trait Store {
@@ -219,15 +229,36 @@ impl<S: Store> Locked<S> {
                 });
                 st = lock(&self.state);
             } else {
-                // Spin without the lock until an item may have arrived.
+                // Spin without the lock until items have arrived: a batch of them, or as many as
+                // the putters will bring for now (the length stopped growing between two looks).
+                // Taking each item the moment it lands would keep the getter and the putter
+                // trading the lock and the store's cache lines item by item; letting a busy putter
+                // run alone for a while lets it fill a batch that the getter then drains, as a
+                // queue whose getter sleeps at once does, without the cost of sleeping.
+                // Once items are there, the looks come at short fixed intervals (and at most
+                // `CONFIRM_LOOKS` of them), so that a lone item waits only one such interval more.
                 drop(st);
+                let batch = (self.cap / 8).clamp(1, GET_BATCH);
+                let mut seen = 0;
+                let mut looks = 0;
                 while !backoff.is_completed() {
-                    backoff.snooze();
-                    if self.len_hint.load(Ordering::Relaxed) != 0
+                    if seen == 0 {
+                        backoff.snooze();
+                    } else {
+                        for _ in 0..CONFIRM_SPINS {
+                            spin_hint();
+                        }
+                        looks += 1;
+                    }
+                    let len = self.len_hint.load(Ordering::Relaxed);
+                    if len >= batch
+                        || (len != 0 && len == seen)
+                        || looks >= CONFIRM_LOOKS
                         || self.closed_hint.load(Ordering::Relaxed)
                     {
                         break;
                     }
+                    seen = len;
                 }
                 st = lock(&self.state);
             }
