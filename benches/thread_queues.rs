@@ -15,14 +15,17 @@
 //! Throughput groups report elements per second (100 000 items per iteration); `pingpong`
 //! reports one round trip per iteration.
 //!
-//! Run: `cargo bench -p conveyor --bench thread_queues` (add a group name to filter, for example
-//! `-- fifo_1p1c`). On two shared cores the whole file takes about a minute.
+//! Run: `cargo bench -p conveyor --no-default-features --features thread --bench thread_queues`
+//! (add a group name to filter, for example `-- fifo_1p1c`, or `-- side_by_side` for the
+//! alternating pass alone). On two shared cores the whole file takes about three minutes.
 //!
-//! Read the medians (criterion writes them to
-//! `target/criterion/<group>/<benchmark>/new/estimates.json`) and compare within a group of one
-//! run. The benchmarks of a group run one after another, not interleaved, so on a small machine
-//! shared with other work a ratio can move by 1.5–2x from one run to the next: run it twice
-//! and quote both.
+//! Criterion runs the benchmarks of a group one after another, so on a small machine shared
+//! with other work a ratio read from two criterion medians can move by 2x from one run to the
+//! next. After the groups, an alternating pass measures each of the issue's targets as pairs:
+//! ours and the peer take turns slice by slice (ours first in even rounds, the peer first in odd
+//! ones), and the pass prints both medians and the median of the per-round ratios, which is
+//! the figure to quote. `CONVEYOR_ROUNDS` sets the number of rounds (21 by default),
+//! `CONVEYOR_PAIRS` a substring of the pair names to measure only those (`priority`, `4p4c`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -34,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use conveyor::thread::{LifoQueue, PriorityQueue, Queue};
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkGroup, Criterion, Throughput};
 
 #[path = "support/lock_queue.rs"]
 mod lock_queue;
@@ -345,5 +348,157 @@ fn pingpong(c: &mut Criterion) {
     group.finish();
 }
 
+/// Median of `xs` (sorted in place); `xs` is not empty.
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// One target of the issue measured in alternating rounds: `ours` and `peer` each return a
+/// figure for one slice of work (a rate, or a time when `lower_is_better`).
+struct Pair {
+    name: &'static str,
+    ours: fn() -> f64,
+    peer: fn() -> f64,
+    unit: &'static str,
+    lower_is_better: bool,
+    /// The ratio the issue asks for: ours/peer at least this (rates) or at most this (times).
+    target: f64,
+}
+
+/// Items per slice in the side-by-side rounds: big enough to dwarf the thread start-up.
+const SLICE_ITEMS: u64 = 1_000_000;
+/// Round trips per slice in the side-by-side ping-pong rounds.
+const SLICE_TRIPS: u64 = 20_000;
+
+fn rate<S: Subject>(p: usize, c: usize) -> f64 {
+    SLICE_ITEMS as f64 / transfer::<S>(p, c, SLICE_ITEMS).as_secs_f64() / 1e6
+}
+
+fn trip<S: Subject>() -> f64 {
+    round_trips::<S>(SLICE_TRIPS).as_secs_f64() / SLICE_TRIPS as f64 * 1e6
+}
+
+/// Runs every pair in `rounds` rounds, ours first in even rounds and the peer first in odd
+/// ones, so that both see the same moments of a shared machine; prints the median of each
+/// side and the median of the per-round ratios, and whether that meets the target.
+fn side_by_side(rounds: usize) {
+    let pairs = [
+        Pair {
+            name: "fifo 1p1c: Queue / crossbeam bounded",
+            ours: || rate::<OurFifo>(1, 1),
+            peer: || rate::<Crossbeam>(1, 1),
+            unit: "M items/s",
+            lower_is_better: false,
+            target: 0.8,
+        },
+        Pair {
+            name: "fifo 4p4c: Queue / crossbeam bounded",
+            ours: || rate::<OurFifo>(4, 4),
+            peer: || rate::<Crossbeam>(4, 4),
+            unit: "M items/s",
+            lower_is_better: false,
+            target: 0.8,
+        },
+        Pair {
+            name: "lifo 1p1c: LifoQueue / Mutex<Vec>",
+            ours: || rate::<OurLifo>(1, 1),
+            peer: || rate::<Plain<Vec<u64>>>(1, 1),
+            unit: "M items/s",
+            lower_is_better: false,
+            target: 1.0,
+        },
+        Pair {
+            name: "lifo 4p4c: LifoQueue / Mutex<Vec>",
+            ours: || rate::<OurLifo>(4, 4),
+            peer: || rate::<Plain<Vec<u64>>>(4, 4),
+            unit: "M items/s",
+            lower_is_better: false,
+            target: 1.0,
+        },
+        Pair {
+            name: "priority 1p1c: PriorityQueue / Mutex<BinaryHeap>",
+            ours: || rate::<OurPriority>(1, 1),
+            peer: || rate::<Plain<BinaryHeap<Reverse<u64>>>>(1, 1),
+            unit: "M items/s",
+            lower_is_better: false,
+            target: 1.0,
+        },
+        Pair {
+            name: "priority 4p4c: PriorityQueue / Mutex<BinaryHeap>",
+            ours: || rate::<OurPriority>(4, 4),
+            peer: || rate::<Plain<BinaryHeap<Reverse<u64>>>>(4, 4),
+            unit: "M items/s",
+            lower_is_better: false,
+            target: 1.0,
+        },
+        Pair {
+            name: "pingpong: Queue cap 1 / crossbeam bounded(1)",
+            ours: trip::<OurFifo>,
+            peer: trip::<Crossbeam>,
+            unit: "us per round trip",
+            lower_is_better: true,
+            target: 1.5,
+        },
+    ];
+    println!("\nside by side: {rounds} alternating rounds per pair, medians");
+    // `CONVEYOR_PAIRS=priority` (a substring of the names) measures only some pairs.
+    let only = std::env::var("CONVEYOR_PAIRS").unwrap_or_default();
+    for pair in pairs.iter().filter(|p| p.name.contains(only.as_str())) {
+        let (mut ours, mut peer, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let (o, p) = if round % 2 == 0 {
+                let o = (pair.ours)();
+                (o, (pair.peer)())
+            } else {
+                let p = (pair.peer)();
+                ((pair.ours)(), p)
+            };
+            ours.push(o);
+            peer.push(p);
+            ratio.push(o / p);
+        }
+        let r = median(&mut ratio);
+        let met = if pair.lower_is_better {
+            r <= pair.target
+        } else {
+            r >= pair.target
+        };
+        println!(
+            "{:<50} ours {:>8.2} peer {:>8.2} {:<18} ratio {:>5.2}x (target {} {}x: {})",
+            pair.name,
+            median(&mut ours),
+            median(&mut peer),
+            pair.unit,
+            r,
+            if pair.lower_is_better { "<=" } else { ">=" },
+            pair.target,
+            if met { "met" } else { "NOT met" },
+        );
+    }
+}
+
 criterion_group!(benches, fifo, lifo, priority, pingpong);
-criterion_main!(benches);
+
+fn main() {
+    // A positional argument is criterion's filter; `side_by_side` selects the alternating pass
+    // alone, any other filter the criterion groups alone, none both.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let only_side = filter.iter().any(|f| f == "side_by_side");
+    if !only_side {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
+    // `cargo test --benches` runs this binary without --bench: keep that quick.
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    if bench_mode && (filter.is_empty() || only_side) {
+        let rounds = std::env::var("CONVEYOR_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(21);
+        side_by_side(rounds);
+    }
+}

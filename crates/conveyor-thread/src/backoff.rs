@@ -4,7 +4,9 @@
 //! crate is measured on), while the other side of a queue usually acts within a few hundred
 //! nanoseconds. So a blocked operation first retries with a growing pause: a few rounds of
 //! `spin_loop` hints, then a few `yield_now`s (which let a preempted peer run when there are more
-//! threads than cores), and only then parks.
+//! threads than cores), and only then parks. A waiter that sees the other side make no progress
+//! at all for a few looks skips the rest of the spinning (see [`Backoff::look`]): when that side
+//! is descheduled, yielding at once gives it the processor sooner.
 
 use crate::sync::{spin_hint, yield_now};
 
@@ -14,6 +16,9 @@ const SPIN_LIMIT: u32 = 6;
 /// Rounds in all, spinning and yielding, before [`Backoff::is_completed`] says to park.
 #[cfg(not(loom))]
 const YIELD_LIMIT: u32 = 10;
+
+/// Looks in a row without progress after which [`Backoff::look`] stops the spinning.
+const IDLE_LOOKS: u32 = 3;
 
 // Under the model checker every spin is a yield, and parking must be reached quickly for the
 // state space to stay small; the protocol is the same.
@@ -26,13 +31,15 @@ const YIELD_LIMIT: u32 = 0;
 #[derive(Debug, Default)]
 pub(crate) struct Backoff {
     step: u32,
+    /// Looks in a row that saw the other side make no progress.
+    idle: u32,
 }
 
 impl Backoff {
     /// A fresh backoff.
     #[inline]
     pub(crate) fn new() -> Self {
-        Backoff { step: 0 }
+        Backoff { step: 0, idle: 0 }
     }
 
     /// Pauses briefly while another thread finishes an operation already under way (a slot being
@@ -60,6 +67,23 @@ impl Backoff {
         }
         if self.step <= YIELD_LIMIT {
             self.step += 1;
+        }
+    }
+
+    /// Notes one look at the other side of the queue: whether it made progress since the
+    /// previous look (an item taken from a full queue, one added to an empty queue). After
+    /// [`IDLE_LOOKS`] looks in a row without progress the other side is most likely not running
+    /// (descheduled on a machine with more threads than cores), so spinning on would only burn
+    /// the time slice it needs: the backoff skips to yielding.
+    #[inline]
+    pub(crate) fn look(&mut self, progress: bool) {
+        if progress {
+            self.idle = 0;
+            return;
+        }
+        self.idle += 1;
+        if self.idle >= IDLE_LOOKS && self.step <= SPIN_LIMIT {
+            self.step = SPIN_LIMIT + 1;
         }
     }
 

@@ -12,7 +12,11 @@
 //! - a put or get that cannot proceed first spins (then yields) while watching an atomic copy of
 //!   the length, without touching the lock, and only then waits on the condition variable; a get
 //!   that found the queue empty lets a busy putter add a batch before it takes the lock again,
-//!   so that the two do not trade the lock item by item;
+//!   and a put that found it full lets a busy getter take a batch out, so that the two do not
+//!   trade the lock item by item;
+//! - the spin stops early when the other side shows no sign of running (the length did not move
+//!   for a few looks: on a machine with more threads than cores it is most likely descheduled),
+//!   and yields the processor to it instead of burning the time slice it needs;
 //! - `len`, `is_empty` and `is_full` read that atomic copy and never take the lock.
 //!
 //! The store only runs user code in `Heap`'s comparisons, which happen before the heap changes,
@@ -184,14 +188,34 @@ impl<S: Store> Locked<S> {
                 });
                 st = lock(&self.state);
             } else {
-                // Spin without the lock until room may have appeared.
+                // Spin without the lock until room has appeared: room for a batch, or as much as
+                // the getters will make for now (the length stopped shrinking between two
+                // looks). The mirror image of a waiting get, for the same reason: a busy getter
+                // left alone for a while drains a batch that this putter then refills.
                 drop(st);
+                let batch = (self.cap / 8).clamp(1, GET_BATCH);
+                let mut seen = usize::MAX;
+                let mut looks = 0;
                 while !backoff.is_completed() {
-                    backoff.snooze();
-                    if self.len_hint.load(Ordering::Relaxed) < self.cap
+                    if seen == usize::MAX {
+                        backoff.snooze();
+                    } else {
+                        for _ in 0..CONFIRM_SPINS {
+                            spin_hint();
+                        }
+                        looks += 1;
+                    }
+                    let len = self.len_hint.load(Ordering::Relaxed);
+                    if len + batch <= self.cap
+                        || (len < self.cap && len == seen)
+                        || looks >= CONFIRM_LOOKS
                         || self.closed_hint.load(Ordering::Relaxed)
                     {
                         break;
+                    }
+                    backoff.look(len < self.cap);
+                    if len < self.cap {
+                        seen = len;
                     }
                 }
                 st = lock(&self.state);
@@ -258,6 +282,7 @@ impl<S: Store> Locked<S> {
                     {
                         break;
                     }
+                    backoff.look(len != 0);
                     seen = len;
                 }
                 st = lock(&self.state);
