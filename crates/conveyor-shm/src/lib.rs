@@ -51,9 +51,10 @@
 //!
 //! **Commit protocol.** A put encodes its item straight into the free space past the tail
 //! (or, when it does not fit there, into a scratch buffer first), then publishes the new tail
-//! with one store, through a small redo journal that also carries the task count. A get hands
-//! the record, in place, to the decoder and then publishes the new head with one store. Hence,
-//! for a process SIGKILLed at any instant:
+//! with one store, through a small redo journal that also carries the task count. A get copies
+//! the record out (into a per-thread buffer that is reused) and publishes the new head with one
+//! store, then releases the lock, and only then decodes the item. Hence, for a process
+//! SIGKILLed at any instant:
 //! - a put killed before its publishing store leaves nothing visible (its bytes lie past the
 //!   tail); one whose `put` returned `Ok` is delivered exactly once;
 //! - **a get killed after its publishing store and before returning loses that one message**
@@ -61,6 +62,13 @@
 //!   it for the next consumer;
 //! - no survivor ever reads a torn record, and none blocks on the dead process: the mutex is
 //!   recovered, and waiters re-check at least every 100 ms (below).
+//!
+//! **An item that does not decode** is consumed all the same, as Python's `Queue.get` consumes
+//! a message it cannot unpickle and raises: a `Deserialize` that fails makes that `get` return
+//! [`GetError::Codec`](conveyor_core::GetError::Codec), and one that panics unwinds through
+//! `get`, in both cases with the record already out of the ring and the lock released, so the
+//! queue goes on for every other thread and process (and a process that dies of the panic
+//! holds no lock).
 //!
 //! **Waiting.** Blocked puts and gets spin for a short bounded time ([`DEFAULT_SPIN`]; pure
 //! spinning for at most 1 µs, then yielding the CPU between checks, so that a peer waiting for
@@ -143,6 +151,7 @@ mod joinable;
 mod layout;
 mod lifecycle;
 mod lock;
+mod proto;
 mod queue;
 mod raw;
 mod ring;

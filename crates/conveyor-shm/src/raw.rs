@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use conveyor_core::GetError;
 
-use crate::ring::{
-    GetOutcome, GetWith, PutInPlace, PutOutcome, Ring, Side, KIND_DATA, KIND_OUT_OF_LINE,
-};
+use crate::ring::{GetOutcome, PutInPlace, PutOutcome, Ring, Side, KIND_DATA, KIND_OUT_OF_LINE};
 use crate::wait::{notify, wait_until, Deadline};
 
 /// Why a raw put failed.
@@ -92,51 +90,6 @@ impl RawQueue {
             Ok(PutInPlace::NoRoom) => Ok(Ok(false)),
             Ok(PutInPlace::Closed) => Err(RawPutError::Closed),
             Err(e) => Ok(Err(e)),
-        }
-    }
-
-    /// Takes the next message and hands its bytes to `f` (in place in the ring when it is
-    /// stored there), waiting until `deadline`.
-    pub(crate) fn get_map<R>(
-        &self,
-        deadline: Deadline,
-        spin: Duration,
-        f: impl Fn(&[u8]) -> R,
-    ) -> Result<R, GetError> {
-        let attempt = || {
-            let locked = match self.ring.lock(Side::Get) {
-                Ok(l) => l,
-                Err(e) => return Some(Err(GetError::Io(e))),
-            };
-            let taken = locked.get_with(|kind, bytes| {
-                if kind == KIND_OUT_OF_LINE {
-                    Err(bytes.to_vec())
-                } else {
-                    Ok(f(bytes))
-                }
-            });
-            match taken {
-                Ok(GetWith::Got(r)) => Some(Ok(r)),
-                Ok(GetWith::Empty) => None,
-                Ok(GetWith::Closed) => Some(Err(GetError::Closed)),
-                Err(e) => Some(Err(GetError::Io(e))),
-            }
-        };
-        let progress = || self.ring.tail_hint();
-        match wait_until(&self.ring.data_signal(), deadline, spin, progress, attempt) {
-            Some(Ok(r)) => {
-                notify(&self.ring.space_signal(), u32::MAX);
-                match r {
-                    Ok(r) => Ok(r),
-                    Err(mut descriptor) => {
-                        self.fetch_out_of_line(&mut descriptor)?;
-                        Ok(f(&descriptor))
-                    }
-                }
-            }
-            Some(Err(e)) => Err(e),
-            None if deadline == Deadline::Now => Err(GetError::Empty),
-            None => Err(GetError::Timeout),
         }
     }
 
@@ -231,6 +184,10 @@ impl RawQueue {
     }
 
     /// Takes the next payload into `out`, waiting until `deadline`.
+    ///
+    /// The record is copied out and consumed under the get mutex, the mutex is released and
+    /// waiting producers are notified before this returns: whatever the caller then does with
+    /// the bytes (a decode that fails or panics) cannot leave it in the ring or the lock held.
     pub(crate) fn get(
         &self,
         out: &mut Vec<u8>,

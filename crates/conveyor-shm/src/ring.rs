@@ -1,12 +1,10 @@
-//! The ring of records and the operations done on it under the put and get mutexes.
-//!
-//! A record is an 8-byte header (`len: u32`, `kind: u32`, native endian) followed by `len`
-//! payload bytes, padded to a multiple of 8. A record never wraps: when it does not fit before
-//! the end of the ring, a `PAD` record fills the rest and the record starts at offset 0.
+//! The queue segment: creation, validation, the two robust mutexes and the operations done on
+//! the ring under them.
 //!
 //! Producers serialise among themselves with the put mutex and consumers with the get mutex
-//! (a two-lock queue): a put and a get never wait for each other. The tail and head are single
-//! words (see `layout.rs`), stored `SeqCst` after the record is written (put) or read (get).
+//! (a two-lock queue): a put and a get never wait for each other. What they do to the ring's
+//! words and bytes once they hold their mutex is the protocol in `proto.rs`, instantiated here
+//! over the shared mapping; its crash-safety argument and model checks are there.
 //!
 //! Crash safety: a put copies its record past the tail and only then publishes the new tail
 //! (through the producer's journal, which also carries the task count). A put killed mid-copy
@@ -14,79 +12,58 @@
 //! commit was half-done, checks the indices and marks the mutex consistent. A get copies the
 //! record out before storing the new head: killed before the store, the record stays for the
 //! next consumer; killed after it, that one message is lost.
-//!
-//! Every index and record header read from shared memory is bounds-checked before use: a
-//! corrupt segment produces an `InvalidData` error, never an out-of-bounds access.
 
 use std::io;
-use std::sync::atomic::{compiler_fence, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::layout::{
-    count, num, pack, pos, used_units, QueueHeader, HEADER_SIZE, JOURNAL_NONE, JOURNAL_PUT,
-    MAX_RING, MIN_RING, QUEUE_MAGIC,
-};
+use crate::layout::{count, used_units, QueueHeader, HEADER_SIZE, MAX_RING, MIN_RING, QUEUE_MAGIC};
+pub(crate) use crate::proto::{GetOutcome, PutInPlace, PutOutcome, Side};
+use crate::proto::{Proto, RingBytes, Words, REC_HDR};
 use crate::robust::{Acquired, MutexKind, RobustMutex};
 use crate::segment::Segment;
 use crate::wait::ShmSignal;
 use crate::ShmError;
 
-/// Record kinds.
-pub(crate) const KIND_DATA: u32 = 1;
-pub(crate) const KIND_PAD: u32 = 2;
-pub(crate) const KIND_OUT_OF_LINE: u32 = 3;
-/// Bytes of a record header: one unit.
-const REC_HDR: u64 = 8;
+pub(crate) use crate::proto::{KIND_DATA, KIND_OUT_OF_LINE};
+
 /// How many times a contended lock is retried before sleeping on it.
 const LOCK_TRIES: u32 = 12;
 
-/// Units (8 bytes) taken by a record with `len` payload bytes.
-#[inline]
-fn record_units(len: u64) -> u64 {
-    1 + len.div_ceil(8)
-}
-
-/// Outcome of a put attempt under the put mutex.
+/// The ring's bytes in the shared mapping.
 #[derive(Debug)]
-pub(crate) enum PutOutcome {
-    Done,
-    Full,
-    Closed,
+pub(crate) struct ShmBytes {
+    base: *mut u8,
+    #[cfg(debug_assertions)]
+    capacity: u64,
 }
 
-/// Outcome of a get attempt under the get mutex.
-#[derive(Debug)]
-pub(crate) enum GetOutcome {
-    /// A record of this kind was copied into the buffer.
-    Got(u32),
-    Empty,
-    /// Empty and closed.
-    Closed,
-}
-
-/// Outcome of a get that hands the record to a closure.
-#[derive(Debug)]
-pub(crate) enum GetWith<R> {
-    /// The closure's result.
-    Got(R),
-    Empty,
-    /// Empty and closed.
-    Closed,
-}
-
-/// Outcome of a put encoded in place.
-#[derive(Debug)]
-pub(crate) enum PutInPlace {
-    Done,
-    /// Not enough contiguous room (or the item bound is reached): use the general path.
-    NoRoom,
-    Closed,
-}
-
-/// Which side's mutex.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    Put,
-    Get,
+// SAFETY: (RingBytes) every method copies within [base, base + capacity), which the trait's
+// contract guarantees for the range given; the mapping outlives the Ring that lends this.
+unsafe impl RingBytes for ShmBytes {
+    #[inline]
+    unsafe fn write(&self, off: u64, src: &[u8]) {
+        #[cfg(debug_assertions)]
+        debug_assert!(off + src.len() as u64 <= self.capacity);
+        // SAFETY: the range is inside the ring and owned by the caller (trait contract).
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(off as usize), src.len())
+        };
+    }
+    #[inline]
+    unsafe fn read(&self, off: u64, dst: *mut u8, len: usize) {
+        #[cfg(debug_assertions)]
+        debug_assert!(off + len as u64 <= self.capacity);
+        // SAFETY: as in `write`; `dst` is valid for `len` bytes (the caller's contract) and
+        // is not inside the ring.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off as usize), dst, len) };
+    }
+    #[inline]
+    unsafe fn fill<R>(&self, off: u64, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        #[cfg(debug_assertions)]
+        debug_assert!(off + len as u64 <= self.capacity);
+        // SAFETY: as in `write`: nobody else reads or writes the range meanwhile.
+        f(unsafe { std::slice::from_raw_parts_mut(self.base.add(off as usize), len) })
+    }
 }
 
 /// A mapped queue segment with its validated configuration.
@@ -96,6 +73,7 @@ pub(crate) struct Ring {
     /// Capacity in bytes (a power of two).
     capacity: u64,
     max_items: u64,
+    bytes: ShmBytes,
 }
 
 // SAFETY: the raw pointers reached through `seg` point into a MAP_SHARED mapping that lives as
@@ -155,11 +133,7 @@ impl Ring {
                 Ok(())
             },
         )?;
-        Ok(Ring {
-            seg,
-            capacity: capacity as u64,
-            max_items: max,
-        })
+        Ok(Ring::assemble(seg, capacity as u64, max))
     }
 
     /// Opens a queue segment and validates its header against the file and `fingerprint`.
@@ -196,11 +170,22 @@ impl Ring {
             });
         }
         let max_items = h.config.max_items.load(Ordering::Relaxed);
-        Ok(Ring {
+        Ok(Ring::assemble(seg, cap, max_items))
+    }
+
+    fn assemble(seg: Segment, capacity: u64, max_items: u64) -> Ring {
+        // SAFETY: create/open established the mapping holds HEADER_SIZE + capacity bytes.
+        let base = unsafe { seg.base().add(HEADER_SIZE) };
+        Ring {
+            bytes: ShmBytes {
+                base,
+                #[cfg(debug_assertions)]
+                capacity,
+            },
             seg,
-            capacity: cap,
+            capacity,
             max_items,
-        })
+        }
     }
 
     #[inline]
@@ -210,7 +195,7 @@ impl Ring {
         unsafe { &*(self.seg.base() as *const QueueHeader) }
     }
 
-    #[inline]
+    #[cfg(test)]
     fn ring_base(&self) -> *mut u8 {
         // SAFETY: HEADER_SIZE is within the mapping (validated at create/open).
         unsafe { self.seg.base().add(HEADER_SIZE) }
@@ -308,36 +293,39 @@ impl Ring {
         })
     }
 
+    /// The protocol over this segment's words and bytes (see `proto.rs`).
+    #[inline]
+    pub(crate) fn proto(&self) -> Proto<'_, AtomicU64, AtomicU32, ShmBytes> {
+        let h = self.header();
+        Proto {
+            w: Words {
+                tail: &h.producer.tail,
+                head_cache: &h.producer.head_cache,
+                unfinished: &h.producer.unfinished,
+                journal: &h.producer.journal,
+                j_tail: &h.producer.j_tail,
+                j_unfinished: &h.producer.j_unfinished,
+                head: &h.consumer.head,
+                tail_cache: &h.consumer.tail_cache,
+                closed: &h.misc.closed,
+            },
+            bytes: &self.bytes,
+            cap_units: self.cap_units(),
+            max_items: self.max_items,
+            inline_max: self.inline_max(),
+        }
+    }
+
     /// Brings one side back to a consistent state after its mutex holder died.
     #[cold]
     fn repair(&self, side: Side) {
         let h = self.header();
-        let mut replayed = false;
-        if side == Side::Put {
-            let p = &h.producer;
-            if p.journal.load(Ordering::Relaxed) == JOURNAL_PUT {
-                p.tail
-                    .store(p.j_tail.load(Ordering::Relaxed), Ordering::SeqCst);
-                p.unfinished
-                    .store(p.j_unfinished.load(Ordering::Relaxed), Ordering::SeqCst);
-                compiler_fence(Ordering::SeqCst);
-                p.journal.store(JOURNAL_NONE, Ordering::Relaxed);
-                replayed = true;
-            }
-        }
-        // A dead consumer needs nothing: its head word is either old or new. The caches are
-        // refreshed from the real words.
-        let head = h.consumer.head.load(Ordering::SeqCst);
-        let tail = h.producer.tail.load(Ordering::SeqCst);
-        match side {
-            Side::Put => h.producer.head_cache.store(head, Ordering::Relaxed),
-            Side::Get => h.consumer.tail_cache.store(tail, Ordering::Relaxed),
-        }
-        if used_units(head, tail) > self.cap_units() {
+        let done = self.proto().repair(side);
+        if done.corrupt {
             tracing::error!(
                 queue = self.name(),
-                head,
-                tail,
+                head = h.consumer.head.load(Ordering::Relaxed),
+                tail = h.producer.tail.load(Ordering::Relaxed),
                 "queue indices are corrupt after a crash"
             );
         }
@@ -345,61 +333,12 @@ impl Ring {
         tracing::warn!(
             queue = self.name(),
             side = ?side,
-            journal_replayed = replayed,
+            journal_replayed = done.replayed,
             "a process died holding a queue lock: queue repaired"
         );
         // Whoever the dead process would have woken must not wait for a slice to pass.
         crate::wait::notify(&self.data_signal(), u32::MAX);
         crate::wait::notify(&self.space_signal(), u32::MAX);
-    }
-
-    /// Reads and checks the record header at unit position `p` (which is before `tail`): its
-    /// kind is known, it fits before the ring's end and before `tail`; a PAD record reaches
-    /// exactly the ring's end. Returns (kind, len, byte offset, units).
-    fn record_at(&self, p: u64, tail: u64) -> Option<(u32, u64, u64, u64)> {
-        let off_units = p & (self.cap_units() - 1);
-        let contiguous = self.cap_units() - off_units;
-        let avail = pos(tail).wrapping_sub(p) & ((1u64 << crate::layout::POS_BITS) - 1);
-        let off = off_units * 8;
-        let mut hdr = [0u8; 8];
-        // SAFETY: off + 8 <= capacity (off_units < cap_units), so the 8 bytes are inside the
-        // ring; the record lies before the tail, so no producer writes it meanwhile.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ring_base().add(off as usize), hdr.as_mut_ptr(), 8)
-        };
-        let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as u64;
-        let kind = u32::from_ne_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
-        let units = record_units(len);
-        if units > contiguous || units > avail {
-            return None;
-        }
-        match kind {
-            KIND_PAD if units == contiguous => Some((kind, len, off, units)),
-            KIND_DATA | KIND_OUT_OF_LINE => Some((kind, len, off, units)),
-            _ => None,
-        }
-    }
-
-    fn write_record_header(&self, off: u64, len: u32, kind: u32) {
-        let mut hdr = [0u8; 8];
-        hdr[..4].copy_from_slice(&len.to_ne_bytes());
-        hdr[4..].copy_from_slice(&kind.to_ne_bytes());
-        // SAFETY: callers pass off with off + 8 <= capacity; the bytes past the tail belong to
-        // the put mutex holder.
-        unsafe {
-            std::ptr::copy_nonoverlapping(hdr.as_ptr(), self.ring_base().add(off as usize), 8)
-        };
-    }
-
-    fn check(&self, head: u64, tail: u64) -> io::Result<()> {
-        let used = used_units(head, tail);
-        if used > self.cap_units() || count(head, tail) > used {
-            return Err(corrupt(format!(
-                "queue {:?} has corrupt indices (head {head:#x}, tail {tail:#x})",
-                self.name()
-            )));
-        }
-        Ok(())
     }
 
     /// The number of items, read without a mutex (approximate while others work).
@@ -447,10 +386,6 @@ impl Ring {
     }
 }
 
-fn corrupt(what: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what)
-}
-
 /// Proof of holding one side's mutex; unlocks on drop.
 pub(crate) struct Locked<'a> {
     ring: &'a Ring,
@@ -466,249 +401,64 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// Adds the queue's name to a protocol error.
+fn named(ring: &Ring, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("queue {:?}: {e}", ring.name()))
+}
+
 impl Locked<'_> {
-    /// The producers' view of (head, tail), refreshing the cached head when it shows fewer
-    /// than `units` free units (or the item bound reached). Holds the put mutex.
-    fn producer_view(&self, units: u64) -> (u64, u64) {
-        let r = self.ring;
-        let p = &r.header().producer;
-        let tail = p.tail.load(Ordering::Relaxed);
-        let cached = p.head_cache.load(Ordering::Relaxed);
-        let used = used_units(cached, tail);
-        let roomy = used <= r.cap_units()
-            && r.cap_units() - used >= units
-            && (r.max_items == 0 || count(cached, tail) < r.max_items);
-        if roomy {
-            return (cached, tail);
-        }
-        let head = r.header().consumer.head.load(Ordering::SeqCst);
-        p.head_cache.store(head, Ordering::Relaxed);
-        (head, tail)
-    }
-
-    /// The consumers' view of (closed, head, tail), refreshing the cached tail when it shows
-    /// no record. `closed` is only meaningful when the view is empty. Holds the get mutex.
-    fn consumer_view(&self) -> (bool, u64, u64) {
-        let r = self.ring;
-        let c = &r.header().consumer;
-        let head = c.head.load(Ordering::Relaxed);
-        let cached = c.tail_cache.load(Ordering::Relaxed);
-        if pos(head) != pos(cached) && used_units(head, cached) <= r.cap_units() {
-            return (false, head, cached);
-        }
-        // Closed is read before the tail: a close is ordered after every put it follows.
-        let closed = self.is_closed();
-        let tail = r.header().producer.tail.load(Ordering::SeqCst);
-        c.tail_cache.store(tail, Ordering::Relaxed);
-        (closed, head, tail)
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.ring.header().misc.closed.load(Ordering::SeqCst) != 0
-    }
-
     /// Closes the queue (under the put mutex, so that no put commits after it).
     pub(crate) fn close(&self) {
         debug_assert_eq!(self.side, Side::Put);
-        self.ring.header().misc.closed.store(1, Ordering::SeqCst);
+        self.ring.proto().close();
     }
 
     /// Appends a record of `kind` holding `payload` (at most `inline_max` bytes), if it fits.
     /// Holds the put mutex.
+    #[inline]
     pub(crate) fn put(&self, payload: &[u8], kind: u32) -> io::Result<PutOutcome> {
         debug_assert_eq!(self.side, Side::Put);
-        if self.is_closed() {
-            return Ok(PutOutcome::Closed);
-        }
-        debug_assert!(payload.len() <= self.ring.inline_max());
-        let r = self.ring;
-        let size = record_units(payload.len() as u64);
-        // Room for the record and a pad before it, at worst.
-        let (head, tail) = self.producer_view(size + (r.cap_units() - 1).min(size));
-        r.check(head, tail)?;
-        if r.max_items != 0 && count(head, tail) >= r.max_items {
-            return Ok(PutOutcome::Full);
-        }
-        let cap_units = r.cap_units();
-        let off_units = pos(tail) & (cap_units - 1);
-        let contiguous = cap_units - off_units;
-        let need = if size <= contiguous {
-            size
-        } else {
-            contiguous + size
-        };
-        if need > cap_units - used_units(head, tail) {
-            return Ok(PutOutcome::Full);
-        }
-        let mut at = off_units * 8;
-        if size > contiguous {
-            r.write_record_header(at, ((contiguous - 1) * 8) as u32, KIND_PAD);
-            at = 0;
-        }
-        r.write_record_header(at, payload.len() as u32, kind);
-        // SAFETY: at + size * 8 <= capacity (checked above: the record fits in the contiguous
-        // space at `at`), and the bytes past the tail are free space owned by the put mutex
-        // holder: consumers never read past the tail.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                payload.as_ptr(),
-                r.ring_base().add((at + REC_HDR) as usize),
-                payload.len(),
-            );
-        }
-        self.commit_put(tail, need);
-        Ok(PutOutcome::Done)
+        self.ring
+            .proto()
+            .put(payload, kind)
+            .map_err(|e| named(self.ring, e))
     }
 
-    /// Takes the oldest record, copying its payload into `out` (cleared first). Holds the get
-    /// mutex.
+    /// Takes the oldest record, copying its payload into `out` (cleared first): the record
+    /// is consumed before the caller looks at it. Holds the get mutex.
+    #[inline]
     pub(crate) fn get(&self, out: &mut Vec<u8>) -> io::Result<GetOutcome> {
-        Ok(
-            match self.get_with(|kind, bytes| {
-                out.clear();
-                out.extend_from_slice(bytes);
-                kind
-            })? {
-                GetWith::Got(kind) => GetOutcome::Got(kind),
-                GetWith::Empty => GetOutcome::Empty,
-                GetWith::Closed => GetOutcome::Closed,
-            },
-        )
-    }
-
-    /// Takes the oldest record, handing its kind and payload (in place, in the ring) to `f`.
-    /// The record is consumed whatever `f` returns. Holds the get mutex.
-    pub(crate) fn get_with<R>(&self, f: impl FnOnce(u32, &[u8]) -> R) -> io::Result<GetWith<R>> {
         debug_assert_eq!(self.side, Side::Get);
-        let r = self.ring;
-        let c = &r.header().consumer;
-        let (closed, head, tail) = self.consumer_view();
-        r.check(head, tail)?;
-        if pos(head) == pos(tail) {
-            return Ok(if closed {
-                GetWith::Closed
-            } else {
-                GetWith::Empty
-            });
-        }
-        let bad = || {
-            corrupt(format!(
-                "queue {:?} holds a corrupt record at position {:#x}",
-                r.name(),
-                pos(head)
-            ))
-        };
-        let mut p = pos(head);
-        let (mut kind, mut len, mut off, mut units) = r.record_at(p, tail).ok_or_else(bad)?;
-        if kind == KIND_PAD {
-            p += units;
-            (kind, len, off, units) = r.record_at(p, tail).ok_or_else(bad)?;
-            if kind == KIND_PAD {
-                return Err(bad());
-            }
-        }
-        // SAFETY: record_at checked off + 8 + len <= capacity; the record lies before the
-        // tail, so no producer writes it, and only the get mutex holder reads it until the
-        // head moves past it below.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(r.ring_base().add((off + REC_HDR) as usize), len as usize)
-        };
-        let result = f(kind, bytes);
-        c.head
-            .store(pack(p + units, num(head) + 1), Ordering::SeqCst);
-        Ok(GetWith::Got(result))
+        self.ring.proto().get(out).map_err(|e| named(self.ring, e))
     }
 
-    /// Encodes a record of `kind` straight into the free space at the tail, if the encoding
-    /// fits there without wrapping (at most `inline_max` bytes). `encode` writes into the
-    /// slice it is given and returns the length used, or `None` if the slice was too small.
-    /// Holds the put mutex.
+    /// Encodes a record of `kind` straight into the free space at the tail, if it fits there
+    /// (see [`Proto::put_in_place`]). Holds the put mutex.
+    #[inline]
     pub(crate) fn put_in_place<E>(
         &self,
         kind: u32,
         encode: impl FnOnce(&mut [u8]) -> Result<Option<usize>, E>,
     ) -> io::Result<Result<PutInPlace, E>> {
         debug_assert_eq!(self.side, Side::Put);
-        if self.is_closed() {
-            return Ok(Ok(PutInPlace::Closed));
-        }
-        let r = self.ring;
-        // A small record's worth of room, at least; a refresh happens when it is missing.
-        let (mut head, tail) = self.producer_view(2);
-        let off_units = pos(tail) & (r.cap_units() - 1);
-        if used_units(head, tail) <= r.cap_units()
-            && (r.cap_units() - off_units).min(r.cap_units() - used_units(head, tail))
-                < r.cap_units() / 4
-        {
-            // Little contiguous room in the cached view: look at the real head before giving up.
-            head = r.header().consumer.head.load(Ordering::SeqCst);
-            r.header()
-                .producer
-                .head_cache
-                .store(head, Ordering::Relaxed);
-        }
-        r.check(head, tail)?;
-        if r.max_items != 0 && count(head, tail) >= r.max_items {
-            return Ok(Ok(PutInPlace::NoRoom));
-        }
-        let cap_units = r.cap_units();
-        let room = (cap_units - off_units).min(cap_units - used_units(head, tail));
-        if room < 2 {
-            return Ok(Ok(PutInPlace::NoRoom));
-        }
-        let at = off_units * 8;
-        let max = (((room - 1) * 8) as usize).min(r.inline_max());
-        // SAFETY: at + 8 + max <= capacity (room units fit before the ring's end), and the
-        // free space past the tail belongs to the put mutex holder: consumers never read
-        // past the tail, and other producers wait for the mutex.
-        let slice = unsafe {
-            std::slice::from_raw_parts_mut(r.ring_base().add((at + REC_HDR) as usize), max)
-        };
-        let n = match encode(slice) {
-            Ok(Some(n)) if n <= max => n,
-            Ok(_) => return Ok(Ok(PutInPlace::NoRoom)),
-            Err(e) => return Ok(Err(e)),
-        };
-        r.write_record_header(at, n as u32, kind);
-        self.commit_put(tail, record_units(n as u64));
-        Ok(Ok(PutInPlace::Done))
-    }
-
-    /// Publishes a put of `units` at `tail` through the journal (see `Producer`).
-    fn commit_put(&self, tail: u64, units: u64) {
-        let p = &self.ring.header().producer;
-        let new_tail = pack(pos(tail) + units, num(tail) + 1);
-        let unfinished = p.unfinished.load(Ordering::Relaxed).saturating_add(1);
-        p.j_tail.store(new_tail, Ordering::Relaxed);
-        p.j_unfinished.store(unfinished, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        p.journal.store(JOURNAL_PUT, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        p.tail.store(new_tail, Ordering::SeqCst);
-        p.unfinished.store(unfinished, Ordering::SeqCst);
-        compiler_fence(Ordering::SeqCst);
-        p.journal.store(JOURNAL_NONE, Ordering::Relaxed);
+        self.ring
+            .proto()
+            .put_in_place(kind, encode)
+            .map_err(|e| named(self.ring, e))
     }
 
     /// Marks one task done under the put mutex; `None` if none was outstanding, else the
     /// number left.
     pub(crate) fn task_done(&self) -> Option<u64> {
         debug_assert_eq!(self.side, Side::Put);
-        let p = &self.ring.header().producer;
-        let u = p.unfinished.load(Ordering::Relaxed);
-        if u == 0 {
-            return None;
-        }
-        // A single word: no journal needed. SeqCst: `join` waiters read it without the
-        // mutex, after registering as sleepers (see wait.rs).
-        p.unfinished.store(u - 1, Ordering::SeqCst);
-        Some(u - 1)
+        self.ring.proto().task_done()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::{num, pack, pos, JOURNAL_NONE, JOURNAL_PUT};
 
     fn ring(cap: usize) -> Ring {
         Ring::create(&crate::segment::anonymous_name("ring-test"), cap, None, 1).unwrap()
@@ -749,7 +499,8 @@ mod tests {
         let p = &r.header().producer;
         let tail = p.tail.load(Ordering::Relaxed);
         // A put that died after writing its record and journal, before the live words.
-        r.write_record_header(pos(tail) * 8 % 1024, 3, KIND_DATA);
+        r.proto()
+            .write_record_header(pos(tail) * 8 % 1024, 3, KIND_DATA);
         // SAFETY: inside the ring, past the tail, nobody else uses this test ring.
         unsafe {
             std::ptr::copy_nonoverlapping(
@@ -762,7 +513,7 @@ mod tests {
             .store(pack(pos(tail) + 2, num(tail) + 1), Ordering::Relaxed);
         p.j_unfinished.store(2, Ordering::Relaxed);
         p.journal.store(JOURNAL_PUT, Ordering::Relaxed);
-        r.repair(Side::Put);
+        r.proto().repair(Side::Put);
         assert_eq!(p.journal.load(Ordering::Relaxed), JOURNAL_NONE);
         assert_eq!(r.unfinished_hint(), 2);
         assert_eq!(get(&r).unwrap(), b"one");
@@ -776,8 +527,9 @@ mod tests {
         put(&r, b"kept");
         let tail = r.header().producer.tail.load(Ordering::Relaxed);
         // A put that died mid-copy: bytes past the tail, the tail not advanced.
-        r.write_record_header(pos(tail) * 8 % 1024, 500, KIND_DATA);
-        r.repair(Side::Put);
+        r.proto()
+            .write_record_header(pos(tail) * 8 % 1024, 500, KIND_DATA);
+        r.proto().repair(Side::Put);
         assert_eq!(r.len_hint(), 1);
         assert_eq!(get(&r).unwrap(), b"kept");
         assert_eq!(get(&r), None);
@@ -798,11 +550,13 @@ mod tests {
         assert!(r.lock(Side::Put).unwrap().put(b"y", KIND_DATA).is_err());
         p.tail.store(good, Ordering::Relaxed);
         let head = r.header().consumer.head.load(Ordering::Relaxed);
-        r.write_record_header(pos(head) * 8 % 1024, u32::MAX, KIND_DATA);
+        r.proto()
+            .write_record_header(pos(head) * 8 % 1024, u32::MAX, KIND_DATA);
         assert!(r.lock(Side::Get).unwrap().get(&mut out).is_err());
-        r.write_record_header(pos(head) * 8 % 1024, 1, 77);
+        r.proto().write_record_header(pos(head) * 8 % 1024, 1, 77);
         assert!(r.lock(Side::Get).unwrap().get(&mut out).is_err());
-        r.write_record_header(pos(head) * 8 % 1024, 1, KIND_DATA);
+        r.proto()
+            .write_record_header(pos(head) * 8 % 1024, 1, KIND_DATA);
         assert!(r.lock(Side::Get).unwrap().get(&mut out).is_ok());
     }
 }
