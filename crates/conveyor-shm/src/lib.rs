@@ -79,6 +79,22 @@
 //! between its change and its wake-up, no sleep is longer than 100 ms: a survivor always
 //! re-checks and goes on. Timeouts use the monotonic clock.
 //!
+//! **Checked by models, not only by tests.** The ring's index and commit protocol lives in
+//! `proto.rs`, generic over where its words and bytes are, and two models run that very code:
+//! - a loom model of a producer and a consumer (and of two producers around the put mutex and
+//!   a consumer) over a 64-byte ring with wrap-around and pad records: FIFO, no loss, no
+//!   duplicate, no torn or racy read of a record's bytes, in every interleaving loom explores;
+//!   with the wait/wake handshake's model (`wait.rs`):
+//!   `RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --release --lib loom` (seconds);
+//! - an exhaustive crash model that kills every put and get before each of its stores (each
+//!   shared word, each 8-byte unit of a record), runs the `EOWNERDEAD` repair (itself killed
+//!   at each store and run again), and checks that every put that returned is delivered once
+//!   and whole, a put killed before its journal mark is invisible, a killed get loses at most
+//!   its own record, and the ring works on: `cargo test -p conveyor-shm --lib crash_model`
+//!   (it runs with the ordinary tests). Out-of-line records are covered as records (their
+//!   files are written before the record and removed by the consumer; a put killed before its
+//!   commit leaves a file that segment cleanup removes).
+//!
 //! **Records and large messages.** A record is a length, a kind and the encoded bytes, padded
 //! to 8; a record never wraps (a pad record fills the ring's end). A message larger than half
 //! the ring goes *out of line*: it is written to a file of its own next to the segment
