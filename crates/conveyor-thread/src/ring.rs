@@ -282,7 +282,6 @@ impl<T> Ring<T> {
         deadline: Option<Instant>,
     ) -> Result<(), PutError<T>> {
         let mut backoff = Backoff::new();
-        let mut last_head = usize::MAX;
         loop {
             match self.try_push(value) {
                 Ok(()) => return Ok(()),
@@ -292,10 +291,6 @@ impl<T> Ring<T> {
             if !block {
                 return Err(PutError::Full(value));
             }
-            // Whether a get finished since the last look (if not, the getters may not be running).
-            let head = self.head.load(Ordering::Relaxed);
-            backoff.look(head != last_head);
-            last_head = head;
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(PutError::Timeout(value));
             }
@@ -310,7 +305,6 @@ impl<T> Ring<T> {
     /// Takes the oldest item, waiting for one until `deadline` (`None`: forever) if `block`.
     pub(crate) fn pop(&self, block: bool, deadline: Option<Instant>) -> Result<T, GetError> {
         let mut backoff = Backoff::new();
-        let mut last_tail = usize::MAX;
         loop {
             match self.try_pop() {
                 Ok(v) => return Ok(v),
@@ -320,10 +314,6 @@ impl<T> Ring<T> {
             if !block {
                 return Err(GetError::Empty);
             }
-            // Whether a put started since the last look (if not, the putters may not be running).
-            let tail = self.tail.load(Ordering::Relaxed);
-            backoff.look(tail != last_tail);
-            last_tail = tail;
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(GetError::Timeout);
             }
