@@ -16,6 +16,14 @@
 
 use crate::sync::{spin_hint, yield_now};
 
+/// The most items (or free places) a waiter lets accumulate before it tries again, while the other
+/// side is still at work (an eighth of the capacity for smaller queues). See [`wait_for_batch`].
+pub(crate) const BATCH: usize = 128;
+/// Spin hints between two looks once something is available.
+const CONFIRM_SPINS: u32 = 4;
+/// The most looks at a still-growing amount before the waiter tries anyway.
+const CONFIRM_LOOKS: u32 = 16;
+
 /// Rounds of spinning `2^step` hints before switching to `yield_now`.
 #[cfg(not(loom))]
 const SPIN_LIMIT: u32 = 6;
@@ -97,5 +105,55 @@ impl Backoff {
     #[inline]
     pub(crate) fn is_completed(&self) -> bool {
         self.step > YIELD_LIMIT
+    }
+}
+
+/// The batch a waiter on a queue of capacity `cap` waits for: see [`wait_for_batch`].
+#[inline]
+pub(crate) fn batch_for(cap: usize) -> usize {
+    (cap / 8).clamp(1, BATCH)
+}
+
+/// The spin of a blocked put or get between two tries, with the backoff's pauses: returns once
+/// `available()` (the items there to take, or the free places to fill) reaches `batch`, or has
+/// stopped growing between two looks while not zero (the other side brings no more for now), or
+/// after `CONFIRM_LOOKS` looks at a growing amount, or when `closed()`, or when the backoff is
+/// completed (the caller then parks).
+///
+/// Trying again the moment one item (or place) appears would keep the two sides trading the same
+/// cache lines item by item; letting a busy other side run alone for a while lets it fill (or
+/// drain) a batch that this side then takes in one go, as a queue whose waiters sleep at once
+/// does, without the cost of sleeping. Once something is there, the looks come at short fixed
+/// intervals, so that a lone item waits only one such interval more.
+///
+/// With `skip_idle`, looks that see nothing at all feed [`Backoff::look`], which stops the
+/// spinning early when the other side seems not to run.
+#[inline]
+pub(crate) fn wait_for_batch(
+    backoff: &mut Backoff,
+    batch: usize,
+    skip_idle: bool,
+    available: impl Fn() -> usize,
+    closed: impl Fn() -> bool,
+) {
+    let mut seen = 0;
+    let mut looks = 0;
+    while !backoff.is_completed() {
+        if seen == 0 {
+            backoff.snooze();
+        } else {
+            for _ in 0..CONFIRM_SPINS {
+                spin_hint();
+            }
+            looks += 1;
+        }
+        let now = available();
+        if now >= batch || (now != 0 && now == seen) || looks >= CONFIRM_LOOKS || closed() {
+            return;
+        }
+        if skip_idle {
+            backoff.look(now != 0);
+        }
+        seen = now;
     }
 }

@@ -27,18 +27,10 @@ use std::time::Instant;
 
 use conveyor_core::{GetError, PutError, TaskDoneError};
 
-use crate::backoff::Backoff;
+use crate::backoff::{batch_for, wait_for_batch, Backoff};
 use crate::heap::Heap;
-use crate::sync::{lock, spin_hint, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::waiters::WaitSet;
-
-/// The most items a waiting get lets accumulate before it takes the lock again, while the
-/// putters are still adding (an eighth of the capacity for smaller queues). See [`Locked::pop`].
-const GET_BATCH: usize = 128;
-/// Spin hints between two looks at the length once items have arrived.
-const CONFIRM_SPINS: u32 = 4;
-/// The most looks at a still-growing length before a waiting get takes the lock anyway.
-const CONFIRM_LOOKS: u32 = 16;
 
 /// A container with an order of its own: which item comes out next.
 pub(crate) trait Store {
@@ -189,35 +181,15 @@ impl<S: Store> Locked<S> {
                 st = lock(&self.state);
             } else {
                 // Spin without the lock until room has appeared: room for a batch, or as much as
-                // the getters will make for now (the length stopped shrinking between two
-                // looks). The mirror image of a waiting get, for the same reason: a busy getter
-                // left alone for a while drains a batch that this putter then refills.
+                // the getters make for now (see `wait_for_batch`).
                 drop(st);
-                let batch = (self.cap / 8).clamp(1, GET_BATCH);
-                let mut seen = usize::MAX;
-                let mut looks = 0;
-                while !backoff.is_completed() {
-                    if seen == usize::MAX {
-                        backoff.snooze();
-                    } else {
-                        for _ in 0..CONFIRM_SPINS {
-                            spin_hint();
-                        }
-                        looks += 1;
-                    }
-                    let len = self.len_hint.load(Ordering::Relaxed);
-                    if len + batch <= self.cap
-                        || (len < self.cap && len == seen)
-                        || looks >= CONFIRM_LOOKS
-                        || self.closed_hint.load(Ordering::Relaxed)
-                    {
-                        break;
-                    }
-                    backoff.look(len < self.cap);
-                    if len < self.cap {
-                        seen = len;
-                    }
-                }
+                wait_for_batch(
+                    &mut backoff,
+                    batch_for(self.cap),
+                    true,
+                    || self.cap - self.len_hint.load(Ordering::Relaxed).min(self.cap),
+                    || self.closed_hint.load(Ordering::Relaxed),
+                );
                 st = lock(&self.state);
             }
         }
@@ -254,37 +226,15 @@ impl<S: Store> Locked<S> {
                 st = lock(&self.state);
             } else {
                 // Spin without the lock until items have arrived: a batch of them, or as many as
-                // the putters will bring for now (the length stopped growing between two looks).
-                // Taking each item the moment it lands would keep the getter and the putter
-                // trading the lock and the store's cache lines item by item; letting a busy putter
-                // run alone for a while lets it fill a batch that the getter then drains, as a
-                // queue whose getter sleeps at once does, without the cost of sleeping.
-                // Once items are there, the looks come at short fixed intervals (and at most
-                // `CONFIRM_LOOKS` of them), so that a lone item waits only one such interval more.
+                // the putters bring for now (see `wait_for_batch`).
                 drop(st);
-                let batch = (self.cap / 8).clamp(1, GET_BATCH);
-                let mut seen = 0;
-                let mut looks = 0;
-                while !backoff.is_completed() {
-                    if seen == 0 {
-                        backoff.snooze();
-                    } else {
-                        for _ in 0..CONFIRM_SPINS {
-                            spin_hint();
-                        }
-                        looks += 1;
-                    }
-                    let len = self.len_hint.load(Ordering::Relaxed);
-                    if len >= batch
-                        || (len != 0 && len == seen)
-                        || looks >= CONFIRM_LOOKS
-                        || self.closed_hint.load(Ordering::Relaxed)
-                    {
-                        break;
-                    }
-                    backoff.look(len != 0);
-                    seen = len;
-                }
+                wait_for_batch(
+                    &mut backoff,
+                    batch_for(self.cap),
+                    true,
+                    || self.len_hint.load(Ordering::Relaxed),
+                    || self.closed_hint.load(Ordering::Relaxed),
+                );
                 st = lock(&self.state);
             }
         }

@@ -56,7 +56,7 @@ use std::time::Instant;
 
 use conveyor_core::{GetError, PutError, TaskDoneError};
 
-use crate::backoff::Backoff;
+use crate::backoff::{batch_for, wait_for_batch, Backoff};
 use crate::sync::{fence, AtomicUsize, CachePadded, Ordering, UnsafeCell};
 use crate::waiters::WaitSet;
 
@@ -297,7 +297,14 @@ impl<T> Ring<T> {
             if backoff.is_completed() {
                 self.putters.park(deadline, || self.has_room_or_closed());
             } else {
-                backoff.snooze();
+                // Room for a batch, or as much as the getters make for now.
+                wait_for_batch(
+                    &mut backoff,
+                    batch_for(self.cap),
+                    false,
+                    || self.cap - self.approx_len(),
+                    || self.is_closed(),
+                );
             }
         }
     }
@@ -320,7 +327,14 @@ impl<T> Ring<T> {
             if backoff.is_completed() {
                 self.getters.park(deadline, || self.has_item_or_closed());
             } else {
-                backoff.snooze();
+                // A batch of items, or as many as the putters bring for now.
+                wait_for_batch(
+                    &mut backoff,
+                    batch_for(self.cap),
+                    false,
+                    || self.approx_len(),
+                    || self.is_closed(),
+                );
             }
         }
     }
@@ -367,6 +381,15 @@ impl<T> Ring<T> {
         } else {
             a + (self.modulus - b)
         }
+    }
+
+    /// The number of items, read without synchronisation: a hint for a spinning waiter, which
+    /// may be off while puts and gets are under way (it is clamped to `0..=cap`).
+    #[inline]
+    fn approx_len(&self) -> usize {
+        let tail = self.tail.load(Ordering::Relaxed) & !self.mark_bit;
+        let head = self.head.load(Ordering::Relaxed);
+        self.diff(self.count(tail), self.count(head)).min(self.cap)
     }
 
     /// The number of items in the ring at one instant.

@@ -26,6 +26,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::sync::{
     current, handshake_fence, lock, park, park_timeout, AtomicBool, AtomicUsize, Mutex, Ordering,
     Thread,
@@ -117,6 +118,18 @@ impl WaitSet {
                 self.leave(&mut list, &me);
                 return;
             }
+        }
+        // Registered: a notifier that comes now takes this waiter off the list and sets
+        // `notified`. Watch that flag a little longer before sleeping in the kernel: a wake-up
+        // that lands during this spin costs neither side a system call (the unpark of a thread
+        // that is not parked yet only sets a flag), and on a small machine the other side is
+        // often just a few microseconds from acting.
+        let mut backoff = Backoff::new();
+        while !backoff.is_completed() {
+            if me.notified.load(Ordering::Acquire) {
+                return;
+            }
+            backoff.snooze();
         }
         loop {
             if me.notified.load(Ordering::Acquire) {
