@@ -87,6 +87,7 @@ pub mod number;
 pub mod protocol;
 pub mod proxy;
 mod server;
+mod spin;
 mod store;
 mod transport;
 

@@ -9,6 +9,8 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 
+use crate::spin::{Poll, Spin};
+
 /// Why a frame could not be received.
 #[derive(Debug)]
 pub enum RecvError {
@@ -84,9 +86,6 @@ pub trait Transport: Send {
 
 const BUF: usize = 64 * 1024;
 
-/// Non-blocking reads tried (with a yield between them) before a receive sleeps.
-const POLL_TRIES: u32 = 5;
-
 /// A [`Transport`] over any byte stream with a file descriptor (Unix or TCP socket).
 #[derive(Debug)]
 pub struct StreamTransport<S> {
@@ -95,6 +94,7 @@ pub struct StreamTransport<S> {
     rstart: usize,
     rend: usize,
     wbuf: Vec<u8>,
+    spin: Spin,
 }
 
 impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
@@ -106,6 +106,7 @@ impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
             rstart: 0,
             rend: 0,
             wbuf: Vec::with_capacity(BUF),
+            spin: Spin::default(),
         }
     }
 
@@ -119,34 +120,25 @@ impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
         self.rend - self.rstart
     }
 
-    /// Tries a few non-blocking reads, yielding the CPU between them, before the caller
-    /// blocks.
-    ///
-    /// A reply (or the client's next request) usually arrives within microseconds. Sleeping
-    /// in `read` and being woken costs a trip through the scheduler (about 5 us on the same
-    /// CPU, 15 us across CPUs); yielding instead lets the peer run on this CPU, and on an idle
-    /// second CPU the bytes are picked up without any wakeup. Yielding, not spinning: a
-    /// spinning reader on a busy machine holds the CPU its peer needs, which measured 5x
-    /// slower, never faster. `None`: nothing came, block.
+    /// Polls with non-blocking reads for as long as the connection's adaptive spin allows
+    /// (see [`crate::spin`]) before the caller blocks. `None`: nothing came, block.
     fn poll_read(&mut self) -> Option<io::Result<usize>> {
         let fd = self.stream.as_raw_fd();
-        for _ in 0..POLL_TRIES {
-            let buf = &mut self.rbuf[self.rend..];
+        let buf = &mut self.rbuf[self.rend..];
+        self.spin.run(|| {
             // SAFETY: recv writes at most `buf.len()` bytes into `buf`, which is valid and
             // exclusively borrowed for the call.
             let r =
                 unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
             if r >= 0 {
-                return Some(Ok(r as usize));
+                return Poll::Ready(Ok(r as usize));
             }
             let e = io::Error::last_os_error();
             match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => {}
-                _ => return Some(Err(e)),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Poll::Empty,
+                _ => Poll::Ready(Err(e)),
             }
-            std::thread::yield_now();
-        }
-        None
+        })
     }
 
     /// Reads until at least `n` bytes are buffered (n <= BUF). Returns false on a clean EOF
