@@ -53,11 +53,11 @@ pub(crate) struct Config {
     pub(crate) max_items: AtomicU64,
 }
 
-/// A sequence word and a sleeper count (see `wait.rs`).
+/// A sequence word and the flag saying a sleeper may be asleep (see `wait.rs`).
 #[repr(C)]
 pub(crate) struct SignalWords {
     pub(crate) seq: AtomicU32,
-    pub(crate) waiters: AtomicU32,
+    pub(crate) armed: AtomicU32,
 }
 
 /// A side's mutex and the signal that side notifies, on one cache line.
@@ -97,14 +97,19 @@ pub(crate) struct Producer {
 
 /// The consumers' state, written only while holding the get mutex.
 ///
-/// Invariant: `head` is an index word at or before `tail`. A get copies its record out, then
-/// stores the new head: a consumer killed before the store leaves the record for the next one.
+/// Invariant: `head` is an index word at or before `tail`. A get copies (or decodes) its
+/// record, then stores the new head: a consumer killed before the store leaves the record for
+/// the next one, unless `taking` names it (then it is skipped: the documented loss).
 #[repr(C, align(64))]
 pub(crate) struct Consumer {
     pub(crate) head: AtomicU64,
     /// The tail word as consumers last read it: a get re-reads the real tail only when this
     /// one shows no record. It is never ahead of the real tail nor behind the head.
     pub(crate) tail_cache: AtomicU64,
+    /// The get journal: `!head` while a get decodes the record at `head` in place; a
+    /// consumer that dies then (killed, or a decode panic with `panic = "abort"`) has that
+    /// record skipped by the repair rather than handed to the next consumer.
+    pub(crate) taking: AtomicU64,
 }
 
 /// Shutdown and task accounting words.
@@ -113,7 +118,7 @@ pub(crate) struct MiscLine {
     /// 1 once the queue is closed (set under the put mutex; never cleared).
     pub(crate) closed: AtomicU32,
     pub(crate) join_seq: AtomicU32,
-    pub(crate) join_waiters: AtomicU32,
+    pub(crate) join_armed: AtomicU32,
     /// Source of unique names for out-of-line messages.
     pub(crate) ool_counter: AtomicU64,
     /// How many times a process died holding a mutex and the queue was repaired.

@@ -87,6 +87,11 @@ pub(crate) unsafe trait RingBytes {
     /// # Safety
     /// See the trait.
     unsafe fn fill<R>(&self, off: u64, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R;
+    /// Hands the `len` bytes at `off` to `f` for reading, and returns `f`'s result.
+    ///
+    /// # Safety
+    /// See the trait.
+    unsafe fn with_slice<R>(&self, off: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R;
 }
 
 /// The shared words a [`Proto`] works on.
@@ -99,9 +104,11 @@ pub(crate) struct Words<'a, W, C> {
     pub(crate) journal: &'a W,
     pub(crate) j_tail: &'a W,
     pub(crate) j_unfinished: &'a W,
-    /// Consumer side: the head word and the cached tail.
+    /// Consumer side: the head word, the cached tail, and the get journal: `!head` while a
+    /// get decodes the record at `head` in place.
     pub(crate) head: &'a W,
     pub(crate) tail_cache: &'a W,
+    pub(crate) taking: &'a W,
     /// Non-zero once closed.
     pub(crate) closed: &'a C,
 }
@@ -119,6 +126,16 @@ pub(crate) enum PutOutcome {
 pub(crate) enum GetOutcome {
     /// A record of this kind was copied into the buffer.
     Got(u32),
+    Empty,
+    /// Empty and closed.
+    Closed,
+}
+
+/// Outcome of a get that hands the record to a closure.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum GetWith<R> {
+    /// The closure's result.
+    Got(R),
     Empty,
     /// Empty and closed.
     Closed,
@@ -145,6 +162,8 @@ pub(crate) enum Side {
 pub(crate) struct Repaired {
     /// A half-done put's journal was replayed.
     pub(crate) replayed: bool,
+    /// The record a dead get was decoding was skipped.
+    pub(crate) skipped: bool,
     /// The indices are inconsistent even after the repair (a corrupt segment).
     pub(crate) corrupt: bool,
 }
@@ -314,6 +333,27 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
                 GetOutcome::Empty
             });
         }
+        let (kind, len, off, next) = self.next_record(head, tail)?;
+        out.clear();
+        out.reserve(len as usize);
+        // SAFETY: record_at checked off + 8 + len <= capacity and that the record lies before
+        // the tail, so no producer writes it, and only the get mutex holder reads it until
+        // the head moves past it below. `out` has room for `len` bytes (reserved), all of
+        // which the read initialises before the length is set.
+        unsafe {
+            self.bytes
+                .read(off + REC_HDR, out.as_mut_ptr(), len as usize);
+            out.set_len(len as usize);
+        }
+        self.w
+            .head
+            .store(pack(next, num(head) + 1), Ordering::SeqCst);
+        Ok(GetOutcome::Got(kind))
+    }
+
+    /// The oldest record at or after `head` (skipping a pad): (kind, len, byte offset, new
+    /// head position), checked.
+    fn next_record(&self, head: u64, tail: u64) -> io::Result<(u32, u64, u64, u64)> {
         let bad = || {
             corrupt(format!(
                 "the queue holds a corrupt record at position {:#x}",
@@ -329,21 +369,42 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
                 return Err(bad());
             }
         }
-        out.clear();
-        out.reserve(len as usize);
-        // SAFETY: record_at checked off + 8 + len <= capacity and that the record lies before
-        // the tail, so no producer writes it, and only the get mutex holder reads it until
-        // the head moves past it below. `out` has room for `len` bytes (reserved), all of
-        // which the read initialises before the length is set.
-        unsafe {
-            self.bytes
-                .read(off + REC_HDR, out.as_mut_ptr(), len as usize);
-            out.set_len(len as usize);
+        Ok((kind, len, off, p + units))
+    }
+
+    /// Takes the oldest record, handing its kind and payload, in place, to `f`; holds the get
+    /// mutex. The record is consumed whatever `f` does: if it panics, the head is moved past
+    /// the record before the panic goes on. While `f` runs, `taking` says which record is
+    /// being decoded, so that if the process dies there (a kill, or a panic with
+    /// `panic = "abort"`) the repair skips that record instead of handing it to the next
+    /// consumer, which could die of it in turn.
+    pub(crate) fn get_with<R>(&self, f: impl FnOnce(u32, &[u8]) -> R) -> io::Result<GetWith<R>> {
+        let (closed, head, tail) = self.consumer_view();
+        self.check(head, tail)?;
+        if pos(head) == pos(tail) {
+            return Ok(if closed {
+                GetWith::Closed
+            } else {
+                GetWith::Empty
+            });
         }
+        let (kind, len, off, next) = self.next_record(head, tail)?;
+        self.w.taking.store(!head, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: next_record checked off + 8 + len <= capacity and that the record lies
+        // before the tail, so no producer writes it until the head moves past it below.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+            self.bytes
+                .with_slice(off + REC_HDR, len as usize, |bytes| f(kind, bytes))
+        }));
+        compiler_fence(Ordering::SeqCst);
         self.w
             .head
-            .store(pack(p + units, num(head) + 1), Ordering::SeqCst);
-        Ok(GetOutcome::Got(kind))
+            .store(pack(next, num(head) + 1), Ordering::SeqCst);
+        match result {
+            Ok(r) => Ok(GetWith::Got(r)),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Encodes a record of `kind` straight into the free space at the tail, if the encoding
@@ -405,8 +466,10 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
         compiler_fence(Ordering::SeqCst);
         w.journal.store(JOURNAL_PUT, Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
+        // SeqCst: the store that publishes the record, and one side of the wake-up handshake
+        // (wait.rs). The task count only grows here: nobody waits for that.
         w.tail.store(new_tail, Ordering::SeqCst);
-        w.unfinished.store(unfinished, Ordering::SeqCst);
+        w.unfinished.store(unfinished, Ordering::Release);
         compiler_fence(Ordering::SeqCst);
         w.journal.store(JOURNAL_NONE, Ordering::Relaxed);
     }
@@ -429,8 +492,9 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
     ///
     /// Put side: a marked journal is replayed (the dead put had written its whole record and
     /// its new values); an unmarked one means the put had not published anything. Get side:
-    /// nothing to undo, the head word is either old or new. Either way the side's cache of
-    /// the other side's word is refreshed.
+    /// the head word is either old or new; if `taking` shows the dead get was decoding the
+    /// record at the head, that record is skipped. Either way the side's cache of the other
+    /// side's word is refreshed.
     pub(crate) fn repair(&self, side: Side) -> Repaired {
         let w = &self.w;
         let mut replayed = false;
@@ -443,6 +507,21 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
             w.journal.store(JOURNAL_NONE, Ordering::Relaxed);
             replayed = true;
         }
+        let mut skipped = false;
+        if side == Side::Get {
+            let head = w.head.load(Ordering::Relaxed);
+            if !w.taking.load(Ordering::Relaxed) == head {
+                // The dead consumer was decoding the record at the head: it is the one
+                // message a get killed midway may lose.
+                let tail = w.tail.load(Ordering::SeqCst);
+                if self.check(head, tail).is_ok() && pos(head) != pos(tail) {
+                    if let Ok((_, _, _, next)) = self.next_record(head, tail) {
+                        w.head.store(pack(next, num(head) + 1), Ordering::SeqCst);
+                        skipped = true;
+                    }
+                }
+            }
+        }
         let head = w.head.load(Ordering::SeqCst);
         let tail = w.tail.load(Ordering::SeqCst);
         match side {
@@ -451,6 +530,7 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
         }
         Repaired {
             replayed,
+            skipped,
             corrupt: self.check(head, tail).is_err(),
         }
     }

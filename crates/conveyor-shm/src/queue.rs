@@ -430,17 +430,15 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
         }
     }
 
-    /// Takes the next item: its record is copied out and consumed under the get mutex, which
-    /// is released before the item is decoded. So a decode that fails returns
-    /// `GetError::Codec` and one that panics unwinds through this call, in both cases with the
-    /// record already taken from the queue, the lock free and the ring consistent: the queue
-    /// goes on for everyone (as Python's `Queue.get` consumes an unpicklable message and
-    /// raises).
+    /// Takes the next item, decoded in place in the ring under the get mutex. The record is
+    /// consumed whatever the decoder does: a decode that fails returns `GetError::Codec`, and
+    /// one that panics unwinds through this call, in both cases with the record already taken
+    /// from the queue, the lock free and the ring consistent, so the queue goes on for
+    /// everyone (as Python's `Queue.get` consumes an unpicklable message and raises).
     fn get_deadline(&self, deadline: Deadline) -> Result<T, GetError> {
-        with_scratch(|buf| {
-            self.raw.get(buf, deadline, self.spin)?;
-            self.codec.decode(buf).map_err(GetError::Codec)
-        })
+        self.raw
+            .get_map(deadline, self.spin, |bytes| self.codec.decode(bytes))?
+            .map_err(GetError::Codec)
     }
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use conveyor_core::GetError;
 
-use crate::ring::{GetOutcome, PutInPlace, PutOutcome, Ring, Side, KIND_DATA, KIND_OUT_OF_LINE};
+use crate::ring::{
+    GetOutcome, GetWith, PutInPlace, PutOutcome, Ring, Side, KIND_DATA, KIND_OUT_OF_LINE,
+};
 use crate::wait::{notify, wait_until, Deadline};
 
 /// Why a raw put failed.
@@ -72,6 +74,7 @@ impl RawQueue {
 
     /// Tries once to encode a record straight into the ring; `Ok(false)` if it does not fit
     /// there now (the caller then takes the general path).
+    #[inline]
     pub(crate) fn try_put_in_place<E>(
         &self,
         encode: impl FnOnce(&mut [u8]) -> Result<Option<usize>, E>,
@@ -84,7 +87,7 @@ impl RawQueue {
         };
         match outcome {
             Ok(PutInPlace::Done) => {
-                notify(&self.ring.data_signal(), 1);
+                notify(&self.ring.data_signal());
                 Ok(Ok(true))
             }
             Ok(PutInPlace::NoRoom) => Ok(Ok(false)),
@@ -93,7 +96,67 @@ impl RawQueue {
         }
     }
 
+    /// Takes the next message and hands its bytes to `f` (in place in the ring when it is
+    /// stored there, under the get mutex), waiting until `deadline`.
+    ///
+    /// The record is consumed whatever `f` does: if `f` panics, the head has moved past the
+    /// record, the mutex is released and waiting producers are notified as the panic goes on.
+    #[inline]
+    pub(crate) fn get_map<R>(
+        &self,
+        deadline: Deadline,
+        spin: Duration,
+        f: impl Fn(&[u8]) -> R,
+    ) -> Result<R, GetError> {
+        let attempt = || {
+            let locked = match self.ring.lock(Side::Get) {
+                Ok(l) => l,
+                Err(e) => return Some(Err(GetError::Io(e))),
+            };
+            let taken = locked.get_with(|kind, bytes| {
+                if kind == KIND_OUT_OF_LINE {
+                    Err(bytes.to_vec())
+                } else {
+                    Ok(f(bytes))
+                }
+            });
+            match taken {
+                Ok(GetWith::Got(r)) => Some(Ok(r)),
+                Ok(GetWith::Empty) => None,
+                Ok(GetWith::Closed) => Some(Err(GetError::Closed)),
+                Err(e) => Some(Err(GetError::Io(e))),
+            }
+        };
+        let progress = || self.ring.tail_hint();
+        let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_until(&self.ring.data_signal(), deadline, spin, progress, attempt)
+        }));
+        let waited = match waited {
+            Ok(w) => w,
+            Err(panic) => {
+                notify(&self.ring.space_signal());
+                std::panic::resume_unwind(panic);
+            }
+        };
+        match waited {
+            Some(Ok(r)) => {
+                notify(&self.ring.space_signal());
+                match r {
+                    Ok(r) => Ok(r),
+                    Err(mut descriptor) => {
+                        self.fetch_out_of_line(&mut descriptor)?;
+                        Ok(f(&descriptor))
+                    }
+                }
+            }
+            Some(Err(e)) => Err(e),
+            None if deadline == Deadline::Now => Err(GetError::Empty),
+            None => Err(GetError::Timeout),
+        }
+    }
+
     /// Puts `payload`, waiting for room until `deadline`.
+    #[inline]
     pub(crate) fn put(
         &self,
         payload: &[u8],
@@ -106,6 +169,7 @@ impl RawQueue {
         self.put_record(payload, KIND_DATA, deadline, spin)
     }
 
+    #[inline]
     fn put_record(
         &self,
         payload: &[u8],
@@ -128,7 +192,7 @@ impl RawQueue {
         let progress = || self.ring.head_hint();
         match wait_until(&self.ring.space_signal(), deadline, spin, progress, attempt) {
             Some(Ok(())) => {
-                notify(&self.ring.data_signal(), 1);
+                notify(&self.ring.data_signal());
                 Ok(())
             }
             Some(Err(e)) => Err(e),
@@ -188,6 +252,7 @@ impl RawQueue {
     /// The record is copied out and consumed under the get mutex, the mutex is released and
     /// waiting producers are notified before this returns: whatever the caller then does with
     /// the bytes (a decode that fails or panics) cannot leave it in the ring or the lock held.
+    #[inline]
     pub(crate) fn get(
         &self,
         out: &mut Vec<u8>,
@@ -209,7 +274,7 @@ impl RawQueue {
         let progress = || self.ring.tail_hint();
         match wait_until(&self.ring.data_signal(), deadline, spin, progress, attempt) {
             Some(Ok(kind)) => {
-                notify(&self.ring.space_signal(), u32::MAX);
+                notify(&self.ring.space_signal());
                 if kind == KIND_OUT_OF_LINE {
                     self.fetch_out_of_line(out)?;
                 }
@@ -257,8 +322,8 @@ impl RawQueue {
             let locked = self.ring.lock(Side::Put)?;
             locked.close();
         }
-        notify(&self.ring.data_signal(), u32::MAX);
-        notify(&self.ring.space_signal(), u32::MAX);
+        notify(&self.ring.data_signal());
+        notify(&self.ring.space_signal());
         tracing::debug!(queue = self.ring.name(), "queue closed");
         Ok(())
     }
@@ -276,7 +341,7 @@ impl RawQueue {
         match left {
             None => Ok(false),
             Some(0) => {
-                notify(&self.ring.join_signal(), u32::MAX);
+                notify(&self.ring.join_signal());
                 Ok(true)
             }
             Some(_) => Ok(true),

@@ -17,7 +17,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::layout::{count, used_units, QueueHeader, HEADER_SIZE, MAX_RING, MIN_RING, QUEUE_MAGIC};
-pub(crate) use crate::proto::{GetOutcome, PutInPlace, PutOutcome, Side};
+pub(crate) use crate::proto::{GetOutcome, GetWith, PutInPlace, PutOutcome, Side};
 use crate::proto::{Proto, RingBytes, Words, REC_HDR};
 use crate::robust::{Acquired, MutexKind, RobustMutex};
 use crate::segment::Segment;
@@ -56,6 +56,13 @@ unsafe impl RingBytes for ShmBytes {
         // SAFETY: as in `write`; `dst` is valid for `len` bytes (the caller's contract) and
         // is not inside the ring.
         unsafe { std::ptr::copy_nonoverlapping(self.base.add(off as usize), dst, len) };
+    }
+    #[inline]
+    unsafe fn with_slice<R>(&self, off: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        #[cfg(debug_assertions)]
+        debug_assert!(off + len as u64 <= self.capacity);
+        // SAFETY: as in `write`: nobody writes the range meanwhile.
+        f(unsafe { std::slice::from_raw_parts(self.base.add(off as usize), len) })
     }
     #[inline]
     unsafe fn fill<R>(&self, off: u64, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
@@ -231,7 +238,7 @@ impl Ring {
         let h = self.header();
         ShmSignal {
             seq: &h.put_lock.signal.seq,
-            waiters: &h.put_lock.signal.waiters,
+            armed: &h.put_lock.signal.armed,
         }
     }
 
@@ -239,7 +246,7 @@ impl Ring {
         let h = self.header();
         ShmSignal {
             seq: &h.get_lock.signal.seq,
-            waiters: &h.get_lock.signal.waiters,
+            armed: &h.get_lock.signal.armed,
         }
     }
 
@@ -247,7 +254,7 @@ impl Ring {
         let h = self.header();
         ShmSignal {
             seq: &h.misc.join_seq,
-            waiters: &h.misc.join_waiters,
+            armed: &h.misc.join_armed,
         }
     }
 
@@ -256,15 +263,41 @@ impl Ring {
     /// Critical sections are short (a bounds check and a copy), so a contended lock is first
     /// retried a few times with a growing pause: glibc's robust mutexes do not spin, and
     /// sleeping in the kernel for every collision costs a system call on each side.
+    #[inline]
     pub(crate) fn lock(&self, side: Side) -> io::Result<Locked<'_>> {
         let m = match side {
             Side::Put => &self.header().put_lock.mutex,
             Side::Get => &self.header().get_lock.mutex,
         };
+        let rc = m.try_lock_raw();
+        if rc == 0 {
+            return Ok(Locked {
+                ring: self,
+                mutex: m,
+                side,
+            });
+        }
+        self.lock_slow(side, m, rc)
+    }
+
+    /// `lock` when the mutex is held by someone else, or its owner died.
+    #[cold]
+    #[inline(never)]
+    fn lock_slow<'a>(
+        &'a self,
+        side: Side,
+        m: &'a RobustMutex,
+        first: libc::c_int,
+    ) -> io::Result<Locked<'a>> {
         let mut acquired = None;
         let mut pause = 1u32;
+        let mut rc = Some(first);
         for _ in 0..LOCK_TRIES {
-            match m.try_lock() {
+            let attempt = match rc.take() {
+                Some(rc) => RobustMutex::acquired(rc),
+                None => m.try_lock(),
+            };
+            match attempt {
                 Ok(a) => {
                     acquired = Some(a);
                     break;
@@ -307,6 +340,7 @@ impl Ring {
                 j_unfinished: &h.producer.j_unfinished,
                 head: &h.consumer.head,
                 tail_cache: &h.consumer.tail_cache,
+                taking: &h.consumer.taking,
                 closed: &h.misc.closed,
             },
             bytes: &self.bytes,
@@ -334,11 +368,12 @@ impl Ring {
             queue = self.name(),
             side = ?side,
             journal_replayed = done.replayed,
+            record_skipped = done.skipped,
             "a process died holding a queue lock: queue repaired"
         );
         // Whoever the dead process would have woken must not wait for a slice to pass.
-        crate::wait::notify(&self.data_signal(), u32::MAX);
-        crate::wait::notify(&self.space_signal(), u32::MAX);
+        crate::wait::notify(&self.data_signal());
+        crate::wait::notify(&self.space_signal());
     }
 
     /// The number of items, read without a mutex (approximate while others work).
@@ -394,11 +429,18 @@ pub(crate) struct Locked<'a> {
 }
 
 impl Drop for Locked<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let Err(e) = self.mutex.unlock() {
-            tracing::error!(queue = self.ring.name(), error = %e, "could not unlock the queue");
+            unlock_failed(self.ring, e);
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn unlock_failed(ring: &Ring, e: io::Error) {
+    tracing::error!(queue = ring.name(), error = %e, "could not unlock the queue");
 }
 
 /// Adds the queue's name to a protocol error.
@@ -430,6 +472,17 @@ impl Locked<'_> {
     pub(crate) fn get(&self, out: &mut Vec<u8>) -> io::Result<GetOutcome> {
         debug_assert_eq!(self.side, Side::Get);
         self.ring.proto().get(out).map_err(|e| named(self.ring, e))
+    }
+
+    /// Takes the oldest record, handing it in place to `f` (see [`Proto::get_with`]): it is
+    /// consumed whatever `f` does, a panic included. Holds the get mutex.
+    #[inline]
+    pub(crate) fn get_with<R>(&self, f: impl FnOnce(u32, &[u8]) -> R) -> io::Result<GetWith<R>> {
+        debug_assert_eq!(self.side, Side::Get);
+        self.ring
+            .proto()
+            .get_with(f)
+            .map_err(|e| named(self.ring, e))
     }
 
     /// Encodes a record of `kind` straight into the free space at the tail, if it fits there

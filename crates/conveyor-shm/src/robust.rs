@@ -104,6 +104,19 @@ impl RobustMutex {
         Self::outcome(unsafe { libc::pthread_mutex_lock(self.raw.get()) })
     }
 
+    /// `pthread_mutex_trylock`'s raw result: 0 (locked), `EOWNERDEAD` (locked, to be
+    /// repaired), `EBUSY` (held by another) or another error.
+    #[inline]
+    pub(crate) fn try_lock_raw(&self) -> libc::c_int {
+        // SAFETY: as in `lock`.
+        unsafe { libc::pthread_mutex_trylock(self.raw.get()) }
+    }
+
+    /// Maps a raw lock result.
+    pub(crate) fn acquired(rc: libc::c_int) -> io::Result<Acquired> {
+        Self::outcome(rc)
+    }
+
     /// Locks if free now; `Err(EBUSY)` if held.
     pub(crate) fn try_lock(&self) -> io::Result<Acquired> {
         // SAFETY: as in `lock`.
@@ -132,6 +145,7 @@ impl RobustMutex {
     }
 
     /// Unlocks a mutex this thread holds.
+    #[inline]
     pub(crate) fn unlock(&self) -> io::Result<()> {
         // SAFETY: as in `lock`; the caller holds the mutex.
         check(unsafe { libc::pthread_mutex_unlock(self.raw.get()) })

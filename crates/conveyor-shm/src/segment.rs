@@ -22,7 +22,7 @@ use memmap2::MmapRaw;
 use crate::error::ShmError;
 
 /// The layout version written in every header; bumped on any layout change.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// File names of conveyor segments start with this.
 pub const FILE_PREFIX: &str = "conveyor-";
 /// How many attached processes a segment tracks.

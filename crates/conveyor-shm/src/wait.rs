@@ -1,29 +1,36 @@
 //! The wait/wake protocol: how a blocked put, get or join sleeps and is woken.
 //!
 //! Each condition ("data available", "space available", "all tasks done") is a [`Signal`]: a
-//! 32-bit sequence word to sleep on, and a count of sleepers. The protocol:
+//! 32-bit sequence word to sleep on, and an *armed* flag saying that someone may be asleep.
+//! The protocol:
 //!
 //! - **notify** (after a change made under the queue's mutex, once it is released): if the
-//!   sleeper count is non-zero, bump the sequence and `FUTEX_WAKE`. With nobody asleep it
-//!   reads one word that shares a cache line with the mutex: no write, no system call.
+//!   flag is set, clear it (a swap), bump the sequence and `FUTEX_WAKE` every sleeper. With
+//!   nobody asleep it reads one word that shares a cache line with the mutex: no write, no
+//!   system call. Once a wake-up is on its way, further notifies find the flag clear and make
+//!   no system call either, until a sleeper arms it again: a peer that is slow to wake (no
+//!   free CPU) does not cost the notifier a `FUTEX_WAKE` per item meanwhile.
 //! - **wait**: try the operation; spin a bounded time watching a progress word (the ring's
-//!   tail for a get, its head for a put) and retry when it moves; then register as a sleeper
-//!   and loop: read the sequence, try the operation, and `FUTEX_WAIT` on the value read.
+//!   tail for a get, its head for a put) and retry when it moves; then loop: read the
+//!   sequence, arm the flag, try the operation, and `FUTEX_WAIT` on the sequence value read.
 //!
-//! No wake-up is lost. The sleeper registers, then issues a `SeqCst` fence, then makes its
-//! last try, which reads the published index (the tail for a get, the head for a put, the task
+//! No wake-up is lost. The sleeper arms, then issues a `SeqCst` fence, then makes its last
+//! try, which reads the published index (the tail for a get, the head for a put, the task
 //! count for a join); the notifier publishes its change, issues a `SeqCst` fence, then reads
-//! the sleeper count. The two fences forbid the "store buffering" outcome in which both read
-//! old values: either the try sees the change, or the notifier sees the sleeper, bumps the
-//! sequence and wakes; if the sleeper has not reached `FUTEX_WAIT` yet, the sequence differs
-//! from the value it read and the call returns at once. (The fences are what loom can check:
-//! it models `SeqCst` loads and stores as acquire/release, but `SeqCst` fences faithfully.)
-//! loom checks this (`RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --lib loom`).
+//! the flag. The two fences forbid the "store buffering" outcome in which both read old
+//! values: either the try sees the change, or the notifier sees the flag, and then bumps the
+//! sequence *after* the sleeper read it (the sleeper read it before arming), so the sleeper's
+//! `FUTEX_WAIT` returns at once or is woken. Every sleeper is woken, so a flag cleared for one
+//! of several sleepers loses nothing: each re-arms before it sleeps again. (The fences are
+//! what loom can check: it models `SeqCst` loads and stores as acquire/release, but `SeqCst`
+//! fences faithfully. The queue itself gets the same guarantee without fence instructions:
+//! there both sides' accesses are `SeqCst`, which are totally ordered; see `ShmSignal`.)
+//! loom checks this
+//! (`RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --release --lib loom`).
 //!
 //! Peers can die between a change and its notify. So no sleep is longer than
 //! [`MAX_SLICE`]: a waiter re-checks at least that often, and survivors go on well within a
-//! second. A waiter that leaves on a timeout passes one wake-up on, in case it swallowed one
-//! meant for a peer.
+//! second. A waiter that leaves (or dies) with the flag armed costs one needless wake-up.
 
 use std::time::{Duration, Instant};
 
@@ -39,16 +46,16 @@ pub(crate) trait Signal {
     fn seq(&self) -> u32;
     /// Bumps the sequence (after a change).
     fn bump(&self);
-    /// Registers one sleeper.
-    fn add_waiter(&self);
-    /// Unregisters one sleeper.
-    fn remove_waiter(&self);
-    /// Whether anyone is registered as a sleeper.
-    fn has_waiters(&self) -> bool;
+    /// Says that a sleeper may be about to sleep.
+    fn arm(&self);
+    /// Whether the flag is set (a plain load: the cheap check of every notify).
+    fn is_armed(&self) -> bool;
+    /// Clears the flag; whether it was set.
+    fn disarm(&self) -> bool;
     /// Sleeps while the sequence equals `expected`, at most `timeout`.
     fn sleep(&self, expected: u32, timeout: Duration);
-    /// Wakes up to `n` sleepers.
-    fn wake(&self, n: u32);
+    /// Wakes every sleeper.
+    fn wake_all(&self);
     /// A `SeqCst` fence (loom's, under the model checker).
     fn fence(&self);
 }
@@ -74,21 +81,23 @@ impl Deadline {
     }
 }
 
-/// Announces a change: if anyone sleeps, bumps the sequence and wakes up to `n` sleepers.
+/// Announces a change: if a sleeper armed the signal, wakes every sleeper.
 #[inline]
-pub(crate) fn notify<S: Signal>(signal: &S, n: u32) {
-    // Orders the caller's publishing store before the sleeper-count load (see the module
-    // docs); on x86 the publishing store is already a full barrier.
+pub(crate) fn notify<S: Signal>(signal: &S) {
+    // Orders the caller's publishing store before the flag load (see the module docs); on
+    // x86 the publishing store is already a full barrier.
     signal.fence();
-    if signal.has_waiters() {
-        notify_slow(signal, n);
+    if signal.is_armed() {
+        notify_slow(signal);
     }
 }
 
 #[cold]
-fn notify_slow<S: Signal>(signal: &S, n: u32) {
-    signal.bump();
-    signal.wake(n);
+fn notify_slow<S: Signal>(signal: &S) {
+    if signal.disarm() {
+        signal.bump();
+        signal.wake_all();
+    }
 }
 
 /// Runs `attempt` until it returns `Some`, sleeping on `signal` in between; `None` once the
@@ -114,34 +123,26 @@ pub(crate) fn wait_until<S: Signal, R>(
             return Some(r);
         }
     }
-    signal.add_waiter();
-    signal.fence();
-    let mut slept = false;
-    let result = loop {
+    loop {
         let seen = signal.seq();
+        signal.arm();
+        signal.fence();
         if let Some(r) = attempt() {
-            break Some(r);
+            return Some(r);
         }
         let slice = match deadline {
             Deadline::Never => MAX_SLICE,
             Deadline::At(at) => {
                 let now = Instant::now();
                 if now >= at {
-                    break None;
+                    return None;
                 }
                 (at - now).min(MAX_SLICE)
             }
-            Deadline::Now => break None,
+            Deadline::Now => return None,
         };
         signal.sleep(seen, slice);
-        slept = true;
-    };
-    signal.remove_waiter();
-    if result.is_none() && slept && signal.has_waiters() {
-        // We may have consumed a wake-up meant for a peer that can still proceed.
-        signal.wake(1);
     }
-    result
 }
 
 #[cold]
@@ -197,7 +198,8 @@ fn spin_phase<R>(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ShmSignal<'a> {
     pub(crate) seq: &'a std::sync::atomic::AtomicU32,
-    pub(crate) waiters: &'a std::sync::atomic::AtomicU32,
+    /// Non-zero while a sleeper may be asleep (see the module docs).
+    pub(crate) armed: &'a std::sync::atomic::AtomicU32,
 }
 
 impl Signal for ShmSignal<'_> {
@@ -209,32 +211,33 @@ impl Signal for ShmSignal<'_> {
     fn bump(&self) {
         self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
-    fn add_waiter(&self) {
-        self.waiters
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-    fn remove_waiter(&self) {
-        // A waiter killed while registered leaves the count one too high; that only costs
-        // notifiers a needless FUTEX_WAKE. Saturate so a corrupt count never wraps.
-        let _ = self.waiters.fetch_update(
-            std::sync::atomic::Ordering::SeqCst,
-            std::sync::atomic::Ordering::SeqCst,
-            |w| Some(w.saturating_sub(1)),
-        );
+    #[inline]
+    fn arm(&self) {
+        self.armed.store(1, std::sync::atomic::Ordering::SeqCst);
     }
     #[inline]
-    fn has_waiters(&self) -> bool {
-        self.waiters.load(std::sync::atomic::Ordering::SeqCst) != 0
+    fn is_armed(&self) -> bool {
+        self.armed.load(std::sync::atomic::Ordering::SeqCst) != 0
+    }
+    #[inline]
+    fn disarm(&self) -> bool {
+        self.armed.swap(0, std::sync::atomic::Ordering::SeqCst) != 0
     }
     fn sleep(&self, expected: u32, timeout: Duration) {
         crate::futex::wait(self.seq, expected, timeout);
     }
-    fn wake(&self, n: u32) {
-        crate::futex::wake(self.seq, n);
+    fn wake_all(&self) {
+        crate::futex::wake(self.seq, u32::MAX);
     }
+    /// No fence instruction: in the queue, both sides of the handshake are `SeqCst`
+    /// accesses (the publishing store of the tail, head or task count, and the load of the
+    /// flag; the store arming the flag, and the load of the index in the last try), and
+    /// `SeqCst` accesses are totally ordered, which forbids the outcome the fences forbid in
+    /// the model (see the module docs). On x86 the publishing store is an `xchg`, a full
+    /// barrier: an `mfence` after it would cost a put or a get some 30 cycles for nothing.
     #[inline]
     fn fence(&self) {
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -251,7 +254,7 @@ mod loom_tests {
 
     struct ModelSignal {
         seq: AtomicU32,
-        waiters: AtomicU32,
+        armed: AtomicU32,
         bucket: Mutex<()>,
         cv: Condvar,
     }
@@ -260,7 +263,7 @@ mod loom_tests {
         fn new() -> Self {
             ModelSignal {
                 seq: AtomicU32::new(0),
-                waiters: AtomicU32::new(0),
+                armed: AtomicU32::new(0),
                 bucket: Mutex::new(()),
                 cv: Condvar::new(),
             }
@@ -274,14 +277,14 @@ mod loom_tests {
         fn bump(&self) {
             self.seq.fetch_add(1, Ordering::SeqCst);
         }
-        fn add_waiter(&self) {
-            self.waiters.fetch_add(1, Ordering::SeqCst);
+        fn arm(&self) {
+            self.armed.store(1, Ordering::SeqCst);
         }
-        fn remove_waiter(&self) {
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+        fn is_armed(&self) -> bool {
+            self.armed.load(Ordering::SeqCst) != 0
         }
-        fn has_waiters(&self) -> bool {
-            self.waiters.load(Ordering::SeqCst) != 0
+        fn disarm(&self) -> bool {
+            self.armed.swap(0, Ordering::SeqCst) != 0
         }
         fn sleep(&self, expected: u32, _timeout: Duration) {
             let guard = self.bucket.lock().unwrap();
@@ -290,13 +293,9 @@ mod loom_tests {
             }
             drop(self.cv.wait(guard).unwrap());
         }
-        fn wake(&self, n: u32) {
+        fn wake_all(&self) {
             let _guard = self.bucket.lock().unwrap();
-            if n == 1 {
-                self.cv.notify_one();
-            } else {
-                self.cv.notify_all();
-            }
+            self.cv.notify_all();
         }
         fn fence(&self) {
             loom::sync::atomic::fence(Ordering::SeqCst);
@@ -337,7 +336,7 @@ mod loom_tests {
                         m.published.store(*next + 1, Ordering::SeqCst);
                         *next += 1;
                     }
-                    notify(&m.data, 1);
+                    notify(&m.data);
                 }));
             }
             let mut takers = Vec::new();

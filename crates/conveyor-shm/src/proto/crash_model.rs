@@ -12,8 +12,9 @@
 //! - every put that returned `Ok` is delivered exactly once, in order, whole, of its kind;
 //! - a put killed before its journal was marked is invisible; one killed after it (its record
 //!   complete) is delivered whole exactly once;
-//! - a get killed before its publishing store leaves its record to the next get; one killed
-//!   after it has taken it (the one documented loss);
+//! - a get killed before its publishing store leaves its record to the next get, unless it
+//!   was decoding it in place (its journal names the record): then, as when it is killed
+//!   after the store, it has taken it (the one documented loss);
 //! - the task count matches the puts that took effect;
 //! - no get reports corruption, and the ring keeps working afterwards (a further history
 //!   with wrap-around runs and is checked).
@@ -105,6 +106,9 @@ unsafe impl RingBytes for KBytes {
         // SAFETY: `dst` is valid for `len` bytes (the caller's contract); `src` is a Vec.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, len) };
     }
+    unsafe fn with_slice<R>(&self, off: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(&self.0.borrow()[off as usize..off as usize + len])
+    }
     unsafe fn fill<R>(&self, off: u64, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         // The encoder writes into a copy; the copy reaches the ring unit by unit, so a kill
         // can leave an encoding half in place (past the tail, where nobody reads).
@@ -119,7 +123,7 @@ const CAP: u64 = 256;
 
 /// A whole queue's shared state.
 struct State {
-    words: [KWord; 8],
+    words: [KWord; 9],
     closed: AtomicU32,
     bytes: KBytes,
 }
@@ -155,6 +159,7 @@ impl State {
                 j_unfinished: &w[5],
                 head: &w[6],
                 tail_cache: &w[7],
+                taking: &w[8],
                 closed: &self.closed,
             },
             bytes: &self.bytes,
@@ -177,7 +182,10 @@ enum Op {
     /// `Proto::put_in_place` of a record (falling back to `put` when it has no room, as the
     /// queue does).
     PutInPlace(Vec<u8>),
+    /// `Proto::get` (a copy).
     Get,
+    /// `Proto::get_with` (the record handed over in place, as a typed get decodes it).
+    GetInPlace,
 }
 
 /// What the queue must hold: the records committed and not yet taken, in order.
@@ -219,11 +227,21 @@ fn run(s: &State, op: &Op, budget: Option<u64>, model: &mut Model) -> (bool, u64
                 GetOutcome::Closed => unreachable!("never closed"),
             }
         }
+        Op::GetInPlace => {
+            match p
+                .get_with(|kind, bytes| (bytes.to_vec(), kind))
+                .expect("get reported corruption")
+            {
+                GetWith::Got(rec) => Some(rec),
+                GetWith::Empty => None,
+                GetWith::Closed => unreachable!("never closed"),
+            }
+        }
     });
     match r {
         Ok(Some(rec)) => {
             match op {
-                Op::Get => {
+                Op::Get | Op::GetInPlace => {
                     let want = model
                         .pop_front()
                         .expect("a get took a record from an empty queue");
@@ -234,7 +252,7 @@ fn run(s: &State, op: &Op, budget: Option<u64>, model: &mut Model) -> (bool, u64
             (true, stores)
         }
         Ok(None) => {
-            if matches!(op, Op::Get) {
+            if matches!(op, Op::Get | Op::GetInPlace) {
                 assert!(
                     model.is_empty(),
                     "a get found the queue empty, model {model:?}"
@@ -279,7 +297,7 @@ fn history(seed: u64, len: usize) -> Vec<Op> {
         .map(|_| {
             let r = next();
             if r % 5 < 2 {
-                return Op::Get;
+                return if r % 2 == 0 { Op::Get } else { Op::GetInPlace };
             }
             serial = serial.wrapping_add(1);
             let n = (next() % (CAP / 2 - REC_HDR + 1)) as usize;
@@ -311,7 +329,7 @@ fn check_history(ops: &[Op]) -> u64 {
             }
             points += 1;
             let side = match op {
-                Op::Get => Side::Get,
+                Op::Get | Op::GetInPlace => Side::Get,
                 _ => Side::Put,
             };
             // The survivor's repair, itself killed at each of its stores before a full one.
@@ -328,7 +346,7 @@ fn check_history(ops: &[Op]) -> u64 {
             let got = drain(&s);
             let want: Vec<_> = m.iter().cloned().collect();
             match op {
-                Op::Get => {
+                Op::Get | Op::GetInPlace => {
                     // Left for the next get, or taken by the dead one: lost, never torn.
                     assert!(
                         got == want || got[..] == want[1.min(want.len())..],
@@ -410,4 +428,27 @@ fn the_journal_replays_a_put_killed_between_its_mark_and_its_clear() {
     }
     // The last three stores (tail, count, clear) all come after the mark.
     assert_eq!(delivered_from, Some(total - 3));
+}
+
+#[test]
+fn a_get_killed_while_decoding_in_place_has_its_record_skipped() {
+    // The one place a dead get loses its record before its publishing store: its journal
+    // names the record, so the next consumer does not decode (and die of) it again.
+    let s = State::new();
+    let mut m = Model::new();
+    for op in [
+        Op::Put(b"poison".to_vec(), KIND_DATA),
+        Op::Put(b"next".to_vec(), KIND_DATA),
+    ] {
+        run(&s, &op, None, &mut m);
+    }
+    // Kill it before its last store (the head), after the journal's.
+    let (_, total) = killable(None, || s.snapshot().proto().get_with(|_, _| ()));
+    let (r, _) = killable(Some(total - 1), || {
+        s.proto().get_with(|_, bytes| assert_eq!(bytes, b"poison"))
+    });
+    assert!(r.is_err());
+    let rep = s.proto().repair(Side::Get);
+    assert!(rep.skipped && !rep.corrupt);
+    assert_eq!(drain(&s), vec![(b"next".to_vec(), KIND_DATA)]);
 }

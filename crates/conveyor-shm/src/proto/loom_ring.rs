@@ -82,6 +82,11 @@ unsafe impl RingBytes for LBytes {
         let dst = unsafe { std::slice::from_raw_parts_mut(dst, len) };
         self.read_units(off, dst);
     }
+    unsafe fn with_slice<R>(&self, off: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        let mut buf = vec![0u8; len];
+        self.read_units(off, &mut buf);
+        f(&buf)
+    }
     unsafe fn fill<R>(&self, off: u64, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         // Hands over the free space as it is, and writes all of it back: loom then checks
         // the producer owns every unit the encoder was lent, not only the ones it used.
@@ -96,7 +101,7 @@ unsafe impl RingBytes for LBytes {
 const CAP_UNITS: u64 = 8;
 
 struct Shared {
-    words: [AtomicU64; 8],
+    words: [AtomicU64; 9],
     closed: AtomicU32,
     bytes: LBytes,
     put_lock: Mutex<()>,
@@ -126,6 +131,7 @@ impl Shared {
                 j_unfinished: &w[5],
                 head: &w[6],
                 tail_cache: &w[7],
+                taking: &w[8],
                 closed: &self.closed,
             },
             bytes: &self.bytes,
