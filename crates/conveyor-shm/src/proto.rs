@@ -195,6 +195,7 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
     }
 
     /// Checks that (head, tail) describe at most a full ring and no more records than units.
+    #[inline]
     pub(crate) fn check(&self, head: u64, tail: u64) -> io::Result<()> {
         let used = used_units(head, tail);
         if used > self.cap_units || count(head, tail) > used {
@@ -252,6 +253,7 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
     /// Reads and checks the record header at unit position `p` (which is before `tail`): its
     /// kind is known, it fits before the ring's end and before `tail`; a PAD record reaches
     /// exactly the ring's end. Returns (kind, len, byte offset, units).
+    #[inline]
     fn record_at(&self, p: u64, tail: u64) -> Option<(u32, u64, u64, u64)> {
         let off_units = p & (self.cap_units - 1);
         let contiguous = self.cap_units - off_units;
@@ -279,6 +281,7 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
 
     /// Appends a record of `kind` holding `payload` (at most `inline_max` bytes), if it fits.
     /// Holds the put mutex.
+    #[inline]
     pub(crate) fn put(&self, payload: &[u8], kind: u32) -> io::Result<PutOutcome> {
         if self.is_closed() {
             return Ok(PutOutcome::Closed);
@@ -323,6 +326,7 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
 
     /// Takes the oldest record, copying its payload into `out` (cleared first) and consuming
     /// it. Holds the get mutex.
+    #[inline]
     pub(crate) fn get(&self, out: &mut Vec<u8>) -> io::Result<GetOutcome> {
         let (closed, head, tail) = self.consumer_view();
         self.check(head, tail)?;
@@ -353,6 +357,7 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
 
     /// The oldest record at or after `head` (skipping a pad): (kind, len, byte offset, new
     /// head position), checked.
+    #[inline]
     fn next_record(&self, head: u64, tail: u64) -> io::Result<(u32, u64, u64, u64)> {
         let bad = || {
             corrupt(format!(
@@ -378,6 +383,7 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
     /// being decoded, so that if the process dies there (a kill, or a panic with
     /// `panic = "abort"`) the repair skips that record instead of handing it to the next
     /// consumer, which could die of it in turn.
+    #[inline]
     pub(crate) fn get_with<R>(&self, f: impl FnOnce(u32, &[u8]) -> R) -> io::Result<GetWith<R>> {
         let (closed, head, tail) = self.consumer_view();
         self.check(head, tail)?;
@@ -411,6 +417,7 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
     /// fits there without wrapping (at most `inline_max` bytes). `encode` writes into the
     /// slice it is given and returns the length used, or `None` if the slice was too small.
     /// Holds the put mutex.
+    #[inline]
     pub(crate) fn put_in_place<E>(
         &self,
         kind: u32,
@@ -457,6 +464,7 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
     /// producer killed before the mark leaves the old values; one killed after it leaves a
     /// journal that [`repair`](Proto::repair) replays. The compiler fences keep the stores
     /// in program order, which is the order a killed process leaves them in memory.
+    #[inline]
     fn commit_put(&self, tail: u64, units: u64) {
         let w = &self.w;
         let new_tail = pack(pos(tail) + units, num(tail) + 1);

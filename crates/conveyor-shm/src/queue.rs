@@ -395,6 +395,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
         self.put_ref_deadline(item, Deadline::after(timeout))
     }
 
+    #[inline]
     fn put_ref_deadline(&self, item: &T, deadline: Deadline) -> Result<(), PutError<()>> {
         self.put_encoded(item, deadline).map_err(|e| e.map(|_| ()))
     }
@@ -402,6 +403,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
     /// The put path shared by `put` and `put_ref`: encode straight into the ring when the
     /// item fits at the tail now (one copy), else through a scratch buffer (which also learns
     /// the size, for waiting or for out-of-line delivery).
+    #[inline]
     fn put_encoded(&self, item: &T, deadline: Deadline) -> Result<(), PutError<()>> {
         match self
             .raw
@@ -435,6 +437,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
     /// one that panics unwinds through this call, in both cases with the record already taken
     /// from the queue, the lock free and the ring consistent, so the queue goes on for
     /// everyone (as Python's `Queue.get` consumes an unpicklable message and raises).
+    #[inline]
     fn get_deadline(&self, deadline: Deadline) -> Result<T, GetError> {
         self.raw
             .get_map(deadline, self.spin, |bytes| self.codec.decode(bytes))?

@@ -105,6 +105,7 @@ fn notify_slow<S: Signal>(signal: &S) {
 ///
 /// `spin` bounds the busy-wait phase before the first sleep (zero: sleep at once); while
 /// spinning, `attempt` is retried whenever `progress` changes.
+#[inline]
 pub(crate) fn wait_until<S: Signal, R>(
     signal: &S,
     deadline: Deadline,
