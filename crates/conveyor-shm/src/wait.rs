@@ -40,6 +40,18 @@ pub(crate) const MAX_SLICE: Duration = Duration::from_millis(100);
 /// The longest a waiter busy-waits before it starts yielding its CPU between checks.
 pub(crate) const BUSY_SPIN: Duration = Duration::from_micros(1);
 
+/// A yield that kept this thread off its CPU longer than this means the CPUs are
+/// oversubscribed (see `spin_phase`).
+const YIELD_STALL: Duration = Duration::from_micros(50);
+
+/// How long a thread skips the yielding phase after a stalled yield.
+const NO_YIELD_FOR: Duration = Duration::from_millis(200);
+
+thread_local! {
+    /// Until when this thread spins without yielding (see `spin_phase`).
+    static NO_YIELD_UNTIL: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
 /// A condition that can be slept on.
 pub(crate) trait Signal {
     /// The current sequence value.
@@ -166,12 +178,33 @@ fn spin_phase<R>(
     // round trip 16-35 µs, a 1 µs one 5-10 µs; with a CPU each, both stayed at 0.4 µs).
     let yield_after = start + (spin / 4).min(BUSY_SPIN);
     let mut yielding = false;
+    //
+    // Yielding only helps while the CPUs are not oversubscribed. When other threads wait for
+    // a CPU, a yield hands this one to them for a whole time slice (milliseconds), and the
+    // peer's answer, arriving meanwhile, cannot bring this thread back: it is runnable, not
+    // asleep, so it gets no wake-up preemption (measured at load 20: a 2.2 ms ping-pong round
+    // trip, against 12 µs sleeping at once). So a yield that took longer than `YIELD_STALL`
+    // ends the spin (the caller then sleeps on the futex, whose wake-up does preempt), and
+    // this thread skips the yielding phase for the next `NO_YIELD_FOR`. (Whether the peer
+    // made progress meanwhile says nothing: it may have answered at once on the other CPU
+    // while this thread waited for its own.) A yield to a peer sharing this CPU, the case the
+    // yielding phase is for, takes a few microseconds.
+    if NO_YIELD_UNTIL.with(|t| t.get().is_some_and(|until| start < until)) {
+        // Busy phase only.
+        end = end.min(yield_after);
+    }
     loop {
         let seen = progress();
         let mut i = 0u32;
         while progress() == seen {
             if yielding {
+                let before = Instant::now();
                 std::thread::yield_now();
+                let after = Instant::now();
+                if after - before > YIELD_STALL {
+                    NO_YIELD_UNTIL.with(|t| t.set(Some(after + NO_YIELD_FOR)));
+                    return None;
+                }
             } else {
                 std::hint::spin_loop();
             }
