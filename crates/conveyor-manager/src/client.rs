@@ -77,9 +77,44 @@ impl Client {
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Client> {
         let stream = net::connect(address, authkey)?;
         let t: Box<dyn Transport> = Box::new(StreamTransport::new(stream));
-        Client::over(t, Some(address.clone()), authkey.into()).inspect(|_| {
-            tracing::debug!(%address, "connected to a manager");
-        })
+        let client = Client::over(t, Some(address.clone()), authkey.into())?;
+        if matches!(address, Address::Unix(_)) {
+            client.move_to_pipes()?;
+        }
+        tracing::debug!(%address, "connected to a manager");
+        Ok(client)
+    }
+
+    /// On a Unix socket, moves the connection's frames to a pair of pipes (cheaper per
+    /// message than the socket; see [`Request::Pipes`]). If the pipes cannot be made, or
+    /// the server declines, the connection stays on the socket.
+    fn move_to_pipes(&self) -> Result<()> {
+        let pipes = match crate::transport::Pipes::new() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "manager connection stays on its socket");
+                return Ok(());
+            }
+        };
+        let agreed = self.request(&Request::Pipes, |r| match r {
+            Reply::Unit => Ok(()),
+            other => Err(unexpected(&other)),
+        });
+        match agreed {
+            Ok(()) => {
+                let mut conn = self.lock_conn();
+                if let Err(e) = conn.t.hand_over(pipes) {
+                    conn.broken = true;
+                    return Err(e.into());
+                }
+                Ok(())
+            }
+            Err(ManagerError::Remote(e)) => {
+                tracing::debug!(error = %e, "manager declined pipes; staying on the socket");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Says hello over an authenticated transport.

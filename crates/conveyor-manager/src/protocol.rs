@@ -208,6 +208,12 @@ pub enum Request<'a> {
     Shutdown,
     /// Does nothing; answered by [`Reply::Unit`].
     Ping,
+    /// Over a Unix socket: the client moves the connection's frames to a pair of pipes it
+    /// made. The server answers [`Reply::Unit`], then reads one byte carrying the pipes'
+    /// server ends (`SCM_RIGHTS`: the request pipe's read end, the reply pipe's write end);
+    /// from then on frames go through the pipes and the socket only tells that the peer is
+    /// still there. The client sends nothing else until it has the answer.
+    Pipes,
 }
 
 /// One operation on the object with id `obj` (from [`Reply::Opened`]).

@@ -328,6 +328,18 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
         }
         out.clear();
         let after = match postcard::take_from_bytes::<(u64, Request<'_>)>(&inbuf) {
+            Ok(((id, Request::Pipes), [])) if session.hello && !t.has_buffered_input() => {
+                // Answer, then take the pipe ends the client sends once it has the answer.
+                let _ = Postcard.encode(&(id, Response::Ok(Reply::Unit)), &mut out);
+                if t.send(&out).and_then(|()| t.flush()).is_err() {
+                    break;
+                }
+                if let Err(e) = t.take_over() {
+                    tracing::debug!(conn, error = %e, "manager client failed to hand over pipes");
+                    break;
+                }
+                continue;
+            }
             Ok(((id, req), [])) => {
                 if request_may_block(&req) {
                     // Replies queued so far go out before this one waits; and a client that
@@ -499,6 +511,11 @@ fn handle(
             };
         }
         Request::Ping => store::ok(out, Reply::Unit),
+        // Reaches here only after hello with requests already buffered behind it.
+        Request::Pipes => Err(RemoteError::new(
+            ErrorKind::Malformed,
+            "a move to pipes must be the only request in flight",
+        )),
     };
     if let Err(e) = result {
         out.truncate(start);

@@ -22,6 +22,12 @@
 //!   program had this CPU: spinning now only delays our peer and loses the scheduler's
 //!   preference for sleepers, so the wait goes to sleep at once and the budget drops to zero.
 //!
+//! - **A floor of polls.** Every wait polls [`MIN_TRIES`] times, yielding between polls,
+//!   whatever its budget: with several busy connections per CPU (four clients on two CPUs)
+//!   each yield runs another thread's work, and the bytes are often there after.
+//! - **Yield first for a new frame.** Right after a request (or a reply) went out nothing can
+//!   have come back yet, so such a wait yields before its first poll.
+//!
 //! The worst a spin costs is [`MAX`] of one CPU per wait, and on a busy or idle connection
 //! the budget falls to nothing within a few waits.
 
