@@ -73,11 +73,15 @@
 //! **Waiting.** Blocked puts and gets spin for a short bounded time ([`DEFAULT_SPIN`]; pure
 //! spinning for at most 1 µs, then yielding the CPU between checks, so that a peer waiting for
 //! this CPU gets it at once) watching the ring's tail or head, then sleep with `FUTEX_WAIT` on
-//! a sequence word (shared, not `FUTEX_PRIVATE_FLAG`). Notifiers bump the word and call
-//! `FUTEX_WAKE` only when a sleeper is registered, so a put or get that nobody waits for makes
-//! no system call. The protocol is model-checked with loom (`wait.rs`). Since a peer may die
-//! between its change and its wake-up, no sleep is longer than 100 ms: a survivor always
-//! re-checks and goes on. Timeouts use the monotonic clock.
+//! a sequence word (shared, not `FUTEX_PRIVATE_FLAG`). A yield that keeps the waiter off its
+//! CPU for over 50 µs means the CPUs are oversubscribed (a yield then hands the CPU away for a
+//! whole time slice, and only a sleeper's wake-up preempts): the spin ends and that thread
+//! stops yielding for 200 ms. A sleeper *arms* the signal; a notifier that finds it armed
+//! disarms it, bumps the word and calls `FUTEX_WAKE` for every sleeper, so a put or get that
+//! nobody waits for makes no system call, and one wake-up in flight is not followed by one
+//! per item while the sleeper waits for a CPU. The protocol is model-checked with loom
+//! (`wait.rs`). Since a peer may die between its change and its wake-up, no sleep is longer
+//! than 100 ms: a survivor always re-checks and goes on. Timeouts use the monotonic clock.
 //!
 //! **Checked by models, not only by tests.** The ring's index and commit protocol lives in
 //! `proto.rs`, generic over where its words and bytes are, and two models run that very code:
@@ -125,31 +129,36 @@
 //! `cargo bench -p conveyor --no-default-features --features shm,process --bench shm` runs
 //! two processes (one producer, one consumer) over this queue and, in the same criterion
 //! groups, over ipmpsc, ipc-channel and a Unix socketpair with length-prefixed postcard frames;
-//! typed payloads hold a `serde_bytes` vector. Medians from one run on the project's 2-vCPU
-//! machine while it was quiet (load 1.7):
+//! typed payloads hold a `serde_bytes` vector. The ping-pong group also has `futex-floor`: two
+//! processes bouncing a futex word, no data, the floor of any sleep-at-once round trip. After
+//! the criterion groups, a side-by-side pass alternates short slices of every peer (15 rounds,
+//! `SHM_ROUNDS` to change) and prints medians and ratios from that one run
+//! (`... --bench shm -- side_by_side` runs only that pass).
 //!
-//! | workload               | ShmQueue     | ipmpsc      | ipc-channel  | socketpair   |
-//! |------------------------|--------------|-------------|--------------|--------------|
-//! | 64 B, messages/s       | 10.0 M       | 4.1 M       | 0.75 M       | 0.64 M       |
-//! | 4 KiB, messages/s      | 6.6 M        | 1.27 M      | 0.48 M       | 0.23 M       |
-//! | 1 MiB, bytes/s         | 30 GiB/s     | 14 GiB/s    | 0.56 GiB/s   | 5.0 GiB/s    |
-//! | ping-pong 64 B, median | 0.54 µs      | 45 µs       | 53 µs        | 46 µs        |
+//! On the project's 2-vCPU machine, which placement the scheduler picks decides the figures,
+//! more than anything in the queue:
 //!
-//! With the wait strategy set to sleep at once (`spin(Duration::ZERO)`) the round trip was
-//! 43 µs in that run. That is the machine's floor for two futex hand-offs between idle vCPUs,
-//! not work of the queue: a bare C program bouncing a futex word between two processes, one
-//! pinned to each vCPU, takes 24–35 µs per round trip (the same as `ShmQueue` pinned the same
-//! way, in alternating runs), and 4.5 µs with both on one vCPU (`ShmQueue`: 5.1 µs). Every
-//! sleeping round trip makes exactly two `FUTEX_WAKE` and two `FUTEX_WAIT` calls. The
-//! socketpair and ipmpsc figures above pay the same cross-vCPU wake-up.
-//! On a loaded machine (load 6, other builds running) the same figures were 4.2 M, 3.3 M,
-//! 13 GiB/s and 23 µs (12 µs sleeping at once): spinning helps only when the peer has a CPU.
-//! The busy part of the spin was then cut from a quarter of [`DEFAULT_SPIN`] (5 µs, checked
-//! every 64 pauses: up to 8 µs) to 1 µs; with both processes on one vCPU the default
-//! ping-pong went from 16–35 µs to 5–10 µs, and at load 11 from 25–36 µs to 9–13 µs, while
-//! with a vCPU each it stayed at 0.4 µs.
+//! - **A vCPU each** (quiet machine): 64 B at 10 M messages/s against ipmpsc's 4.1 M, 4 KiB at
+//!   6.6 M against 1.27 M, ping-pong 0.54 µs against 45 µs (figures from an earlier quiet
+//!   run, load 1.7). Sleeping at once, the round trip is the futex floor: 41.5 µs against
+//!   40.4 µs for `futex-floor` (criterion, same run, load 4.2).
+//! - **Both on one vCPU** (what a loaded machine gives; `taskset -c 0` reproduces it): every
+//!   message costs the producer's and the consumer's CPU time back to back, and ipmpsc's
+//!   simpler, not crash-safe protocol is cheaper per message. Side by side (load 3.0):
+//!   64 B 15.2 M against ipmpsc's 17.3 M (0.88x), 4 KiB 3.15 M against 3.60 M (0.87x),
+//!   ping-pong 6.8 µs (6.0 µs sleeping at once, futex floor 5.4 µs, ipmpsc 10.0 µs). Two
+//!   robust mutex lock/unlock pairs (about 9 ns each here) are a third of a put and a get.
+//! - **Loaded on purpose** (two busy loops besides other builds, load 3 to 17): 64 B 11.4 M
+//!   against 7.95 M (1.44x) and 9.57 M against 9.69 M (0.99x); 4 KiB 0.86-0.95x; ping-pong
+//!   4.2-7.5 µs side by side, but 29.8 µs (14-51 µs) in a criterion run at load 18.
+//!
+//! What was fixed for the loaded case: notifiers made a `FUTEX_WAKE` per item for as long as a
+//! woken peer waited for a CPU (now one per sleep); the consumer's copy-then-decode tipped a
+//! 4 KiB stream into a regime where the ring no longer fits in the caches (now decoded in
+//! place, 0.22 M back to 3-4 M messages/s); the hot path was not inlined (a put and a get
+//! of a 64 B item in one thread went from 100 ns to 60 ns); and a yield on an oversubscribed
+//! machine cost a time slice (ping-pong 2.2 ms at load 20, now a futex sleep).
 //! The 1 MiB figures fit in the CPU's caches; a copy from memory runs at about 6.5 GB/s here.
-//!
 //!
 //! - Linux only (futex, robust mutexes, `/dev/shm`); `$CONVEYOR_SHM_DIR` moves the segments.
 //! - All processes must be built with the same item type and codec (checked) and the same
