@@ -41,20 +41,49 @@
 //! disconnects mid-request or dies holding a lock is cleaned up (its locks released). In every
 //! case the server goes on serving the others.
 //!
-//! **Cost.** Every proxy call is a round trip to the server. Measured on the shared two-vCPU
-//! development machine with the server in another process (`benches/manager.rs`, medians of
-//! slices interleaved with Python 3.11's `multiprocessing.Manager` doing the same):
+//! **Cost.** Every proxy call is a round trip to the server: a request written to the connection,
+//! and a reply read back. What a round trip costs depends mostly on how the two ends wait:
 //!
-//! | workload                         | conveyor      | Python     | ratio |
-//! |----------------------------------|---------------|------------|-------|
-//! | dict set + get, 1 client         | 102 k ops/s   | 41 k ops/s | 2.5x  |
-//! | dict set + get, 4 clients        | 105 k ops/s   | 31 k ops/s | 3.3x  |
-//! | queue put + get                  | 49 k items/s  | 19 k       | 2.6x  |
-//! | lock acquire + release           | 44 k pairs/s  | 21 k       | 2.1x  |
-//! | dict operations in a [`Batch`]   | 4.4 M ops/s   |            |       |
+//! **Waiting for a reply (and for the next request).** Sleeping in `read` and being woken by
+//! the peer's write goes through the scheduler on both sides; on the two-vCPU development
+//! machine, with the other CPU idle, that is about 35 us per round trip (most of Python's
+//! cost too). So a receive first polls the connection with non-blocking reads, yielding the CPU
+//! between polls (never a bare busy loop: a peer woken on this CPU must get to run), before
+//! it sleeps. How long it polls is learned per connection end: a budget (at most 50 us) grows
+//! to twice the wait that a poll ended, halves when a spin runs out, and starts at nothing;
+//! every few waits a probe spins the full 50 us to find out whether spinning would pay, and
+//! failed probes space out (up to one in 1024 waits). A yield that takes more than 250 us
+//! shows another program had the CPU: the wait sleeps at once and the budget drops to zero.
+//! Every wait polls at least five times (with several busy connections per CPU a few yields
+//! let the others run and the bytes are often there after), and a wait for a new frame
+//! yields before its first poll, since nothing can have come back yet. So a connection whose
+//! peer answers quickly never sleeps, an idle one (a client thinking, a blocked get) sleeps
+//! after at most 50 us of polling, and none spins unboundedly.
 //!
-//! A round trip is about 10 us, most of it two trips through the scheduler; a [`Batch`]
-//! pays one round trip for up to a thousand operations.
+//! **Pipes on one machine.** A client that reached the server over a Unix socket moves the
+//! connection's frames to a pair of pipes right after hello (it makes them and hands the
+//! server's ends over the socket with `SCM_RIGHTS`); the socket stays open only to notice the
+//! peer going away and to be shut down. A pipe message costs about 30 percent less than a
+//! Unix socket message here (measured: 4.7 against 6.9 us a round trip between two
+//! processes on one CPU), which is most of what is left of a round trip once nobody sleeps.
+//! TCP connections stay on their socket.
+//!
+//! Measured with the server in another process (`benches/manager.rs`, medians of 0.3 s slices
+//! interleaved with Python 3.11's `multiprocessing.Manager` doing the same, on the shared
+//! two-vCPU development machine). The ratio depends on the machine's state: with a CPU free
+//! each end polls on its own CPU, where Python pays sleeping wake-ups; when other programs
+//! hold a CPU, client and server share the other and each round trip is two switches between
+//! them, while Python's wake-ups get cheaper on a busy machine:
+//!
+//! | workload                       | a CPU free (load 12 falling) | both busy (load 7)      |
+//! |--------------------------------|------------------------------|-------------------------|
+//! | dict set + get, 1 client       | 475 k ops/s, 17x Python      | 175 k ops/s, 4.1x       |
+//! | dict set + get, 4 clients      | 309 k ops/s, 7.3x            | 172 k ops/s, 4.5x       |
+//! | queue put + get                | 188 k items/s, 15x           | 73 k items/s, 3.6x      |
+//! | lock acquire + release         | 201 k pairs/s, 16x           | 86 k pairs/s, 3.9x      |
+//! | dict operations in a [`Batch`] | 5.0 M ops/s                  | 5.3 M ops/s             |
+//!
+//! A [`Batch`] pays one round trip for up to a thousand operations.
 //!
 //! # Example
 //!
