@@ -364,3 +364,35 @@ fn a_unix_socket_client_moves_to_pipes_and_a_tcp_one_does_not() {
     assert!(!c.lock_conn().t.uses_pipes());
     assert_eq!(c.value("v", &5u32).unwrap().get().unwrap(), 5);
 }
+
+#[test]
+fn a_move_to_pipes_with_requests_behind_it_is_declined_and_the_socket_goes_on() {
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    // The move and a ping in one write: the server sees the ping buffered behind the move.
+    let mut out = Vec::new();
+    Postcard.encode(&(2u64, Request::Pipes), &mut out).unwrap();
+    r.t.send(&out).unwrap();
+    out.clear();
+    Postcard.encode(&(3u64, Request::Ping), &mut out).unwrap();
+    r.t.send(&out).unwrap();
+    r.t.flush().unwrap();
+    let (id, text) = r.recv();
+    assert_eq!(id, 2);
+    assert!(kind_in(&text, ErrorKind::Malformed), "{text}");
+    assert_eq!(r.recv(), (3, "Ok(Unit)".to_string()));
+    assert_eq!(r.request(4, &Request::Ping), "Ok(Unit)");
+    still_serving(&m);
+}
+
+#[test]
+fn a_client_that_never_hands_over_its_pipes_is_dropped() {
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    assert_eq!(r.request(2, &Request::Pipes), "Ok(Unit)");
+    // A plain byte instead of the pipe ends: the server ends the connection.
+    r.t.send(b"").unwrap();
+    r.t.flush().unwrap();
+    assert!(r.is_closed());
+    still_serving(&m);
+}

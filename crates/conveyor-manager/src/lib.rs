@@ -66,7 +66,10 @@
 //! peer going away and to be shut down. A pipe message costs about 30 percent less than a
 //! Unix socket message here (measured: 4.7 against 6.9 us a round trip between two
 //! processes on one CPU), which is most of what is left of a round trip once nobody sleeps.
-//! TCP connections stay on their socket.
+//! TCP connections stay on their socket. A piped connection holds two more descriptors on
+//! each side; the move is skipped (the connection stays on its socket) where the pipes cannot
+//! be made, or where `SIGPIPE` is not ignored or handled in either process (a write to a
+//! closed pipe raises it; Rust and Python programs ignore it from the start).
 //!
 //! Measured with the server in another process (`benches/manager.rs`, medians of 0.3 s slices
 //! interleaved with Python 3.11's `multiprocessing.Manager` doing the same, on the shared

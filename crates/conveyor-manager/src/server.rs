@@ -328,7 +328,11 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
         }
         out.clear();
         let after = match postcard::take_from_bytes::<(u64, Request<'_>)>(&inbuf) {
-            Ok(((id, Request::Pipes), [])) if session.hello && !t.has_buffered_input() => {
+            Ok(((id, Request::Pipes), []))
+                if session.hello
+                    && !t.has_buffered_input()
+                    && crate::transport::sigpipe_is_safe() =>
+            {
                 // Answer, then take the pipe ends the client sends once it has the answer.
                 let _ = Postcard.encode(&(id, Response::Ok(Reply::Unit)), &mut out);
                 if t.send(&out).and_then(|()| t.flush()).is_err() {
@@ -511,10 +515,12 @@ fn handle(
             };
         }
         Request::Ping => store::ok(out, Reply::Unit),
-        // Reaches here only after hello with requests already buffered behind it.
+        // Reaches here only after hello, with requests already buffered behind it or in a
+        // process where a write to a closed pipe would kill it.
         Request::Pipes => Err(RemoteError::new(
             ErrorKind::Malformed,
-            "a move to pipes must be the only request in flight",
+            "this connection cannot move to pipes (requests are in flight behind the move, \
+             or SIGPIPE is not ignored in the server's process); it stays on its socket",
         )),
     };
     if let Err(e) = result {

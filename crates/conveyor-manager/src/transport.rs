@@ -402,6 +402,11 @@ pub struct Pipes {
 impl Pipes {
     /// Makes both pipes (close-on-exec, with at least [`PIPE_MIN`] bytes of capacity).
     pub fn new() -> io::Result<Pipes> {
+        if !sigpipe_is_safe() {
+            return Err(io::Error::other(
+                "SIGPIPE is not ignored in this process: a write to a closed pipe would kill it",
+            ));
+        }
         let (req_rd, req_wr) = make_pipe()?;
         let (rep_rd, rep_wr) = make_pipe()?;
         Ok(Pipes {
@@ -552,6 +557,20 @@ impl PipeEnds {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether writing to a pipe whose reader is gone is safe in this process: it raises
+/// `SIGPIPE`, which kills the process unless the signal is ignored or handled (Rust and
+/// Python programs ignore it from the start; a socket write is sent with `MSG_NOSIGNAL`
+/// instead). Pipes are used only where this holds, on both sides.
+pub(crate) fn sigpipe_is_safe() -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `old`, a
+    // zeroed sigaction that lives for the call.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction != libc::SIG_DFL
     }
 }
 
