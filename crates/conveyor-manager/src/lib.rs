@@ -53,7 +53,9 @@
 //! to twice the wait that a poll ended, halves when a spin runs out, and starts at nothing;
 //! every few waits a probe spins the full 50 us to find out whether spinning would pay, and
 //! failed probes space out (up to one in 1024 waits). A yield that takes more than 250 us
-//! shows another program had the CPU: the wait sleeps at once and the budget drops to zero.
+//! shows another program had the CPU: the wait sleeps at once, the budget drops to zero, and
+//! the next waits (8, doubling up to 1024 while that goes on) look once and sleep without
+//! yielding, since each yield could hand that program a whole time slice.
 //! Every wait polls at least five times (with several busy connections per CPU a few yields
 //! let the others run and the bytes are often there after), and a wait for a new frame
 //! yields before its first poll, since nothing can have come back yet. So a connection whose
