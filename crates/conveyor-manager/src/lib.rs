@@ -75,18 +75,21 @@
 //!
 //! Measured with the server in another process (`benches/manager.rs`, medians of 0.3 s slices
 //! interleaved with Python 3.11's `multiprocessing.Manager` doing the same, on the shared
-//! two-vCPU development machine). The ratio depends on the machine's state: with a CPU free
-//! each end polls on its own CPU, where Python pays sleeping wake-ups; when other programs
-//! hold a CPU, client and server share the other and each round trip is two switches between
-//! them, while Python's wake-ups get cheaper on a busy machine:
+//! two-vCPU development machine). The ratio depends on the machine's state: with the CPUs
+//! free each end polls on its own CPU, where Python pays sleeping wake-ups; when another
+//! program holds a CPU, client and server share the other and each round trip is two
+//! switches between them (about 6 us), while Python's wake-ups get cheaper on a busy machine:
 //!
-//! | workload                       | a CPU free (load 12 falling) | both busy (load 7)      |
-//! |--------------------------------|------------------------------|-------------------------|
-//! | dict set + get, 1 client       | 475 k ops/s, 17x Python      | 175 k ops/s, 4.1x       |
-//! | dict set + get, 4 clients      | 309 k ops/s, 7.3x            | 172 k ops/s, 4.5x       |
-//! | queue put + get                | 188 k items/s, 15x           | 73 k items/s, 3.6x      |
-//! | lock acquire + release         | 201 k pairs/s, 16x           | 86 k pairs/s, 3.9x      |
-//! | dict operations in a [`Batch`] | 5.0 M ops/s                  | 5.3 M ops/s             |
+//! | workload                       | CPUs free (two runs)     | a busy loop on one CPU   |
+//! |--------------------------------|--------------------------|--------------------------|
+//! | dict set + get, 1 client       | 478-493 k ops/s, 18-19x  | 164-165 k ops/s, 3.8-3.9x|
+//! | dict set + get, 4 clients      | 302-311 k ops/s, 7.4-8.5x| 153-157 k ops/s, 4.3-4.5x|
+//! | queue put + get                | 186-194 k items/s, 15x   | 81-83 k items/s, 4.1x    |
+//! | lock acquire + release         | 201-205 k pairs/s, 15-16x| 80-82 k pairs/s, 3.6-3.8x|
+//! | dict operations in a [`Batch`] | 5.1 M ops/s              | 5.3-5.4 M ops/s          |
+//!
+//! (Python's rates in the same slices: 26-27 k dict ops/s with one client and 35-42 k with
+//! four when the CPUs were free; 42-43 k and 35-36 k with the busy loop.)
 //!
 //! A [`Batch`] pays one round trip for up to a thousand operations.
 //!
