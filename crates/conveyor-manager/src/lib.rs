@@ -80,7 +80,7 @@
 //! program holds a CPU, client and server share the other and each round trip is two
 //! switches between them (about 6 us), while Python's wake-ups get cheaper on a busy machine:
 //!
-//! | workload                       | CPUs free (two runs)     | a busy loop on one CPU   |
+//! | workload                       | as found (load 4-11)     | a busy loop on one CPU   |
 //! |--------------------------------|--------------------------|--------------------------|
 //! | dict set + get, 1 client       | 478-493 k ops/s, 18-19x  | 164-165 k ops/s, 3.8-3.9x|
 //! | dict set + get, 4 clients      | 302-311 k ops/s, 7.4-8.5x| 153-157 k ops/s, 4.3-4.5x|
@@ -89,7 +89,7 @@
 //! | dict operations in a [`Batch`] | 5.1 M ops/s              | 5.3-5.4 M ops/s          |
 //!
 //! (Python's rates in the same slices: 26-27 k dict ops/s with one client and 35-42 k with
-//! four when the CPUs were free; 42-43 k and 35-36 k with the busy loop.)
+//! four as found, a sign the CPUs were mostly idle; 42-43 k and 35-36 k with the busy loop.)
 //!
 //! A [`Batch`] pays one round trip for up to a thousand operations.
 //!
