@@ -51,15 +51,18 @@
 //!
 //! **Commit protocol.** A put encodes its item straight into the free space past the tail
 //! (or, when it does not fit there, into a scratch buffer first), then publishes the new tail
-//! with one store, through a small redo journal that also carries the task count. A get copies
-//! the record out (into a per-thread buffer that is reused) and publishes the new head with one
-//! store, then releases the lock, and only then decodes the item. Hence, for a process
-//! SIGKILLed at any instant:
+//! with one store, through a small redo journal that also carries the task count. A typed get
+//! decodes the record in place, straight from the ring, under the get mutex: it first marks
+//! the record in the consumer's get journal (`taking`), then decodes, then publishes the new
+//! head with one store and releases the lock (an out-of-line record's file name is copied
+//! out, and its file read after the lock is released). Hence, for a process SIGKILLed at any instant:
 //! - a put killed before its publishing store leaves nothing visible (its bytes lie past the
 //!   tail); one whose `put` returned `Ok` is delivered exactly once;
-//! - **a get killed after its publishing store and before returning loses that one message**
-//!   (it was taken from the ring but never handed to the caller); a get killed earlier leaves
-//!   it for the next consumer;
+//! - **a get killed midway may lose the one message it was taking**, and no other: a get
+//!   loses it if killed after its `taking` mark, that is
+//!   at any point of the decode (the repair skips a record marked as being taken, since a
+//!   record whose decoder kills its process would otherwise kill every consumer in turn), and
+//!   leaves it for the next consumer if killed before the mark;
 //! - no survivor ever reads a torn record, and none blocks on the dead process: the mutex is
 //!   recovered, and waiters re-check at least every 100 ms (below).
 //!
@@ -67,8 +70,18 @@
 //! a message it cannot unpickle and raises: a `Deserialize` that fails makes that `get` return
 //! [`GetError::Codec`](conveyor_core::GetError::Codec), and one that panics unwinds through
 //! `get`, in both cases with the record already out of the ring and the lock released, so the
-//! queue goes on for every other thread and process (and a process that dies of the panic
-//! holds no lock).
+//! queue goes on for every other thread and process. A panic under `panic = "abort"` (or any
+//! other death mid-decode) kills the process while it holds the get mutex: the next consumer
+//! gets `EOWNERDEAD`, finds the record marked in the `taking` journal and skips it, so that
+//! one message is lost and the queue goes on.
+//!
+//! **Trust.** An in-place decode reads a borrowed slice of the shared mapping. This is sound
+//! only while every process that maps the segment follows the protocol: no peer writes a
+//! record between the head and the tail (producers write only past the tail, under the put
+//! mutex; consumers only move the head, under the get mutex). A process that scribbles on the
+//! mapping can break any shared-memory queue; the queue defends against corrupt *indices and
+//! lengths* (they are bounds-checked, and a bad one is an error, never an out-of-bounds
+//! access), not against a peer rewriting bytes under a reader.
 //!
 //! **Waiting.** Blocked puts and gets spin for a short bounded time ([`DEFAULT_SPIN`]; pure
 //! spinning for at most 1 µs, then yielding the CPU between checks, so that a peer waiting for
@@ -79,8 +92,10 @@
 //! stops yielding for 200 ms. A sleeper *arms* the signal; a notifier that finds it armed
 //! disarms it, bumps the word and calls `FUTEX_WAKE` for every sleeper, so a put or get that
 //! nobody waits for makes no system call, and one wake-up in flight is not followed by one
-//! per item while the sleeper waits for a CPU. The protocol is model-checked with loom
-//! (`wait.rs`). Since a peer may die between its change and its wake-up, no sleep is longer
+//! per item while the sleeper waits for a CPU. The protocol's fenced form (a `SeqCst` fence
+//! on each side) is model-checked with loom (`wait.rs`); production drops the fence
+//! instructions because every access of the handshake is `SeqCst`, an argument by the memory
+//! model that loom does not check (it treats `SeqCst` accesses as acquire/release). Since a peer may die between its change and its wake-up, no sleep is longer
 //! than 100 ms: a survivor always re-checks and goes on. Timeouts use the monotonic clock.
 //!
 //! **Checked by models, not only by tests.** The ring's index and commit protocol lives in

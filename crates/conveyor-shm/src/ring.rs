@@ -9,9 +9,12 @@
 //! Crash safety: a put copies its record past the tail and only then publishes the new tail
 //! (through the producer's journal, which also carries the task count). A put killed mid-copy
 //! leaves nothing visible; the next producer gets `EOWNERDEAD`, replays the journal if a
-//! commit was half-done, checks the indices and marks the mutex consistent. A get copies the
-//! record out before storing the new head: killed before the store, the record stays for the
-//! next consumer; killed after it, that one message is lost.
+//! commit was half-done, checks the indices and marks the mutex consistent. A get that copies
+//! the record out stores the new head after the copy: killed before the store, the record
+//! stays for the next consumer; killed after it, that one message is lost. A get that decodes
+//! in place marks the record in its `taking` journal first: killed after the mark (during the
+//! decode included), the repair skips that record and that one message is lost; killed
+//! before, it stays.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -21,12 +21,17 @@
 //! values: either the try sees the change, or the notifier sees the flag, and then bumps the
 //! sequence *after* the sleeper read it (the sleeper read it before arming), so the sleeper's
 //! `FUTEX_WAIT` returns at once or is woken. Every sleeper is woken, so a flag cleared for one
-//! of several sleepers loses nothing: each re-arms before it sleeps again. (The fences are
-//! what loom can check: it models `SeqCst` loads and stores as acquire/release, but `SeqCst`
-//! fences faithfully. The queue itself gets the same guarantee without fence instructions:
-//! there both sides' accesses are `SeqCst`, which are totally ordered; see `ShmSignal`.)
-//! loom checks this
-//! (`RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --release --lib loom`).
+//! of several sleepers loses nothing: each re-arms before it sleeps again.
+//!
+//! What is model-checked and what is not: loom checks the *fenced* form above (the `Signal`
+//! implementation under `cfg(loom)` issues real `SeqCst` fences), in every interleaving
+//! (`RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --release --lib loom`). Loom models
+//! `SeqCst` loads and stores as acquire/release, so it cannot check the production form:
+//! `ShmSignal::fence` is only a compiler fence, and the guarantee there rests on an argument
+//! from the memory model, not on the model checker: every access of the handshake (the
+//! publishing store, the flag's store, swap and load, the index loads) is `SeqCst`, and
+//! `SeqCst` accesses are totally ordered, which forbids the store-buffering outcome as the
+//! fences do (on x86 a `SeqCst` store is an `xchg`, a full barrier).
 //!
 //! Peers can die between a change and its notify. So no sleep is longer than
 //! [`MAX_SLICE`]: a waiter re-checks at least that often, and survivors go on well within a
@@ -96,8 +101,9 @@ impl Deadline {
 /// Announces a change: if a sleeper armed the signal, wakes every sleeper.
 #[inline]
 pub(crate) fn notify<S: Signal>(signal: &S) {
-    // Orders the caller's publishing store before the flag load (see the module docs); on
-    // x86 the publishing store is already a full barrier.
+    // The loom model's fence: there it orders the caller's publishing store before the flag
+    // load. In production it is only a compiler fence; the order comes from both accesses
+    // being `SeqCst` (see the module docs).
     signal.fence();
     if signal.is_armed() {
         notify_slow(signal);
