@@ -32,6 +32,8 @@ thread_local! {
     static BUDGET: Cell<Option<u64>> = const { Cell::new(None) };
     /// Stores made since the budget was set.
     static STORES: Cell<u64> = const { Cell::new(0) };
+    /// Set when a `GetInPlace`'s decoder starts: from then on a kill must lose its record.
+    static DECODING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The panic payload of a kill.
@@ -195,6 +197,7 @@ type Model = std::collections::VecDeque<(Vec<u8>, u32)>;
 /// Returns whether it completed, its stores, and whether a put's journal got marked.
 fn run(s: &State, op: &Op, budget: Option<u64>, model: &mut Model) -> (bool, u64) {
     let p = s.proto();
+    DECODING.with(|d| d.set(false));
     let (r, stores) = killable(budget, || match op {
         Op::Put(payload, kind) => {
             let out = p.put(payload, *kind).expect("put reported corruption");
@@ -229,7 +232,13 @@ fn run(s: &State, op: &Op, budget: Option<u64>, model: &mut Model) -> (bool, u64
         }
         Op::GetInPlace => {
             match p
-                .get_with(|kind, bytes| (bytes.to_vec(), kind))
+                .get_with(|kind, bytes| {
+                    // The decoder may kill its process (a panic under `panic = "abort"`, a
+                    // signal): a kill point inside it, after which the record must be lost.
+                    DECODING.with(|d| d.set(true));
+                    store_point();
+                    (bytes.to_vec(), kind)
+                })
                 .expect("get reported corruption")
             {
                 GetWith::Got(rec) => Some(rec),
@@ -327,12 +336,14 @@ fn check_history(ops: &[Op]) -> u64 {
             if done {
                 break;
             }
+            let decoding = DECODING.with(|d| d.get());
             points += 1;
             let side = match op {
                 Op::Get | Op::GetInPlace => Side::Get,
                 _ => Side::Put,
             };
             // The survivor's repair, itself killed at each of its stores before a full one.
+            let mut skipped = false;
             for r in 0.. {
                 let (rep, _) = killable(Some(r), || s.proto().repair(side));
                 if let Ok(rep) = rep {
@@ -340,18 +351,41 @@ fn check_history(ops: &[Op]) -> u64 {
                         !rep.corrupt,
                         "corrupt indices after repair ({op:?}, kill {k})"
                     );
+                    skipped = rep.skipped;
                     break;
                 }
             }
             let got = drain(&s);
             let want: Vec<_> = m.iter().cloned().collect();
             match op {
-                Op::Get | Op::GetInPlace => {
-                    // Left for the next get, or taken by the dead one: lost, never torn.
-                    assert!(
-                        got == want || got[..] == want[1.min(want.len())..],
-                        "a killed get left {got:?}, expected {want:?} or its tail"
+                Op::Get => {
+                    // A copying get's only store is its publishing head store, and a kill
+                    // comes before a store: the record stays for the next consumer.
+                    assert_eq!(
+                        got, want,
+                        "a get killed before its head store lost a record"
                     );
+                    assert!(!skipped, "the repair skipped the record of a copying get");
+                    assert_eq!(s.unfinished(), puts_before);
+                }
+                Op::GetInPlace => {
+                    // Killed before its decoder began (before its `taking` store): the record
+                    // stays. Killed in the decoder or after: the repair skips it, so that a
+                    // record whose decoder kills its process kills no other consumer.
+                    if decoding {
+                        assert!(!want.is_empty());
+                        assert_eq!(
+                            got[..],
+                            want[1..],
+                            "a get killed while decoding (kill {k}) did not lose exactly its record"
+                        );
+                    } else {
+                        assert_eq!(
+                            got, want,
+                            "a get killed before decoding (kill {k}) lost a record"
+                        );
+                        assert!(!skipped, "the repair skipped a record nobody was decoding");
+                    }
                     assert_eq!(s.unfinished(), puts_before);
                 }
                 Op::Put(payload, _) | Op::PutInPlace(payload) => {
