@@ -18,12 +18,19 @@ struct Touchy(u32);
 
 const PANIC: u32 = 13;
 const REFUSE: u32 = 7;
+/// Its decode SIGKILLs the decoding process (as a panic under `panic = "abort"` would end it),
+/// while that process holds the get mutex.
+const KILL: u32 = 4_000_000_000;
 
 impl<'de> Deserialize<'de> for Touchy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = u32::deserialize(d)?;
         if v == PANIC {
             panic!("Touchy refuses to decode {v}");
+        }
+        if v == KILL {
+            // SAFETY: kill and getpid have no memory-safety preconditions; the process ends.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
         }
         if v == REFUSE {
             return Err(serde::de::Error::custom("Touchy will not be seven"));
@@ -183,4 +190,60 @@ fn a_process_dying_of_a_decode_panic_leaves_the_queue_usable() {
         (100..100 + n as u64).sum::<u64>()
     );
     assert!(healthy.join().unwrap().success());
+}
+
+/// Takes one item: its decode SIGKILLs this process mid-decode, under the get mutex.
+fn killed_consumer(q: ShmQueue<Touchy>) -> i32 {
+    let _ = q.get();
+    0
+}
+
+#[test]
+fn a_process_killed_mid_decode_loses_only_that_record_and_the_queue_recovers() {
+    init_test!(killed_consumer, healthy_consumer);
+    let q: ShmQueue<Touchy> = ShmQueue::builder().ring_bytes(4096).create().unwrap();
+    let sums: ShmQueue<u64> = ShmQueue::new().unwrap();
+    let n = 50u32;
+    q.put(Touchy(KILL)).unwrap();
+    for v in 100..100 + n {
+        q.put(Touchy(v)).unwrap();
+    }
+    let child = Process::new("killed_consumer", &q).start().unwrap();
+    let status = child
+        .join_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("the killed consumer did not finish");
+    assert!(!status.success(), "the decode should have killed the child");
+    assert_eq!(
+        q.recoveries(),
+        0,
+        "nobody has taken the dead child's lock yet"
+    );
+    // Another process takes the rest: it recovers the get mutex, the record being decoded
+    // is skipped (the documented loss of the one message a killed get was taking), and
+    // every later item arrives, in order and once.
+    let healthy = Process::new("healthy_consumer", (&q, n, &sums))
+        .start()
+        .unwrap();
+    assert_eq!(
+        sums.get_timeout(Duration::from_secs(30)).unwrap(),
+        (100..100 + n as u64).sum::<u64>()
+    );
+    let status = healthy
+        .join_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("the healthy consumer did not finish");
+    assert!(status.success());
+    assert_eq!(
+        q.recoveries(),
+        1,
+        "the dead child's get mutex was recovered once"
+    );
+    assert!(
+        q.is_empty(),
+        "the killed record or another stayed in the queue"
+    );
+    // This process gets on with the queue too.
+    q.put(Touchy(1)).unwrap();
+    assert_eq!(q.try_get().unwrap(), Touchy(1));
 }
