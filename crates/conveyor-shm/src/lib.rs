@@ -52,10 +52,15 @@
 //! **Commit protocol.** A put encodes its item straight into the free space past the tail
 //! (or, when it does not fit there, into a scratch buffer first), then publishes the new tail
 //! with one store, through a small redo journal that also carries the task count. A typed get
-//! decodes the record in place, straight from the ring, under the get mutex: it first marks
-//! the record in the consumer's get journal (`taking`), then decodes, then publishes the new
-//! head with one store and releases the lock (an out-of-line record's file name is copied
-//! out, and its file read after the lock is released). Hence, for a process SIGKILLed at any instant:
+//! of a record of up to 64 KiB decodes it in place, straight from the ring, under the get
+//! mutex: it first marks the record in the consumer's get journal (`taking`), then decodes,
+//! then publishes the new head with one store and releases the lock. A larger record is
+//! copied out (after the same mark) and decoded once the lock is released, so big decodes run
+//! in parallel and never hold up other consumers; an out-of-line record's file name is
+//! copied out the same way and its file read after the lock is released. A get with a
+//! deadline (`try_get`, `get_timeout`) waits for the get mutex only until that deadline
+//! (`pthread_mutex_trylock`, `pthread_mutex_timedlock`), so a slow in-place decode in another
+//! consumer delays it by no more than its timeout. Hence, for a process SIGKILLed at any instant:
 //! - a put killed before its publishing store leaves nothing visible (its bytes lie past the
 //!   tail); one whose `put` returned `Ok` is delivered exactly once;
 //! - **a get killed midway may lose the one message it was taking**, and no other: a get

@@ -15,6 +15,19 @@ use crate::ring::{
 };
 use crate::wait::{notify, wait_until, Deadline};
 
+/// The largest record a typed get decodes in place, under the get mutex. A larger one is
+/// copied out and decoded once the mutex is released: the copy costs little next to such a
+/// decode, and the decode then neither holds up other consumers nor runs alone.
+pub(crate) const IN_PLACE_MAX: usize = 64 * 1024;
+
+/// A record `get_map` hands to its decoder only after releasing the get mutex.
+enum Later {
+    /// An out-of-line record's descriptor: the file is read first.
+    OutOfLine(Vec<u8>),
+    /// A record larger than [`IN_PLACE_MAX`], copied out of the ring.
+    Copied(Vec<u8>),
+}
+
 /// Why a raw put failed.
 #[derive(Debug)]
 pub(crate) enum RawPutError {
@@ -96,8 +109,9 @@ impl RawQueue {
         }
     }
 
-    /// Takes the next message and hands its bytes to `f` (in place in the ring when it is
-    /// stored there, under the get mutex), waiting until `deadline`.
+    /// Takes the next message and hands its bytes to `f` (in place in the ring, under the get
+    /// mutex, for a record of at most [`IN_PLACE_MAX`] bytes; copied out and after the mutex
+    /// is released for a larger one), waiting until `deadline`.
     ///
     /// The record is consumed whatever `f` does: if `f` panics, the head has moved past the
     /// record, the mutex is released and waiting producers are notified as the panic goes on.
@@ -109,13 +123,19 @@ impl RawQueue {
         f: impl Fn(&[u8]) -> R,
     ) -> Result<R, GetError> {
         let attempt = || {
-            let locked = match self.ring.lock(Side::Get) {
-                Ok(l) => l,
+            let locked = match self.ring.lock_until(Side::Get, deadline) {
+                Ok(Some(l)) => l,
+                // Held past the deadline by a peer (one decoding slowly, say).
+                Ok(None) => return None,
                 Err(e) => return Some(Err(GetError::Io(e))),
             };
             let taken = locked.get_with(|kind, bytes| {
                 if kind == KIND_OUT_OF_LINE {
-                    Err(bytes.to_vec())
+                    Err(Later::OutOfLine(bytes.to_vec()))
+                } else if bytes.len() > IN_PLACE_MAX {
+                    // Decoded after the lock is released: a big decode must not keep other
+                    // consumers waiting, and several run in parallel.
+                    Err(Later::Copied(bytes.to_vec()))
                 } else {
                     Ok(f(bytes))
                 }
@@ -143,10 +163,11 @@ impl RawQueue {
                 notify(&self.ring.space_signal());
                 match r {
                     Ok(r) => Ok(r),
-                    Err(mut descriptor) => {
+                    Err(Later::OutOfLine(mut descriptor)) => {
                         self.fetch_out_of_line(&mut descriptor)?;
                         Ok(f(&descriptor))
                     }
+                    Err(Later::Copied(bytes)) => Ok(f(&bytes)),
                 }
             }
             Some(Err(e)) => Err(e),
@@ -260,8 +281,10 @@ impl RawQueue {
         spin: Duration,
     ) -> Result<(), GetError> {
         let attempt = || {
-            let locked = match self.ring.lock(Side::Get) {
-                Ok(l) => l,
+            let locked = match self.ring.lock_until(Side::Get, deadline) {
+                Ok(Some(l)) => l,
+                // Held past the deadline by a peer (one decoding slowly, say).
+                Ok(None) => return None,
                 Err(e) => return Some(Err(GetError::Io(e))),
             };
             match locked.get(out) {

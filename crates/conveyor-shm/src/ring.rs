@@ -24,7 +24,7 @@ pub(crate) use crate::proto::{GetOutcome, GetWith, PutInPlace, PutOutcome, Side}
 use crate::proto::{Proto, RingBytes, Words, REC_HDR};
 use crate::robust::{Acquired, MutexKind, RobustMutex};
 use crate::segment::Segment;
-use crate::wait::ShmSignal;
+use crate::wait::{Deadline, ShmSignal, MAX_SLICE};
 use crate::ShmError;
 
 pub(crate) use crate::proto::{KIND_DATA, KIND_OUT_OF_LINE};
@@ -268,19 +268,35 @@ impl Ring {
     /// sleeping in the kernel for every collision costs a system call on each side.
     #[inline]
     pub(crate) fn lock(&self, side: Side) -> io::Result<Locked<'_>> {
+        match self.lock_until(side, Deadline::Never)? {
+            Some(locked) => Ok(locked),
+            None => unreachable!("a lock without a deadline does not time out"),
+        }
+    }
+
+    /// `lock`, giving up at `deadline`: `Ok(None)` if the mutex is still held by another then
+    /// (with `Deadline::Now`, after a few quick retries only). A get takes its mutex this way,
+    /// so that a peer decoding slowly under the get mutex cannot make a `try_get` or a
+    /// `get_timeout` wait past its deadline. A dead owner is handled as in `lock`.
+    #[inline]
+    pub(crate) fn lock_until(
+        &self,
+        side: Side,
+        deadline: Deadline,
+    ) -> io::Result<Option<Locked<'_>>> {
         let m = match side {
             Side::Put => &self.header().put_lock.mutex,
             Side::Get => &self.header().get_lock.mutex,
         };
         let rc = m.try_lock_raw();
         if rc == 0 {
-            return Ok(Locked {
+            return Ok(Some(Locked {
                 ring: self,
                 mutex: m,
                 side,
-            });
+            }));
         }
-        self.lock_slow(side, m, rc)
+        self.lock_slow(side, m, rc, deadline)
     }
 
     /// `lock` when the mutex is held by someone else, or its owner died.
@@ -291,7 +307,8 @@ impl Ring {
         side: Side,
         m: &'a RobustMutex,
         first: libc::c_int,
-    ) -> io::Result<Locked<'a>> {
+        deadline: Deadline,
+    ) -> io::Result<Option<Locked<'a>>> {
         let mut acquired = None;
         let mut pause = 1u32;
         let mut rc = Some(first);
@@ -316,17 +333,42 @@ impl Ring {
         }
         let acquired = match acquired {
             Some(a) => a,
-            None => m.lock()?,
+            None => match Self::lock_by(m, deadline)? {
+                Some(a) => a,
+                None => return Ok(None),
+            },
         };
         if acquired == Acquired::OwnerDied {
             self.repair(side);
             m.make_consistent()?;
         }
-        Ok(Locked {
+        Ok(Some(Locked {
             ring: self,
             mutex: m,
             side,
-        })
+        }))
+    }
+
+    /// Blocks on a held mutex until `deadline`. `pthread_mutex_timedlock` takes a
+    /// `CLOCK_REALTIME` deadline; each call waits at most `MAX_SLICE` and the remaining time is
+    /// recomputed from the monotonic deadline, so a jump of the wall clock shifts a wait by at
+    /// most one slice.
+    fn lock_by(m: &RobustMutex, deadline: Deadline) -> io::Result<Option<Acquired>> {
+        match deadline {
+            Deadline::Never => m.lock().map(Some),
+            Deadline::Now => Ok(None),
+            Deadline::At(at) => loop {
+                let now = std::time::Instant::now();
+                if now >= at {
+                    return Ok(None);
+                }
+                match m.lock_timeout((at - now).min(MAX_SLICE)) {
+                    Ok(a) => return Ok(Some(a)),
+                    Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {}
+                    Err(e) => return Err(e),
+                }
+            },
+        }
     }
 
     /// The protocol over this segment's words and bytes (see `proto.rs`).
