@@ -268,7 +268,19 @@ impl Ring {
     /// sleeping in the kernel for every collision costs a system call on each side.
     #[inline]
     pub(crate) fn lock(&self, side: Side) -> io::Result<Locked<'_>> {
-        match self.lock_until(side, Deadline::Never)? {
+        let m = match side {
+            Side::Put => &self.header().put_lock.mutex,
+            Side::Get => &self.header().get_lock.mutex,
+        };
+        let rc = m.try_lock_raw();
+        if rc == 0 {
+            return Ok(Locked {
+                ring: self,
+                mutex: m,
+                side,
+            });
+        }
+        match self.lock_slow(side, m, rc, Deadline::Never)? {
             Some(locked) => Ok(locked),
             None => unreachable!("a lock without a deadline does not time out"),
         }
