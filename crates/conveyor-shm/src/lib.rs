@@ -106,7 +106,8 @@
 //! **Checked by models, not only by tests.** The ring's index and commit protocol lives in
 //! `proto.rs`, generic over where its words and bytes are, and two models run that very code:
 //! - a loom model of a producer and a consumer (and of two producers around the put mutex and
-//!   a consumer) over a 64-byte ring with wrap-around and pad records: FIFO, no loss, no
+//!   a consumer, of the typed get's in-place `get_with`, of a `max_items` bound and of close)
+//!   over a 64-byte ring with wrap-around and pad records: FIFO, no loss, no
 //!   duplicate, no torn or racy read of a record's bytes, in every interleaving loom explores;
 //!   with the wait/wake handshake's model (`wait.rs`):
 //!   `RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --release --lib loom` (seconds);

@@ -9,7 +9,9 @@
 //! wrote without a happens-before edge is a data race loom reports; a stale read would show as
 //! wrong bytes), in FIFO order (per producer with two), and the task count is right. The ring
 //! is 64 bytes (8 units) with records of 2 and 3 units, so the models wrap around, fill the
-//! ring (puts retry) and write pad records.
+//! ring (puts retry) and write pad records. Gets go through both the copying `Proto::get` and
+//! `Proto::get_with` (the typed get's in-place path, `taking` journal included); a ring
+//! bounded by `max_items` and a close after the last put are modelled too.
 //!
 //! `RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --release --lib loom`
 
@@ -106,11 +108,18 @@ struct Shared {
     bytes: LBytes,
     put_lock: Mutex<()>,
     get_lock: Mutex<()>,
+    max_items: u64,
 }
 
 impl Shared {
     fn new() -> Shared {
+        Shared::bounded(0)
+    }
+
+    /// A ring that holds at most `max_items` records (0: no bound).
+    fn bounded(max_items: u64) -> Shared {
         Shared {
+            max_items,
             words: std::array::from_fn(|_| AtomicU64::new(0)),
             closed: AtomicU32::new(0),
             bytes: LBytes((0..CAP_UNITS).map(|_| UnsafeCell::new([0; 8])).collect()),
@@ -136,13 +145,18 @@ impl Shared {
             },
             bytes: &self.bytes,
             cap_units: CAP_UNITS,
-            max_items: 0,
+            max_items: self.max_items,
             inline_max: (CAP_UNITS * 8 / 2 - REC_HDR) as usize,
         }
     }
 
     /// Puts `payload` under the put mutex, retrying while the ring is full; in place or not.
     fn put(&self, payload: &[u8], in_place: bool) {
+        assert!(self.offer(payload, in_place), "closed");
+    }
+
+    /// `put`, or `false` if the queue is closed.
+    fn offer(&self, payload: &[u8], in_place: bool) -> bool {
         loop {
             let done = {
                 let _g = self.put_lock.lock().unwrap();
@@ -157,31 +171,53 @@ impl Shared {
                         })
                         .unwrap()
                         .unwrap();
-                    r == PutInPlace::Done
+                    match r {
+                        PutInPlace::Done => Some(true),
+                        PutInPlace::Closed => Some(false),
+                        PutInPlace::NoRoom => None,
+                    }
                 } else {
-                    p.put(payload, KIND_DATA).unwrap() == PutOutcome::Done
+                    match p.put(payload, KIND_DATA).unwrap() {
+                        PutOutcome::Done => Some(true),
+                        PutOutcome::Closed => Some(false),
+                        PutOutcome::Full => None,
+                    }
                 }
             };
-            if done {
-                return;
+            if let Some(done) = done {
+                return done;
             }
             loom::thread::yield_now();
         }
     }
 
-    /// Takes one record under the get mutex, retrying while the ring is empty.
-    fn get(&self) -> Vec<u8> {
+    /// Closes the queue under the put mutex, as the queue does.
+    fn close(&self) {
+        let _g = self.put_lock.lock().unwrap();
+        self.proto().close();
+    }
+
+    /// Takes one record under the get mutex, retrying while the ring is empty; `None` once
+    /// it is closed and drained. `in_place`: through `get_with`, the typed get's path (the
+    /// decoder reads the record where it lies, with the `taking` journal set meanwhile).
+    fn take(&self, in_place: bool) -> Option<Vec<u8>> {
+        if !in_place {
+            return self.take_copy();
+        }
         loop {
             let got = {
                 let _g = self.get_lock.lock().unwrap();
-                let mut out = Vec::new();
-                match self.proto().get(&mut out).unwrap() {
-                    GetOutcome::Got(kind) => {
+                match self
+                    .proto()
+                    .get_with(|kind, bytes| (kind, bytes.to_vec()))
+                    .unwrap()
+                {
+                    GetWith::Got((kind, v)) => {
                         assert_eq!(kind, KIND_DATA);
-                        Some(out)
+                        Some(Some(v))
                     }
-                    GetOutcome::Empty => None,
-                    GetOutcome::Closed => unreachable!("never closed"),
+                    GetWith::Empty => None,
+                    GetWith::Closed => Some(None),
                 }
             };
             if let Some(v) = got {
@@ -189,6 +225,33 @@ impl Shared {
             }
             loom::thread::yield_now();
         }
+    }
+
+    /// `take` through the copying `Proto::get`.
+    fn take_copy(&self) -> Option<Vec<u8>> {
+        loop {
+            let got = {
+                let _g = self.get_lock.lock().unwrap();
+                let mut out = Vec::new();
+                match self.proto().get(&mut out).unwrap() {
+                    GetOutcome::Got(kind) => {
+                        assert_eq!(kind, KIND_DATA);
+                        Some(Some(out))
+                    }
+                    GetOutcome::Empty => None,
+                    GetOutcome::Closed => Some(None),
+                }
+            };
+            if let Some(v) = got {
+                return v;
+            }
+            loom::thread::yield_now();
+        }
+    }
+
+    /// Takes one record under the get mutex, retrying while the ring is empty.
+    fn get(&self) -> Vec<u8> {
+        self.take_copy().expect("never closed")
     }
 }
 
@@ -264,5 +327,67 @@ fn loom_ring_two_producers_one_consumer() {
             h.join().unwrap();
         }
         assert_eq!(s.words[2].load(Ordering::SeqCst), 4);
+    });
+}
+
+#[test]
+fn loom_ring_typed_get_in_place_fifo_with_wrap() {
+    // As the first model, with the consumer taking every other record through `get_with`
+    // (the production typed get's path): the in-place read must be as race-free as the copy.
+    let sizes = [true, true, false, true];
+    model(4, move || {
+        let s = Arc::new(Shared::new());
+        let producer = {
+            let s = s.clone();
+            loom::thread::spawn(move || {
+                for (i, &long) in sizes.iter().enumerate() {
+                    s.put(&payload(1, i as u8, long), i % 2 == 0);
+                }
+            })
+        };
+        for (i, &long) in sizes.iter().enumerate() {
+            assert_eq!(
+                s.take(i % 2 == 0),
+                Some(payload(1, i as u8, long)),
+                "item {i}: wrong, torn or out of order"
+            );
+        }
+        producer.join().unwrap();
+        let _g = s.get_lock.lock().unwrap();
+        assert!(matches!(
+            s.proto().get_with(|_, _| ()).unwrap(),
+            GetWith::Empty
+        ));
+    });
+}
+
+#[test]
+fn loom_ring_max_items_and_close() {
+    // A ring bounded to one record: a put waits for the get even with room in the ring, the
+    // bound is never exceeded, and a close after the last put lets the consumer drain
+    // everything before it sees `Closed`; a put after the close fails.
+    model(3, || {
+        let s = Arc::new(Shared::bounded(1));
+        let producer = {
+            let s = s.clone();
+            loom::thread::spawn(move || {
+                for i in 0..3u8 {
+                    s.put(&payload(1, i, false), i == 1);
+                    let (head, tail) = (
+                        s.words[6].load(Ordering::SeqCst),
+                        s.words[0].load(Ordering::SeqCst),
+                    );
+                    assert!(count(head, tail) <= 1, "more records than max_items");
+                }
+                s.close();
+                assert!(!s.offer(&payload(1, 7, false), false), "a put after close");
+            })
+        };
+        for i in 0..3u8 {
+            assert_eq!(s.take(i != 1), Some(payload(1, i, false)), "item {i}");
+        }
+        assert_eq!(s.take(true), None, "closed and drained");
+        assert_eq!(s.take(false), None, "closed and drained");
+        producer.join().unwrap();
     });
 }
