@@ -57,10 +57,13 @@
 //! then publishes the new head with one store and releases the lock. A larger record is
 //! copied out (after the same mark) and decoded once the lock is released, so big decodes run
 //! in parallel and never hold up other consumers; an out-of-line record's file name is
-//! copied out the same way and its file read after the lock is released. A get with a
-//! deadline (`try_get`, `get_timeout`) waits for the get mutex only until that deadline
-//! (`pthread_mutex_trylock`, `pthread_mutex_timedlock`), so a slow in-place decode in another
-//! consumer delays it by no more than its timeout. Hence, for a process SIGKILLed at any instant:
+//! copied out the same way and its file read after the lock is released. A put or a get
+//! with a deadline (`try_put`, `put_timeout`, `try_get`, `get_timeout`) waits for its mutex
+//! only until that deadline (`pthread_mutex_trylock`, `pthread_mutex_timedlock`), so a slow
+//! in-place decode in another consumer, or a peer stopped inside a put, delays it by no more
+//! than its timeout; as in Python's `multiprocessing.Queue`, whose `put(block=False)` raises
+//! `Full` when its lock is taken, a `try_put` that finds the put mutex held after a few quick
+//! retries reports `Full`. Hence, for a process SIGKILLed at any instant:
 //! - a put killed before its publishing store leaves nothing visible (its bytes lie past the
 //!   tail); one whose `put` returned `Ok` is delivered exactly once;
 //! - **a get killed midway may lose the one message it was taking**, and no other: a get

@@ -407,7 +407,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
     fn put_encoded(&self, item: &T, deadline: Deadline) -> Result<(), PutError<()>> {
         match self
             .raw
-            .try_put_in_place(|slice| self.codec.encode_to_slice(item, slice))
+            .try_put_in_place(deadline, |slice| self.codec.encode_to_slice(item, slice))
         {
             Ok(Ok(true)) => return Ok(()),
             Ok(Ok(false)) => {}

@@ -86,14 +86,20 @@ impl RawQueue {
     }
 
     /// Tries once to encode a record straight into the ring; `Ok(false)` if it does not fit
-    /// there now (the caller then takes the general path).
+    /// there now, or if the put mutex is still held by another at `deadline` (the caller then
+    /// takes the general path, which reports `Full` or `Timeout`).
     #[inline]
     pub(crate) fn try_put_in_place<E>(
         &self,
+        deadline: Deadline,
         encode: impl FnOnce(&mut [u8]) -> Result<Option<usize>, E>,
     ) -> Result<Result<bool, E>, RawPutError> {
         let outcome = {
-            let locked = self.ring.lock(Side::Put).map_err(RawPutError::Io)?;
+            let locked = match self.ring.lock_until(Side::Put, deadline) {
+                Ok(Some(l)) => l,
+                Ok(None) => return Ok(Ok(false)),
+                Err(e) => return Err(RawPutError::Io(e)),
+            };
             locked
                 .put_in_place(KIND_DATA, encode)
                 .map_err(RawPutError::Io)?
@@ -199,8 +205,10 @@ impl RawQueue {
         spin: Duration,
     ) -> Result<(), RawPutError> {
         let attempt = || {
-            let locked = match self.ring.lock(Side::Put) {
-                Ok(l) => l,
+            let locked = match self.ring.lock_until(Side::Put, deadline) {
+                Ok(Some(l)) => l,
+                // Held past the deadline by a peer (one stopped inside a put, say).
+                Ok(None) => return None,
                 Err(e) => return Some(Err(RawPutError::Io(e))),
             };
             match locked.put(payload, kind) {

@@ -287,9 +287,11 @@ impl Ring {
     }
 
     /// `lock`, giving up at `deadline`: `Ok(None)` if the mutex is still held by another then
-    /// (with `Deadline::Now`, after a few quick retries only). A get takes its mutex this way,
-    /// so that a peer decoding slowly under the get mutex cannot make a `try_get` or a
-    /// `get_timeout` wait past its deadline. A dead owner is handled as in `lock`.
+    /// (with `Deadline::Now`, after a few quick retries only). Puts and gets take their mutex
+    /// this way, so that a peer decoding slowly under the get mutex, or one stopped (SIGSTOP,
+    /// a debugger) inside a put, cannot make a `try_*` or `*_timeout` call wait past its
+    /// deadline, as Python's `Queue.put(block=False)` raises `Full` when its lock is taken. A
+    /// dead owner is handled as in `lock`.
     #[inline]
     pub(crate) fn lock_until(
         &self,

@@ -136,6 +136,37 @@ fn a_process_killed_holding_the_queue_lock_does_not_block_the_others() {
     );
 }
 
+#[test]
+fn puts_and_gets_with_a_deadline_give_up_on_a_lock_held_by_a_live_peer() {
+    init_test!(hold_queue_lock);
+    let q: ShmQueue<u32> = ShmQueue::new().unwrap();
+    let ready: ShmQueue<()> = ShmQueue::new().unwrap();
+    q.put(1).unwrap();
+    let child = Process::new("hold_queue_lock", (&q, &ready))
+        .start()
+        .unwrap();
+    ready.get_timeout(Duration::from_secs(30)).unwrap();
+    // The child holds both of the queue's mutexes and stays alive: every call with a
+    // deadline must come back by itself, with the item, instead of waiting for the lock.
+    let e = q.try_put(7).unwrap_err();
+    assert!(e.is_full(), "{e}");
+    assert_eq!(e.into_inner(), 7);
+    let t0 = Instant::now();
+    let e = q.put_timeout(8, Duration::from_millis(200)).unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    assert!(t0.elapsed() >= Duration::from_millis(200));
+    assert!(q.try_get().unwrap_err().is_empty());
+    let e = q.get_timeout(Duration::from_millis(200)).unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    // Once the holder is gone the queue goes on, with nothing lost or added.
+    child.kill().unwrap();
+    child.join().unwrap();
+    q.put_timeout(2, Duration::from_secs(5)).unwrap();
+    assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap(), 1);
+    assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap(), 2);
+    assert!(q.try_get().unwrap_err().is_empty());
+}
+
 fn hotdog_maker((q, name): (JoinableShmQueue<String>, String)) {
     for i in 0..5 {
         q.put(format!("{name}'s hot dog {i}")).unwrap();
