@@ -547,5 +547,8 @@ impl<W: Word, C: Word, B: RingBytes> Proto<'_, W, C, B> {
 #[cfg(test)]
 mod crash_model;
 
+#[cfg(test)]
+mod model_common;
+
 #[cfg(all(test, loom))]
 mod loom_ring;

@@ -25,6 +25,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::model_common::{copy_encoder, model_proto, unit_pieces};
 use super::*;
 
 thread_local! {
@@ -83,14 +84,9 @@ struct KBytes(RefCell<Vec<u8>>);
 
 impl KBytes {
     fn write_units(&self, off: u64, src: &[u8]) {
-        let mut at = off as usize;
-        let mut rest = src;
-        while !rest.is_empty() {
-            let n = rest.len().min(8 - at % 8);
+        for (at, r) in unit_pieces(off, src.len()) {
             store_point();
-            self.0.borrow_mut()[at..at + n].copy_from_slice(&rest[..n]);
-            at += n;
-            rest = &rest[n..];
+            self.0.borrow_mut()[at..at + r.len()].copy_from_slice(&src[r]);
         }
     }
 }
@@ -150,25 +146,7 @@ impl State {
     }
 
     fn proto(&self) -> Proto<'_, KWord, AtomicU32, KBytes> {
-        let w = &self.words;
-        Proto {
-            w: Words {
-                tail: &w[0],
-                head_cache: &w[1],
-                unfinished: &w[2],
-                journal: &w[3],
-                j_tail: &w[4],
-                j_unfinished: &w[5],
-                head: &w[6],
-                tail_cache: &w[7],
-                taking: &w[8],
-                closed: &self.closed,
-            },
-            bytes: &self.bytes,
-            cap_units: CAP / 8,
-            max_items: 0,
-            inline_max: (CAP / 2 - REC_HDR) as usize,
-        }
+        model_proto(&self.words, &self.closed, &self.bytes, CAP / 8, 0)
     }
 
     fn unfinished(&self) -> u64 {
@@ -205,12 +183,7 @@ fn run(s: &State, op: &Op, budget: Option<u64>, model: &mut Model) -> (bool, u64
         }
         Op::PutInPlace(payload) => {
             let out = p
-                .put_in_place(KIND_DATA, |slice: &mut [u8]| {
-                    Ok::<_, ()>((payload.len() <= slice.len()).then(|| {
-                        slice[..payload.len()].copy_from_slice(payload);
-                        payload.len()
-                    }))
-                })
+                .put_in_place(KIND_DATA, copy_encoder(payload))
                 .expect("put_in_place reported corruption")
                 .unwrap();
             match out {

@@ -21,6 +21,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, AtomicU64};
 use loom::sync::{Arc, Mutex};
 
+use super::model_common::{copy_encoder, model_proto, unit_pieces};
 use super::*;
 
 impl Word for AtomicU64 {
@@ -46,29 +47,19 @@ struct LBytes(Vec<UnsafeCell<[u8; 8]>>);
 
 impl LBytes {
     fn write_units(&self, off: u64, src: &[u8]) {
-        let mut at = off as usize;
-        let mut rest = src;
-        while !rest.is_empty() {
-            let n = rest.len().min(8 - at % 8);
+        for (at, r) in unit_pieces(off, src.len()) {
+            let n = r.len();
             // SAFETY: loom checks the access; the pointer is to this cell's array.
             self.0[at / 8]
-                .with_mut(|u| unsafe { (&mut *u)[at % 8..at % 8 + n].copy_from_slice(&rest[..n]) });
-            at += n;
-            rest = &rest[n..];
+                .with_mut(|u| unsafe { (&mut *u)[at % 8..at % 8 + n].copy_from_slice(&src[r]) });
         }
     }
 
     fn read_units(&self, off: u64, dst: &mut [u8]) {
-        let mut at = off as usize;
-        let mut done = 0;
-        while done < dst.len() {
-            let n = (dst.len() - done).min(8 - at % 8);
+        for (at, r) in unit_pieces(off, dst.len()) {
+            let n = r.len();
             // SAFETY: loom checks the access; the pointer is to this cell's array.
-            self.0[at / 8].with(|u| unsafe {
-                dst[done..done + n].copy_from_slice(&(&*u)[at % 8..at % 8 + n])
-            });
-            at += n;
-            done += n;
+            self.0[at / 8].with(|u| unsafe { dst[r].copy_from_slice(&(&*u)[at % 8..at % 8 + n]) });
         }
     }
 }
@@ -129,25 +120,13 @@ impl Shared {
     }
 
     fn proto(&self) -> Proto<'_, AtomicU64, AtomicU32, LBytes> {
-        let w = &self.words;
-        Proto {
-            w: Words {
-                tail: &w[0],
-                head_cache: &w[1],
-                unfinished: &w[2],
-                journal: &w[3],
-                j_tail: &w[4],
-                j_unfinished: &w[5],
-                head: &w[6],
-                tail_cache: &w[7],
-                taking: &w[8],
-                closed: &self.closed,
-            },
-            bytes: &self.bytes,
-            cap_units: CAP_UNITS,
-            max_items: self.max_items,
-            inline_max: (CAP_UNITS * 8 / 2 - REC_HDR) as usize,
-        }
+        model_proto(
+            &self.words,
+            &self.closed,
+            &self.bytes,
+            CAP_UNITS,
+            self.max_items,
+        )
     }
 
     /// Puts `payload` under the put mutex, retrying while the ring is full; in place or not.
@@ -163,12 +142,7 @@ impl Shared {
                 let p = self.proto();
                 if in_place {
                     let r = p
-                        .put_in_place(KIND_DATA, |slice: &mut [u8]| {
-                            Ok::<_, ()>((payload.len() <= slice.len()).then(|| {
-                                slice[..payload.len()].copy_from_slice(payload);
-                                payload.len()
-                            }))
-                        })
+                        .put_in_place(KIND_DATA, copy_encoder(payload))
                         .unwrap()
                         .unwrap();
                     match r {
@@ -267,10 +241,15 @@ fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
-#[test]
-fn loom_ring_one_producer_one_consumer_fifo_with_wrap() {
-    // Records of 3, 3, 2, 3 units through an 8-unit ring: the third put needs the first
-    // get's room, the fourth wraps behind a pad record.
+/// One producer and one consumer, FIFO with wrap-around: records of 3, 3, 2, 3 units
+/// through the 8-unit ring (the third put needs the first get's room, the fourth wraps behind
+/// a pad record), put `i` in place where `put_in_place(i)`, got through `get_with` (the
+/// typed get's path) where `get_in_place(i)`. Checks every record, the task count, and that
+/// both gets find the ring empty after.
+fn one_producer_one_consumer_with_wrap(
+    put_in_place: fn(usize) -> bool,
+    get_in_place: fn(usize) -> bool,
+) {
     let sizes = [true, true, false, true];
     model(4, move || {
         let s = Arc::new(Shared::new());
@@ -278,14 +257,14 @@ fn loom_ring_one_producer_one_consumer_fifo_with_wrap() {
             let s = s.clone();
             loom::thread::spawn(move || {
                 for (i, &long) in sizes.iter().enumerate() {
-                    s.put(&payload(1, i as u8, long), i % 2 == 1);
+                    s.put(&payload(1, i as u8, long), put_in_place(i));
                 }
             })
         };
         for (i, &long) in sizes.iter().enumerate() {
             assert_eq!(
-                s.get(),
-                payload(1, i as u8, long),
+                s.take(get_in_place(i)),
+                Some(payload(1, i as u8, long)),
                 "item {i}: wrong, torn or out of order"
             );
         }
@@ -293,7 +272,16 @@ fn loom_ring_one_producer_one_consumer_fifo_with_wrap() {
         assert_eq!(s.words[2].load(Ordering::SeqCst), sizes.len() as u64);
         let _g = s.get_lock.lock().unwrap();
         assert_eq!(s.proto().get(&mut Vec::new()).unwrap(), GetOutcome::Empty);
+        assert!(matches!(
+            s.proto().get_with(|_, _| ()).unwrap(),
+            GetWith::Empty
+        ));
     });
+}
+
+#[test]
+fn loom_ring_one_producer_one_consumer_fifo_with_wrap() {
+    one_producer_one_consumer_with_wrap(|i| i % 2 == 1, |_| false);
 }
 
 #[test]
@@ -334,31 +322,7 @@ fn loom_ring_two_producers_one_consumer() {
 fn loom_ring_typed_get_in_place_fifo_with_wrap() {
     // As the first model, with the consumer taking every other record through `get_with`
     // (the production typed get's path): the in-place read must be as race-free as the copy.
-    let sizes = [true, true, false, true];
-    model(4, move || {
-        let s = Arc::new(Shared::new());
-        let producer = {
-            let s = s.clone();
-            loom::thread::spawn(move || {
-                for (i, &long) in sizes.iter().enumerate() {
-                    s.put(&payload(1, i as u8, long), i % 2 == 0);
-                }
-            })
-        };
-        for (i, &long) in sizes.iter().enumerate() {
-            assert_eq!(
-                s.take(i % 2 == 0),
-                Some(payload(1, i as u8, long)),
-                "item {i}: wrong, torn or out of order"
-            );
-        }
-        producer.join().unwrap();
-        let _g = s.get_lock.lock().unwrap();
-        assert!(matches!(
-            s.proto().get_with(|_, _| ()).unwrap(),
-            GetWith::Empty
-        ));
-    });
+    one_producer_one_consumer_with_wrap(|i| i % 2 == 0, |i| i % 2 == 0);
 }
 
 #[test]
