@@ -78,12 +78,20 @@ fn item(gate: Option<u8>, len: usize, fill: u8) -> Item {
     })
 }
 
-#[test]
-fn try_get_and_get_timeout_return_while_another_consumer_decodes_slowly_in_place() {
-    let gate = &GATES[0];
-    let q: ShmQueue<Item> = ShmQueue::builder().ring_bytes(4096).create().unwrap();
-    let slow = item(Some(0), 16, 1);
-    let next = item(None, 16, 2);
+/// Consumer A takes a record whose decode stops at gate `g` (`slow_len` bytes), from a fresh
+/// queue of `ring_bytes` that holds a 16-byte record after it; while A is decoding, `during`
+/// runs with the queue and that next record. Then the gate opens and A must have got its
+/// record. Returns the queue and the next record, for the checks after.
+fn while_a_consumer_decodes_slowly(
+    g: u8,
+    ring_bytes: usize,
+    slow_len: usize,
+    during: impl FnOnce(&ShmQueue<Item>, &Item),
+) -> (ShmQueue<Item>, Item) {
+    let gate = &GATES[g as usize];
+    let q: ShmQueue<Item> = ShmQueue::builder().ring_bytes(ring_bytes).create().unwrap();
+    let slow = item(Some(g), slow_len, 2 * g + 1);
+    let next = item(None, 16, 2 * g + 2);
     q.put(slow.clone()).unwrap();
     q.put(next.clone()).unwrap();
     let a = {
@@ -91,63 +99,60 @@ fn try_get_and_get_timeout_return_while_another_consumer_decodes_slowly_in_place
         std::thread::spawn(move || q.get())
     };
     gate.wait_entered();
-    // Consumer A holds the get mutex in its decode. Another consumer's gets with deadlines
-    // return on time; a thread does them so that a regression fails instead of hanging.
-    let (tx, rx) = mpsc::channel();
-    let b = {
-        let q = q.clone();
-        std::thread::spawn(move || {
-            tx.send(q.try_get()).unwrap();
-            tx.send(q.get_timeout(Duration::from_millis(50))).unwrap();
-        })
-    };
-    let limit = Duration::from_secs(60);
-    match rx
-        .recv_timeout(limit)
-        .expect("try_get waited for the slow decode")
-    {
-        Err(e) => assert!(e.is_empty(), "try_get: {e}"),
-        Ok(v) => panic!("try_get took {v:?} from under a decode"),
-    }
-    match rx
-        .recv_timeout(limit)
-        .expect("get_timeout waited for the slow decode")
-    {
-        Err(GetError::Timeout) => {}
-        other => panic!("get_timeout: expected a timeout, got {other:?}"),
-    }
-    b.join().unwrap();
+    during(&q, &next);
     gate.open();
     assert_eq!(a.join().unwrap().unwrap(), slow);
+    (q, next)
+}
+
+#[test]
+fn try_get_and_get_timeout_return_while_another_consumer_decodes_slowly_in_place() {
+    let (q, next) = while_a_consumer_decodes_slowly(0, 4096, 16, |q, _| {
+        // Consumer A holds the get mutex in its decode. Another consumer's gets with deadlines
+        // return on time; a thread does them so that a regression fails instead of hanging.
+        let (tx, rx) = mpsc::channel();
+        let b = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                tx.send(q.try_get()).unwrap();
+                tx.send(q.get_timeout(Duration::from_millis(50))).unwrap();
+            })
+        };
+        let limit = Duration::from_secs(60);
+        match rx
+            .recv_timeout(limit)
+            .expect("try_get waited for the slow decode")
+        {
+            Err(e) => assert!(e.is_empty(), "try_get: {e}"),
+            Ok(v) => panic!("try_get took {v:?} from under a decode"),
+        }
+        match rx
+            .recv_timeout(limit)
+            .expect("get_timeout waited for the slow decode")
+        {
+            Err(GetError::Timeout) => {}
+            other => panic!("get_timeout: expected a timeout, got {other:?}"),
+        }
+        b.join().unwrap();
+    });
     assert_eq!(q.try_get().unwrap(), next);
     assert!(q.try_get().unwrap_err().is_empty());
 }
 
 #[test]
 fn a_record_over_64_kib_is_decoded_without_holding_the_get_mutex() {
-    let gate = &GATES[1];
-    let q: ShmQueue<Item> = ShmQueue::builder().ring_bytes(1 << 20).create().unwrap();
-    let big = item(Some(1), 100 * 1024, 3);
-    let next = item(None, 16, 4);
-    q.put(big.clone()).unwrap();
-    q.put(next.clone()).unwrap();
-    let a = {
-        let q = q.clone();
-        std::thread::spawn(move || q.get())
-    };
-    gate.wait_entered();
-    // A decodes the big record with the mutex released: another consumer takes the next.
-    let (tx, rx) = mpsc::channel();
-    let b = {
-        let q = q.clone();
-        std::thread::spawn(move || tx.send(q.get_timeout(Duration::from_secs(60))).unwrap())
-    };
-    let got = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the get waited for the big decode");
-    assert_eq!(got.unwrap(), next);
-    b.join().unwrap();
-    gate.open();
-    assert_eq!(a.join().unwrap().unwrap(), big);
+    let (q, _) = while_a_consumer_decodes_slowly(1, 1 << 20, 100 * 1024, |q, next| {
+        // A decodes the big record with the mutex released: another consumer takes the next.
+        let (tx, rx) = mpsc::channel();
+        let b = {
+            let q = q.clone();
+            std::thread::spawn(move || tx.send(q.get_timeout(Duration::from_secs(60))).unwrap())
+        };
+        let got = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the get waited for the big decode");
+        assert_eq!(&got.unwrap(), next);
+        b.join().unwrap();
+    });
     assert!(q.try_get().unwrap_err().is_empty());
 }
