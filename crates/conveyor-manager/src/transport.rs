@@ -574,103 +574,105 @@ pub(crate) fn sigpipe_is_safe() -> bool {
     }
 }
 
-/// Sends one byte carrying the descriptors `fds` over the Unix socket `sock`.
-fn send_fds(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
-    let byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_ptr() as *mut libc::c_void,
-        iov_len: 1,
-    };
-    let payload = std::mem::size_of_val(fds);
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: an all-zero msghdr is a valid empty message; the fields set below point at
-    // `iov` and `cbuf`, which outlive the sendmsg call; CMSG_FIRSTHDR/CMSG_DATA stay inside
-    // `cbuf`, which is CMSG_SPACE(payload) bytes long and 8-byte aligned.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(payload as u32) as _;
-        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), payload);
-        loop {
-            if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) == 1 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// Receives the one byte [`send_fds`] sends, and the descriptors it carries
-/// (close-on-exec). Blocks; a shutdown of the socket wakes it with end of file.
-fn recv_fds(sock: RawFd) -> io::Result<Vec<OwnedFd>> {
-    const MAX_FDS: usize = 4;
+/// Runs `f` with a message of one byte and a zeroed, 8-byte aligned control buffer of
+/// `CMSG_SPACE(control)` bytes: what [`send_fds`] fills and [`recv_fds`] receives into. The
+/// message points at the byte and the buffer, which live until `f` returns.
+fn with_fd_message<R>(control: usize, f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
     // SAFETY: CMSG_SPACE only computes a size.
-    let space =
-        unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) } as usize;
+    let space = unsafe { libc::CMSG_SPACE(control as u32) } as usize;
     let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: as in send_fds: the msghdr points at `iov` and `cbuf`, which outlive the
-    // call; the control messages walked below lie inside `cbuf` (the kernel sets
-    // msg_controllen to what it wrote), and each descriptor read from one is a new
-    // descriptor this process now owns.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        let n = loop {
-            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n >= 0 {
-                break n;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        };
-        let mut out = Vec::new();
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg);
-                let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                for i in 0..len / std::mem::size_of::<RawFd>() {
-                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
-                    out.push(OwnedFd::from_raw_fd(fd));
+    // SAFETY: an all-zero msghdr is a valid empty message.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    f(&mut msg)
+}
+
+/// Sends one byte carrying the descriptors `fds` over the Unix socket `sock`.
+fn send_fds(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
+    let payload = std::mem::size_of_val(fds);
+    with_fd_message(payload, |msg| {
+        // SAFETY: `msg` points at its byte and control buffer, which outlive the sendmsg
+        // call; CMSG_FIRSTHDR/CMSG_DATA stay inside the control buffer, which is
+        // CMSG_SPACE(payload) bytes long and 8-byte aligned.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(payload as u32) as _;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr().cast::<u8>(),
+                libc::CMSG_DATA(cmsg),
+                payload,
+            );
+            loop {
+                if libc::sendmsg(sock, msg, libc::MSG_NOSIGNAL) == 1 {
+                    return Ok(());
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
                 }
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the peer closed the connection while handing over pipes",
-            ));
+    })
+}
+
+/// Receives the one byte [`send_fds`] sends, and the descriptors it carries
+/// (close-on-exec). Blocks; a shutdown of the socket wakes it with end of file.
+fn recv_fds(sock: RawFd) -> io::Result<Vec<OwnedFd>> {
+    const MAX_FDS: usize = 4;
+    with_fd_message(MAX_FDS * std::mem::size_of::<RawFd>(), |msg| {
+        // SAFETY: as in send_fds: `msg` points at its byte and control buffer, which outlive
+        // the call; the control messages walked below lie inside the buffer (the kernel sets
+        // msg_controllen to what it wrote), and each descriptor read from one is a new
+        // descriptor this process now owns.
+        unsafe {
+            let n = loop {
+                let n = libc::recvmsg(sock, msg, libc::MSG_CMSG_CLOEXEC);
+                if n >= 0 {
+                    break n;
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            };
+            let mut out = Vec::new();
+            let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let data = libc::CMSG_DATA(cmsg);
+                    let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    for i in 0..len / std::mem::size_of::<RawFd>() {
+                        let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                        out.push(OwnedFd::from_raw_fd(fd));
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+            }
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection while handing over pipes",
+                ));
+            }
+            if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the peer handed over too many descriptors",
+                ));
+            }
+            Ok(out)
         }
-        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the peer handed over too many descriptors",
-            ));
-        }
-        Ok(out)
-    }
+    })
 }
 
 /// Whether the peer of the connected socket `fd` has closed it: a non-blocking peek reads end
