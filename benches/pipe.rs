@@ -39,6 +39,11 @@ use ipc_channel::ipc::{
 };
 use serde::{Deserialize, Serialize};
 
+#[path = "common/side.rs"]
+mod side;
+
+use side::alternate;
+
 /// A command from the parent: what the child does next.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 enum Command {
@@ -450,24 +455,6 @@ fn bench(c: &mut Criterion, p: &mut Peers) {
         b.iter_custom(|iters| p.ipc.pingpong(iters))
     });
     group.finish();
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// Runs `rounds` rounds of `run(peer)` for each of `peers` peers, starting each round with the
-/// next peer so that none always follows another; returns each peer's median.
-fn alternate(rounds: usize, peers: usize, mut run: impl FnMut(usize) -> f64) -> Vec<f64> {
-    let mut all = vec![Vec::with_capacity(rounds); peers];
-    for round in 0..rounds {
-        for k in 0..peers {
-            let peer = (round + k) % peers;
-            all[peer].push(run(peer));
-        }
-    }
-    all.into_iter().map(median).collect()
 }
 
 /// Alternating rounds of each workload; prints medians and ratios from this one run.

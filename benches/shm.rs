@@ -30,6 +30,11 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 use serde::{Deserialize, Serialize};
 
+#[path = "common/side.rs"]
+mod side;
+
+use side::alternate;
+
 /// The typed payload every transport carries.
 #[derive(Serialize, Deserialize, Clone)]
 struct Payload(#[serde(with = "serde_bytes")] Vec<u8>);
@@ -501,23 +506,6 @@ fn pingpong(c: &mut Criterion) {
 }
 
 // ---- side by side: alternating short slices of every peer in one run ----------------------
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// Runs `rounds` rounds of every peer, rotating which goes first; each peer's median.
-fn alternate(rounds: usize, peers: usize, mut run: impl FnMut(usize) -> f64) -> Vec<f64> {
-    let mut all = vec![Vec::with_capacity(rounds); peers];
-    for round in 0..rounds {
-        for k in 0..peers {
-            let peer = (round + k) % peers;
-            all[peer].push(run(peer));
-        }
-    }
-    all.into_iter().map(median).collect()
-}
 
 /// The machine's load averages, to print next to every figure.
 fn loadavg() -> String {
