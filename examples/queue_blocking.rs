@@ -11,19 +11,20 @@
 //! print(q.get())   # empty: blocks until someone puts an item
 //! q.get(block=True, timeout=2)   # raises queue.Empty after 2 s
 //! q.put("123", block=False)      # raises queue.Full when full
+//! q.put("123", block=True, timeout=2)   # still no room after 2 s: raises queue.Full
 //! ```
 //!
 //! Here a child process plays "someone": the parent's blocked `put` returns when the child
 //! takes an item, and the parent's blocked `get` returns when the child puts one. Then the
-//! non-blocking and timeout forms fail with `Full`, `Empty` and `Timeout` errors, which hand
-//! the refused item back.
+//! non-blocking and timeout forms fail with `Empty` and `Timeout` errors for a get, and `Full`
+//! and `Timeout` errors for a put on the full queue, which hand the refused item back.
 //!
 //! ```text
 //! cargo run -p conveyor --no-default-features --features shm,process --example queue_blocking
 //! cargo run -p conveyor --no-default-features --features shm,process --example queue_blocking -- --quick
 //! ```
 //!
-//! `--quick` shortens the child's pauses and the 2-second timeout to a tenth.
+//! `--quick` shortens the child's pauses and the 2-second timeouts to a tenth.
 
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let e = q.try_put("123".to_string()).unwrap_err();
     println!("put_nowait(\"123\") -> {e}");
     assert!(e.is_full());
+    println!("the refused item comes back: {:?}", e.into_inner());
+
+    let t0 = Instant::now();
+    let e = q.put_timeout("123".to_string(), timeout).unwrap_err();
+    println!(
+        "put(\"123\", timeout={timeout:?}) -> error after {:?}: {e}",
+        t0.elapsed()
+    );
+    assert!(e.is_timeout());
     println!("the refused item comes back: {:?}", e.into_inner());
     Ok(())
 }
