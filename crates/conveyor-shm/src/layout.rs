@@ -31,7 +31,8 @@
 //! A record lives at byte `(position * 8) % ring_capacity`; the capacity is a power of two, so
 //! the modulo stays consistent when the position wraps. The used space is
 //! `(tail.pos - head.pos) mod 2^40` units and the item count `(tail.n - head.n) mod 2^24`; the
-//! ring holds at most `capacity / 8 <= 2^24` records, so neither difference is ambiguous.
+//! ring holds at most `capacity / 8 <= 2^23` records (`MAX_RING`), so neither difference is
+//! ambiguous.
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -144,8 +145,11 @@ const _: () = assert!(std::mem::size_of::<MutexLine>() == 64);
 
 /// The smallest ring accepted.
 pub(crate) const MIN_RING: usize = 256;
-/// The largest ring accepted: 128 MiB keeps the record count of a full ring below 2^24.
-pub(crate) const MAX_RING: usize = 1 << 27;
+/// The largest ring accepted: 64 MiB. A full ring holds at most `capacity / 8` records (an
+/// empty payload still takes its 8-byte header), so this keeps the count of a full ring at
+/// 2^23, below the 2^24 at which the head and tail record numbers would wrap to the same
+/// value and a full ring would read as empty.
+pub(crate) const MAX_RING: usize = 1 << 26;
 
 /// Bits of an index word holding the position.
 pub(crate) const POS_BITS: u32 = 40;

@@ -61,9 +61,11 @@
 //! with a deadline (`try_put`, `put_timeout`, `try_get`, `get_timeout`) waits for its mutex
 //! only until that deadline (`pthread_mutex_trylock`, `pthread_mutex_timedlock`), so a slow
 //! in-place decode in another consumer, or a peer stopped inside a put, delays it by no more
-//! than its timeout; as in Python's `multiprocessing.Queue`, whose `put(block=False)` raises
-//! `Full` when its lock is taken, a `try_put` that finds the put mutex held after a few quick
-//! retries reports `Full`. Hence, for a process SIGKILLed at any instant:
+//! than its timeout. A `try_get` that finds the get mutex taken reports `Empty` at once, as
+//! Python's `get(block=False)` does; a `try_put` waits for the put mutex up to 20 ms (far
+//! longer than any put holds it), since Python's `put(block=False)` waits for its lock and
+//! raises `Full` only when the queue is full; past that (a peer stopped inside a put) it
+//! reports `Full`. Hence, for a process SIGKILLed at any instant:
 //! - a put killed before its publishing store leaves nothing visible (its bytes lie past the
 //!   tail); one whose `put` returned `Ok` is delivered exactly once;
 //! - **a get killed midway may lose the one message it was taking**, and no other: a get
@@ -128,7 +130,7 @@
 //! the ring goes *out of line*: it is written to a file of its own next to the segment
 //! (`conveyor-<name>.ool.<pid>.<n>`) and the ring carries its name; the consumer reads and
 //! unlinks it. Nothing is ever truncated; the only size limit is 4 GiB. The ring's size is a
-//! power of two (a size given is rounded down) from 256 B to 128 MiB; the default ring is
+//! power of two (a size given is rounded down) from 256 B to 64 MiB; the default ring is
 //! 4 MiB, so a 1 MiB message travels inline.
 //!
 //! **Close.** [`close`](conveyor_core::Channel::close) sets a flag under the lock and wakes

@@ -183,7 +183,7 @@ impl<T: Serialize + DeserializeOwned> ShmQueueBuilder<T> {
         self
     }
 
-    /// The ring's size in bytes: a power of two from 256 B to 128 MiB, a size in between being
+    /// The ring's size in bytes: a power of two from 256 B to 64 MiB, a size in between being
     /// rounded down (default [`DEFAULT_RING_BYTES`]). Messages larger than half of it travel
     /// out of line, in a file of their own.
     pub fn ring_bytes(mut self, bytes: usize) -> Self {

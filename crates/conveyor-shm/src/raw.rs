@@ -276,6 +276,10 @@ impl RawQueue {
         if self.ring.header().misc.closed.load(Ordering::SeqCst) != 0 {
             return Err(RawPutError::Closed);
         }
+        if deadline == Deadline::Now && !self.ring.room_hint(OutOfLine::SIZE) {
+            // Writing the file only to remove it again costs the whole message's size.
+            return Err(RawPutError::Full);
+        }
         let rec = OutOfLine {
             pid: std::process::id(),
             serial: self

@@ -32,6 +32,12 @@ pub(crate) use crate::proto::{KIND_DATA, KIND_OUT_OF_LINE};
 /// How many times a contended lock is retried before sleeping on it.
 const LOCK_TRIES: u32 = 12;
 
+/// How long a put that must not wait for room (`try_put`) still waits for the put mutex.
+/// Python's `Queue.put(block=False)` raises `Full` only when the queue is full, and waits for
+/// its internal lock; this is far longer than any put holds the mutex, and bounded, so that a peer stopped inside a put (SIGSTOP, a debugger) cannot block a `try_put`
+/// for good: past this, it reports `Full`.
+const TRY_PUT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The ring's bytes in the shared mapping.
 #[derive(Debug)]
 pub(crate) struct ShmBytes {
@@ -287,11 +293,12 @@ impl Ring {
     }
 
     /// `lock`, giving up at `deadline`: `Ok(None)` if the mutex is still held by another then
-    /// (with `Deadline::Now`, after a few quick retries only). Puts and gets take their mutex
-    /// this way, so that a peer decoding slowly under the get mutex, or one stopped (SIGSTOP,
-    /// a debugger) inside a put, cannot make a `try_*` or `*_timeout` call wait past its
-    /// deadline, as Python's `Queue.put(block=False)` raises `Full` when its lock is taken. A
-    /// dead owner is handled as in `lock`.
+    /// (with `Deadline::Now`, after a few quick retries for a get, as Python's
+    /// `Queue.get(block=False)` gives up on a taken lock, and after at most `TRY_PUT_LOCK_WAIT`
+    /// for a put). Puts and gets take their mutex this way, so that a peer decoding slowly
+    /// under the get mutex, or one stopped (SIGSTOP, a debugger) inside a put, cannot make a
+    /// `try_*` or `*_timeout` call wait past its deadline. A dead owner is handled as in
+    /// `lock`.
     #[inline]
     pub(crate) fn lock_until(
         &self,
@@ -345,6 +352,10 @@ impl Ring {
                 Err(e) => return Err(e),
             }
         }
+        let deadline = match (side, deadline) {
+            (Side::Put, Deadline::Now) => Deadline::after(TRY_PUT_LOCK_WAIT),
+            (_, d) => d,
+        };
         let acquired = match acquired {
             Some(a) => a,
             None => match Self::lock_by(m, deadline)? {
@@ -467,6 +478,30 @@ impl Ring {
     #[inline]
     pub(crate) fn head_hint(&self) -> u64 {
         self.header().consumer.head.load(Ordering::Relaxed)
+    }
+
+    /// Whether a record of `payload_len` bytes would fit now, read without the put mutex: a
+    /// hint, stale as soon as it is read, for a `try_put` to skip work it would throw away
+    /// (writing a large message's file) when the queue is plainly full.
+    pub(crate) fn room_hint(&self, payload_len: usize) -> bool {
+        let (head, tail) = (self.head_hint(), self.tail_hint());
+        let cap_units = self.capacity / 8;
+        let used = used_units(head, tail);
+        if used > cap_units {
+            // Two words read at different instants: let the put decide under the mutex.
+            return true;
+        }
+        if self.max_items != 0 && count(head, tail) >= self.max_items {
+            return false;
+        }
+        let size = crate::proto::record_units(payload_len as u64);
+        let contiguous = cap_units - (crate::layout::pos(tail) & (cap_units - 1));
+        let need = if size <= contiguous {
+            size
+        } else {
+            contiguous + size
+        };
+        need <= cap_units - used
     }
 
     /// Unfinished tasks, read without a mutex.

@@ -6,7 +6,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use conveyor_core::Channel;
+use conveyor_core::{Channel, QueueInfo};
 use conveyor_shm::{Lock, ShmError, ShmQueue};
 
 fn path(name: &str) -> PathBuf {
@@ -155,4 +155,20 @@ fn invalid_options_are_refused() {
         .create()
         .unwrap_err();
     assert!(matches!(e, ShmError::InvalidOption(_)));
+    // Over 64 MiB a full ring of empty records would count 2^24 of them, which the index
+    // words cannot tell from none: refused, and the largest accepted size works.
+    let e = ShmQueue::<()>::builder()
+        .ring_bytes(128 << 20)
+        .create()
+        .unwrap_err();
+    assert!(matches!(e, ShmError::InvalidOption(_)), "{e}");
+    let q = ShmQueue::<()>::builder()
+        .ring_bytes(64 << 20)
+        .create()
+        .unwrap();
+    assert_eq!(q.ring_bytes(), 64 << 20);
+    q.put(()).unwrap();
+    assert_eq!(q.len(), 1);
+    q.get().unwrap();
+    assert!(q.is_empty());
 }

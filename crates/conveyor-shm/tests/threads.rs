@@ -221,6 +221,25 @@ fn bytes_roundtrip_and_out_of_line() {
 struct Blob(#[serde(with = "serde_bytes")] Vec<u8>);
 
 #[test]
+fn a_large_try_put_on_a_full_queue_is_refused_and_comes_back() {
+    let q: ShmQueue<Blob> = ShmQueue::builder()
+        .ring_bytes(4096)
+        .max_items(1)
+        .create()
+        .unwrap();
+    assert!(q.inline_max() < 10_000);
+    q.put(Blob(vec![1])).unwrap();
+    let e = q.try_put(Blob(vec![7; 10_000])).unwrap_err();
+    assert!(e.is_full(), "{e}");
+    assert_eq!(e.into_inner().0.len(), 10_000);
+    assert_eq!(q.get().unwrap(), Blob(vec![1]));
+    q.try_put(Blob(vec![7; 10_000])).unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.get().unwrap(), Blob(vec![7; 10_000]));
+    assert!(q.try_get().unwrap_err().is_empty());
+}
+
+#[test]
 fn one_mib_messages_through_a_default_queue() {
     let q: ShmQueue<Blob> = ShmQueue::new().unwrap();
     let q2 = q.clone();
