@@ -161,36 +161,50 @@
 //! `SHM_ROUNDS` to change) and prints medians and ratios from that one run
 //! (`... --bench shm -- side_by_side` runs only that pass).
 //!
-//! On the project's 2-vCPU machine, which placement the scheduler picks decides the figures,
-//! more than anything in the queue:
+//! Measured on 2026-11-26 with the final code. On the project's 2-vCPU machine (AMD EPYC, a
+//! quiet start, `nice -n -20`), criterion medians: 64 B 9.26 M messages/s against ipmpsc's
+//! 1.74 M (5.3x), 4 KiB 7.37 M against 1.18 M, 1 MiB 20.9 GiB/s against 13.7 GiB/s (the same
+//! payload every time, so the bytes sit in the caches), ping-pong 0.42 µs against 44 µs.
+//! Its side-by-side pass: 64 B 17.8 M against 6.56 M (2.71x), 4 KiB 2.81 M against 1.20 M.
+//! On a 16-core machine (Intel Xeon, Firecracker VM), where the two processes always run on
+//! different cores: 64 B 4.45 M against 2.26 M (criterion) and 8.29 M against 3.10 M
+//! (side by side, 2.67x), 4 KiB 1.71 M against 0.74 M, 1 MiB 6.4 GiB/s against 9.9 GiB/s
+//! (0.65x: a record over 64 KiB is copied out under the lock and decoded after it, one more
+//! pass over the bytes than ipmpsc's decode from the ring, which costs most when the ring's
+//! bytes sit in another core's cache), ping-pong 1.23 µs against 14 µs.
 //!
-//! - **A vCPU each** (quiet machine): 64 B at 10 M messages/s against ipmpsc's 4.1 M, 4 KiB at
-//!   6.6 M against 1.27 M, ping-pong 0.54 µs against 45 µs (figures from an earlier quiet
-//!   run, load 1.7). Sleeping at once, the round trip is the futex floor: 41.5 µs against
-//!   40.4 µs for `futex-floor` (criterion, same run, load 4.2).
-//! - **Both on one vCPU** (what a loaded machine gives; `taskset -c 0` reproduces it): every
-//!   message costs the producer's and the consumer's CPU time back to back, and ipmpsc's
-//!   simpler, not crash-safe protocol is cheaper per message. Side by side (load 3.0):
-//!   64 B 15.2 M against ipmpsc's 17.3 M (0.88x), 4 KiB 3.15 M against 3.60 M (0.87x),
-//!   ping-pong 6.8 µs (6.0 µs sleeping at once, futex floor 5.4 µs, ipmpsc 10.0 µs). Two
-//!   robust mutex lock/unlock pairs (about 9 ns each here) are a third of a put and a get.
-//! - **Loaded on purpose** (two busy loops besides other builds, load 3 to 17): 64 B 11.4 M
-//!   against 7.95 M (1.44x) and 9.57 M against 9.69 M (0.99x); 4 KiB 0.86-0.95x; ping-pong
-//!   4.2-7.5 µs side by side, but 29.8 µs (14-51 µs) in a criterion run at load 18.
+//! **Sleeping at once** (`spin(Duration::ZERO)`), a round trip is two futex wake-ups, and what
+//! one costs is the machine's: on the 16-core machine 14.2 µs against 12.2 µs for
+//! `futex-floor` (the same criterion run); on the 2-vCPU machine 39.4 µs against 39.2 µs when
+//! the machine is otherwise idle (waking a halted vCPU goes through the hypervisor) and
+//! 6-9 µs when the other vCPU is busy.
 //!
-//! What was fixed for the loaded case: notifiers made a `FUTEX_WAKE` per item for as long as a
+//! **Placement** decides the figures on 2 vCPUs more than anything in the queue. With both
+//! processes on one vCPU (`taskset -c 0`, or a loaded machine), every message costs the
+//! producer's and the consumer's CPU time back to back, and ipmpsc's simpler, not
+//! crash-safe protocol costs about as much per message: side by side 64 B 14.5 M against
+//! 14.7 M (0.99x), 4 KiB 3.03 M against 3.48 M (0.87x), ping-pong 7.0 µs (futex floor on one
+//! vCPU 5.5 µs, ipmpsc 10.8 µs). Two robust mutex lock/unlock pairs are about a third of a put
+//! and a get there.
+//!
+//! What was fixed along the way: notifiers made a `FUTEX_WAKE` per item for as long as a
 //! woken peer waited for a CPU (now one per sleep); the consumer's copy-then-decode tipped a
 //! 4 KiB stream into a regime where the ring no longer fits in the caches (now decoded in
 //! place, 0.22 M back to 3-4 M messages/s); the hot path was not inlined (a put and a get
-//! of a 64 B item in one thread went from 100 ns to 60 ns); and a yield on an oversubscribed
-//! machine cost a time slice (ping-pong 2.2 ms at load 20, now a futex sleep).
-//! The 1 MiB figures fit in the CPU's caches; a copy from memory runs at about 6.5 GB/s here.
+//! of a 64 B item in one thread went from 100 ns to 60 ns); a yield on an oversubscribed
+//! machine cost a time slice (ping-pong 2.2 ms at load 20, now a futex sleep); and a large
+//! record's copy-out went to a fresh allocation every time, whose page faults cost more than
+//! the copy (1 MiB at 0.95 GiB/s, now a buffer kept per thread).
 //!
 //! - Linux only (futex, robust mutexes, `/dev/shm`); `$CONVEYOR_SHM_DIR` moves the segments.
-//! - All processes must be built with the same item type and codec (checked) and the same
-//!   conveyor version (checked through the layout version).
-//! - A process that is stopped (SIGSTOP) while holding the queue's lock blocks the others
-//!   until it resumes: robustness covers death, not suspension.
+//! - All processes must be built with the same item type and codec and the same conveyor
+//!   version. The type is checked by its name and the codec's (two different types of the same
+//!   name pass, and their items then fail to decode with `GetError::Codec`, never undefined
+//!   behaviour); the version through the layout version. `open` takes the ring size and
+//!   `max_items` from the segment, as the creator set them.
+//! - A process that is stopped (SIGSTOP) while holding a queue's mutex makes the others'
+//!   blocking calls wait until it resumes (robustness covers death, not suspension); calls
+//!   with a deadline (`try_*`, `*_timeout`) still return by it.
 //! - The crate defends against a corrupt segment, not against a malicious process writing into
 //!   the mapping while others read it.
 
