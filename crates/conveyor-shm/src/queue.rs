@@ -199,7 +199,9 @@ impl<T: Serialize + DeserializeOwned> ShmQueueBuilder<T> {
     }
 
     /// How long a blocked put or get of this handle spins before sleeping in the kernel
-    /// (default [`DEFAULT_SPIN`]; zero sleeps at once).
+    /// (default [`DEFAULT_SPIN`]; zero sleeps at once). It belongs to the handle, not to the
+    /// segment: a handle opened by name, or received by a child process, starts with
+    /// [`DEFAULT_SPIN`]; set it there with [`ShmQueue::with_spin`].
     pub fn spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
         self
