@@ -29,7 +29,9 @@
 //! process takes them out, keeps a sliding window of the last [`WINDOW`] samples and redraws an
 //! ASCII chart in place about 30 times a second. When the time is up (or on Ctrl-C) the parent
 //! closes the queue; the child drains it, prints a summary (samples, how long they waited in
-//! the queue) and exits.
+//! the queue) and exits. Ctrl-C reaches every process of the terminal's foreground group, the
+//! child included, so the child ignores SIGINT and leaves it to the parent to stop the stream.
+//! If the child fails anyway, the parent prints how it ended and exits with an error.
 //!
 //! ```text
 //! cargo run -p conveyor --no-default-features --features shm,process --example sensor_stream_processes
@@ -128,6 +130,13 @@ fn chart(window: &VecDeque<f64>) -> String {
 
 /// The plotting process: Python's `proc2`.
 fn plotter((q, live): (ShmQueue<Sample>, bool)) {
+    // Ctrl-C is the parent's to handle: it closes the queue, and this process drains it.
+    // SAFETY: SIG_IGN runs no code on delivery (no handler that would have to be
+    // async-signal-safe); the call only changes this process's disposition of SIGINT, which
+    // nothing else in this child sets.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
     let mut window: VecDeque<f64> = VecDeque::with_capacity(WINDOW + 1);
     let (mut count, mut total_wait_us, mut worst_wait_us) = (0u64, 0u64, 0u64);
     let mut last_frame = Instant::now();
@@ -222,6 +231,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sampler: {sent} samples in {:.1} s; plotter {status}",
         start.elapsed().as_secs_f64()
     );
-    assert!(status.success());
+    if !status.success() {
+        return Err(format!("the plotter did not finish: {status}").into());
+    }
     Ok(())
 }
