@@ -3,15 +3,24 @@
 //! A segment is unlinked when the last attached process drops its last handle. A process
 //! killed by SIGKILL never drops anything, so its segments stay in `/dev/shm` until someone
 //! removes them. Every segment records the pids of the processes attached to it; a segment
-//! none of whose attached processes is alive is *leaked*, and [`remove_leaked`] removes it. An
-//! out-of-line message file whose queue is gone is leaked too.
+//! none of whose attached processes is alive is *leaked*, and [`remove_leaked`] removes it.
+//!
+//! An out-of-line message file (`<segment>.ool.<writer pid>.<n>`) is leaked when its queue's
+//! segment is leaked, or, when the segment's name is gone, when its writer is dead and the
+//! file is older than a minute: a queue whose name was unlinked may still be in use by the
+//! processes that hold it, and its messages not yet taken must stay deliverable. Files owned by
+//! another user, and files that cannot be read, are never called leaked.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::segment::{pid_alive, remove_with_companions, shm_dir, FILE_PREFIX, SLOTS};
+use crate::segment::{
+    pid_alive, remove_companions, remove_with_companions, shm_dir, FILE_PREFIX, SLOTS,
+};
 
 /// What a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +49,8 @@ pub struct SegmentInfo {
     pub kind: SegmentKind,
     /// The file's length in bytes.
     pub len: u64,
-    /// The pid of its creator, if the header could be read.
+    /// The pid of its creator, if the header could be read (for an out-of-line file, the pid
+    /// of the process that wrote it, from its name).
     pub creator_pid: Option<u32>,
     /// The pids recorded as attached (alive or not).
     pub attached: Vec<u32>,
@@ -48,12 +58,17 @@ pub struct SegmentInfo {
     pub leaked: bool,
 }
 
-/// An uninitialised segment older than this is considered abandoned.
+/// An uninitialised segment, or an out-of-line file whose queue's name is gone and whose
+/// writer is dead, older than this is considered abandoned.
 const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
 /// Lists the conveyor segments in [`shm_dir`](crate::shm_dir).
 pub fn list_segments() -> io::Result<Vec<SegmentInfo>> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
     let mut out = Vec::new();
+    // Out-of-line files, judged once every segment has been: (info, queue name, writer, old).
+    let mut ool = Vec::new();
     for entry in std::fs::read_dir(shm_dir())? {
         let Ok(entry) = entry else { continue };
         let file_name = entry.file_name().to_string_lossy().into_owned();
@@ -64,43 +79,114 @@ pub fn list_segments() -> io::Result<Vec<SegmentInfo>> {
         if !meta.is_file() {
             continue;
         }
-        if let Some((queue, _)) = name.split_once(".ool.") {
-            out.push(SegmentInfo {
+        let old = is_old(meta.modified().ok());
+        let mine = meta.uid() == me;
+        if let Some((queue, rest)) = name.split_once(".ool.") {
+            let writer = rest
+                .split_once('.')
+                .and_then(|(pid, _)| pid.parse::<u32>().ok());
+            let info = SegmentInfo {
                 name: name.to_string(),
                 path: entry.path(),
                 kind: SegmentKind::OutOfLine,
                 len: meta.len(),
-                creator_pid: None,
+                creator_pid: writer,
                 attached: Vec::new(),
-                leaked: !shm_dir().join(format!("{FILE_PREFIX}{queue}")).exists(),
-            });
+                leaked: false,
+            };
+            if mine {
+                ool.push((info, queue.to_string(), writer, old));
+            } else {
+                out.push(info);
+            }
             continue;
         }
-        out.push(inspect(
-            name,
-            entry.path(),
-            meta.len(),
-            meta.modified().ok(),
-        ));
+        let mut info = inspect(name, entry.path(), meta.len(), old);
+        // Another user's segment is never ours to remove.
+        info.leaked &= mine;
+        out.push(info);
     }
+    let segments: HashMap<&str, bool> = out.iter().map(|s| (s.name.as_str(), s.leaked)).collect();
+    let judged: Vec<SegmentInfo> = ool
+        .into_iter()
+        .map(|(mut info, queue, writer, old)| {
+            info.leaked = match segments.get(queue.as_str()) {
+                // Its queue is listed: the file goes with it.
+                Some(&queue_leaked) => queue_leaked,
+                // Its queue's name is gone, but handles may still hold the queue and take the
+                // message: only a file whose writer is dead and which is old is abandoned.
+                None => old && !writer.is_some_and(pid_alive),
+            };
+            info
+        })
+        .collect();
+    out.extend(judged);
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
-fn inspect(name: &str, path: PathBuf, len: u64, modified: Option<SystemTime>) -> SegmentInfo {
-    let mut head = [0u8; 256];
-    let read = File::open(&path).and_then(|mut f| f.read_exact(&mut head));
-    let old = modified
+/// Whether a file last modified at `modified` is older than [`ABANDONED_AFTER`].
+fn is_old(modified: Option<SystemTime>) -> bool {
+    modified
         .and_then(|m| m.elapsed().ok())
-        .is_some_and(|age| age > ABANDONED_AFTER);
+        .is_some_and(|age| age > ABANDONED_AFTER)
+}
+
+/// Reads the first 256 bytes of the segment at `path`: `Ok(None)` if the file is shorter.
+fn read_head(file: &mut File) -> io::Result<Option<[u8; 256]>> {
+    let mut head = [0u8; 256];
+    match file.read_exact(&mut head) {
+        Ok(()) => Ok(Some(head)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn inspect(name: &str, path: PathBuf, len: u64, old: bool) -> SegmentInfo {
+    let unknown = |path, leaked| SegmentInfo {
+        name: name.to_string(),
+        path,
+        kind: SegmentKind::Unknown,
+        len,
+        creator_pid: None,
+        attached: Vec::new(),
+        leaked,
+    };
+    let head = match File::open(&path).and_then(|mut f| read_head(&mut f)) {
+        Ok(Some(head)) => head,
+        // Shorter than a header: a creator that died before sizing it, or one still at work.
+        Ok(None) => return unknown(path, old),
+        // Unreadable (permissions, or gone since it was listed): not known to be leaked.
+        Err(_) => return unknown(path, false),
+    };
+    let judged = judge(&head, old);
+    SegmentInfo {
+        name: name.to_string(),
+        path,
+        kind: judged.kind,
+        len,
+        creator_pid: judged.creator,
+        attached: judged.attached,
+        leaked: judged.leaked,
+    }
+}
+
+/// What a segment's header says about it.
+struct Judged {
+    kind: SegmentKind,
+    creator: Option<u32>,
+    attached: Vec<u32>,
+    leaked: bool,
+}
+
+/// Reads a segment's kind and users from its first 256 bytes; `old` says whether the file is
+/// older than [`ABANDONED_AFTER`] (for a segment not yet initialised).
+fn judge(head: &[u8; 256], old: bool) -> Judged {
     let magic = u64::from_ne_bytes(head[..8].try_into().unwrap_or_default());
-    if read.is_err() || magic == 0 {
-        return SegmentInfo {
-            name: name.to_string(),
-            path,
+    if magic == 0 {
+        return Judged {
             kind: SegmentKind::Unknown,
-            len,
-            creator_pid: None,
+            creator: None,
             attached: Vec::new(),
             leaked: old,
         };
@@ -123,12 +209,9 @@ fn inspect(name: &str, path: PathBuf, len: u64, modified: Option<SystemTime>) ->
         let in_use = alive || (attached.is_empty() && pid_alive(creator));
         !in_use
     };
-    SegmentInfo {
-        name: name.to_string(),
-        path,
+    Judged {
         kind,
-        len,
-        creator_pid: Some(creator),
+        creator: Some(creator),
         attached,
         leaked,
     }
@@ -136,6 +219,11 @@ fn inspect(name: &str, path: PathBuf, len: u64, modified: Option<SystemTime>) ->
 
 /// Removes every leaked segment (and the out-of-line files of removed queues); returns their
 /// names.
+///
+/// Files owned by another user and files that cannot be read are never leaked (see
+/// [`list_segments`]). A file that cannot be removed is logged (`tracing::warn!`) and skipped:
+/// the others are still removed. The error is only for a segment directory that cannot be
+/// read.
 ///
 /// ```
 /// let removed = conveyor_shm::remove_leaked()?;
@@ -145,31 +233,114 @@ fn inspect(name: &str, path: PathBuf, len: u64, modified: Option<SystemTime>) ->
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn remove_leaked() -> io::Result<Vec<String>> {
-    let mut removed = Vec::new();
-    for info in list_segments()? {
-        if !info.leaked {
-            continue;
-        }
-        let r = if info.kind == SegmentKind::OutOfLine {
+    Ok(remove_each(list_segments()?, |info| {
+        if info.kind == SegmentKind::OutOfLine {
             std::fs::remove_file(&info.path)
         } else {
             remove_with_companions(&info.path)
-        };
-        match r {
+        }
+    }))
+}
+
+/// Removes each leaked segment of `infos` with `remove`, going on after a failure; the names
+/// removed.
+fn remove_each(
+    infos: Vec<SegmentInfo>,
+    remove: impl Fn(&SegmentInfo) -> io::Result<()>,
+) -> Vec<String> {
+    let mut removed = Vec::new();
+    for info in infos {
+        if !info.leaked {
+            continue;
+        }
+        match remove(&info) {
             Ok(()) => {
                 tracing::info!(segment = info.name.as_str(), "removed leaked segment");
                 removed.push(info.name);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            Err(e) => tracing::warn!(
+                segment = info.name.as_str(),
+                path = %info.path.display(),
+                error = %e,
+                "could not remove leaked segment; going on with the others"
+            ),
         }
     }
-    Ok(removed)
+    removed
 }
 
-/// Removes the segment called `name` (and its out-of-line files), whoever uses it: handles
-/// already open keep working, new `open`s fail.
+/// Removes the segment called `name`, whoever uses it: handles already open keep working,
+/// new `open`s fail.
+///
+/// Its out-of-line files (large messages not yet taken) are removed too only if no process
+/// attached to it is alive; otherwise they stay, so that the processes still holding the
+/// queue get those messages, and go when its last handle does.
 pub fn remove_segment(name: &str) -> io::Result<()> {
     crate::segment::validate_name(name).map_err(io::Error::other)?;
-    remove_with_companions(&crate::segment::path_of(name))
+    let path = crate::segment::path_of(name);
+    // Open first: the header is read after the name is gone, so that a process that attaches
+    // in between is seen (one that opens later finds no name).
+    let mut file = File::open(&path)?;
+    std::fs::remove_file(&path)?;
+    let unused = match read_head(&mut file) {
+        Ok(Some(head)) => judge(&head, false).leaked,
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    if unused {
+        remove_companions(&path);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, leaked: bool) -> SegmentInfo {
+        SegmentInfo {
+            name: name.to_string(),
+            path: PathBuf::from(format!("/nonexistent/{name}")),
+            kind: SegmentKind::Queue,
+            len: 0,
+            creator_pid: None,
+            attached: Vec::new(),
+            leaked,
+        }
+    }
+
+    #[test]
+    fn remove_goes_on_after_a_failure() {
+        let infos = vec![
+            info("a", true),
+            info("b", true),
+            info("c", false),
+            info("d", true),
+        ];
+        let tried = std::cell::RefCell::new(Vec::new());
+        let removed = remove_each(infos, |i| {
+            tried.borrow_mut().push(i.name.clone());
+            match i.name.as_str() {
+                "a" => Err(io::Error::from(io::ErrorKind::PermissionDenied)),
+                "b" => Err(io::Error::from(io::ErrorKind::NotFound)),
+                _ => Ok(()),
+            }
+        });
+        assert_eq!(removed, vec!["d".to_string()]);
+        assert_eq!(*tried.borrow(), vec!["a", "b", "d"]);
+    }
+
+    #[test]
+    fn an_unreadable_segment_is_not_leaked() {
+        // A name listed and then gone (or not readable): even if old, not known to be leaked.
+        let gone = inspect(
+            "gone",
+            PathBuf::from("/nonexistent-conveyor-dir/conveyor-gone"),
+            256,
+            true,
+        );
+        assert_eq!(gone.kind, SegmentKind::Unknown);
+        assert!(!gone.leaked);
+    }
 }

@@ -26,6 +26,21 @@ pub(crate) const VERSION: u32 = 2;
 /// File names of conveyor segments start with this.
 pub const FILE_PREFIX: &str = "conveyor-";
 /// How many attached processes a segment tracks.
+///
+/// A process that opens a segment whose 48 slots all hold live pids (a 49th process) still
+/// opens it and works normally, but is *untracked*: a warning is logged, its pid is recorded
+/// nowhere, and its handles never unlink the segment. So the last *tracked* handle to go
+/// unlinks the name and removes the out-of-line files of messages not yet taken even while an
+/// untracked process still uses the queue (its mapping keeps working; its gets of those large
+/// messages fail), and a segment whose last user is untracked is left behind and listed as
+/// leaked once the tracked ones are gone. A slot of a dead process is reused, so only 48
+/// processes attached *at once* count.
+///
+/// The table is scanned without a lock, so an `open` can race with the last handle's drop:
+/// an opener that attaches after the dropper scanned the table, and checks the name before the
+/// dropper removes it, ends up alone on an unlinked segment (nobody else can open it, and its
+/// large messages' files may be gone). Keeping the creator's handle alive until every other
+/// process has opened the queue avoids it.
 pub(crate) const SLOTS: usize = 48;
 /// How long an opener waits for a creator to finish initialising.
 const INIT_WAIT: Duration = Duration::from_secs(1);
@@ -125,6 +140,9 @@ pub(crate) struct Segment {
     map: MmapRaw,
     slot: Option<usize>,
     keep: bool,
+    /// The device and inode of this segment's file: the name may be unlinked and then given
+    /// to another segment, which this one must never remove.
+    id: (u64, u64),
 }
 
 impl Segment {
@@ -152,6 +170,7 @@ impl Segment {
                 _ => ShmError::io(name, e),
             })?;
         let built = (|| {
+            let meta = file.metadata()?;
             file.set_len(len as u64)?;
             let map = MmapRaw::map_raw(&file)?;
             if map.len() != len {
@@ -177,10 +196,10 @@ impl Segment {
             common.slots[0].store(std::process::id(), Ordering::Relaxed);
             init(base)?;
             common.magic.store(magic, Ordering::Release);
-            Ok(map)
+            Ok((map, (meta.dev(), meta.ino())))
         })();
         match built {
-            Ok(map) => {
+            Ok((map, id)) => {
                 tracing::debug!(segment = name, len, "created shared-memory segment");
                 Ok(Segment {
                     name: name.to_string(),
@@ -188,6 +207,7 @@ impl Segment {
                     map,
                     slot: Some(0),
                     keep: false,
+                    id,
                 })
             }
             Err(e) => {
@@ -218,21 +238,22 @@ impl Segment {
                 _ => ShmError::io(name, e),
             })?;
         let map = wait_initialised(name, &file, magic, kind)?;
+        let ours = file.metadata().map_err(|e| ShmError::io(name, e))?;
         let mut seg = Segment {
             name: name.to_string(),
             path,
             map,
             slot: None,
             keep: true, // not attached yet: never unlink on an early error
+            id: (ours.dev(), ours.ino()),
         };
         seg.validate_common(magic, kind, header_size)?;
         seg.attach();
         seg.keep = false;
         // The name may have been unlinked (by a last handle going away) between our open and
         // our attach; then nobody else can find this segment and we must not use it.
-        let ours = file.metadata().map_err(|e| ShmError::io(name, e))?;
-        match std::fs::metadata(&seg.path) {
-            Ok(now) if now.ino() == ours.ino() && now.dev() == ours.dev() => {}
+        match seg.name_state() {
+            NameState::Ours => {}
             _ => {
                 seg.keep = true;
                 return Err(ShmError::NotFound(name.to_string()));
@@ -342,10 +363,40 @@ impl Segment {
         &self.name
     }
 
-    /// Removes the name now (the mapping stays usable by handles already open).
-    pub(crate) fn unlink(&self) -> io::Result<()> {
-        remove_with_companions(&self.path)
+    /// What the segment's name points at now.
+    fn name_state(&self) -> NameState {
+        match std::fs::metadata(&self.path) {
+            Ok(now) if (now.dev(), now.ino()) == self.id => NameState::Ours,
+            Ok(_) => NameState::Another,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => NameState::Gone,
+            // Unknown: behave as if it were another segment's (remove nothing).
+            Err(_) => NameState::Another,
+        }
     }
+
+    /// Removes the name now (the mapping stays usable by handles already open). Only the
+    /// name: the files of out-of-line messages not yet taken stay, so that those messages are
+    /// still delivered; each is removed as it is taken, and the rest when the last handle goes.
+    /// `NotFound` if the name is already gone (or was given to another segment since).
+    pub(crate) fn unlink(&self) -> io::Result<()> {
+        match self.name_state() {
+            NameState::Ours => std::fs::remove_file(&self.path),
+            NameState::Gone | NameState::Another => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} was already unlinked", self.path.display()),
+            )),
+        }
+    }
+}
+
+/// What a segment's name points at.
+enum NameState {
+    /// This segment's file.
+    Ours,
+    /// Nothing: it was unlinked.
+    Gone,
+    /// Another file: unlinked, then created again by someone.
+    Another,
 }
 
 impl Drop for Segment {
@@ -361,23 +412,34 @@ impl Drop for Segment {
             .slots
             .iter()
             .any(|s| pid_alive(s.load(Ordering::SeqCst)));
-        if !anyone {
-            match remove_with_companions(&self.path) {
-                Ok(()) => tracing::debug!(segment = self.name.as_str(), "unlinked segment"),
+        if anyone {
+            return;
+        }
+        let name = self.name.as_str();
+        match self.name_state() {
+            NameState::Ours => match std::fs::remove_file(&self.path) {
+                Ok(()) => tracing::debug!(segment = name, "unlinked segment"),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(
-                    segment = self.name.as_str(),
-                    error = %e,
-                    "could not unlink segment"
-                ),
+                Err(e) => tracing::warn!(segment = name, error = %e, "could not unlink segment"),
+            },
+            NameState::Gone => {}
+            NameState::Another => {
+                // The name was unlinked and a new segment took it: the companion files by
+                // that name may be the new one's messages. Ours are left to `remove_leaked`.
+                tracing::debug!(
+                    segment = name,
+                    "segment name reused by another segment: its files are left alone"
+                );
+                return;
             }
         }
+        // The last handle: messages not taken can no longer be delivered.
+        remove_companions(&self.path);
     }
 }
 
-/// Removes `path` and every companion file `path.*` (out-of-line messages).
-pub(crate) fn remove_with_companions(path: &Path) -> io::Result<()> {
-    let result = std::fs::remove_file(path);
+/// Removes every companion file `path.*` (out-of-line messages) of the segment at `path`.
+pub(crate) fn remove_companions(path: &Path) {
     if let (Some(dir), Some(file)) = (path.parent(), path.file_name()) {
         let prefix = format!("{}.", file.to_string_lossy());
         if let Ok(entries) = std::fs::read_dir(dir) {
@@ -388,6 +450,13 @@ pub(crate) fn remove_with_companions(path: &Path) -> io::Result<()> {
             }
         }
     }
+}
+
+/// Removes `path` and every companion file `path.*` (out-of-line messages): for a segment
+/// nobody uses any more.
+pub(crate) fn remove_with_companions(path: &Path) -> io::Result<()> {
+    let result = std::fs::remove_file(path);
+    remove_companions(path);
     result
 }
 

@@ -1,0 +1,207 @@
+//! Unlinking and cleanup with large (out-of-line) messages in flight, across real processes.
+//!
+//! Every test here uses a private segment directory (`$CONVEYOR_SHM_DIR`, inherited by the
+//! children), so that `remove_leaked` sees only this binary's files.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::{Duration, SystemTime};
+
+use conveyor_core::Channel;
+use conveyor_process::{init_test, Process};
+use conveyor_shm::{list_segments, remove_leaked, SegmentInfo, SegmentKind, ShmQueue};
+
+/// Points `$CONVEYOR_SHM_DIR` at this binary's own directory (before any segment is made).
+fn setup() -> PathBuf {
+    static ONCE: Once = Once::new();
+    let dir = std::env::temp_dir().join("conveyor-shm-lifecycle-tests");
+    ONCE.call_once(|| {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::env::set_var("CONVEYOR_SHM_DIR", &dir);
+    });
+    dir
+}
+
+type Big = ShmQueue<Vec<u8>>;
+
+/// A message far larger than half the small ring: it travels out of line.
+fn big(i: u8) -> Vec<u8> {
+    vec![i; 10_000]
+}
+
+fn small_ring() -> Big {
+    let q: Big = ShmQueue::builder().ring_bytes(1024).create().unwrap();
+    assert!(big(0).len() > q.inline_max());
+    q
+}
+
+fn put_large((q, n): (Big, u8)) {
+    for i in 0..n {
+        q.put(big(i)).unwrap();
+    }
+}
+
+fn exit_now(_: ()) {}
+
+/// The files of `name`'s segment in `dir`: its own and its out-of-line messages'.
+fn files_of(dir: &Path, name: &str) -> Vec<String> {
+    let prefix = format!("conveyor-{name}");
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f == &prefix || f.starts_with(&format!("{prefix}.")))
+        .collect();
+    v.sort();
+    v
+}
+
+fn out_of_line_of(name: &str) -> Vec<SegmentInfo> {
+    list_segments()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.kind == SegmentKind::OutOfLine && s.name.starts_with(&format!("{name}.")))
+        .collect()
+}
+
+#[test]
+fn unlink_keeps_large_messages_in_flight_deliverable() {
+    let dir = setup();
+    init_test!(put_large);
+    let q = small_ring();
+    let name = q.name().to_string();
+    let child = Process::new("put_large", (&q, 2u8)).start().unwrap();
+    assert!(child.join().unwrap().success());
+    assert_eq!(
+        files_of(&dir, &name).len(),
+        3,
+        "the segment and two messages"
+    );
+
+    q.unlink().unwrap();
+    assert!(
+        ShmQueue::<Vec<u8>>::open(&name).is_err(),
+        "the name is gone"
+    );
+    let ool = out_of_line_of(&name);
+    assert_eq!(ool.len(), 2, "the messages' files stay: {ool:?}");
+    assert!(
+        ool.iter().all(|s| !s.leaked),
+        "a live queue's messages are not leaked, even with its name gone: {ool:?}"
+    );
+    // Their writer has exited, but they are fresh: remove_leaked leaves them.
+    let removed = remove_leaked().unwrap();
+    assert!(!removed.iter().any(|n| n.starts_with(&name)), "{removed:?}");
+
+    assert_eq!(q.get_timeout(Duration::from_secs(30)).unwrap(), big(0));
+    assert_eq!(
+        files_of(&dir, &name).len(),
+        1,
+        "the consumer removed the one it took"
+    );
+    // The last handle goes with a message not taken: its file goes too.
+    drop(q);
+    assert_eq!(files_of(&dir, &name), Vec::<String>::new());
+}
+
+#[test]
+fn remove_segment_keeps_a_live_queues_large_messages() {
+    let dir = setup();
+    init_test!(put_large);
+    let q = small_ring();
+    let name = q.name().to_string();
+    let child = Process::new("put_large", (&q, 1u8)).start().unwrap();
+    assert!(child.join().unwrap().success());
+    conveyor_shm::remove_segment(&name).unwrap();
+    assert!(
+        ShmQueue::<Vec<u8>>::open(&name).is_err(),
+        "the name is gone"
+    );
+    assert_eq!(q.get_timeout(Duration::from_secs(30)).unwrap(), big(0));
+    q.put(big(1)).unwrap();
+    assert_eq!(q.get().unwrap(), big(1));
+    drop(q);
+    assert_eq!(files_of(&dir, &name), Vec::<String>::new());
+}
+
+#[test]
+fn the_last_handle_removes_messages_not_taken() {
+    let dir = setup();
+    init_test!(put_large);
+    let q = small_ring();
+    let name = q.name().to_string();
+    let child = Process::new("put_large", (&q, 3u8)).start().unwrap();
+    assert!(child.join().unwrap().success());
+    assert_eq!(files_of(&dir, &name).len(), 4);
+    drop(q);
+    assert_eq!(files_of(&dir, &name), Vec::<String>::new());
+}
+
+/// Creates `dir/conveyor-<name>` with `len` zero bytes, last modified `age` ago.
+fn fixture(dir: &Path, name: &str, len: usize, age: Duration) -> PathBuf {
+    let path = dir.join(format!("conveyor-{name}"));
+    let f = File::create(&path).unwrap();
+    f.set_len(len as u64).unwrap();
+    f.set_modified(SystemTime::now() - age).unwrap();
+    path
+}
+
+#[test]
+fn leaked_files_are_told_by_writer_age_and_owner_and_removed() {
+    let dir = setup();
+    init_test!(exit_now);
+    let child = Process::new("exit_now", ()).start().unwrap();
+    let dead = child.pid();
+    assert!(child.join().unwrap().success());
+    let me = std::process::id();
+    let tag = format!("gone-{me}");
+    let old = Duration::from_secs(600);
+    let fresh = Duration::ZERO;
+
+    // Out-of-line files whose queue's name is gone.
+    let dead_old = fixture(&dir, &format!("{tag}.ool.{dead}.0"), 100, old);
+    let dead_fresh = fixture(&dir, &format!("{tag}.ool.{dead}.1"), 100, fresh);
+    let alive_old = fixture(&dir, &format!("{tag}.ool.{me}.2"), 100, old);
+    // A segment its creator never initialised, long ago.
+    let short = fixture(&dir, &format!("short-{me}"), 0, old);
+    // Another user's files are never leaked from our point of view (as root we can make one).
+    let foreign = fixture(&dir, &format!("foreign-{me}"), 0, old);
+    let foreign_ool = fixture(&dir, &format!("{tag}.ool.{dead}.3"), 100, old);
+    let made_foreign = std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).is_ok()
+        && std::os::unix::fs::chown(&foreign_ool, Some(65534), Some(65534)).is_ok();
+
+    let leaked = |path: &Path| {
+        list_segments()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.path == path)
+            .unwrap_or_else(|| panic!("{} is listed", path.display()))
+            .leaked
+    };
+    assert!(leaked(&dead_old), "writer dead, file old");
+    assert!(!leaked(&dead_fresh), "writer dead but the file is fresh");
+    assert!(!leaked(&alive_old), "the writer is alive");
+    assert!(leaked(&short), "an old segment never initialised");
+    if made_foreign {
+        assert!(!leaked(&foreign), "another user's segment");
+        assert!(!leaked(&foreign_ool), "another user's message");
+    }
+
+    let removed = remove_leaked().unwrap();
+    let name_of =
+        |p: &Path| p.file_name().unwrap().to_string_lossy()["conveyor-".len()..].to_string();
+    assert!(removed.contains(&name_of(&dead_old)), "{removed:?}");
+    assert!(removed.contains(&name_of(&short)), "{removed:?}");
+    assert!(!dead_old.exists() && !short.exists());
+    for kept in [&dead_fresh, &alive_old] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+        assert!(!removed.contains(&name_of(kept)));
+    }
+    if made_foreign {
+        assert!(foreign.exists() && foreign_ool.exists());
+    }
+    for p in [dead_fresh, alive_old, foreign, foreign_ool] {
+        let _ = std::fs::remove_file(p);
+    }
+}
