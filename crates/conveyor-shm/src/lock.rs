@@ -115,7 +115,7 @@ impl Shared {
     }
 
     fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, LockError> {
-        let died = self.finish(self.header().lock.mutex.lock_timeout(timeout))?;
+        let died = self.finish(self.header().lock.mutex.lock_for(timeout))?;
         Ok(LockGuard::new(self, died))
     }
 }
@@ -201,6 +201,8 @@ macro_rules! lock_type {
             }
 
             /// Acquires the lock, waiting at most `timeout`; [`LockError::Timeout`] after that.
+            /// The time is measured on the monotonic clock: setting the wall clock meanwhile
+            /// neither ends the wait early nor (beyond one 100 ms slice) makes it longer.
             pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, LockError> {
                 self.shared.acquire_timeout(timeout)
             }
@@ -278,3 +280,74 @@ lock_type!(
     MutexKind::Recursive,
     "rlock"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    /// Holds `lock` on another thread until told to let go; returns once it is held.
+    fn hold(lock: &Lock) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+        let (held_tx, held_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let other = Lock::open(lock.name()).unwrap();
+        let t = std::thread::spawn(move || {
+            let _g = other.acquire().unwrap();
+            held_tx.send(()).unwrap();
+            let _ = go_rx.recv_timeout(Duration::from_secs(30));
+        });
+        held_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        (go_tx, t)
+    }
+
+    #[test]
+    fn acquire_timeout_waits_the_whole_timeout_over_several_slices() {
+        let lock = Lock::new().unwrap();
+        let (go, t) = hold(&lock);
+        let timeout = Duration::from_millis(350); // several 100 ms slices
+        let t0 = Instant::now();
+        let e = lock.acquire_timeout(timeout).unwrap_err();
+        let waited = t0.elapsed();
+        assert!(matches!(e, LockError::Timeout), "{e:?}");
+        assert!(waited >= timeout, "gave up after {waited:?} of {timeout:?}");
+        go.send(()).unwrap();
+        t.join().unwrap();
+        let g = lock.acquire_timeout(Duration::from_secs(30)).unwrap();
+        assert!(!g.previous_owner_died());
+    }
+
+    #[test]
+    fn acquire_timeout_takes_a_lock_released_during_the_wait() {
+        let lock = Lock::new().unwrap();
+        let (go, t) = hold(&lock);
+        let releaser = std::thread::spawn(move || {
+            // let go while the main thread is (most likely) in its wait; either way the
+            // acquire below must succeed
+            go.send(()).unwrap();
+            t.join().unwrap();
+        });
+        let g = lock.acquire_timeout(Duration::from_secs(30)).unwrap();
+        assert!(!g.previous_owner_died());
+        drop(g);
+        releaser.join().unwrap();
+    }
+
+    #[test]
+    fn acquire_timeout_takes_a_free_lock_with_zero_or_an_endless_timeout() {
+        let lock = Lock::new().unwrap();
+        drop(lock.acquire_timeout(Duration::ZERO).unwrap());
+        drop(lock.acquire_timeout(Duration::MAX).unwrap());
+        let r = RLock::new().unwrap();
+        let _outer = r.acquire().unwrap();
+        let _inner = r.acquire_timeout(Duration::ZERO).unwrap(); // re-entrant
+    }
+
+    #[test]
+    fn acquire_timeout_on_a_lock_this_thread_holds_is_refused() {
+        let lock = Lock::new().unwrap();
+        let _g = lock.acquire().unwrap();
+        let e = lock.acquire_timeout(Duration::from_secs(30)).unwrap_err();
+        assert!(matches!(e, LockError::WouldDeadlock), "{e:?}");
+    }
+}

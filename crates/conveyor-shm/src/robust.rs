@@ -8,7 +8,9 @@
 
 use std::cell::UnsafeCell;
 use std::io;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::wait::MAX_SLICE;
 
 /// How a lock was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +125,9 @@ impl RobustMutex {
         Self::outcome(unsafe { libc::pthread_mutex_trylock(self.raw.get()) })
     }
 
-    /// Locks, waiting at most `timeout`; `Err(ETIMEDOUT)` after that.
+    /// Locks, waiting at most `timeout`; `Err(ETIMEDOUT)` after that. One
+    /// `pthread_mutex_timedlock` call, whose deadline is on the wall clock: keep `timeout`
+    /// short (a slice), or use [`lock_for`](Self::lock_for).
     pub(crate) fn lock_timeout(&self, timeout: Duration) -> io::Result<Acquired> {
         // pthread_mutex_timedlock takes an absolute CLOCK_REALTIME deadline.
         let now = SystemTime::now()
@@ -136,6 +140,29 @@ impl RobustMutex {
         };
         // SAFETY: as in `lock`; `ts` is a valid timespec.
         Self::outcome(unsafe { libc::pthread_mutex_timedlock(self.raw.get(), &ts) })
+    }
+
+    /// Locks, waiting at most `timeout` as measured by the monotonic clock; `Err(ETIMEDOUT)`
+    /// after that. A free mutex is taken even when `timeout` is zero.
+    ///
+    /// [`lock_timeout`](Self::lock_timeout) takes a `CLOCK_REALTIME` deadline, so a single call
+    /// would stretch or cut the whole wait if the wall clock were set meanwhile. Here each call
+    /// waits at most [`MAX_SLICE`], and the time left is recomputed from an [`Instant`] before
+    /// the next: a wall-clock step forward ends one slice early, and only a step back during a
+    /// slice lengthens the wait, by that step. An owner that died is reported as
+    /// [`Acquired::OwnerDied`], whichever slice took the mutex.
+    pub(crate) fn lock_for(&self, timeout: Duration) -> io::Result<Acquired> {
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return self.lock(); // further than this clock can count: no deadline
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lock_timeout(left.min(MAX_SLICE)) {
+                Err(e)
+                    if e.raw_os_error() == Some(libc::ETIMEDOUT) && Instant::now() < deadline => {}
+                other => return other,
+            }
+        }
     }
 
     /// Marks the state guarded by the mutex as repaired after [`Acquired::OwnerDied`].
