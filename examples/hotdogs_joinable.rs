@@ -33,7 +33,8 @@
 //! ```
 //!
 //! The eaters loop forever, so they are daemons: they die with the main process, once `join`
-//! has seen every hot dog marked done. [`JoinableShmQueue`] keeps the count of unfinished
+//! has seen every hot dog marked done. Since they are killed, not dropped, the parent unlinks
+//! the queue itself before it exits. [`JoinableShmQueue`] keeps the count of unfinished
 //! tasks in the shared segment, so `task_done` in an eater process releases `join` in the
 //! parent.
 //!
@@ -112,6 +113,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     q.join();
     println!("the eaters are done");
-    // the daemon eaters are killed when this process ends
+    // The daemon eaters still hold the queue and are killed (SIGKILL) when this process ends,
+    // so no handle of theirs will unlink it: remove its name now, or it stays in /dev/shm.
+    q.unlink()?;
     Ok(())
 }
