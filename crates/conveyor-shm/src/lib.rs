@@ -139,12 +139,28 @@
 //!
 //! **Lifecycle.** Each process that opens a segment records its pid in the header. When a
 //! handle goes, the process removes its pid, and if no recorded process is still alive it
-//! unlinks the segment (and its out-of-line files). A process killed by SIGKILL never removes
-//! its pid, but it no longer counts once dead, so the survivors' last handle still unlinks.
-//! If *every* user was killed, the segment stays: [`list_segments`] shows it as leaked and
-//! [`remove_leaked`] removes it (the `conveyor` CLI uses these). A creator can also
-//! [`unlink`](ShmQueue::unlink) early. Keep the creating handle alive until the other processes
-//! have opened the queue: a segment whose last handle went is gone.
+//! unlinks the segment and removes the out-of-line files of the messages nobody took. A
+//! process killed by SIGKILL never removes its pid, but it no longer counts once dead, so the
+//! survivors' last handle still unlinks. If *every* user was killed, the segment stays:
+//! [`list_segments`] shows it as leaked and [`remove_leaked`] removes it (the `conveyor` CLI
+//! uses these; they leave other users' files alone). That includes a queue whose last handles
+//! are held by daemon children, which are killed when their parent exits: unless its creator
+//! calls [`unlink`](ShmQueue::unlink) (after `join`, say), it is left behind.
+//!
+//! [`unlink`](ShmQueue::unlink) (and [`remove_segment`]) removes only the segment's name: new
+//! `open`s fail, and handles already open keep working, puts and gets of large messages
+//! included; the file of a message not yet taken stays until a consumer takes it, or until the
+//! last handle goes. So every message whose `put` returned `Ok` is still delivered to the
+//! processes that hold the queue.
+//!
+//! Keep the creating handle alive until the other processes have opened the queue: a segment
+//! whose last handle went is gone, and an `open` that races with the last handle's drop (it
+//! attaches just after the dropper found no live process in the table) can end up alone on an
+//! unlinked segment. The table has 48 slots (a dead process's slot is reused): a 49th process
+//! attached at once still opens and uses the queue, but is not tracked (a warning is logged).
+//! The last *tracked* handle then unlinks the segment and removes its large messages' files even
+//! while that process still uses it, and if that process is the last user the segment is left
+//! behind and listed as leaked.
 //!
 //! **Locks.** [`Lock`] and [`RLock`] are robust process-shared mutexes in a small segment each;
 //! a lock whose holder died is recovered and the next guard says so
