@@ -213,16 +213,110 @@ fn joinable_across_processes() {
     }
 }
 
-fn count_with_lock((lock, counter, n, use_lock): (Lock, ShmQueue<i64>, u32, bool)) {
-    // the counter is a one-item queue: take the value, change it, put it back
-    for _ in 0..n {
-        let _g = if use_lock {
-            Some(lock.acquire().unwrap())
-        } else {
-            None
+/// A counter the test processes share: an `i64` in a small file, read and written back by
+/// separate calls. An increment is a read, a yield to the scheduler and a write, so two
+/// processes incrementing at once lose updates unless a lock makes each increment whole.
+/// The file is removed when the parent's handle is dropped.
+struct Counter {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    owner: bool,
+}
+
+impl Counter {
+    /// Creates the counter at 0, under a name of this process and `test`.
+    fn create(test: &str) -> Counter {
+        let path = std::env::temp_dir().join(format!(
+            "conveyor-shm-test-{}-{test}-counter",
+            std::process::id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let c = Counter {
+            path,
+            file,
+            owner: true,
         };
-        let v = counter.get().unwrap();
-        counter.put(v + 1).unwrap();
+        c.write(0);
+        c
+    }
+
+    /// Opens the counter a parent created (in a child).
+    fn open(path: std::path::PathBuf) -> Counter {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        Counter {
+            path,
+            file,
+            owner: false,
+        }
+    }
+
+    fn read(&self) -> i64 {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; 8];
+        self.file.read_exact_at(&mut b, 0).unwrap();
+        i64::from_le_bytes(b)
+    }
+
+    fn write(&self, v: i64) {
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(&v.to_le_bytes(), 0).unwrap();
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        if self.owner {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Children counting at once: each says it is ready and waits for the go, so that their loops
+/// overlap instead of the first finishing before the last has started.
+type StartLine = (ShmQueue<()>, ShmQueue<()>);
+
+fn wait_at_start((ready, go): &StartLine) {
+    ready.put(()).unwrap();
+    go.get_timeout(Duration::from_secs(60)).unwrap();
+}
+
+/// Starts `children` processes running `entry` with `(args, start line)`, lets them go
+/// together, and waits for them to end.
+fn count_in_processes<A: serde::Serialize>(entry: &str, children: usize, args: A) {
+    let start: StartLine = (ShmQueue::new().unwrap(), ShmQueue::new().unwrap());
+    let procs: Vec<_> = (0..children)
+        .map(|_| Process::new(entry, (&args, &start)).start().unwrap())
+        .collect();
+    for _ in 0..children {
+        start.0.get_timeout(Duration::from_secs(60)).unwrap();
+    }
+    for _ in 0..children {
+        start.1.put(()).unwrap();
+    }
+    for p in procs {
+        let status = p.join().unwrap();
+        assert!(status.success(), "a counting child {status}");
+    }
+}
+
+fn count_with_lock(((lock, path, n), start): ((Lock, std::path::PathBuf, u32), StartLine)) {
+    let counter = Counter::open(path);
+    wait_at_start(&start);
+    for _ in 0..n {
+        let _g = lock.acquire().unwrap();
+        let v = counter.read();
+        std::thread::yield_now(); // let another process in between the read and the write
+        counter.write(v + 1);
     }
 }
 
@@ -230,20 +324,15 @@ fn count_with_lock((lock, counter, n, use_lock): (Lock, ShmQueue<i64>, u32, bool
 fn lock_serialises_processes() {
     init_test!(count_with_lock);
     let lock = Lock::new().unwrap();
-    let counter: ShmQueue<i64> = ShmQueue::new().unwrap();
-    counter.put(0).unwrap();
-    let n: u32 = if quick() { 200 } else { 2000 };
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            Process::new("count_with_lock", (&lock, &counter, n, true))
-                .start()
-                .unwrap()
-        })
-        .collect();
-    for c in children {
-        assert!(c.join().unwrap().success());
-    }
-    assert_eq!(counter.get().unwrap(), 2 * n as i64);
+    let counter = Counter::create("lock");
+    let children = 4;
+    let n: u32 = if quick() { 500 } else { 5000 };
+    count_in_processes("count_with_lock", children, (&lock, &counter.path, n));
+    assert_eq!(
+        counter.read(),
+        children as i64 * n as i64,
+        "increments were lost"
+    );
 }
 
 fn die_holding_lock((lock, ready): (Lock, ShmQueue<()>)) {
@@ -335,12 +424,20 @@ fn the_last_handle_unlinks_even_if_the_creator_left_first() {
     assert!(!p.exists());
 }
 
-fn count_with_rlock((lock, counter, n): (conveyor_shm::RLock, ShmQueue<i64>, u32)) {
-    let _whole = lock.acquire().unwrap();
+fn count_with_rlock(
+    ((lock, path, n), start): ((conveyor_shm::RLock, std::path::PathBuf, u32), StartLine),
+) {
+    let counter = Counter::open(path);
+    wait_at_start(&start);
     for _ in 0..n {
-        let _again = lock.acquire().unwrap(); // re-entrant in the same thread
-        let v = counter.get().unwrap();
-        counter.put(v + 1).unwrap();
+        let outer = lock.acquire().unwrap();
+        let inner = lock.acquire().unwrap(); // re-entrant in the same thread
+        assert!(!outer.previous_owner_died() && !inner.previous_owner_died());
+        let v = counter.read();
+        drop(inner); // the outer guard still holds the lock: no one may come in now
+        std::thread::yield_now();
+        counter.write(v + 1);
+        drop(outer);
     }
 }
 
@@ -348,20 +445,15 @@ fn count_with_rlock((lock, counter, n): (conveyor_shm::RLock, ShmQueue<i64>, u32
 fn rlock_is_reentrant_and_serialises_processes() {
     init_test!(count_with_rlock);
     let lock = conveyor_shm::RLock::new().unwrap();
-    let counter: ShmQueue<i64> = ShmQueue::new().unwrap();
-    counter.put(0).unwrap();
-    let n: u32 = if quick() { 100 } else { 1000 };
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            Process::new("count_with_rlock", (&lock, &counter, n))
-                .start()
-                .unwrap()
-        })
-        .collect();
-    for c in children {
-        assert!(c.join().unwrap().success());
-    }
-    assert_eq!(counter.get().unwrap(), 2 * n as i64);
+    let counter = Counter::create("rlock");
+    let children = 4;
+    let n: u32 = if quick() { 500 } else { 5000 };
+    count_in_processes("count_with_rlock", children, (&lock, &counter.path, n));
+    assert_eq!(
+        counter.read(),
+        children as i64 * n as i64,
+        "increments were lost"
+    );
     // the parent can take it too once the children are done
     assert!(!lock.try_acquire().unwrap().previous_owner_died());
 }
