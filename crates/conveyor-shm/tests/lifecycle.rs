@@ -205,3 +205,34 @@ fn leaked_files_are_told_by_writer_age_and_owner_and_removed() {
         let _ = std::fs::remove_file(p);
     }
 }
+
+#[test]
+fn an_old_queue_never_removes_a_new_one_that_took_its_name() {
+    let dir = setup();
+    init_test!(put_large);
+    let name = format!("reused-{}", std::process::id());
+    let make = || -> Big {
+        ShmQueue::builder()
+            .name(&name)
+            .ring_bytes(1024)
+            .create()
+            .unwrap()
+    };
+    let old = make();
+    // Put by another process, so that its file's name (writer pid, serial) differs from the
+    // new queue's first message's: both queues number their messages from 0.
+    let child = Process::new("put_large", (&old, 1u8)).start().unwrap();
+    assert!(child.join().unwrap().success());
+    old.unlink().unwrap();
+    let new = make();
+    new.put(big(8)).unwrap();
+    assert!(old.unlink().is_err(), "the name is the new queue's now");
+    // The old queue's last handle goes: the new queue's name and message stay.
+    drop(old);
+    let opened: Big = ShmQueue::open(&name).unwrap();
+    assert_eq!(opened.get_timeout(Duration::from_secs(30)).unwrap(), big(8));
+    drop(opened);
+    drop(new);
+    // The old queue's message, never taken, went with the new queue's last handle.
+    assert_eq!(files_of(&dir, &name), Vec::<String>::new());
+}
