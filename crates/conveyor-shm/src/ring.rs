@@ -24,7 +24,7 @@ pub(crate) use crate::proto::{GetOutcome, GetWith, PutInPlace, PutOutcome, Side}
 use crate::proto::{Proto, RingBytes, Words, REC_HDR};
 use crate::robust::{Acquired, MutexKind, RobustMutex};
 use crate::segment::Segment;
-use crate::wait::{Deadline, ShmSignal, MAX_SLICE};
+use crate::wait::{Deadline, ShmSignal};
 use crate::ShmError;
 
 pub(crate) use crate::proto::{KIND_DATA, KIND_OUT_OF_LINE};
@@ -374,25 +374,22 @@ impl Ring {
         }))
     }
 
-    /// Blocks on a held mutex until `deadline`. `pthread_mutex_timedlock` takes a
-    /// `CLOCK_REALTIME` deadline; each call waits at most `MAX_SLICE` and the remaining time is
-    /// recomputed from the monotonic deadline, so a jump of the wall clock shifts a wait by at
-    /// most one slice.
+    /// Blocks on a held mutex until `deadline` (`RobustMutex::lock_for` waits in slices of a
+    /// monotonic deadline, since `pthread_mutex_timedlock` takes a `CLOCK_REALTIME` one).
     fn lock_by(m: &RobustMutex, deadline: Deadline) -> io::Result<Option<Acquired>> {
-        match deadline {
-            Deadline::Never => m.lock().map(Some),
-            Deadline::Now => Ok(None),
-            Deadline::At(at) => loop {
-                let now = std::time::Instant::now();
-                if now >= at {
-                    return Ok(None);
-                }
-                match m.lock_timeout((at - now).min(MAX_SLICE)) {
-                    Ok(a) => return Ok(Some(a)),
-                    Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {}
-                    Err(e) => return Err(e),
-                }
-            },
+        let at = match deadline {
+            Deadline::Never => return m.lock().map(Some),
+            Deadline::Now => return Ok(None),
+            Deadline::At(at) => at,
+        };
+        let now = std::time::Instant::now();
+        if now >= at {
+            return Ok(None);
+        }
+        match m.lock_for(at - now) {
+            Ok(a) => Ok(Some(a)),
+            Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
