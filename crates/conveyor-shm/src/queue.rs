@@ -302,8 +302,9 @@ impl<T, C: Codec> ShmQueue<T, C> {
         self.raw.is_closed()
     }
 
-    /// Removes the segment's name now, as its creator may: handles already open keep working,
-    /// new `open`s fail. Normally the last handle to go does this.
+    /// Removes the segment's name now, as its creator may: handles already open keep working
+    /// (large messages in flight, which travel in files of their own, stay deliverable), new
+    /// `open`s fail. Normally the last handle to go does this.
     pub fn unlink(&self) -> Result<(), ShmError> {
         self.raw
             .ring

@@ -280,28 +280,44 @@ impl RawQueue {
             // Writing the file only to remove it again costs the whole message's size.
             return Err(RawPutError::Full);
         }
-        let rec = OutOfLine {
-            pid: std::process::id(),
-            serial: self
-                .ring
-                .header()
-                .misc
-                .ool_counter
-                .fetch_add(1, Ordering::Relaxed),
-            len: payload.len() as u64,
+        // The name is taken when a file of an earlier segment of the same queue name is still
+        // there (a message in flight when that segment was unlinked, or a leftover from a pid
+        // now reused): such a file is someone else's, so take the next serial instead.
+        let (rec, path, mut file) = {
+            let mut tries = 0;
+            loop {
+                let rec = OutOfLine {
+                    pid: std::process::id(),
+                    serial: self
+                        .ring
+                        .header()
+                        .misc
+                        .ool_counter
+                        .fetch_add(1, Ordering::Relaxed),
+                    len: payload.len() as u64,
+                };
+                let path = self.ool_path(rec.pid, rec.serial);
+                match OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&path)
+                {
+                    Ok(file) => break (rec, path, file),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 64 => {
+                        tries += 1;
+                    }
+                    Err(e) => return Err(RawPutError::Io(e)),
+                }
+            }
         };
-        let path = self.ool_path(rec.pid, rec.serial);
-        let written = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .and_then(|mut f| f.write_all(payload));
-        if let Err(e) = written {
+        if let Err(e) = file.write_all(payload) {
+            drop(file);
             let _ = std::fs::remove_file(&path);
             return Err(RawPutError::Io(e));
         }
+        drop(file);
         let r = self.put_record(&rec.encode(), KIND_OUT_OF_LINE, deadline, spin);
         if r.is_err() {
             let _ = std::fs::remove_file(&path);

@@ -235,3 +235,30 @@ fn an_old_queue_never_removes_a_new_one_that_took_its_name() {
     // The old queue's message, never taken, went with the new queue's last handle.
     assert_eq!(files_of(&dir, &name), Vec::<String>::new());
 }
+
+#[test]
+fn a_new_queue_of_a_reused_name_numbers_its_large_messages_past_the_old_ones() {
+    let dir = setup();
+    let name = format!("renumbered-{}", std::process::id());
+    let make = || -> Big {
+        ShmQueue::builder()
+            .name(&name)
+            .ring_bytes(1024)
+            .create()
+            .unwrap()
+    };
+    // This process puts the first large message of both queues: the same writer pid and the
+    // same first serial, so the new queue's file name is taken by the old queue's message.
+    let old = make();
+    old.put(big(1)).unwrap();
+    old.unlink().unwrap();
+    let new = make();
+    new.put(big(2)).unwrap();
+    assert_eq!(files_of(&dir, &name).len(), 3, "{:?}", files_of(&dir, &name));
+    // Each queue hands out its own message, and nothing is left once both are gone.
+    assert_eq!(old.get_timeout(Duration::from_secs(30)).unwrap(), big(1));
+    assert_eq!(new.get_timeout(Duration::from_secs(30)).unwrap(), big(2));
+    drop(old);
+    drop(new);
+    assert_eq!(files_of(&dir, &name), Vec::<String>::new());
+}
