@@ -254,7 +254,12 @@ fn a_new_queue_of_a_reused_name_numbers_its_large_messages_past_the_old_ones() {
     old.unlink().unwrap();
     let new = make();
     new.put(big(2)).unwrap();
-    assert_eq!(files_of(&dir, &name).len(), 3, "{:?}", files_of(&dir, &name));
+    assert_eq!(
+        files_of(&dir, &name).len(),
+        3,
+        "{:?}",
+        files_of(&dir, &name)
+    );
     // Each queue hands out its own message, and nothing is left once both are gone.
     assert_eq!(old.get_timeout(Duration::from_secs(30)).unwrap(), big(1));
     assert_eq!(new.get_timeout(Duration::from_secs(30)).unwrap(), big(2));
