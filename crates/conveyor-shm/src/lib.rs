@@ -105,8 +105,17 @@
 //! per item while the sleeper waits for a CPU. The protocol's fenced form (a `SeqCst` fence
 //! on each side) is model-checked with loom (`wait.rs`); production drops the fence
 //! instructions because every access of the handshake is `SeqCst`, an argument by the memory
-//! model that loom does not check (it treats `SeqCst` accesses as acquire/release). Since a peer may die between its change and its wake-up, no sleep is longer
-//! than 100 ms: a survivor always re-checks and goes on. Timeouts use the monotonic clock.
+//! model that loom does not check (it treats `SeqCst` accesses as acquire/release). Since a
+//! peer may die between its change and its wake-up, no sleep is longer than 100 ms: a
+//! survivor always re-checks and goes on. Timeouts use the monotonic clock.
+//!
+//! A get wakes the producers asleep on a full queue once a batch is free (an eighth of the
+//! ring's bytes, or of `max_items`; every item for a queue of fewer than 16 `max_items`, as
+//! Python's `Queue(3)`), not for every record: two processes that share a CPU otherwise trade
+//! it after a few records each (both on one vCPU here: 232 k futex calls a second and 10.3 M
+//! messages/s, against 11 k and 14.5 M with batches). A producer left asleep while a little
+//! room is free (its consumers stopped after a few gets) goes on when a later get frees a
+//! batch, at its deadline, or within the 100 ms re-check.
 //!
 //! **Checked by models, not only by tests.** The ring's index and commit protocol lives in
 //! `proto.rs`, generic over where its words and bytes are, and two models run that very code:

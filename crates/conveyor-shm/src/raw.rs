@@ -13,7 +13,7 @@ use conveyor_core::GetError;
 use crate::ring::{
     GetOutcome, GetWith, PutInPlace, PutOutcome, Ring, Side, KIND_DATA, KIND_OUT_OF_LINE,
 };
-use crate::wait::{notify, wait_until, Deadline};
+use crate::wait::{notify, wait_until, Deadline, Signal};
 
 /// The largest record a typed get decodes in place, under the get mutex. A larger one is
 /// copied out and decoded once the mutex is released: the copy costs little next to such a
@@ -137,6 +137,18 @@ impl RawQueue {
         }
     }
 
+    /// After a get: wakes the producers asleep for room, once the room is worth it
+    /// ([`Ring::room_worth_waking`]). A producer left asleep with a little room free
+    /// re-checks within [`MAX_SLICE`](crate::wait::MAX_SLICE) or at its deadline, or is
+    /// woken by a later get.
+    #[inline]
+    fn notify_room(&self) {
+        let signal = self.ring.space_signal();
+        if signal.is_armed() && self.ring.room_worth_waking() {
+            notify(&signal);
+        }
+    }
+
     /// Takes the next message and hands its bytes to `f` (in place in the ring, under the get
     /// mutex, for a record of at most [`IN_PLACE_MAX`] bytes; copied out and after the mutex
     /// is released for a larger one), waiting until `deadline`.
@@ -191,7 +203,7 @@ impl RawQueue {
         };
         match waited {
             Some(Ok(r)) => {
-                notify(&self.ring.space_signal());
+                self.notify_room();
                 match r {
                     Ok(r) => Ok(r),
                     Err(Later::OutOfLine(mut descriptor)) => {
@@ -354,7 +366,7 @@ impl RawQueue {
         let progress = || self.ring.tail_hint();
         match wait_until(&self.ring.data_signal(), deadline, spin, progress, attempt) {
             Some(Ok(kind)) => {
-                notify(&self.ring.space_signal());
+                self.notify_room();
                 if kind == KIND_OUT_OF_LINE {
                     self.fetch_out_of_line(out)?;
                 }

@@ -501,6 +501,30 @@ impl Ring {
         need <= cap_units - used
     }
 
+    /// Whether a get has freed enough for the producers asleep on a full queue to be worth
+    /// waking: an eighth of the ring's bytes (or the ring is empty), and an eighth of
+    /// `max_items` when that bounds the queue. Waking a producer for every record freed makes
+    /// two processes that share a CPU trade it after a handful of records each (with both on
+    /// one vCPU here, 232 k futex calls a second and 10 M messages/s); waking it once a batch
+    /// is free lets each side run through a batch. A queue of fewer than 16 `max_items`
+    /// (Python's `Queue(3)`) wakes its producers for every item. Read without a mutex: a hint.
+    #[inline]
+    pub(crate) fn room_worth_waking(&self) -> bool {
+        if self.max_items != 0 && self.max_items < 16 {
+            return true;
+        }
+        let (head, tail) = (self.head_hint(), self.tail_hint());
+        let cap_units = self.capacity / 8;
+        let used = used_units(head, tail);
+        if used == 0 || used > cap_units {
+            return true;
+        }
+        if self.max_items != 0 && count(head, tail) + self.max_items / 8 > self.max_items {
+            return false;
+        }
+        cap_units - used >= cap_units / 8
+    }
+
     /// Unfinished tasks, read without a mutex.
     pub(crate) fn unfinished_hint(&self) -> u64 {
         self.header().producer.unfinished.load(Ordering::SeqCst)
@@ -702,5 +726,59 @@ mod tests {
         r.proto()
             .write_record_header(pos(head) * 8 % 1024, 1, KIND_DATA);
         assert!(r.lock(Side::Get).unwrap().get(&mut out).is_ok());
+    }
+
+    #[test]
+    fn producers_are_woken_once_a_batch_of_room_is_free() {
+        // 1024 bytes: 128 units; each 8-byte payload takes 2 (header and payload).
+        let r = ring(1024);
+        assert!(r.room_worth_waking(), "an empty ring");
+        for _ in 0..64 {
+            put(&r, &[1; 8]);
+        }
+        assert!(!r.room_worth_waking(), "a full ring");
+        for _ in 0..7 {
+            get(&r).unwrap();
+        }
+        assert!(
+            !r.room_worth_waking(),
+            "14 units free, under an eighth of 128"
+        );
+        get(&r).unwrap();
+        assert!(r.room_worth_waking(), "16 units free: an eighth");
+        while get(&r).is_some() {}
+        assert!(r.room_worth_waking());
+
+        // Bounded by max_items: an eighth of them (here 4 of 32) must be free.
+        let r = Ring::create(
+            &crate::segment::anonymous_name("ring-test"),
+            4096,
+            Some(32),
+            1,
+        )
+        .unwrap();
+        for _ in 0..32 {
+            put(&r, &[2; 8]);
+        }
+        for _ in 0..3 {
+            get(&r).unwrap();
+            assert!(!r.room_worth_waking());
+        }
+        get(&r).unwrap();
+        assert!(r.room_worth_waking());
+
+        // A Python-sized queue wakes its producers for every item.
+        let r = Ring::create(
+            &crate::segment::anonymous_name("ring-test"),
+            4096,
+            Some(3),
+            1,
+        )
+        .unwrap();
+        for _ in 0..3 {
+            put(&r, &[3; 8]);
+        }
+        get(&r).unwrap();
+        assert!(r.room_worth_waking());
     }
 }
