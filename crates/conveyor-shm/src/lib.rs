@@ -207,10 +207,11 @@
 //! **Placement** decides the figures on 2 vCPUs more than anything in the queue. With both
 //! processes on one vCPU (`taskset -c 0`, or a loaded machine), every message costs the
 //! producer's and the consumer's CPU time back to back, and ipmpsc's simpler, not
-//! crash-safe protocol costs about as much per message: side by side 64 B 14.5 M against
-//! 14.7 M (0.99x), 4 KiB 3.03 M against 3.48 M (0.87x), ping-pong 7.0 µs (futex floor on one
-//! vCPU 5.5 µs, ipmpsc 10.8 µs). Two robust mutex lock/unlock pairs are about a third of a put
-//! and a get there.
+//! crash-safe protocol costs a little less per message: side by side 64 B 14.9-15.0 M against
+//! 15.6-17.0 M (0.88-0.96x), 4 KiB 3.51 M against 3.84-3.94 M (0.89-0.92x); criterion 64 B
+//! 14.7 M against 13.3 M in one run, ping-pong 7.0 µs (futex floor on one vCPU 5.5 µs, ipmpsc
+//! 10.8 µs). There the consumer is the bottleneck (about 60% of the CPU time: the decode and
+//! its allocation, the robust mutex, the `SeqCst` publishing store).
 //!
 //! What was fixed along the way: notifiers made a `FUTEX_WAKE` per item for as long as a
 //! woken peer waited for a CPU (now one per sleep); the consumer's copy-then-decode tipped a
