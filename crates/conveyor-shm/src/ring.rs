@@ -629,7 +629,17 @@ mod tests {
     use crate::layout::{num, pack, pos, JOURNAL_NONE, JOURNAL_PUT};
 
     fn ring(cap: usize) -> Ring {
-        Ring::create(&crate::segment::anonymous_name("ring-test"), cap, None, 1).unwrap()
+        bounded_ring(cap, None)
+    }
+
+    fn bounded_ring(cap: usize, max_items: Option<usize>) -> Ring {
+        Ring::create(
+            &crate::segment::anonymous_name("ring-test"),
+            cap,
+            max_items,
+            1,
+        )
+        .unwrap()
     }
 
     fn put(r: &Ring, payload: &[u8]) {
@@ -750,13 +760,7 @@ mod tests {
         assert!(r.room_worth_waking());
 
         // Bounded by max_items: an eighth of them (here 4 of 32) must be free.
-        let r = Ring::create(
-            &crate::segment::anonymous_name("ring-test"),
-            4096,
-            Some(32),
-            1,
-        )
-        .unwrap();
+        let r = bounded_ring(4096, Some(32));
         for _ in 0..32 {
             put(&r, &[2; 8]);
         }
@@ -768,13 +772,7 @@ mod tests {
         assert!(r.room_worth_waking());
 
         // A Python-sized queue wakes its producers for every item.
-        let r = Ring::create(
-            &crate::segment::anonymous_name("ring-test"),
-            4096,
-            Some(3),
-            1,
-        )
-        .unwrap();
+        let r = bounded_ring(4096, Some(3));
         for _ in 0..3 {
             put(&r, &[3; 8]);
         }

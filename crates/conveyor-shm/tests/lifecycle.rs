@@ -37,6 +37,16 @@ fn small_ring() -> Big {
     q
 }
 
+/// A small queue holding `n` large messages put by a child process that has since exited
+/// (so that their files' writer is dead), and the queue's name.
+fn small_ring_with_messages_from_a_child(n: u8) -> (Big, String) {
+    let q = small_ring();
+    let name = q.name().to_string();
+    let child = Process::new("put_large", (&q, n)).start().unwrap();
+    assert!(child.join().unwrap().success());
+    (q, name)
+}
+
 fn put_large((q, n): (Big, u8)) {
     for i in 0..n {
         q.put(big(i)).unwrap();
@@ -70,10 +80,7 @@ fn out_of_line_of(name: &str) -> Vec<SegmentInfo> {
 fn unlink_keeps_large_messages_in_flight_deliverable() {
     let dir = setup();
     init_test!(put_large);
-    let q = small_ring();
-    let name = q.name().to_string();
-    let child = Process::new("put_large", (&q, 2u8)).start().unwrap();
-    assert!(child.join().unwrap().success());
+    let (q, name) = small_ring_with_messages_from_a_child(2);
     assert_eq!(
         files_of(&dir, &name).len(),
         3,
@@ -108,10 +115,7 @@ fn unlink_keeps_large_messages_in_flight_deliverable() {
 fn remove_segment_keeps_a_live_queues_large_messages() {
     let dir = setup();
     init_test!(put_large);
-    let q = small_ring();
-    let name = q.name().to_string();
-    let child = Process::new("put_large", (&q, 1u8)).start().unwrap();
-    assert!(child.join().unwrap().success());
+    let (q, name) = small_ring_with_messages_from_a_child(1);
     conveyor_shm::remove_segment(&name).unwrap();
     assert!(
         ShmQueue::<Vec<u8>>::open(&name).is_err(),
@@ -128,10 +132,7 @@ fn remove_segment_keeps_a_live_queues_large_messages() {
 fn the_last_handle_removes_messages_not_taken() {
     let dir = setup();
     init_test!(put_large);
-    let q = small_ring();
-    let name = q.name().to_string();
-    let child = Process::new("put_large", (&q, 3u8)).start().unwrap();
-    assert!(child.join().unwrap().success());
+    let (q, name) = small_ring_with_messages_from_a_child(3);
     assert_eq!(files_of(&dir, &name).len(), 4);
     drop(q);
     assert_eq!(files_of(&dir, &name), Vec::<String>::new());

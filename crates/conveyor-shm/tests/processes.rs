@@ -112,9 +112,9 @@ fn hold_queue_lock((q, ready): (ShmQueue<u32>, ShmQueue<()>)) {
     });
 }
 
-#[test]
-fn a_process_killed_holding_the_queue_lock_does_not_block_the_others() {
-    init_test!(hold_queue_lock);
+/// A queue holding the item 1, and a child process that holds both of its mutexes (and
+/// parks for good) by the time this returns.
+fn queue_held_by_a_child() -> (ShmQueue<u32>, conveyor_process::Child) {
     let q: ShmQueue<u32> = ShmQueue::new().unwrap();
     let ready: ShmQueue<()> = ShmQueue::new().unwrap();
     q.put(1).unwrap();
@@ -122,6 +122,13 @@ fn a_process_killed_holding_the_queue_lock_does_not_block_the_others() {
         .start()
         .unwrap();
     ready.get_timeout(Duration::from_secs(30)).unwrap();
+    (q, child)
+}
+
+#[test]
+fn a_process_killed_holding_the_queue_lock_does_not_block_the_others() {
+    init_test!(hold_queue_lock);
+    let (q, child) = queue_held_by_a_child();
     // the child holds the queue's lock and never lets go; kill it there
     child.kill().unwrap();
     child.join().unwrap();
@@ -139,13 +146,7 @@ fn a_process_killed_holding_the_queue_lock_does_not_block_the_others() {
 #[test]
 fn puts_and_gets_with_a_deadline_give_up_on_a_lock_held_by_a_live_peer() {
     init_test!(hold_queue_lock);
-    let q: ShmQueue<u32> = ShmQueue::new().unwrap();
-    let ready: ShmQueue<()> = ShmQueue::new().unwrap();
-    q.put(1).unwrap();
-    let child = Process::new("hold_queue_lock", (&q, &ready))
-        .start()
-        .unwrap();
-    ready.get_timeout(Duration::from_secs(30)).unwrap();
+    let (q, child) = queue_held_by_a_child();
     // The child holds both of the queue's mutexes and stays alive: every call with a
     // deadline must come back by itself, with the item, instead of waiting for the lock.
     let e = q.try_put(7).unwrap_err();
