@@ -109,13 +109,14 @@
 //! peer may die between its change and its wake-up, no sleep is longer than 100 ms: a
 //! survivor always re-checks and goes on. Timeouts use the monotonic clock.
 //!
-//! A get wakes the producers asleep on a full queue once a batch is free (an eighth of the
-//! ring's bytes, or of `max_items`; every item for a queue of fewer than 16 `max_items`, as
-//! Python's `Queue(3)`), not for every record: two processes that share a CPU otherwise trade
-//! it after a few records each (both on one vCPU here: 232 k futex calls a second and 10.3 M
-//! messages/s, against 11 k and 14.5 M with batches). A producer left asleep while a little
-//! room is free (its consumers stopped after a few gets) goes on when a later get frees a
-//! batch, at its deadline, or within the 100 ms re-check.
+//! A get wakes the producers asleep on a ring full of bytes once a batch is free (an eighth
+//! of the ring, or the ring is empty), not for every record: two processes that share a CPU
+//! otherwise trade it after a few records each (both on one vCPU here: 232 k futex calls a
+//! second and 10.3 M messages/s, against 11 k and 14.5 M with batches). A producer left asleep
+//! while a little room is free (its consumers stopped after a few gets) goes on when a later
+//! get frees a batch, at its deadline, or within the 100 ms re-check. A queue bounded by
+//! `max_items` (Python's `Queue(maxsize)`) wakes its producers after every get, as Python's
+//! blocked `put` goes on after any `get`.
 //!
 //! **Checked by models, not only by tests.** The ring's index and commit protocol lives in
 //! `proto.rs`, generic over where its words and bytes are, and two models run that very code:
@@ -137,7 +138,7 @@
 //! **Records and large messages.** A record is a length, a kind and the encoded bytes, padded
 //! to 8; a record never wraps (a pad record fills the ring's end). A message larger than half
 //! the ring goes *out of line*: it is written to a file of its own next to the segment
-//! (`conveyor-<name>.ool.<pid>.<n>`) and the ring carries its name; the consumer reads and
+//! (`conveyor-<name>.ool.<segment inode>.<pid>.<n>`) and the ring carries its name; the consumer reads and
 //! unlinks it. Nothing is ever truncated; the only size limit is 4 GiB. The ring's size is a
 //! power of two (a size given is rounded down) from 256 B to 64 MiB; the default ring is
 //! 4 MiB, so a 1 MiB message travels inline.
@@ -160,7 +161,10 @@
 //! `open`s fail, and handles already open keep working, puts and gets of large messages
 //! included; the file of a message not yet taken stays until a consumer takes it, or until the
 //! last handle goes. So every message whose `put` returned `Ok` is still delivered to the
-//! processes that hold the queue.
+//! processes that hold the queue. A message's file is named after its segment's inode, so a
+//! new queue that takes an unlinked queue's name never touches the old one's files (nor the
+//! old one the new one's), and [`remove_leaked`] leaves alone the files of a queue whose name
+//! is gone while some process still maps it (read from `/proc/<pid>/maps`).
 //!
 //! Keep the creating handle alive until the other processes have opened the queue: a segment
 //! whose last handle went is gone, and an `open` that races with the last handle's drop (it

@@ -5,11 +5,13 @@
 //! removes them. Every segment records the pids of the processes attached to it; a segment
 //! none of whose attached processes is alive is *leaked*, and [`remove_leaked`] removes it.
 //!
-//! An out-of-line message file (`<segment>.ool.<writer pid>.<n>`) is leaked when its queue's
-//! segment is leaked, or, when the segment's name is gone, when its writer is dead and the
-//! file is older than a minute: a queue whose name was unlinked may still be in use by the
-//! processes that hold it, and its messages not yet taken must stay deliverable. Files owned by
-//! another user, and files that cannot be read, are never called leaked.
+//! An out-of-line message file (`<segment>.ool.<segment inode>.<writer pid>.<n>`) is leaked
+//! when its queue's segment (the file of that name and inode) is leaked, or, when that segment
+//! file is no longer listed (its name was unlinked, or taken by another segment), when no
+//! process maps the segment's inode any more, its writer is dead and the file is older than a
+//! minute: a queue whose name was unlinked may still be in use by the processes that hold it,
+//! and its messages not yet taken must stay deliverable. Files owned by another user, and files
+//! that cannot be read, are never called leaked.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -69,6 +71,8 @@ pub fn list_segments() -> io::Result<Vec<SegmentInfo>> {
     let mut out = Vec::new();
     // Out-of-line files, judged once every segment has been: (info, queue name, writer, old).
     let mut ool = Vec::new();
+    // The inode of each listed segment file: an out-of-line file names its segment's.
+    let mut inodes: HashMap<String, u64> = HashMap::new();
     for entry in std::fs::read_dir(shm_dir())? {
         let Ok(entry) = entry else { continue };
         let file_name = entry.file_name().to_string_lossy().into_owned();
@@ -82,9 +86,12 @@ pub fn list_segments() -> io::Result<Vec<SegmentInfo>> {
         let old = is_old(meta.modified().ok());
         let mine = meta.uid() == me;
         if let Some((queue, rest)) = name.split_once(".ool.") {
-            let writer = rest
-                .split_once('.')
-                .and_then(|(pid, _)| pid.parse::<u32>().ok());
+            // <segment inode>.<writer pid>.<n>
+            let mut parts = rest.split('.').map(|p| p.parse::<u64>().ok());
+            let (seg_ino, writer) = match (parts.next(), parts.next(), parts.next()) {
+                (Some(ino), Some(pid), Some(_)) => (ino, pid.and_then(|p| u32::try_from(p).ok())),
+                _ => (None, None),
+            };
             let info = SegmentInfo {
                 name: name.to_string(),
                 path: entry.path(),
@@ -95,7 +102,7 @@ pub fn list_segments() -> io::Result<Vec<SegmentInfo>> {
                 leaked: false,
             };
             if mine {
-                ool.push((info, queue.to_string(), writer, old));
+                ool.push((info, queue.to_string(), seg_ino, writer, old));
             } else {
                 out.push(info);
             }
@@ -104,18 +111,30 @@ pub fn list_segments() -> io::Result<Vec<SegmentInfo>> {
         let mut info = inspect(name, entry.path(), meta.len(), old);
         // Another user's segment is never ours to remove.
         info.leaked &= mine;
+        inodes.insert(info.name.clone(), meta.ino());
         out.push(info);
     }
-    let segments: HashMap<&str, bool> = out.iter().map(|s| (s.name.as_str(), s.leaked)).collect();
+    let segments: HashMap<(&str, u64), bool> = out
+        .iter()
+        .filter_map(|s| Some(((s.name.as_str(), *inodes.get(&s.name)?), s.leaked)))
+        .collect();
+    let mut mapped: Option<std::collections::HashSet<u64>> = None;
     let judged: Vec<SegmentInfo> = ool
         .into_iter()
-        .map(|(mut info, queue, writer, old)| {
-            info.leaked = match segments.get(queue.as_str()) {
+        .map(|(mut info, queue, seg_ino, writer, old)| {
+            let listed = seg_ino.and_then(|ino| segments.get(&(queue.as_str(), ino)));
+            info.leaked = match listed {
                 // Its queue is listed: the file goes with it.
                 Some(&queue_leaked) => queue_leaked,
-                // Its queue's name is gone, but handles may still hold the queue and take the
-                // message: only a file whose writer is dead and which is old is abandoned.
-                None => old && !writer.is_some_and(pid_alive),
+                // Its queue's name is gone (or another's now), but handles may still hold the
+                // queue and take the message: only a file whose segment nobody maps, whose
+                // writer is dead and which is old is abandoned.
+                None => {
+                    old && !writer.is_some_and(pid_alive) && {
+                        let mapped = mapped.get_or_insert_with(mapped_shm_inodes);
+                        !seg_ino.is_some_and(|ino| mapped.contains(&ino))
+                    }
+                }
             };
             info
         })
@@ -123,6 +142,44 @@ pub fn list_segments() -> io::Result<Vec<SegmentInfo>> {
     out.extend(judged);
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The inodes of the files under [`shm_dir`](crate::shm_dir) that some process maps, from
+/// `/proc/<pid>/maps` (the processes this one may read): a segment whose name was unlinked is
+/// still in use while a process maps it.
+fn mapped_shm_inodes() -> std::collections::HashSet<u64> {
+    let dir = shm_dir();
+    let dir = dir.to_string_lossy();
+    let mut found = std::collections::HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for p in procs.flatten() {
+        if !p
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(maps) = std::fs::read_to_string(p.path().join("maps")) else {
+            continue;
+        };
+        for line in maps.lines() {
+            // address perms offset dev inode path
+            let mut fields = line.split_whitespace();
+            let (Some(ino), Some(path)) = (fields.nth(4), fields.next()) else {
+                continue;
+            };
+            if path.starts_with(dir.as_ref()) {
+                if let Ok(ino) = ino.parse() {
+                    found.insert(ino);
+                }
+            }
+        }
+    }
+    found
 }
 
 /// Whether a file last modified at `modified` is older than [`ABANDONED_AFTER`].
@@ -282,6 +339,7 @@ pub fn remove_segment(name: &str) -> io::Result<()> {
     // Open first: the header is read after the name is gone, so that a process that attaches
     // in between is seen (one that opens later finds no name).
     let mut file = File::open(&path)?;
+    let ino = file.metadata()?.ino();
     std::fs::remove_file(&path)?;
     let unused = match read_head(&mut file) {
         Ok(Some(head)) => judge(&head, false).leaked,
@@ -289,7 +347,7 @@ pub fn remove_segment(name: &str) -> io::Result<()> {
         Err(_) => false,
     };
     if unused {
-        remove_companions(&path);
+        remove_companions(&path, Some(ino));
     }
     Ok(())
 }

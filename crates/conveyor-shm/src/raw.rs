@@ -102,14 +102,18 @@ pub(crate) struct RawQueue {
 
 impl RawQueue {
     fn ool_path(&self, pid: u32, serial: u64) -> PathBuf {
-        let mut p = crate::segment::path_of(self.ring.name()).into_os_string();
-        p.push(format!(".ool.{pid}.{serial}"));
+        let segment = self.ring.segment();
+        let mut p = crate::segment::companion_prefix(
+            &crate::segment::path_of(self.ring.name()),
+            segment.ino(),
+        );
+        p.push(format!("{pid}.{serial}"));
         PathBuf::from(p)
     }
 
     /// Tries once to encode a record straight into the ring; `Ok(false)` if it does not fit
-    /// there now, or if the put mutex is still held by another at `deadline` (the caller then
-    /// takes the general path, which reports `Full` or `Timeout`).
+    /// there now (the caller then takes the general path). If the put mutex is still held by
+    /// another at `deadline`, `Full` (for `Deadline::Now`) or `Timeout`.
     #[inline]
     pub(crate) fn try_put_in_place<E>(
         &self,
@@ -119,7 +123,9 @@ impl RawQueue {
         let outcome = {
             let locked = match self.ring.lock_until(Side::Put, deadline) {
                 Ok(Some(l)) => l,
-                Ok(None) => return Ok(Ok(false)),
+                // Held past the deadline by a peer: the general path would only wait again.
+                Ok(None) if deadline == Deadline::Now => return Err(RawPutError::Full),
+                Ok(None) => return Err(RawPutError::Timeout),
                 Err(e) => return Err(RawPutError::Io(e)),
             };
             locked

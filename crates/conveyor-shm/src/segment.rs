@@ -146,6 +146,13 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    /// The inode of this segment's file, which names its companion files
+    /// (`<segment>.ool.<inode>.<pid>.<n>`): a later segment that takes the same name has
+    /// another inode while this one is still held, so the two never touch each other's files.
+    pub(crate) fn ino(&self) -> u64 {
+        self.id.1
+    }
+
     /// Creates the segment `name` of `len` bytes, runs `init` on the zeroed mapping, then
     /// publishes `magic`.
     pub(crate) fn create(
@@ -422,41 +429,47 @@ impl Drop for Segment {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => tracing::warn!(segment = name, error = %e, "could not unlink segment"),
             },
-            NameState::Gone => {}
-            NameState::Another => {
-                // The name was unlinked and a new segment took it: the companion files by
-                // that name may be the new one's messages. Ours are left to `remove_leaked`.
-                tracing::debug!(
-                    segment = name,
-                    "segment name reused by another segment: its files are left alone"
-                );
-                return;
-            }
+            // Unlinked, or given to another segment since: the name is not ours to remove, but
+            // our companion files (named by our inode) still are.
+            NameState::Gone | NameState::Another => {}
         }
         // The last handle: messages not taken can no longer be delivered.
-        remove_companions(&self.path);
+        remove_companions(&self.path, Some(self.id.1));
     }
 }
 
-/// Removes every companion file `path.*` (out-of-line messages) of the segment at `path`.
-pub(crate) fn remove_companions(path: &Path) {
-    if let (Some(dir), Some(file)) = (path.parent(), path.file_name()) {
-        let prefix = format!("{}.", file.to_string_lossy());
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&prefix) {
-                    let _ = std::fs::remove_file(e.path());
-                }
+/// The prefix of the companion files of the segment at `path` whose file has inode `ino`.
+pub(crate) fn companion_prefix(path: &Path, ino: u64) -> std::ffi::OsString {
+    let mut p = path.as_os_str().to_os_string();
+    p.push(format!(".ool.{ino}."));
+    p
+}
+
+/// Removes the companion files (out-of-line messages) of the segment at `path` whose file has
+/// inode `ino`; with `None`, every `path.*` file (for a segment file of unknown inode).
+pub(crate) fn remove_companions(path: &Path, ino: Option<u64>) {
+    let (Some(dir), Some(file)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = match ino {
+        Some(ino) => format!("{}.ool.{ino}.", file.to_string_lossy()),
+        None => format!("{}.", file.to_string_lossy()),
+    };
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
             }
         }
     }
 }
 
-/// Removes `path` and every companion file `path.*` (out-of-line messages): for a segment
-/// nobody uses any more.
+/// Removes `path` and its companion files (out-of-line messages): for a segment nobody uses
+/// any more.
 pub(crate) fn remove_with_companions(path: &Path) -> io::Result<()> {
+    let ino = std::fs::metadata(path).ok().map(|m| m.ino());
     let result = std::fs::remove_file(path);
-    remove_companions(path);
+    remove_companions(path, ino);
     result
 }
 

@@ -159,15 +159,16 @@ fn leaked_files_are_told_by_writer_age_and_owner_and_removed() {
     let old = Duration::from_secs(600);
     let fresh = Duration::ZERO;
 
-    // Out-of-line files whose queue's name is gone.
-    let dead_old = fixture(&dir, &format!("{tag}.ool.{dead}.0"), 100, old);
-    let dead_fresh = fixture(&dir, &format!("{tag}.ool.{dead}.1"), 100, fresh);
-    let alive_old = fixture(&dir, &format!("{tag}.ool.{me}.2"), 100, old);
+    // Out-of-line files whose queue's name is gone, and whose segment (inode 0: no file has
+    // it) nobody maps.
+    let dead_old = fixture(&dir, &format!("{tag}.ool.0.{dead}.0"), 100, old);
+    let dead_fresh = fixture(&dir, &format!("{tag}.ool.0.{dead}.1"), 100, fresh);
+    let alive_old = fixture(&dir, &format!("{tag}.ool.0.{me}.2"), 100, old);
     // A segment its creator never initialised, long ago.
     let short = fixture(&dir, &format!("short-{me}"), 0, old);
     // Another user's files are never leaked from our point of view (as root we can make one).
     let foreign = fixture(&dir, &format!("foreign-{me}"), 0, old);
-    let foreign_ool = fixture(&dir, &format!("{tag}.ool.{dead}.3"), 100, old);
+    let foreign_ool = fixture(&dir, &format!("{tag}.ool.0.{dead}.3"), 100, old);
     let made_foreign = std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).is_ok()
         && std::os::unix::fs::chown(&foreign_ool, Some(65534), Some(65534)).is_ok();
 
@@ -219,26 +220,69 @@ fn an_old_queue_never_removes_a_new_one_that_took_its_name() {
             .unwrap()
     };
     let old = make();
-    // Put by another process, so that its file's name (writer pid, serial) differs from the
-    // new queue's first message's: both queues number their messages from 0.
-    let child = Process::new("put_large", (&old, 1u8)).start().unwrap();
+    let child = Process::new("put_large", (&old, 2u8)).start().unwrap();
     assert!(child.join().unwrap().success());
     old.unlink().unwrap();
     let new = make();
     new.put(big(8)).unwrap();
+    new.put(big(9)).unwrap();
     assert!(old.unlink().is_err(), "the name is the new queue's now");
-    // The old queue's last handle goes: the new queue's name and message stay.
+    // The old queue's last handle goes first: the new queue's name and messages stay.
+    assert_eq!(old.get_timeout(Duration::from_secs(30)).unwrap(), big(0));
     drop(old);
     let opened: Big = ShmQueue::open(&name).unwrap();
     assert_eq!(opened.get_timeout(Duration::from_secs(30)).unwrap(), big(8));
     drop(opened);
     drop(new);
-    // The old queue's message, never taken, went with the new queue's last handle.
+    // Each queue's last handle removed its own messages not taken, and only those.
     assert_eq!(files_of(&dir, &name), Vec::<String>::new());
 }
 
 #[test]
-fn a_new_queue_of_a_reused_name_numbers_its_large_messages_past_the_old_ones() {
+fn a_new_queue_of_the_same_name_leaves_the_old_ones_messages_alone() {
+    let dir = setup();
+    init_test!(put_large);
+    let (old, name) = small_ring_with_messages_from_a_child(2);
+    old.unlink().unwrap();
+    let new: Big = ShmQueue::builder()
+        .name(&name)
+        .ring_bytes(1024)
+        .create()
+        .unwrap();
+    new.put(big(8)).unwrap();
+    // The new queue goes while the old one is still held: the old one's messages stay.
+    drop(new);
+    assert_eq!(old.get_timeout(Duration::from_secs(30)).unwrap(), big(0));
+    assert_eq!(old.get_timeout(Duration::from_secs(30)).unwrap(), big(1));
+    drop(old);
+    assert_eq!(files_of(&dir, &name), Vec::<String>::new());
+}
+
+#[test]
+fn a_held_queues_old_messages_are_not_leaked_when_its_name_is_gone() {
+    let dir = setup();
+    init_test!(put_large);
+    // The writer (a child) is dead and the name unlinked; only this process maps the queue.
+    let (q, name) = small_ring_with_messages_from_a_child(1);
+    q.unlink().unwrap();
+    let files = files_of(&dir, &name);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let path = dir.join(&files[0]);
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(600))
+        .unwrap();
+    let info = out_of_line_of(&name);
+    assert_eq!(info.len(), 1);
+    assert!(!info[0].leaked, "the queue is still mapped: {info:?}");
+    assert_eq!(q.get_timeout(Duration::from_secs(30)).unwrap(), big(0));
+    assert_eq!(files_of(&dir, &name), Vec::<String>::new());
+}
+
+#[test]
+fn a_new_queue_of_a_reused_name_and_the_old_one_keep_their_large_messages_apart() {
     let dir = setup();
     let name = format!("renumbered-{}", std::process::id());
     let make = || -> Big {
@@ -249,7 +293,7 @@ fn a_new_queue_of_a_reused_name_numbers_its_large_messages_past_the_old_ones() {
             .unwrap()
     };
     // This process puts the first large message of both queues: the same writer pid and the
-    // same first serial, so the new queue's file name is taken by the old queue's message.
+    // same first serial; only the segment's inode in the file names keeps them apart.
     let old = make();
     old.put(big(1)).unwrap();
     old.unlink().unwrap();
