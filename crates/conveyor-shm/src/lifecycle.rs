@@ -390,7 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_segment_is_not_leaked() {
+    fn a_segment_that_cannot_be_opened_is_not_leaked() {
         // A name listed and then gone (or not readable): even if old, not known to be leaked.
         let gone = inspect(
             "gone",

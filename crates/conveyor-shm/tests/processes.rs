@@ -149,8 +149,11 @@ fn puts_and_gets_with_a_deadline_give_up_on_a_lock_held_by_a_live_peer() {
     let (q, child) = queue_held_by_a_child();
     // The child holds both of the queue's mutexes and stays alive: every call with a
     // deadline must come back by itself, with the item, instead of waiting for the lock.
+    let t0 = Instant::now();
     let e = q.try_put(7).unwrap_err();
     assert!(e.is_full(), "{e}");
+    // It gives up by itself (after a bounded wait for the mutex), far sooner than this.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     assert_eq!(e.into_inner(), 7);
     let t0 = Instant::now();
     let e = q.put_timeout(8, Duration::from_millis(200)).unwrap_err();
