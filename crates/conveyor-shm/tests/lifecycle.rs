@@ -37,6 +37,24 @@ fn small_ring() -> Big {
     q
 }
 
+fn small_ring_named(name: &str) -> Big {
+    ShmQueue::builder()
+        .name(name)
+        .ring_bytes(1024)
+        .create()
+        .unwrap()
+}
+
+/// A queue holding `big(0)` and `big(1)` from a child, unlinked, and a new queue of the same
+/// name holding `big(8)`; and that name.
+fn an_old_and_a_new_queue_of_one_name() -> (Big, Big, String) {
+    let (old, name) = small_ring_with_messages_from_a_child(2);
+    old.unlink().unwrap();
+    let new = small_ring_named(&name);
+    new.put(big(8)).unwrap();
+    (old, new, name)
+}
+
 /// A small queue holding `n` large messages put by a child process that has since exited
 /// (so that their files' writer is dead), and the queue's name.
 fn small_ring_with_messages_from_a_child(n: u8) -> (Big, String) {
@@ -211,20 +229,7 @@ fn leaked_files_are_told_by_writer_age_and_owner_and_removed() {
 fn an_old_queue_never_removes_a_new_one_that_took_its_name() {
     let dir = setup();
     init_test!(put_large);
-    let name = format!("reused-{}", std::process::id());
-    let make = || -> Big {
-        ShmQueue::builder()
-            .name(&name)
-            .ring_bytes(1024)
-            .create()
-            .unwrap()
-    };
-    let old = make();
-    let child = Process::new("put_large", (&old, 2u8)).start().unwrap();
-    assert!(child.join().unwrap().success());
-    old.unlink().unwrap();
-    let new = make();
-    new.put(big(8)).unwrap();
+    let (old, new, name) = an_old_and_a_new_queue_of_one_name();
     new.put(big(9)).unwrap();
     assert!(old.unlink().is_err(), "the name is the new queue's now");
     // The old queue's last handle goes first: the new queue's name and messages stay.
@@ -242,14 +247,7 @@ fn an_old_queue_never_removes_a_new_one_that_took_its_name() {
 fn a_new_queue_of_the_same_name_leaves_the_old_ones_messages_alone() {
     let dir = setup();
     init_test!(put_large);
-    let (old, name) = small_ring_with_messages_from_a_child(2);
-    old.unlink().unwrap();
-    let new: Big = ShmQueue::builder()
-        .name(&name)
-        .ring_bytes(1024)
-        .create()
-        .unwrap();
-    new.put(big(8)).unwrap();
+    let (old, new, name) = an_old_and_a_new_queue_of_one_name();
     // The new queue goes while the old one is still held: the old one's messages stay.
     drop(new);
     assert_eq!(old.get_timeout(Duration::from_secs(30)).unwrap(), big(0));
@@ -285,13 +283,7 @@ fn a_held_queues_old_messages_are_not_leaked_when_its_name_is_gone() {
 fn a_new_queue_of_a_reused_name_and_the_old_one_keep_their_large_messages_apart() {
     let dir = setup();
     let name = format!("renumbered-{}", std::process::id());
-    let make = || -> Big {
-        ShmQueue::builder()
-            .name(&name)
-            .ring_bytes(1024)
-            .create()
-            .unwrap()
-    };
+    let make = || small_ring_named(&name);
     // This process puts the first large message of both queues: the same writer pid and the
     // same first serial; only the segment's inode in the file names keeps them apart.
     let old = make();
