@@ -55,7 +55,11 @@ mod channel;
 pub mod codec;
 pub mod error;
 pub mod handoff;
+#[cfg(feature = "pickle")]
+pub mod pickle;
 
 pub use channel::{Channel, Joinable, QueueInfo};
 pub use codec::{Codec, Postcard};
 pub use error::{CodecError, GetError, PutError, TaskDoneError};
+#[cfg(feature = "pickle")]
+pub use pickle::Pickle;
