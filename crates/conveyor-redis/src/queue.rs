@@ -407,7 +407,7 @@ impl<C: Codec> Shared<C> {
             .unwrap_or_default()
             .to_vec();
         if self.ack_on_get {
-            self.ack(&[id.clone()])?;
+            self.ack(std::slice::from_ref(&id))?;
         }
         Ok(Some((id, data)))
     }
