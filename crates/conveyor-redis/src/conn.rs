@@ -143,7 +143,7 @@ impl Pool {
                         || source.is_connection_refusal()
                         || source.is_connection_dropped()
                         || source.code() == Some("LOADING");
-                    if !retryable || waited + pause > self.reconnect_for {
+                    if !retryable || waited >= self.reconnect_for {
                         tracing::warn!(addr = %self.addr, attempts, error = %source, "cannot connect to Redis");
                         return Err(Error::Connect {
                             addr: self.addr.clone(),
@@ -152,7 +152,7 @@ impl Pool {
                             source,
                         });
                     }
-                    std::thread::sleep(pause);
+                    std::thread::sleep(pause.min(self.reconnect_for - waited));
                     pause = (pause * 2).min(Duration::from_millis(500));
                 }
             }

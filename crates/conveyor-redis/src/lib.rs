@@ -16,7 +16,7 @@
 //! | `q.get()`, `get_nowait`, `get(timeout=t)`   | [`Channel::get`], `try_get`, `get_timeout`     |
 //! | `q.task_done()`, `q.join()`                 | [`Joinable::task_done`], [`Joinable::join`]    |
 //! | `q.qsize()`, `empty()`, `full()`            | [`QueueInfo::len`], `is_empty`, `is_full`      |
-//! | `q.shutdown(immediate)` (3.13)              | [`RedisQueue::shutdown`]`(immediate)`          |
+//! | `q.shutdown(immediate)` (3.13)              | [`Channel::shutdown`]`(immediate)`          |
 //! | `q.close()` (this handle puts no more)      | [`Channel::close`]                             |
 //! | `r.xadd(stream, {"d": pickle.dumps(x)})`    | a put with the pickle codec ([`Builder::codec`]) |
 //!
@@ -64,7 +64,7 @@
 //!
 //! # Close and shutdown
 //!
-//! [`RedisQueue::shutdown`]`(immediate)` is Python 3.13's `Queue.shutdown`, for every handle on
+//! [`Channel::shutdown`]`(immediate)` is Python 3.13's `Queue.shutdown`, for every handle on
 //! every machine: later puts fail with `Closed`; without `immediate`, gets drain what is left and
 //! then fail with `Closed`; with it, what is not yet delivered is discarded and counts as done
 //! (items already taken still need their `task_done`, as in CPython). [`Channel::close`] is

@@ -862,21 +862,20 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for RedisQueue<T, C> 
         self.get_until(Some(Instant::now() + timeout))
     }
 
-    /// Python's `multiprocessing.Queue.close()`: this handle puts no more (its later puts fail
-    /// with `Closed`); other handles and clones, here and elsewhere, are not affected. To tell
-    /// consumers that producers are done, call [`shutdown`](RedisQueue::shutdown).
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-    }
-}
-
-impl<T, C: Codec> RedisQueue<T, C> {
-    /// Python 3.13's `Queue.shutdown(immediate)` (see [`try_shutdown`](Self::try_shutdown),
-    /// which reports a failure to reach the server; this logs it).
-    pub fn shutdown(&self, immediate: bool) {
+    /// Python 3.13's `Queue.shutdown(immediate)`, for every handle on every machine (see
+    /// [`try_shutdown`](RedisQueue::try_shutdown), which reports a failure to reach the server;
+    /// this logs it).
+    fn shutdown(&self, immediate: bool) {
         if let Err(e) = self.try_shutdown(immediate) {
             tracing::warn!(name = %self.shared.name, error = %e, "shutdown did not reach Redis");
         }
+    }
+
+    /// Python's `multiprocessing.Queue.close()`: this handle puts no more (its later puts fail
+    /// with `Closed`); other handles and clones, here and elsewhere, are not affected. To tell
+    /// consumers that producers are done, call [`shutdown`](Channel::shutdown).
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 }
 
@@ -948,12 +947,6 @@ impl<T, C: Codec> JoinableRedisQueue<T, C> {
         &self.queue
     }
 
-    /// See [`RedisQueue::shutdown`]. With `immediate`, the items discarded count as done, so
-    /// `join` returns once the items already taken are done (CPython gh-137088).
-    pub fn shutdown(&self, immediate: bool) {
-        self.queue.shutdown(immediate)
-    }
-
     /// See [`RedisQueue::try_shutdown`].
     pub fn try_shutdown(&self, immediate: bool) -> Result<usize, Error> {
         self.queue.try_shutdown(immediate)
@@ -1021,6 +1014,11 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for JoinableRedisQueu
     }
     fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.queue.get_timeout(timeout)
+    }
+    /// See [`RedisQueue`'s](RedisQueue) `shutdown`. With `immediate`, the items discarded count
+    /// as done, so `join` returns once the items already taken are done (CPython gh-137088).
+    fn shutdown(&self, immediate: bool) {
+        self.queue.shutdown(immediate)
     }
     fn close(&self) {
         self.queue.close()
