@@ -157,6 +157,9 @@ struct Shared<C> {
     seq: AtomicU64,
     /// Entries delivered to this handle and not yet acknowledged, oldest first.
     taken: Mutex<VecDeque<String>>,
+    /// When the take script last ran (ns since `epoch`; 0: never).
+    last_check: AtomicU64,
+    epoch: Instant,
 }
 
 /// A name no other handle on any machine picks: host, process, time, and a counter.
@@ -174,6 +177,25 @@ fn unique_name() -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The id of the first entry of an XREADGROUP answer, if it has one.
+fn first_entry_id(reply: &Value) -> Option<String> {
+    let entries = match reply {
+        Value::Array(streams) => match streams.first() {
+            Some(Value::Array(pair)) if pair.len() == 2 => &pair[1],
+            _ => return None,
+        },
+        Value::Map(streams) => &streams.first()?.1,
+        _ => return None,
+    };
+    let Value::Array(entries) = entries else {
+        return None;
+    };
+    let Some(Value::Array(entry)) = entries.first() else {
+        return None;
+    };
+    entry.first().and_then(text)
 }
 
 fn bulk(v: &Value) -> Option<&[u8]> {
@@ -248,6 +270,8 @@ impl<C: Codec> Shared<C> {
             pool,
             seq: AtomicU64::new(0),
             taken: Mutex::new(VecDeque::new()),
+            last_check: AtomicU64::new(0),
+            epoch: Instant::now(),
             name: b.name,
         })
     }
@@ -362,7 +386,26 @@ impl<C: Codec> Shared<C> {
                     .arg(">")
                     .query(&mut link.conn);
                 link.conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-                r
+                let r: Value = r?;
+                if self.ack_on_get {
+                    if let Some(id) = first_entry_id(&r) {
+                        // acknowledge and remove it in one transaction, without waiting for
+                        // the answer (read before this connection's next command)
+                        let packed = redis::pipe()
+                            .atomic()
+                            .cmd("XACK")
+                            .arg(&self.keys.items)
+                            .arg(GROUP)
+                            .arg(&id)
+                            .cmd("XDEL")
+                            .arg(&self.keys.items)
+                            .arg(&id)
+                            .get_packed_pipeline();
+                        // MULTI, two QUEUED, EXEC
+                        link.send_later(&packed, 4)?;
+                    }
+                }
+                Ok(r)
             },
             |source| self.interrupted(source),
         );
@@ -406,9 +449,6 @@ impl<C: Codec> Shared<C> {
             .and_then(|kv| kv.get(1).and_then(bulk))
             .unwrap_or_default()
             .to_vec();
-        if self.ack_on_get {
-            self.ack(std::slice::from_ref(&id))?;
-        }
         Ok(Some((id, data)))
     }
 
@@ -431,12 +471,22 @@ impl<C: Codec> Shared<C> {
     }
 
     /// Takes the next item, waiting until `deadline` (`None`: forever; now: not at all).
+    ///
+    /// The take script (the shutdown state, items whose visibility timeout ran out, then the
+    /// next item) runs at least once per poll interval; in between, a get reads the stream
+    /// directly, which costs one round trip instead of two when items keep coming.
     fn get_until(&self, deadline: Option<Instant>) -> Result<Vec<u8>, GetError> {
+        let mut first = true;
         loop {
-            match self.take().map_err(io::Error::from)? {
-                Taken::Item(id, data) => return Ok(self.delivered(id, data)),
-                Taken::Closed => return Err(GetError::Closed),
-                Taken::Empty => {}
+            let checked_lately = first && self.checked_lately();
+            first = false;
+            if !checked_lately {
+                self.mark_checked();
+                match self.take().map_err(io::Error::from)? {
+                    Taken::Item(id, data) => return Ok(self.delivered(id, data)),
+                    Taken::Closed => return Err(GetError::Closed),
+                    Taken::Empty => {}
+                }
             }
             let wait = match deadline {
                 None => self.opts.poll,
@@ -452,6 +502,17 @@ impl<C: Codec> Shared<C> {
                 return Ok(self.delivered(id, data));
             }
         }
+    }
+
+    fn checked_lately(&self) -> bool {
+        let last = self.last_check.load(Ordering::Relaxed);
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        last != 0 && now.saturating_sub(last) < self.opts.poll.as_nanos() as u64
+    }
+
+    fn mark_checked(&self) {
+        let now = (self.epoch.elapsed().as_nanos() as u64).max(1);
+        self.last_check.store(now, Ordering::Relaxed);
     }
 
     fn delivered(&self, id: String, data: Vec<u8>) -> Vec<u8> {
