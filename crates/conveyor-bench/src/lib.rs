@@ -25,6 +25,7 @@
 //! | conveyor pipe `Connection` | processes | `multiprocessing.Pipe` |
 //! | conveyor Manager queue | processes | `Manager().Queue` |
 //! | conveyor Manager dict (writers set keys, takers remove them) | processes | `Manager().dict` |
+//! | conveyor `RedisQueue` (1/1 up to 4 KiB, ping-pong; [`redis`]) | processes | redis-py on a stream; the raw redis-rs XADD/XREADGROUP/XACK loop |
 //!
 //! Process transports run their producers, consumers and echo in child processes started with
 //! `conveyor-process` ([`process`]); a binary that uses them calls [`process::init`] first.
@@ -56,6 +57,7 @@ pub mod payload;
 pub mod peers;
 pub mod process;
 pub mod python;
+pub mod redis;
 pub mod registry;
 pub mod report;
 pub mod run;

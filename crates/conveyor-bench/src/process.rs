@@ -46,9 +46,10 @@ const REPORT_LIMIT: Duration = Duration::from_secs(120);
 
 /// Registers the child entry point; in a child, runs it and exits. Call first in `main`.
 pub fn init() {
-    conveyor_process::init(&[conveyor_process::entry!(
-        "conveyor_bench_child" => bench_child
-    )]);
+    conveyor_process::init(&[
+        conveyor_process::entry!("conveyor_bench_child" => bench_child),
+        conveyor_process::entry!("conveyor_bench_redis_child" => crate::redis::redis_child),
+    ]);
 }
 
 /// One end of a pipe, passed to a child as an inherited descriptor.
