@@ -26,6 +26,8 @@ struct Options {
     max_deliveries: u32,
     poll: Duration,
     reconnect_for: Duration,
+    auto_shutdown: bool,
+    lease: Duration,
 }
 
 impl Default for Options {
@@ -36,6 +38,8 @@ impl Default for Options {
             max_deliveries: 5,
             poll: Duration::from_millis(100),
             reconnect_for: Duration::from_secs(10),
+            auto_shutdown: false,
+            lease: Duration::from_secs(5),
         }
     }
 }
@@ -113,6 +117,25 @@ impl<C: Codec> Builder<C> {
         self
     }
 
+    /// Builds a new queue that shuts itself down (as `shutdown(false)` does) once every handle
+    /// that has put has closed ([`Channel::close`]) or gone: dropped, or its process died. So
+    /// consumers on every machine learn that the producers are done, which Python's never
+    /// do. A live producer renews a lease in the server every `lease / 3` from a thread of its
+    /// process; one whose lease (default 5 s, see [`producer_lease`](Builder::producer_lease))
+    /// runs out counts as gone. The first handle to open the queue decides; the setting is
+    /// kept in the server.
+    pub fn shutdown_when_producers_done(mut self) -> Self {
+        self.opts.auto_shutdown = true;
+        self
+    }
+
+    /// How long a producer of a self-shutting queue counts as alive without renewing its lease
+    /// (default 5 s): how long after a producer process dies its consumers learn of it.
+    pub fn producer_lease(mut self, lease: Duration) -> Self {
+        self.opts.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
     /// Encodes items with `codec` instead: for example the pickle codec
     /// (`conveyor_core::Pickle`), so a Python program using redis-py reads and writes the
     /// same stream.
@@ -150,6 +173,11 @@ struct Shared<C> {
     capacity: Option<usize>,
     /// Acknowledge at delivery (`RedisQueue`) or at `task_done` (`JoinableRedisQueue`).
     ack_on_get: bool,
+    /// Whether the queue shuts itself down once its producers are done (kept in the server).
+    auto: bool,
+    /// The producer handles of this handle's family that have put, for the lease renewer.
+    producers: Mutex<Vec<std::sync::Weak<Producer>>>,
+    renewer: std::sync::Once,
     codec: C,
     opts: Options,
     pool: Pool,
@@ -236,13 +264,14 @@ impl<C: Codec> Shared<C> {
                 .key(&keys.meta)
                 .arg(b.opts.maxsize.unwrap_or(0))
                 .arg(&new_token)
+                .arg(if b.opts.auto_shutdown { "1" } else { "0" })
                 .invoke(&mut link.conn)
         })?;
         let protocol = |detail: String| Error::Protocol {
             command: "open",
             detail,
         };
-        let [maxsize, _state, token] = reply.as_slice() else {
+        let [maxsize, _state, token, auto] = reply.as_slice() else {
             return Err(protocol(format!("{reply:?}")));
         };
         let existing = int(maxsize)
@@ -265,6 +294,9 @@ impl<C: Codec> Shared<C> {
             consumer: unique_name(),
             capacity: (existing > 0).then_some(existing),
             ack_on_get,
+            auto: text(auto).as_deref() == Some("1"),
+            producers: Mutex::new(Vec::new()),
+            renewer: std::sync::Once::new(),
             codec: b.codec,
             opts: b.opts,
             pool,
@@ -288,15 +320,18 @@ impl<C: Codec> Shared<C> {
 
     /// One attempt at putting `items`: how many went in (from the first), or `None` when the
     /// queue is shut down.
-    fn put_encoded(&self, items: &[Vec<u8>]) -> Result<Option<usize>, Error> {
+    fn put_encoded(&self, items: &[Vec<u8>], producer: &str) -> Result<Option<usize>, Error> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let reply: Vec<Value> = self.pool.run(Retry::Safe, "put", |link| {
             let mut inv = scripts().put.key(&self.keys.items);
             inv.key(&self.keys.meta)
                 .key(&self.keys.puts)
+                .key(&self.keys.producers)
                 .arg(&self.token)
                 .arg(self.lane_name(link.lane))
-                .arg(seq);
+                .arg(seq)
+                .arg(producer)
+                .arg(self.opts.lease.as_millis() as u64);
             for item in items {
                 inv.arg(item.as_slice());
             }
@@ -331,6 +366,7 @@ impl<C: Codec> Shared<C> {
                     .key(&self.keys.items)
                     .key(&self.keys.meta)
                     .key(&self.keys.dead)
+                    .key(&self.keys.producers)
                     .arg(&self.token)
                     .arg(&self.consumer)
                     .arg(self.opts.visibility.as_millis() as u64)
@@ -527,11 +563,11 @@ impl<C: Codec> Shared<C> {
 
     /// Puts `items`, waiting for room as `wait` says. Answers how many went in, and why the
     /// rest did not.
-    fn put_until(&self, items: &[Vec<u8>], wait: Wait) -> (usize, Option<Stop>) {
+    fn put_until(&self, items: &[Vec<u8>], wait: Wait, producer: &str) -> (usize, Option<Stop>) {
         let mut done = 0;
         let mut pause = Duration::from_millis(1);
         while done < items.len() {
-            match self.put_encoded(&items[done..]) {
+            match self.put_encoded(&items[done..], producer) {
                 Ok(None) => return (done, Some(Stop::Closed)),
                 Ok(Some(0)) => {
                     let now = Instant::now();
@@ -552,6 +588,31 @@ impl<C: Codec> Shared<C> {
             }
         }
         (done, None)
+    }
+
+    fn renew_leases(&self) -> Result<bool, Error> {
+        let live: Vec<String> = {
+            let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+            producers.retain(|w| w.strong_count() > 0);
+            producers
+                .iter()
+                .filter_map(|w| w.upgrade())
+                .filter(|p| !p.closed.load(Ordering::Acquire))
+                .map(|p| p.id.clone())
+                .collect()
+        };
+        if live.is_empty() {
+            return Ok(false);
+        }
+        self.pool.run(Retry::Safe, "lease", |link| {
+            let mut inv = scripts().lease.key(&self.keys.producers);
+            inv.arg(self.opts.lease.as_millis() as u64);
+            for id in &live {
+                inv.arg(id);
+            }
+            inv.invoke::<i64>(&mut link.conn)
+        })?;
+        Ok(true)
     }
 
     fn counts(&self) -> Result<(usize, usize, String), Error> {
@@ -615,6 +676,25 @@ impl<C: Codec> Shared<C> {
     }
 }
 
+impl<C> Shared<C> {
+    /// A producer handle closes or goes.
+    fn leave(&self, producer: &str) -> Result<(), Error> {
+        let shut: i64 = self.pool.run(Retry::Safe, "close", |link| {
+            scripts()
+                .leave
+                .key(&self.keys.meta)
+                .key(&self.keys.producers)
+                .arg(&self.token)
+                .arg(producer)
+                .invoke(&mut link.conn)
+        })?;
+        if shut == 1 {
+            tracing::debug!(name = %self.name, "the last producer closed: queue shut down");
+        }
+        Ok(())
+    }
+}
+
 impl<C> Drop for Shared<C> {
     fn drop(&mut self) {
         // Forget this handle's producer lanes and, if it holds no unacknowledged item, its
@@ -648,6 +728,26 @@ enum Wait {
     Forever,
 }
 
+/// One handle (not its clones) as a producer of a self-shutting queue.
+#[derive(Debug)]
+struct Producer {
+    id: String,
+    /// Whether it has put (and so is known to the server as a producer).
+    registered: AtomicBool,
+    /// Whether it was closed for puts.
+    closed: AtomicBool,
+}
+
+impl Producer {
+    fn new() -> Arc<Self> {
+        Arc::new(Producer {
+            id: unique_name(),
+            registered: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        })
+    }
+}
+
 /// Why a put stopped short.
 enum Stop {
     Closed,
@@ -663,8 +763,8 @@ enum Stop {
 /// [crate](crate) documentation for the guarantees.
 pub struct RedisQueue<T, C = Postcard> {
     shared: Arc<Shared<C>>,
-    /// Whether this handle (not its clones) was closed for puts.
-    closed: AtomicBool,
+    /// This handle (not its clones) as a producer.
+    me: Arc<Producer>,
     _items: PhantomData<fn(T) -> T>,
 }
 
@@ -684,7 +784,7 @@ impl<T, C> Clone for RedisQueue<T, C> {
     fn clone(&self) -> Self {
         RedisQueue {
             shared: Arc::clone(&self.shared),
-            closed: AtomicBool::new(false),
+            me: Producer::new(),
             _items: PhantomData,
         }
     }
@@ -707,7 +807,7 @@ impl<T, C: Codec> RedisQueue<T, C> {
     fn from_shared(shared: Arc<Shared<C>>) -> Self {
         RedisQueue {
             shared,
-            closed: AtomicBool::new(false),
+            me: Producer::new(),
             _items: PhantomData,
         }
     }
@@ -758,6 +858,7 @@ impl<T, C: Codec> RedisQueue<T, C> {
                 .arg(&k.meta)
                 .arg(&k.dead)
                 .arg(&k.puts)
+                .arg(&k.producers)
                 .query::<()>(&mut link.conn)
         })
     }
@@ -766,15 +867,21 @@ impl<T, C: Codec> RedisQueue<T, C> {
     where
         T: Serialize,
     {
-        if self.closed.load(Ordering::Acquire) {
+        if self.me.closed.load(Ordering::Acquire) {
             return Err(PutError::Closed(item));
         }
         let mut buf = Vec::new();
         if let Err(source) = self.shared.codec.encode(&item, &mut buf) {
             return Err(PutError::Codec { item, source });
         }
-        match self.shared.put_until(std::slice::from_ref(&buf), wait) {
-            (_, None) => Ok(()),
+        match self
+            .shared
+            .put_until(std::slice::from_ref(&buf), wait, &self.me.id)
+        {
+            (_, None) => {
+                self.registered();
+                Ok(())
+            }
             (_, Some(Stop::Closed)) => Err(PutError::Closed(item)),
             (_, Some(Stop::Full)) => Err(PutError::Full(item)),
             (_, Some(Stop::Timeout)) => Err(PutError::Timeout(item)),
@@ -789,7 +896,7 @@ impl<T, C: Codec> RedisQueue<T, C> {
     where
         T: Serialize,
     {
-        if self.closed.load(Ordering::Acquire) {
+        if self.me.closed.load(Ordering::Acquire) {
             return Err(PutError::Closed(items));
         }
         let mut encoded = Vec::with_capacity(items.len());
@@ -803,7 +910,10 @@ impl<T, C: Codec> RedisQueue<T, C> {
             }
             encoded.push(buf);
         }
-        let (done, stop) = self.shared.put_until(&encoded, Wait::Forever);
+        let (done, stop) = self.shared.put_until(&encoded, Wait::Forever, &self.me.id);
+        if done > 0 {
+            self.registered();
+        }
         let rest = || items.into_iter().skip(done).collect::<Vec<T>>();
         match stop {
             None => Ok(()),
@@ -815,6 +925,35 @@ impl<T, C: Codec> RedisQueue<T, C> {
                 source,
             }),
         }
+    }
+
+    /// After a put went in: on a self-shutting queue, this handle is now a producer whose
+    /// lease a thread renews while it lives.
+    fn registered(&self) {
+        if !self.shared.auto || self.me.registered.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.shared
+            .producers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&self.me));
+        let weak = Arc::downgrade(&self.shared);
+        self.shared.renewer.call_once(|| {
+            let period = self.shared.opts.lease / 3;
+            let spawned = std::thread::Builder::new()
+                .name("conveyor-redis-lease".into())
+                .spawn(move || loop {
+                    std::thread::sleep(period);
+                    let Some(shared) = weak.upgrade() else { return };
+                    if let Err(e) = shared.renew_leases() {
+                        tracing::warn!(name = %shared.name, error = %e, "could not renew producer leases");
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no thread to renew producer leases: they run out after the lease");
+            }
+        });
     }
 
     fn decode(&self, data: Vec<u8>) -> Result<T, GetError>
@@ -936,7 +1075,27 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for RedisQueue<T, C> 
     /// with `Closed`); other handles and clones, here and elsewhere, are not affected. To tell
     /// consumers that producers are done, call [`shutdown`](Channel::shutdown).
     fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        if self.me.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self.me.registered.load(Ordering::Acquire) {
+            if let Err(e) = self.shared.leave(&self.me.id) {
+                tracing::warn!(name = %self.shared.name, error = %e, "close did not reach Redis: the producer's lease runs out instead");
+            }
+        }
+    }
+}
+
+impl<T, C> Drop for RedisQueue<T, C> {
+    /// A handle that has put and goes without closing counts as closed.
+    fn drop(&mut self) {
+        if self.me.registered.load(Ordering::Acquire)
+            && !self.me.closed.swap(true, Ordering::AcqRel)
+        {
+            if let Err(e) = self.shared.leave(&self.me.id) {
+                tracing::debug!(name = %self.shared.name, error = %e, "a dropped producer did not reach Redis");
+            }
+        }
     }
 }
 

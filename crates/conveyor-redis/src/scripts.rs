@@ -9,6 +9,10 @@
 //! | `conveyor:{NAME}:meta` | hash   | `maxsize` (0 = unbounded), `state` (`open`, `shutdown`, `immediate`), `token` (this incarnation of the queue) |
 //! | `conveyor:{NAME}:dead` | stream | dead letters: field `d`, the original `id`, `deliveries` |
 //! | `conveyor:{NAME}:puts` | hash   | per producer lane, the last put's sequence number and count (makes a put retried after a reconnect apply once) |
+//! | `conveyor:{NAME}:producers` | hash | on a queue that shuts itself down: per producer handle that has put and not closed, when its lease ends (server ms) |
+//!
+//! `meta` also holds `auto` (`1`: the queue shuts itself down once its producers are done) and
+//! `had` (`1`: some handle has put).
 //!
 //! Invariants the scripts keep: an entry leaves `items` only when it is acknowledged (XACK then
 //! XDEL in one script), so the group's pending list is a subset of the stream, `XLEN` counts
@@ -26,6 +30,7 @@ pub(crate) struct Keys {
     pub meta: String,
     pub dead: String,
     pub puts: String,
+    pub producers: String,
 }
 
 impl Keys {
@@ -36,28 +41,31 @@ impl Keys {
             meta: format!("{base}:meta"),
             dead: format!("{base}:dead"),
             puts: format!("{base}:puts"),
+            producers: format!("{base}:producers"),
         }
     }
 }
 
 /// Creates the queue if it is new, and answers `{maxsize, state, token}`.
 ///
-/// KEYS: items, meta. ARGV: maxsize to create with, token to create with.
+/// KEYS: items, meta. ARGV: maxsize to create with, token to create with, auto (1/0).
+/// Answers `{maxsize, state, token, auto}`.
 const INIT: &str = r#"
 if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('HSET', KEYS[2], 'maxsize', ARGV[1], 'state', 'open', 'token', ARGV[2])
+  redis.call('HSET', KEYS[2], 'maxsize', ARGV[1], 'state', 'open', 'token', ARGV[2], 'auto', ARGV[3])
 end
 -- the group (and the stream) exist from here on; BUSYGROUP means it already did
 redis.pcall('XGROUP', 'CREATE', KEYS[1], 'conveyor', '0', 'MKSTREAM')
-return redis.call('HMGET', KEYS[2], 'maxsize', 'state', 'token')
+return redis.call('HMGET', KEYS[2], 'maxsize', 'state', 'token', 'auto')
 "#;
 
 /// Puts a batch of items, as many as the bound leaves room for, once per (lane, sequence).
 ///
-/// KEYS: items, meta, puts. ARGV: token, lane, sequence, then the encoded items.
-/// Answers `{'ok', n}` (n items put, from the first), `{'closed'}` or `{'lost'}`.
+/// KEYS: items, meta, puts, producers. ARGV: token, lane, sequence, producer, lease ms, then
+/// the encoded items. Answers `{'ok', n}` (n items put, from the first), `{'closed'}` or
+/// `{'lost'}`.
 const PUT: &str = r#"
-local st = redis.call('HMGET', KEYS[2], 'state', 'maxsize', 'token')
+local st = redis.call('HMGET', KEYS[2], 'state', 'maxsize', 'token', 'auto', 'had')
 if st[3] ~= ARGV[1] then return {'lost'} end
 local last = redis.call('HGET', KEYS[3], ARGV[2])
 if last then
@@ -65,7 +73,7 @@ if last then
   if seq == ARGV[3] then return {'ok', tonumber(n)} end
 end
 if st[1] ~= 'open' then return {'closed'} end
-local n = #ARGV - 3
+local n = #ARGV - 5
 local cap = tonumber(st[2])
 if cap > 0 then
   local pending = redis.call('XPENDING', KEYS[1], 'conveyor')[1]
@@ -73,9 +81,14 @@ if cap > 0 then
   if room < n then n = math.max(room, 0) end
 end
 for i = 1, n do
-  redis.call('XADD', KEYS[1], '*', 'd', ARGV[3 + i])
+  redis.call('XADD', KEYS[1], '*', 'd', ARGV[5 + i])
 end
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3] .. ' ' .. n)
+if st[4] == '1' then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[4], ARGV[4], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[5]))
+  if st[5] ~= '1' then redis.call('HSET', KEYS[2], 'had', '1') end
+end
 return {'ok', n}
 "#;
 
@@ -83,10 +96,13 @@ return {'ok', n}
 /// than the visibility timeout (moving it to the dead letters if it was delivered too often),
 /// else the next undelivered one.
 ///
-/// KEYS: items, meta, dead. ARGV: token, consumer, visibility ms, max deliveries, ack (1/0).
-/// Answers `{'item', id, data}`, `{'empty'}`, `{'closed'}` or `{'lost'}`.
+/// On a queue that shuts itself down, an empty take also forgets producers whose lease ran out
+/// (their process died) and shuts the queue down once none is left.
+///
+/// KEYS: items, meta, dead, producers. ARGV: token, consumer, visibility ms, max deliveries,
+/// ack (1/0). Answers `{'item', id, data}`, `{'empty'}`, `{'closed'}` or `{'lost'}`.
 const TAKE: &str = r#"
-local st = redis.call('HMGET', KEYS[2], 'state', 'token')
+local st = redis.call('HMGET', KEYS[2], 'state', 'token', 'auto', 'had')
 if st[2] ~= ARGV[1] then return {'lost'} end
 if st[1] == 'immediate' then return {'closed'} end
 local function field(e, name)
@@ -116,6 +132,18 @@ if not entry then
 end
 if not entry then
   if st[1] == 'shutdown' then return {'closed'} end
+  if st[3] == '1' and st[4] == '1' then
+    local t = redis.call('TIME')
+    local now = t[1] * 1000 + math.floor(t[2] / 1000)
+    local all = redis.call('HGETALL', KEYS[4])
+    for i = 1, #all, 2 do
+      if tonumber(all[i + 1]) < now then redis.call('HDEL', KEYS[4], all[i]) end
+    end
+    if redis.call('HLEN', KEYS[4]) == 0 then
+      redis.call('HSET', KEYS[2], 'state', 'shutdown')
+      return {'closed'}
+    end
+  end
   return {'empty'}
 end
 if ARGV[5] == '1' then
@@ -173,6 +201,35 @@ local pending = redis.call('XPENDING', KEYS[1], 'conveyor')[1]
 return {redis.call('XLEN', KEYS[1]), pending, st[1]}
 "#;
 
+/// A producer handle closes (or goes): forget it, and shut a self-shutting queue down if it
+/// was the last.
+///
+/// KEYS: meta, producers. ARGV: token, producer. Answers 1 if the queue was shut down.
+const LEAVE: &str = r#"
+local st = redis.call('HMGET', KEYS[1], 'state', 'token', 'auto', 'had')
+if st[2] ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[2])
+if st[1] == 'open' and st[3] == '1' and st[4] == '1' and redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[1], 'state', 'shutdown')
+  return 1
+end
+return 0
+"#;
+
+/// Extends the leases of live producers that have not closed.
+///
+/// KEYS: producers. ARGV: lease ms, then the producers.
+const LEASE: &str = r#"
+local t = redis.call('TIME')
+local until_ms = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], until_ms)
+  end
+end
+return 0
+"#;
+
 /// Forgets a handle when it goes: its producer lanes, and its consumer if it holds nothing.
 ///
 /// KEYS: items, puts. ARGV: consumer, then the lane names.
@@ -197,6 +254,8 @@ pub(crate) struct Scripts {
     pub shutdown: Script,
     pub counts: Script,
     pub retire: Script,
+    pub leave: Script,
+    pub lease: Script,
 }
 
 /// The scripts (redis-rs sends each by its SHA1 and loads it on NOSCRIPT, so a server that
@@ -211,6 +270,8 @@ pub(crate) fn scripts() -> &'static Scripts {
         shutdown: Script::new(SHUTDOWN),
         counts: Script::new(COUNTS),
         retire: Script::new(RETIRE),
+        leave: Script::new(LEAVE),
+        lease: Script::new(LEASE),
     })
 }
 
@@ -221,7 +282,7 @@ mod tests {
     #[test]
     fn keys_share_one_hash_tag() {
         let k = Keys::new("jobs");
-        for key in [&k.items, &k.meta, &k.dead, &k.puts] {
+        for key in [&k.items, &k.meta, &k.dead, &k.puts, &k.producers] {
             assert!(key.starts_with("conveyor:{jobs}:"), "{key}");
         }
     }

@@ -35,9 +35,52 @@ fn stuck_consumer((url, name, notes): (String, String, String)) {
     }
 }
 
+/// Puts one item into a self-shutting queue, reports it, then hangs (until killed).
+fn doomed_producer((url, name, notes): (String, String, String)) {
+    let q = Builder::new(&url, &name)
+        .shutdown_when_producers_done()
+        .producer_lease(Duration::from_millis(300))
+        .open::<u32>()
+        .unwrap();
+    q.put(7).unwrap();
+    let notes: RedisQueue<String> = RedisQueue::open(&url, &notes).unwrap();
+    notes.put("put".into()).unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_killed_producer_counts_as_gone_once_its_lease_runs_out() {
+    init_test!(produce, stuck_consumer, doomed_producer);
+    with_server!("killed_producer", |url, name| {
+        let notes_name = format!("{name}-notes");
+        let q = Builder::new(&url, &name)
+            .shutdown_when_producers_done()
+            .producer_lease(Duration::from_millis(300))
+            .poll_interval(Duration::from_millis(20))
+            .open::<u32>()
+            .unwrap();
+        let notes: RedisQueue<String> = RedisQueue::open(&url, &notes_name).unwrap();
+        let child = Process::new("doomed_producer", (url.clone(), name.clone(), notes_name))
+            .start()
+            .unwrap();
+        assert_eq!(notes.get_timeout(LONG).unwrap(), "put");
+        assert_eq!(q.get_timeout(LONG).unwrap(), 7);
+        child.kill().unwrap();
+        child
+            .join_timeout(LONG)
+            .unwrap()
+            .expect("killed child is reaped");
+        assert!(q.get_timeout(LONG).unwrap_err().is_closed());
+        q.destroy().unwrap();
+        notes.destroy().unwrap();
+    });
+}
+
 #[test]
 fn producers_in_processes_each_close_and_everything_arrives() {
-    init_test!(produce, stuck_consumer);
+    init_test!(produce, stuck_consumer, doomed_producer);
     with_server!("producer_processes", |url, name| {
         let q: JoinableRedisQueue<(u32, u32)> = JoinableRedisQueue::open(&url, &name).unwrap();
         let children: Vec<_> = (0..2u32)
@@ -66,7 +109,7 @@ fn producers_in_processes_each_close_and_everything_arrives() {
 
 #[test]
 fn an_item_held_by_a_killed_consumer_goes_to_another() {
-    init_test!(produce, stuck_consumer);
+    init_test!(produce, stuck_consumer, doomed_producer);
     with_server!("killed_consumer", |url, name| {
         let notes_name = format!("{name}-notes");
         let q = Builder::new(&url, &name)

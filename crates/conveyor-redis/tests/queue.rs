@@ -495,3 +495,43 @@ fn server_down_is_an_error_after_the_reconnect_budget() {
     );
     assert_eq!(e.into_inner(), 1);
 }
+
+#[test]
+fn a_self_shutting_queue_closes_when_its_producers_are_done() {
+    with_server!("auto_shutdown", |url, name| {
+        let open = || {
+            Builder::new(&url, &name)
+                .shutdown_when_producers_done()
+                .open::<u32>()
+                .unwrap()
+        };
+        let consumer = open();
+        // no producer yet: an empty queue is not a finished one
+        assert!(consumer
+            .get_timeout(Duration::from_millis(150))
+            .unwrap_err()
+            .is_timeout());
+        let a = open();
+        let b = open();
+        a.put(1).unwrap();
+        b.put(2).unwrap();
+        a.close();
+        assert!(!consumer.is_shutdown().unwrap(), "b has not closed yet");
+        assert_eq!(consumer.get().unwrap(), 1);
+        let (tx, rx) = mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let second = consumer.get_timeout(LONG);
+            tx.send(()).unwrap();
+            let third = consumer.get_timeout(LONG);
+            (second, third)
+        });
+        rx.recv_timeout(LONG).unwrap();
+        drop(b); // a producer that goes without closing counts as closed
+        let (second, third) = t.join().unwrap();
+        assert_eq!(second.unwrap(), 2);
+        assert!(third.unwrap_err().is_closed());
+        let late = open();
+        assert!(late.put(3).unwrap_err().is_closed());
+        late.destroy().unwrap();
+    });
+}
