@@ -322,7 +322,9 @@ impl<C: Codec> Shared<C> {
     /// queue is shut down.
     fn put_encoded(&self, items: &[Vec<u8>], producer: &str) -> Result<Option<usize>, Error> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut attempts = 0;
         let reply: Vec<Value> = self.pool.run(Retry::Safe, "put", |link| {
+            attempts += 1;
             let mut inv = scripts().put.key(&self.keys.items);
             inv.key(&self.keys.meta)
                 .key(&self.keys.puts)
@@ -331,7 +333,8 @@ impl<C: Codec> Shared<C> {
                 .arg(self.lane_name(link.lane))
                 .arg(seq)
                 .arg(producer)
-                .arg(self.opts.lease.as_millis() as u64);
+                .arg(self.opts.lease.as_millis() as u64)
+                .arg(if attempts > 1 { "retry" } else { "new" });
             for item in items {
                 inv.arg(item.as_slice());
             }
@@ -565,7 +568,12 @@ impl<C: Codec> Shared<C> {
     /// rest did not.
     fn put_until(&self, items: &[Vec<u8>], wait: Wait, producer: &str) -> (usize, Option<Stop>) {
         let mut done = 0;
-        let mut pause = Duration::from_millis(1);
+        // Waiting for room polls the server: every 100 µs at first, doubling to 2 ms for the
+        // first 100 ms of a wait (room usually comes back soon: a consumer is draining), then
+        // up to the poll interval (a queue that stays full costs few calls).
+        let first_pause = Duration::from_micros(100);
+        let mut pause = first_pause;
+        let mut full_since: Option<Instant> = None;
         while done < items.len() {
             match self.put_encoded(&items[done..], producer) {
                 Ok(None) => return (done, Some(Stop::Closed)),
@@ -578,11 +586,18 @@ impl<C: Codec> Shared<C> {
                         Wait::Forever => pause,
                     };
                     std::thread::sleep(nap);
-                    pause = (pause * 2).min(self.opts.poll);
+                    let since = *full_since.get_or_insert(now);
+                    let cap = if since.elapsed() < Duration::from_millis(100) {
+                        Duration::from_millis(2).min(self.opts.poll)
+                    } else {
+                        self.opts.poll
+                    };
+                    pause = (pause * 2).min(cap);
                 }
                 Ok(Some(n)) => {
                     done += n;
-                    pause = Duration::from_millis(1);
+                    pause = first_pause;
+                    full_since = None;
                 }
                 Err(e) => return (done, Some(Stop::Io(e.into()))),
             }

@@ -61,19 +61,22 @@ return redis.call('HMGET', KEYS[2], 'maxsize', 'state', 'token', 'auto')
 
 /// Puts a batch of items, as many as the bound leaves room for, once per (lane, sequence).
 ///
-/// KEYS: items, meta, puts, producers. ARGV: token, lane, sequence, producer, lease ms, then
-/// the encoded items. Answers `{'ok', n}` (n items put, from the first), `{'closed'}` or
+/// KEYS: items, meta, puts, producers. ARGV: token, lane, sequence, producer, lease ms,
+/// `retry` when this (lane, sequence) may have been applied already (only then is the last one
+/// looked up), then the encoded items. Answers `{'ok', n}` (n items put, from the first), `{'closed'}` or
 /// `{'lost'}`.
 const PUT: &str = r#"
 local st = redis.call('HMGET', KEYS[2], 'state', 'maxsize', 'token', 'auto', 'had')
 if st[3] ~= ARGV[1] then return {'lost'} end
-local last = redis.call('HGET', KEYS[3], ARGV[2])
-if last then
-  local seq, n = string.match(last, '^(%d+) (%d+)$')
-  if seq == ARGV[3] then return {'ok', tonumber(n)} end
+if ARGV[6] == 'retry' then
+  local last = redis.call('HGET', KEYS[3], ARGV[2])
+  if last then
+    local seq, n = string.match(last, '^(%d+) (%d+)$')
+    if seq == ARGV[3] then return {'ok', tonumber(n)} end
+  end
 end
 if st[1] ~= 'open' then return {'closed'} end
-local n = #ARGV - 5
+local n = #ARGV - 6
 local cap = tonumber(st[2])
 if cap > 0 then
   local pending = redis.call('XPENDING', KEYS[1], 'conveyor')[1]
@@ -81,7 +84,7 @@ if cap > 0 then
   if room < n then n = math.max(room, 0) end
 end
 for i = 1, n do
-  redis.call('XADD', KEYS[1], '*', 'd', ARGV[5 + i])
+  redis.call('XADD', KEYS[1], '*', 'd', ARGV[6 + i])
 end
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3] .. ' ' .. n)
 if st[4] == '1' then
