@@ -1055,7 +1055,11 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for RedisQueue<T, C> 
     }
 
     fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_one(item, Wait::Until(Instant::now() + timeout))
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.put_one(item, Wait::Until(deadline)),
+            // beyond what the clock can hold: as good as forever
+            None => self.put_one(item, Wait::Forever),
+        }
     }
 
     fn get(&self) -> Result<T, GetError> {
@@ -1074,7 +1078,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for RedisQueue<T, C> 
     }
 
     fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_until(Some(Instant::now() + timeout))
+        self.get_until(Instant::now().checked_add(timeout))
     }
 
     /// Python 3.13's `Queue.shutdown(immediate)`, for every handle on every machine (see
@@ -1227,7 +1231,7 @@ impl<T, C: Codec> JoinableRedisQueue<T, C> {
     pub fn try_join_timeout(&self, timeout: Option<Duration>) -> Result<bool, Error> {
         self.queue
             .shared
-            .join_until(timeout.map(|t| Instant::now() + t))
+            .join_until(timeout.and_then(|t| Instant::now().checked_add(t)))
     }
 }
 

@@ -535,3 +535,15 @@ fn a_self_shutting_queue_closes_when_its_producers_are_done() {
         late.destroy().unwrap();
     });
 }
+
+#[test]
+fn timeouts_beyond_the_clock_wait_as_long_as_needed() {
+    with_server!("huge_timeouts", |url, name| {
+        let q: JoinableRedisQueue<u32> = JoinableRedisQueue::open(&url, &name).unwrap();
+        q.put_timeout(1, Duration::MAX).unwrap();
+        assert_eq!(q.get_timeout(Duration::MAX).unwrap(), 1);
+        q.task_done().unwrap();
+        assert!(q.join_timeout(Duration::MAX));
+        q.destroy().unwrap();
+    });
+}
