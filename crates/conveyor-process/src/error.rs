@@ -107,6 +107,24 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// The child's program made things that outlive a process before it called
+    /// [`init`](crate::init) (shared-memory queues or locks, say): a child runs `main` from the
+    /// top up to `init`, so each child made them again and would leak them, exiting from inside
+    /// `init` without dropping them. The child did not run the entry point; it unwound its
+    /// `main`, which dropped and removed what it made. Call `init` first in `main`.
+    #[error(
+        "the child for entry point `{entry}` did not run it: its main made [{}] before calling \
+         conveyor_process::init, and a child would make them again and leak them; call \
+         conveyor_process::init first in main, before creating queues or locks",
+        held.join(", ")
+    )]
+    InitTooLate {
+        /// The entry point.
+        entry: String,
+        /// What the child's `main` had made before `init` (a description of each).
+        held: Vec<String>,
+    },
+
     /// The child could not read what the parent sent it (a version mismatch between parent and
     /// child binaries, or a damaged payload).
     #[error("child for entry point `{entry}` could not read its launch payload: {message}")]
