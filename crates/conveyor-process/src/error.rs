@@ -13,7 +13,7 @@ use crate::ExitStatus;
 /// Every way a start can go wrong ends in one of these, in the parent, without hanging: a name
 /// nobody registered, a binary that cannot be executed, arguments the entry cannot decode, a
 /// child that ended (or stayed silent) before it reported that its entry point runs.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No entry point by this name is registered: in this process (which must have called
@@ -150,3 +150,16 @@ impl Error {
         move |source| Error::Io { what, source }
     }
 }
+
+conveyor_core::debug_shows_message!(Error {
+    UnknownEntry { name, known },
+    AmbiguousEntry { name, paths },
+    Encode { entry, source },
+    BadArgs { entry, message },
+    Spawn { program, source },
+    DiedBeforeReport { entry, pid, status },
+    StartTimeout { entry, pid, timeout },
+    InitTooLate { entry, held },
+    Launch { entry, message },
+    Io { what, source },
+});

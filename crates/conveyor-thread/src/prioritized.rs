@@ -12,6 +12,7 @@ use std::cmp::{Ordering, Reverse};
 use std::fmt;
 use std::time::Duration;
 
+use conveyor_core::error::debug_with_message;
 use conveyor_core::PutError;
 
 /// A priority: values with a total order, smallest first. Floats are priorities too: their
@@ -288,8 +289,9 @@ impl<P, T> fmt::Display for NanPriority<P, T> {
 }
 
 impl<P, T> fmt::Debug for NanPriority<P, T> {
+    /// The message, then the type (the priority and the item need not be `Debug`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self} (NanPriority {{ .. }})")
+        debug_with_message(f, self, |f| f.write_str("NanPriority { .. }"))
     }
 }
 
@@ -354,11 +356,13 @@ impl<P, T> fmt::Display for PriorityPutError<P, T> {
 }
 
 impl<P, T> fmt::Debug for PriorityPutError<P, T> {
+    /// The message, then the variant and what it holds (the priority and the item need not be
+    /// `Debug`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PriorityPutError::Nan(e) => write!(f, "{e} (Nan(NanPriority {{ .. }}))"),
-            PriorityPutError::Put(e) => write!(f, "Put({e:?})"),
-        }
+        debug_with_message(f, self, |f| match self {
+            PriorityPutError::Nan(e) => f.debug_tuple("Nan").field(e).finish(),
+            PriorityPutError::Put(e) => f.debug_tuple("Put").field(e).finish(),
+        })
     }
 }
 
@@ -403,7 +407,11 @@ mod tests {
         let e = Prioritized::new(f64::NAN, 1u8).unwrap_err();
         let d = format!("{e:?}");
         assert!(d.starts_with("the priority is NaN"), "{d}");
+        assert!(d.ends_with(" (NanPriority { .. })"), "{d}");
         let p: PriorityPutError<f64, u8> = e.into();
-        assert!(format!("{p:?}").contains("the priority is NaN"), "{p:?}");
+        assert_eq!(format!("{p:?}"), format!("{p} (Nan(NanPriority {{ .. }}))"));
+        let closed: PriorityPutError<f64, u8> =
+            PutError::Closed(Prioritized::new(1.0, 2u8).unwrap()).into();
+        assert_eq!(format!("{closed:?}"), format!("{closed} (Put(Closed(..)))"));
     }
 }
