@@ -65,3 +65,8 @@ pub use conveyor_pipe as pipe;
 /// A server of shared objects and typed proxies (crate `conveyor-manager`).
 #[cfg(feature = "manager")]
 pub use conveyor_manager as manager;
+
+/// The README's programs, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

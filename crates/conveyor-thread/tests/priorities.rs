@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use conveyor_thread::{Prioritized, PriorityQueue};
+use conveyor_thread::{Channel, Prioritized, PriorityQueue};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -119,7 +119,7 @@ fn the_nonblocking_forms_hand_the_entry_back() {
 }
 
 #[test]
-fn a_put_with_priority_blocked_on_a_full_queue_fails_on_close_with_its_item() {
+fn a_put_with_priority_blocked_on_a_full_queue_fails_on_shutdown_with_its_item() {
     let q = PriorityQueue::bounded(1);
     q.put_with_priority(1.0, Job(1)).unwrap();
     let putter = {
@@ -131,11 +131,11 @@ fn a_put_with_priority_blocked_on_a_full_queue_fails_on_close_with_its_item() {
         assert!(start.elapsed() < PATIENCE, "the put never blocked");
         thread::yield_now();
     }
-    q.close();
+    Channel::shutdown(&q, false);
     let err = putter.join().unwrap().unwrap_err();
     assert!(err.is_closed());
     assert_eq!(err.into_parts(), (0.5, Job(2)));
-    // what was queued before the close still drains
+    // what was queued before the shutdown still drains
     assert_eq!(q.get().unwrap().into_parts(), (1.0, Job(1)));
     assert!(q.get().unwrap_err().is_closed());
 }
