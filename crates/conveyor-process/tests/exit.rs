@@ -138,3 +138,32 @@ fn a_child_whose_main_made_something_before_init_refuses_to_run() {
     );
     drop(made_early);
 }
+
+/// Plays a `main` that drops its guard at once (`let _ = init(..)`), then starts a child.
+fn main_dropping_the_guard(_: ()) {
+    let _ = conveyor_process::init(&[]);
+    let child = Process::new("returns", ()).start().unwrap();
+    assert_eq!(join(&child), ExitStatus::Exited(0));
+}
+
+#[test]
+fn a_start_after_the_guard_was_dropped_says_so() {
+    init_test!(main_dropping_the_guard, returns);
+    let mid = Process::new("main_dropping_the_guard", ())
+        .stderr(std::process::Stdio::piped())
+        .start()
+        .unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut mid.take_stderr().unwrap(), &mut stderr).unwrap();
+    assert_eq!(join(&mid), ExitStatus::Exited(0));
+    assert!(
+        stderr.contains("started after the guard returned by conveyor_process::init was dropped"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not `let _ = init(..)`"), "{stderr}");
+    assert_eq!(
+        stderr.matches("conveyor-process: warning").count(),
+        1,
+        "{stderr}"
+    );
+}
