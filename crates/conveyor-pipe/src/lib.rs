@@ -3,9 +3,9 @@
 //! - [`pipe()`] gives two connected ends (Python's `Pipe()`); [`pipe_oneway`] a reader and a
 //!   writer (`Pipe(duplex=False)`).
 //! - A [`Connection`] sends and receives whole messages: bytes ([`Connection::send_bytes`],
-//!   [`Connection::recv_bytes`]) or serde values through a [`Codec`](conveyor_core::Codec)
+//!   [`Connection::recv_bytes`]) or serde values through a [`Codec`]
 //!   ([`Connection::send`], [`Connection::recv`]). It implements
-//!   [`Channel`](conveyor_core::Channel), so code written for a queue runs over it.
+//!   [`Channel`], so code written for a queue runs over it.
 //! - A [`Listener`] accepts connections on a Unix socket path or a TCP port and a [`Client`]
 //!   connects to one; with an authkey both run the HMAC challenge of Python's
 //!   `multiprocessing.connection` (see [`handshake`]), so either side may be a Python program.

@@ -77,7 +77,7 @@
 //!
 //! **An item that does not decode** is consumed all the same, as Python's `Queue.get` consumes
 //! a message it cannot unpickle and raises: a `Deserialize` that fails makes that `get` return
-//! [`GetError::Codec`](conveyor_core::GetError::Codec), and one that panics unwinds through
+//! [`GetError::Codec`], and one that panics unwinds through
 //! `get`, in both cases with the record already out of the ring and the lock released, so the
 //! queue goes on for every other thread and process. A panic under `panic = "abort"` (or any
 //! other death mid-decode) kills the process while it holds the get mutex: the next consumer
