@@ -1,4 +1,5 @@
-//! What this process holds that outlives it unless dropped: shared-memory segments, for one.
+//! What this process holds that outlives it unless dropped: shared-memory segments
+//! (`conveyor-shm`), the Unix socket files of listeners (`conveyor-pipe`).
 //!
 //! A transport whose handle leaves something in the system when the process ends without
 //! dropping it (a segment under `/dev/shm` that the last handle unlinks) keeps a [`Held`]

@@ -108,9 +108,9 @@ pub enum Error {
     },
 
     /// The child's program made things that outlive a process before it called
-    /// [`init`](crate::init) (shared-memory queues or locks, say): a child runs `main` from the
-    /// top up to `init`, so each child made them again and would leak them, exiting from inside
-    /// `init` without dropping them. The child did not run the entry point; it unwound its
+    /// [`init`](crate::init) (shared-memory queues or locks, a listener's Unix socket): a child
+    /// runs `main` from the top up to `init`, so each child made them again and would leak them,
+    /// exiting from inside `init` without dropping them. The child did not run the entry point; it unwound its
     /// `main`, which dropped and removed what it made. Call `init` first in `main`.
     #[error(
         "the child for entry point `{entry}` did not run it: its main made [{}] before calling \
