@@ -60,11 +60,10 @@ fn register(entries: &[Entry], test: Option<String>) {
 /// "First" matters: a child runs `main` from the top until it reaches `init`, so whatever
 /// `main` does before `init` is done again in every child. A program that creates a
 /// shared-memory queue or lock (or binds a listener's Unix socket) before `init` would make
-/// each child create one too, and leak it
-/// (the child exits from inside `init`, never dropping it): such a child refuses to run its
-/// entry point, unwinds its `main` so that what it made is dropped and removed, and the
-/// parent's [`Process::start`](crate::Process::start) fails with [`Error::InitTooLate`]
-/// naming what was made.
+/// each child create one too, and leak it (the child exits from inside `init`, never dropping
+/// it): such a child refuses to run its entry point, unwinds its `main` so that what it made is
+/// dropped and removed, and the parent's [`Process::start`](crate::Process::start) fails with
+/// [`Error::InitTooLate`] naming what was made.
 pub fn init(entries: &[Entry]) -> InitGuard {
     // Registered in a child too, so that it can start children of its own.
     register(entries, None);
