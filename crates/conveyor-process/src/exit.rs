@@ -51,7 +51,10 @@ static WARNED_LATE_START: AtomicBool = AtomicBool::new(false);
 /// error). A program that leaves with `std::process::exit` skips it, as Python's `os._exit`
 /// skips Python's handler: its daemons still die (the kernel kills them with their parent), its
 /// other children keep running. [`InitGuard::finish`] does the same as dropping the guard,
-/// and says how each child ended.
+/// and says how each child ended. A program that starts only other programs' entry points
+/// ([`Process::program`](crate::Process::program)) has nothing to register and calls
+/// `init(&[])` for the guard. In tests, [`init_test!`](crate::init_test!) returns no guard:
+/// a test joins its own children.
 #[must_use = "keep the guard alive for the whole of main (`let _children = init(..)`): when it is \
               dropped, the children that are not daemons are joined and the daemons terminated"]
 #[derive(Debug)]
