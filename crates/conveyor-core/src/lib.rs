@@ -62,6 +62,7 @@ pub mod error;
 pub mod handoff;
 #[cfg(feature = "pickle")]
 pub mod pickle;
+pub mod held;
 
 pub use channel::{Channel, Joinable, QueueInfo};
 pub use codec::{Codec, Postcard};
