@@ -53,7 +53,7 @@ fn eater((url, name, visibility): (String, String, Duration)) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(slow_eater), entry!(eater)]);
+    let _children = process::init(&[entry!(slow_eater), entry!(eater)]);
     let quick = std::env::args().any(|a| a == "--quick");
     let visibility = if quick {
         Duration::from_millis(300)

@@ -10,7 +10,7 @@
 //! Measured: 1 producer / 1 consumer at 8 B, 64 B and 4 KiB, and the ping-pong round trip;
 //! bigger payloads and 4/4 measure the server more than the client.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use conveyor_core::{Channel, Codec, GetError, Postcard, PutError};
@@ -38,20 +38,34 @@ pub const PY_NAME: &str = "python redis-py stream";
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// The server for the whole run, started at the first use.
+/// The server for the whole run, started at the first use; `Err` says why there is none.
+static SERVER: Mutex<Option<Result<(Option<Target>, String), String>>> = Mutex::new(None);
+
 fn server() -> Result<String, RunError> {
-    static SERVER: OnceLock<Result<Target, String>> = OnceLock::new();
-    SERVER
-        .get_or_init(|| match Target::from_env() {
-            Ok(Some(t)) => Ok(t),
-            Ok(None) => {
-                Err("no Redis server: install redis-server or set CONVEYOR_REDIS_URL".to_string())
-            }
-            Err(e) => Err(e),
-        })
+    let mut guard = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    let state = guard.get_or_insert_with(|| match Target::from_env() {
+        Ok(Some(t)) => {
+            let url = t.url();
+            Ok((Some(t), url))
+        }
+        Ok(None) => {
+            Err("no Redis server: install redis-server or set CONVEYOR_REDIS_URL".to_string())
+        }
+        Err(e) => Err(e),
+    });
+    state
         .as_ref()
-        .map(Target::url)
+        .map(|(_, url)| url.clone())
         .map_err(|e| RunError::new(e.clone()))
+}
+
+/// Stops the redis-server started for the run, if one was (statics are never dropped, so the
+/// harness's `main` calls this before it returns; a server left running would outlive it).
+pub fn stop_server() {
+    let mut guard = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(Ok((target, _))) = guard.as_mut() {
+        drop(target.take());
+    }
 }
 
 fn unique(what: &str) -> String {

@@ -60,9 +60,9 @@ mod channel;
 pub mod codec;
 pub mod error;
 pub mod handoff;
+pub mod held;
 #[cfg(feature = "pickle")]
 pub mod pickle;
-pub mod held;
 
 pub use channel::{Channel, Joinable, QueueInfo};
 pub use codec::{Codec, Postcard};
