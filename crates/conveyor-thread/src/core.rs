@@ -5,13 +5,14 @@ use std::time::{Duration, Instant};
 use conveyor_core::{GetError, PutError, TaskDoneError};
 
 use crate::locked::{Locked, Store};
+use crate::sync::{AtomicBool, Ordering};
 
 /// What a queue flavor provides; the public handles forward to it.
 pub(crate) trait Core<T> {
     fn push(&self, item: T, block: bool, deadline: Option<Instant>) -> Result<(), PutError<T>>;
     fn pop(&self, block: bool, deadline: Option<Instant>) -> Result<T, GetError>;
-    fn close(&self);
-    fn is_closed(&self) -> bool;
+    fn shutdown(&self, immediate: bool);
+    fn is_shutdown(&self) -> bool;
     fn len(&self) -> usize;
     fn capacity(&self) -> Option<usize>;
     fn task_done(&self) -> Result<(), TaskDoneError>;
@@ -34,11 +35,11 @@ impl<S: Store> Core<S::Item> for Locked<S> {
     fn pop(&self, block: bool, deadline: Option<Instant>) -> Result<S::Item, GetError> {
         Locked::pop(self, block, deadline)
     }
-    fn close(&self) {
-        Locked::close(self)
+    fn shutdown(&self, immediate: bool) {
+        Locked::shutdown(self, immediate)
     }
-    fn is_closed(&self) -> bool {
-        Locked::is_closed(self)
+    fn is_shutdown(&self) -> bool {
+        Locked::is_shutdown(self)
     }
     fn len(&self) -> usize {
         Locked::len(self)
@@ -57,6 +58,25 @@ impl<S: Store> Core<S::Item> for Locked<S> {
     }
 }
 
+/// One handle's close mark (Python's `multiprocessing.Queue.close()`): set by the handle's
+/// `close`, never cleared. A clone is another handle and starts open.
+#[derive(Debug, Default)]
+pub(crate) struct HandleMark(AtomicBool);
+
+impl HandleMark {
+    /// Marks the handle closed.
+    #[inline]
+    pub(crate) fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether the handle was closed.
+    #[inline]
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// The instant `timeout` from now; `None` (wait forever) if that is beyond what `Instant` holds.
 #[inline]
 pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
@@ -70,8 +90,8 @@ macro_rules! shared_api {
         impl<$t $(: $bound)?> $name<$t> {
             #[doc = concat!("Puts `item`, blocking while the queue is full (Python's `put(item)`).
 
-Fails with `Closed`, handing the item back, once the queue is closed; a put blocked on a full
-queue wakes and fails that way when the queue is closed.
+Fails with `Closed`, handing the item back, once the queue is shut down or this handle is
+closed; a put blocked on a full queue wakes and fails that way when the queue is shut down.
 
 ```
 use conveyor_thread::", stringify!($name), ";
@@ -83,6 +103,9 @@ assert_eq!(q.put(2).unwrap_err().into_inner(), 2);
 ```")]
             #[inline]
             pub fn put(&self, item: $t) -> Result<(), conveyor_core::PutError<$t>> {
+                if self.closed.is_set() {
+                    return Err(conveyor_core::PutError::Closed(item));
+                }
                 self.core.push(item, true, None)
             }
 
@@ -99,6 +122,9 @@ assert_eq!(err.into_inner(), 2);
 ```")]
             #[inline]
             pub fn try_put(&self, item: $t) -> Result<(), conveyor_core::PutError<$t>> {
+                if self.closed.is_set() {
+                    return Err(conveyor_core::PutError::Closed(item));
+                }
                 self.core.push(item, false, None)
             }
 
@@ -119,20 +145,24 @@ assert!(q.put_timeout(2, Duration::from_millis(10)).unwrap_err().is_timeout());
                 item: $t,
                 timeout: std::time::Duration,
             ) -> Result<(), conveyor_core::PutError<$t>> {
+                if self.closed.is_set() {
+                    return Err(conveyor_core::PutError::Closed(item));
+                }
                 self.core.push(item, true, $crate::core::deadline(timeout))
             }
 
             #[doc = concat!("Takes the next item, blocking while the queue is empty (Python's `get()`).
 
-Once the queue is closed, the items left are still handed out; after the last one every get,
-including one already blocked, returns `Closed` instead of blocking.
+Once the queue is shut down with `shutdown(false)`, the items left are still handed out; after
+the last one every get, including one already blocked, returns `Closed` instead of blocking.
+After `shutdown(true)` every get returns `Closed` at once.
 
 ```
 use conveyor_thread::", stringify!($name), ";
 
 let q = ", stringify!($name), "::unbounded();
 ", $example_items, "
-q.close();
+q.shutdown(false);
 assert_eq!(q.get().unwrap(), ", $first, ");
 ```")]
             #[inline]
@@ -147,7 +177,7 @@ use conveyor_thread::", stringify!($name), ";
 
 let q = ", stringify!($name), "::<u32>::bounded(4);
 assert!(q.try_get().unwrap_err().is_empty());
-q.close();
+q.shutdown(false);
 assert!(q.try_get().unwrap_err().is_closed());
 ```")]
             #[inline]
@@ -173,36 +203,83 @@ assert!(q.get_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
                 self.core.pop(true, $crate::core::deadline(timeout))
             }
 
-            #[doc = concat!("Closes the queue for puts (Python 3.13's `shutdown()`): every later put fails with
-`Closed`, every blocked put and get wakes, and gets drain what is left and then return `Closed`.
-Closing twice is a no-op. Waiting in `join` is not affected.
+            #[doc = concat!("Shuts the queue down for every handle (Python 3.13's `shutdown(immediate)`).
+
+Every later put, through any handle, fails with `Closed` (the item comes back), and every blocked
+put and get wakes. Without `immediate`, gets drain what is left and then return `Closed`. With
+`immediate`, the items left are dropped and counted as done, so `join` returns once the items
+already taken are marked done, and every get returns `Closed` at once. Shutting down again is a
+no-op, except that `shutdown(true)` after `shutdown(false)` still drops what is left.
 
 ```
 use conveyor_thread::", stringify!($name), ";
 
 let q = ", stringify!($name), "::bounded(4);
 q.put(7).unwrap();
-q.close();
-assert!(q.is_closed());
-assert_eq!(q.get().unwrap(), 7);
-assert!(q.get().unwrap_err().is_closed());
+q.put(8).unwrap();
+let other = q.clone();
+q.shutdown(false);
+assert!(other.put(9).unwrap_err().is_closed());
+assert!(other.get().is_ok());
+q.shutdown(true); // drops the one left and counts it done
+assert!(other.get().unwrap_err().is_closed());
+q.task_done().unwrap(); // for the item taken above
+q.join(); // returns: the dropped item counts as done
 ```")]
-            pub fn close(&self) {
-                self.core.close()
+            pub fn shutdown(&self, immediate: bool) {
+                self.core.shutdown(immediate)
             }
 
-            #[doc = concat!("Whether [`close`](Self::close) has been called.
+            #[doc = concat!("Whether the queue has been [shut down](Self::shutdown) (Python 3.13's `is_shutdown`).
 
 ```
 use conveyor_thread::", stringify!($name), ";
 
 let q = ", stringify!($name), "::<u8>::unbounded();
+assert!(!q.is_shutdown());
+q.shutdown(false);
+assert!(q.is_shutdown());
+```")]
+            pub fn is_shutdown(&self) -> bool {
+                self.core.is_shutdown()
+            }
+
+            #[doc = concat!("Closes this handle for puts (Python's `multiprocessing.Queue.close()`): later puts
+through it fail with `Closed`. Other handles (clones included) and gets are not affected; use
+[`shutdown`](Self::shutdown) to end the queue for everyone. Closing twice is a no-op.
+
+```
+use conveyor_thread::", stringify!($name), ";
+
+let q = ", stringify!($name), "::bounded(4);
+let producer = q.clone();
+producer.put(7).unwrap();
+producer.close();
+assert!(producer.put(8).unwrap_err().is_closed());
+q.put(9).unwrap(); // another handle still puts
+assert_eq!(q.len(), 2);
+```")]
+            pub fn close(&self) {
+                self.closed.set()
+            }
+
+            #[doc = concat!("Whether puts through this handle fail with `Closed`: it was
+[closed](Self::close) or the queue was [shut down](Self::shutdown).
+
+```
+use conveyor_thread::", stringify!($name), ";
+
+let q = ", stringify!($name), "::<u8>::unbounded();
+let other = q.clone();
 assert!(!q.is_closed());
 q.close();
 assert!(q.is_closed());
+assert!(!other.is_closed());
+other.shutdown(false);
+assert!(other.is_closed());
 ```")]
             pub fn is_closed(&self) -> bool {
-                self.core.is_closed()
+                self.closed.is_set() || self.core.is_shutdown()
             }
 
             #[doc = concat!("The number of items in the queue (Python's `qsize()`). Other threads may change it
@@ -302,7 +379,7 @@ for i in 0..10 {
     q.put(i).unwrap();
 }
 q.join();
-q.close();
+q.shutdown(false);
 worker.join().unwrap();
 ```")]
             pub fn join(&self) {
@@ -357,10 +434,11 @@ assert_eq!(q.blocked_getters(), 0);
         }
 
         impl<$t> Clone for $name<$t> {
-            /// Another handle to the same queue.
+            /// Another handle to the same queue; it starts open even if this one is closed.
             fn clone(&self) -> Self {
                 $name {
                     core: self.core.clone(),
+                    closed: $crate::core::HandleMark::default(),
                 }
             }
         }
@@ -370,6 +448,7 @@ assert_eq!(q.blocked_getters(), 0);
                 f.debug_struct(stringify!($name))
                     .field("len", &self.len())
                     .field("capacity", &self.capacity())
+                    .field("shutdown", &self.is_shutdown())
                     .field("closed", &self.is_closed())
                     .finish_non_exhaustive()
             }
@@ -407,8 +486,8 @@ assert_eq!(q.blocked_getters(), 0);
             ) -> Result<$t, conveyor_core::GetError> {
                 $name::get_timeout(self, timeout)
             }
-            fn shutdown(&self, _immediate: bool) {
-                $name::close(self)
+            fn shutdown(&self, immediate: bool) {
+                $name::shutdown(self, immediate)
             }
             fn close(&self) {
                 $name::close(self)
