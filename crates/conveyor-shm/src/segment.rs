@@ -22,7 +22,7 @@ use memmap2::MmapRaw;
 use crate::error::ShmError;
 
 /// The layout version written in every header; bumped on any layout change.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 /// File names of conveyor segments start with this.
 pub const FILE_PREFIX: &str = "conveyor-";
 /// How many attached processes a segment tracks.
@@ -353,6 +353,11 @@ impl Segment {
         // wait_initialised) to be at least size_of::<Common>() bytes; the mapping is page
         // aligned and lives as long as `self`; all fields are atomics.
         unsafe { &*(self.map.as_mut_ptr() as *const Common) }
+    }
+
+    /// This mapping's slot in the attach table, `None` if the table was full.
+    pub(crate) fn slot(&self) -> Option<usize> {
+        self.slot
     }
 
     /// The base of the mapping.

@@ -48,7 +48,7 @@ fn four_producer_and_four_consumer_processes() {
     for p in producers {
         assert!(p.join().unwrap().success());
     }
-    q.close();
+    q.shutdown(false);
     for c in consumers {
         assert!(c.join().unwrap().success());
     }
@@ -96,7 +96,7 @@ fn close_wakes_getters_in_other_processes() {
     for _ in 0..3 {
         ready.get_timeout(Duration::from_secs(30)).unwrap();
     }
-    q.close();
+    q.shutdown(false);
     for c in children {
         let status = c.join_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(status.map(|s| s.code()), Some(0));
@@ -211,7 +211,7 @@ fn joinable_across_processes() {
         "eaters did not finish"
     );
     assert_eq!(q.unfinished(), 0);
-    q.close();
+    q.shutdown(false);
     for e in eaters {
         assert!(e.join().unwrap().success());
     }
