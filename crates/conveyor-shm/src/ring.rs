@@ -291,7 +291,7 @@ impl Ring {
     }
 
     /// Whether some handle has registered as a producer and none is left: every slot whose
-    /// count is above zero belongs to a process that is gone.
+    /// count is above zero belongs to a process that is gone (a zombie counts as gone).
     pub(crate) fn producers_done(&self) -> bool {
         let h = self.header();
         if h.misc.producers_seen.load(Ordering::SeqCst) == 0 {
@@ -300,7 +300,7 @@ impl Ring {
         let slots = &self.seg.common().slots;
         !h.producers.counts.iter().zip(slots).any(|(count, pid)| {
             count.load(Ordering::SeqCst) > 0
-                && crate::segment::pid_alive(pid.load(Ordering::SeqCst))
+                && crate::segment::pid_running(pid.load(Ordering::SeqCst))
         })
     }
 

@@ -131,6 +131,26 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Whether the process `pid` is alive and running: as [`pid_alive`], except that a zombie (a
+/// dead child its parent has not waited for yet) counts as gone. For the producer count of an
+/// `auto_shutdown` queue, whose consumer is often the parent of a producer that died.
+pub(crate) fn pid_running(pid: u32) -> bool {
+    if !pid_alive(pid) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')' (comm may hold one itself).
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        // Gone between the two looks, or no /proc: keep the answer of `kill`.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(_) => true,
+    }
+}
+
 /// An open, mapped segment. Dropping it detaches this process and, if no attached process is
 /// left alive, unlinks the file.
 #[derive(Debug)]
