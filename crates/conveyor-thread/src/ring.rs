@@ -657,6 +657,38 @@ mod loom_tests {
         });
     }
 
+    /// `shutdown(true)` racing a put and a get that marks its item done: the get takes an item
+    /// or fails with `Closed`, the put lands (and is taken or discarded) or fails, nothing is
+    /// left, and `join` returns: every item is taken and done, or discarded and counted done.
+    #[test]
+    fn loom_shutdown_immediate() {
+        model(|| {
+            let ring = Arc::new(Ring::new(2));
+            assert!(ring.try_push(1u32).is_ok());
+            let getter = {
+                let r = ring.clone();
+                thread::spawn(move || {
+                    let got = r.pop(true, None).ok();
+                    if got.is_some() {
+                        assert!(r.task_done().is_ok());
+                    }
+                    got
+                })
+            };
+            let putter = {
+                let r = ring.clone();
+                thread::spawn(move || r.try_push(2).is_ok())
+            };
+            ring.shutdown(true);
+            assert!(matches!(ring.try_pop(), Err(PopError::Closed)));
+            let _ = putter.join().unwrap();
+            let _ = getter.join().unwrap();
+            assert!(matches!(ring.try_pop(), Err(PopError::Closed)));
+            assert!(ring.pop(true, None).unwrap_err().is_closed());
+            assert!(ring.join(None), "join must return");
+        });
+    }
+
     /// `join` returns once the consumer's `task_done` brings the count to zero, and a second
     /// `task_done` is refused.
     #[test]
