@@ -576,3 +576,40 @@ fn auto_shutdown_after_a_producer_process_is_killed() {
     assert!(e.is_closed(), "expected Closed, got {e}");
     child.join().unwrap();
 }
+
+fn join_then_report((q, ready): (JoinableShmQueue<u32>, Go)) -> i32 {
+    ready.put(()).unwrap();
+    // Items are left and nobody takes them: only shutdown(true) can release this join.
+    if !q.join_timeout(Duration::from_secs(30)) {
+        eprintln!("join was not released");
+        return 1;
+    }
+    match q.try_get() {
+        Err(e) if e.is_closed() => 0,
+        other => {
+            eprintln!("expected Closed, got {other:?}");
+            2
+        }
+    }
+}
+
+/// `shutdown(true)` in one process discards what is left for every process: a `join` blocked
+/// in a child returns (the discarded items count as done), and the child's gets fail with
+/// `Closed` at once.
+#[test]
+fn shutdown_immediate_releases_a_join_in_another_process() {
+    init_test!(join_then_report);
+    let q: JoinableShmQueue<u32> = JoinableShmQueue::new().unwrap();
+    let ready: Go = ShmQueue::new().unwrap();
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    let child = Process::new("join_then_report", (&q, &ready))
+        .start()
+        .unwrap();
+    ready.get_timeout(Duration::from_secs(30)).unwrap();
+    q.shutdown(true);
+    let status = child.join_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(status.map(|s| s.code()), Some(0));
+    assert_eq!(q.unfinished(), 0);
+}
