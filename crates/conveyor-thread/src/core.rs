@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use conveyor_core::{GetError, PutError, TaskDoneError};
 
 use crate::locked::{Locked, Store};
-use crate::sync::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 /// What a queue flavor provides; the public handles forward to it.
 pub(crate) trait Core<T> {
@@ -58,22 +59,130 @@ impl<S: Store> Core<S::Item> for Locked<S> {
     }
 }
 
-/// One handle's close mark (Python's `multiprocessing.Queue.close()`): set by the handle's
-/// `close`, never cleared. A clone is another handle and starts open.
+/// One handle's state: its close mark (Python's `multiprocessing.Queue.close()`, set by the
+/// handle's `close`, never cleared) and whether it has put, with the producer count it shares
+/// with every handle of its queue (for `auto_shutdown`). A clone is another handle: it starts
+/// open and not yet a producer.
+///
+/// These are `std` atomics even under loom: the model tests check the queues' cores, not the
+/// handles.
 #[derive(Debug, Default)]
-pub(crate) struct HandleMark(AtomicBool);
+pub(crate) struct HandleMark {
+    /// [`PUT`], [`COUNTED`] and [`CLOSED`] bits.
+    state: std::sync::atomic::AtomicU8,
+    producers: Arc<Producers>,
+}
+
+/// The handle has put.
+const PUT: u8 = 1;
+/// The handle was closed: its puts fail.
+const CLOSED: u8 = 2;
+/// The handle counts in [`Producers::live`].
+const COUNTED: u8 = 4;
+
+/// The producer handles of one queue, for `auto_shutdown`.
+#[derive(Default)]
+struct Producers {
+    /// Set by `auto_shutdown`: shut the queue down once no producer is left.
+    on_done: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Handles that have put (since `auto_shutdown`) and have not closed or been dropped.
+    live: std::sync::atomic::AtomicUsize,
+    /// Some handle has been counted.
+    seen: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Producers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producers")
+            .field("auto_shutdown", &self.on_done.get().is_some())
+            .field("live", &self.live)
+            .finish()
+    }
+}
 
 impl HandleMark {
-    /// Marks the handle closed.
+    /// Another handle of the same queue: open, not yet a producer.
+    pub(crate) fn fresh(&self) -> Self {
+        HandleMark {
+            state: Default::default(),
+            producers: self.producers.clone(),
+        }
+    }
+
+    /// Before a put: `false` if the handle is closed. One load once the handle has put.
     #[inline]
-    pub(crate) fn set(&self) {
-        self.0.store(true, Ordering::Release);
+    pub(crate) fn before_put(&self) -> bool {
+        let s = self.state.load(Ordering::Acquire);
+        if s & (PUT | CLOSED) == PUT {
+            return true;
+        }
+        self.first_put()
+    }
+
+    #[cold]
+    fn first_put(&self) -> bool {
+        loop {
+            let s = self.state.load(Ordering::Acquire);
+            if s & CLOSED != 0 {
+                return false;
+            }
+            if s & PUT != 0 {
+                return true;
+            }
+            let auto = self.producers.on_done.get().is_some();
+            if auto {
+                // Counted before the mark says so, so that a close that sees COUNTED always
+                // takes back a count that is there.
+                self.producers.live.fetch_add(1, Ordering::SeqCst);
+            }
+            let new = if auto { PUT | COUNTED } else { PUT };
+            match self
+                .state
+                .compare_exchange(s, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if auto {
+                        self.producers.seen.store(true, Ordering::SeqCst);
+                    }
+                    return true;
+                }
+                Err(_) if auto => self.release(),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Marks the handle closed; if it was a counted producer and the last, runs the queue's
+    /// shutdown.
+    pub(crate) fn close(&self) {
+        let before = self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        if before & CLOSED == 0 && before & COUNTED != 0 {
+            self.release();
+        }
+    }
+
+    /// Takes back one producer count; the last one (once some handle was counted) shuts the
+    /// queue down.
+    fn release(&self) {
+        if self.producers.live.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.producers.seen.load(Ordering::SeqCst)
+        {
+            if let Some(done) = self.producers.on_done.get() {
+                done();
+            }
+        }
     }
 
     /// Whether the handle was closed.
     #[inline]
     pub(crate) fn is_set(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Makes every handle of the queue run `shutdown` once no producer is left (a no-op if
+    /// that was set already).
+    pub(crate) fn auto_shutdown(&self, shutdown: Box<dyn Fn() + Send + Sync>) {
+        let _already_set = self.producers.on_done.set(shutdown);
     }
 }
 
@@ -103,7 +212,7 @@ assert_eq!(q.put(2).unwrap_err().into_inner(), 2);
 ```")]
             #[inline]
             pub fn put(&self, item: $t) -> Result<(), conveyor_core::PutError<$t>> {
-                if self.closed.is_set() {
+                if !self.closed.before_put() {
                     return Err(conveyor_core::PutError::Closed(item));
                 }
                 self.core.push(item, true, None)
@@ -122,7 +231,7 @@ assert_eq!(err.into_inner(), 2);
 ```")]
             #[inline]
             pub fn try_put(&self, item: $t) -> Result<(), conveyor_core::PutError<$t>> {
-                if self.closed.is_set() {
+                if !self.closed.before_put() {
                     return Err(conveyor_core::PutError::Closed(item));
                 }
                 self.core.push(item, false, None)
@@ -145,7 +254,7 @@ assert!(q.put_timeout(2, Duration::from_millis(10)).unwrap_err().is_timeout());
                 item: $t,
                 timeout: std::time::Duration,
             ) -> Result<(), conveyor_core::PutError<$t>> {
-                if self.closed.is_set() {
+                if !self.closed.before_put() {
                     return Err(conveyor_core::PutError::Closed(item));
                 }
                 self.core.push(item, true, $crate::core::deadline(timeout))
@@ -260,7 +369,7 @@ q.put(9).unwrap(); // another handle still puts
 assert_eq!(q.len(), 2);
 ```")]
             pub fn close(&self) {
-                self.closed.set()
+                self.closed.close()
             }
 
             #[doc = concat!("Whether puts through this handle fail with `Closed`: it was
@@ -280,6 +389,55 @@ assert!(other.is_closed());
 ```")]
             pub fn is_closed(&self) -> bool {
                 self.closed.is_set() || self.core.is_shutdown()
+            }
+
+            #[doc = concat!("Makes the queue shut itself down (as [`shutdown(false)`](Self::shutdown)) once every
+handle that has put has [closed](Self::close) or been dropped, so that consumers drain what is
+left and then get `Closed`. It holds for every handle of the queue, clones made before included;
+call it before the first put (a handle that put before is not counted). Calling it again is a
+no-op.
+
+A handle counts as a producer from its first put: one that has not put yet when the others are
+done finds the queue shut down, so start every producer's first put before another can finish,
+or end the queue with [`shutdown`](Self::shutdown) instead.
+
+```
+use std::thread;
+use conveyor_thread::", stringify!($name), ";
+
+let q = ", stringify!($name), "::bounded(4).auto_shutdown();
+let producers: Vec<_> = (0..2)
+    .map(|id| {
+        let q = q.clone();
+        q.put(id * 10).unwrap(); // a producer from its first put
+        thread::spawn(move || {
+            for i in 1..5 {
+                q.put(id * 10 + i).unwrap();
+            }
+            // dropped here: counts as closed
+        })
+    })
+    .collect();
+let mut got = Vec::new();
+while let Ok(v) = q.get() {
+    got.push(v);
+}
+assert_eq!(got.len(), 10);
+for p in producers {
+    p.join().unwrap();
+}
+```")]
+            pub fn auto_shutdown(self) -> Self
+            where
+                $t: Send + 'static,
+            {
+                let core = std::sync::Arc::downgrade(&self.core);
+                self.closed.auto_shutdown(Box::new(move || {
+                    if let Some(core) = core.upgrade() {
+                        core.shutdown(false);
+                    }
+                }));
+                self
             }
 
             #[doc = concat!("The number of items in the queue (Python's `qsize()`). Other threads may change it
@@ -433,12 +591,20 @@ assert_eq!(q.blocked_getters(), 0);
             }
         }
 
+        impl<$t> Drop for $name<$t> {
+            /// A handle that has put and goes without closing counts as closed (see
+            /// `auto_shutdown`).
+            fn drop(&mut self) {
+                self.closed.close();
+            }
+        }
+
         impl<$t> Clone for $name<$t> {
             /// Another handle to the same queue; it starts open even if this one is closed.
             fn clone(&self) -> Self {
                 $name {
                     core: self.core.clone(),
-                    closed: $crate::core::HandleMark::default(),
+                    closed: self.closed.fresh(),
                 }
             }
         }

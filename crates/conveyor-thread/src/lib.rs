@@ -48,7 +48,7 @@
 //! | the most recent item first (depth-first work, undo stacks) | [`LifoQueue`]                 |
 //! | the most urgent item first, ties in arrival order          | [`PriorityQueue`]             |
 //! | to wait until every item has been *processed*              | any of them: `task_done`/`join` |
-//! | consumers that learn the producers are done                | any of them: `shutdown`       |
+//! | consumers that learn the producers are done                | any of them: `shutdown`, or `auto_shutdown` |
 //!
 //! And against the Rust alternatives:
 //!

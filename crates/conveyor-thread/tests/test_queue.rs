@@ -1315,3 +1315,60 @@ fn shutdown_races_lifo() {
 fn shutdown_races_priority() {
     shutdown_races_with_puts_and_gets(PriorityQueue::bounded(8));
 }
+
+/// `auto_shutdown`: the queue shuts down (as `shutdown(false)`) once every handle that has put
+/// has closed or been dropped; handles that never put do not count, and nothing happens before
+/// some handle has put.
+fn auto_shutdown_when_producers_done<Q: TestQueue>(make: impl Fn() -> Q) {
+    let q = make();
+    let consumer = {
+        let q = q.clone();
+        spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                match q.get() {
+                    Ok(v) => got.push(v),
+                    Err(e) => {
+                        assert!(e.is_closed(), "{e}");
+                        return got;
+                    }
+                }
+            }
+        })
+    };
+    let idle = q.clone();
+    idle.close(); // never put: does not count
+    drop(idle);
+    assert!(!q.is_shutdown(), "shut down before anyone put");
+    let (a, b) = (q.clone(), q.clone());
+    a.put(1).unwrap();
+    b.put(2).unwrap();
+    a.close();
+    assert!(!q.is_shutdown(), "a producer is still open");
+    b.put(3).unwrap();
+    drop(b); // gone without closing: counts as closed
+    assert!(q.is_shutdown());
+    let mut got = consumer.recv_timeout(PATIENCE).expect("the consumer hung");
+    got.sort_unstable();
+    assert_eq!(got, [1, 2, 3]);
+    assert!(q.put(4).unwrap_err().is_closed());
+}
+
+#[test]
+fn auto_shutdown_all_kinds() {
+    auto_shutdown_when_producers_done(|| Queue::bounded(8).auto_shutdown());
+    auto_shutdown_when_producers_done(|| Queue::unbounded().auto_shutdown());
+    auto_shutdown_when_producers_done(|| LifoQueue::bounded(8).auto_shutdown());
+    auto_shutdown_when_producers_done(|| PriorityQueue::unbounded().auto_shutdown());
+}
+
+#[test]
+fn without_auto_shutdown_producers_going_leaves_the_queue_open() {
+    let q = Queue::bounded(4);
+    let p = q.clone();
+    p.put(1).unwrap();
+    drop(p);
+    assert!(!q.is_shutdown());
+    assert_eq!(q.get().unwrap(), 1);
+    assert!(q.try_get().unwrap_err().is_empty());
+}
