@@ -80,6 +80,13 @@ pub(crate) fn fingerprint<T: ?Sized, C: Codec>() -> u64 {
 /// share one mapping. Items are encoded with the codec `C` (postcard by default); the segment
 /// remembers the item type and codec and refuses to open with others.
 ///
+/// [`shutdown`](Channel::shutdown) ends the queue for every handle in every process (Python
+/// 3.13's `Queue.shutdown`); [`close`](Channel::close) is this handle's own (Python's
+/// `multiprocessing.Queue.close()`): a clone, or a handle opened or received by another
+/// process, is another handle. A queue built with
+/// [`auto_shutdown`](ShmQueueBuilder::auto_shutdown) shuts itself down once its producers are
+/// done.
+///
 /// ```
 /// use conveyor_core::{Channel, QueueInfo};
 /// use conveyor_shm::ShmQueue;
