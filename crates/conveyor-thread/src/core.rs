@@ -406,13 +406,20 @@ use std::thread;
 use conveyor_thread::", stringify!($name), ";
 
 let q = ", stringify!($name), "::bounded(4).auto_shutdown();
-let producers: Vec<_> = (0..2)
+// Every producer's first put before any of them can finish.
+let starters: Vec<_> = (0..2)
     .map(|id| {
-        let q = q.clone();
-        q.put(id * 10).unwrap(); // a producer from its first put
+        let p = q.clone();
+        p.put(id * 10).unwrap(); // a producer from its first put
+        (id, p)
+    })
+    .collect();
+let producers: Vec<_> = starters
+    .into_iter()
+    .map(|(id, p)| {
         thread::spawn(move || {
             for i in 1..5 {
-                q.put(id * 10 + i).unwrap();
+                p.put(id * 10 + i).unwrap();
             }
             // dropped here: counts as closed
         })
