@@ -355,7 +355,9 @@ assert!(q.is_shutdown());
 
             #[doc = concat!("Closes this handle for puts (Python's `multiprocessing.Queue.close()`): later puts
 through it fail with `Closed`. Other handles (clones included) and gets are not affected; use
-[`shutdown`](Self::shutdown) to end the queue for everyone. Closing twice is a no-op.
+[`shutdown`](Self::shutdown) to end the queue for everyone, or build it with
+[`auto_shutdown`](Self::auto_shutdown) to have it end once every producer has closed. Dropping a
+handle closes it. Closing twice is a no-op.
 
 ```
 use conveyor_thread::", stringify!($name), ";
