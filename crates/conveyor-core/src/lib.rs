@@ -55,6 +55,8 @@ mod channel;
 pub mod codec;
 pub mod error;
 pub mod handoff;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use channel::{Channel, Joinable, QueueInfo};
 pub use codec::{Codec, Postcard};
