@@ -68,6 +68,8 @@ impl Factory for Pipe {
             "Connection",
             "a connection is bounded by its socket's buffer (a few hundred KiB), not by an \
              item count",
+            "a connection's shutdown closes this end for sending (there is no one else to shut \
+             it down for): what was sent is in the peer's socket and is still delivered",
         )
     }
     fn create(&self, _capacity: Capacity) -> Link {

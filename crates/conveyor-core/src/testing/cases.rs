@@ -12,12 +12,17 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::{
-    asleep, within, Bound, Capacity, Factory, Item, Order, Role, Shape, Waiter, GENEROUS, SHORT,
+    asleep, within, Bound, Capacity, Factory, Immediate, Item, Order, Role, Shape, Waiter,
+    GENEROUS, SHORT,
 };
 use crate::{Channel, GetError, PutError, TaskDoneError};
 
 /// How many items each producer puts in the many-producer and multi-process cases.
 const PER_PRODUCER: u64 = 1_000;
+
+/// How many items a producer puts to find a buffer's bound with blocking puts: more than any
+/// socket buffer holds (each message takes several hundred bytes of one).
+const BUFFER_FLOOD: u64 = 20_000;
 
 /// The most items the order script leaves waiting in a channel at once.
 const BACKLOG: usize = 24;
@@ -195,6 +200,53 @@ fn end_of_stream<F: Factory>(f: &F, queue: &F::Queue) {
         Shape::Queue => f.producer(queue).shutdown(false),
         Shape::PointToPoint => f.producer(queue).close(),
     }
+}
+
+/// The handle a case shuts the channel down with: on a queue another handle than the
+/// producer's and the consumer's (shutdown is for everyone); on a link the sending end.
+fn shutter<F: Factory>(f: &F, queue: &F::Queue) -> F::Handle {
+    match f.profile().shape {
+        Shape::Queue => f.consumer(queue),
+        Shape::PointToPoint => f.producer(queue),
+    }
+}
+
+/// Whether `shutdown(true)` discards; if not, says so for `case` (which then checks that the
+/// items are drained instead).
+fn discards<F: Factory>(f: &F, case: &str) -> bool {
+    match f.profile().immediate {
+        Immediate::Discards => true,
+        Immediate::Drains { why } => {
+            not_met(f, case, why);
+            false
+        }
+    }
+}
+
+/// Makes `handle`'s channel (created with capacity 2) ready for a put that blocks, and returns
+/// the ids a blocked producer then puts (`first`, `count`): on a queue bounded by items, it is
+/// filled with items `0..2` and the producer puts item 2; on one bounded by a buffer, the
+/// producer puts `0..BUFFER_FLOOD` and blocks once the buffer is full.
+fn full_for_a_blocked_put<F: Factory>(f: &F, handle: &F::Handle) -> (u64, u64) {
+    match f.profile().bound {
+        Bound::Items => (fill(f, handle, 2, 0), 1),
+        Bound::Buffer { .. } => (0, BUFFER_FLOOD),
+    }
+}
+
+/// Puts items `first .. first + count` with blocking puts; returns the id of the first put
+/// that failed (or `first + count`) and how the last put ended.
+fn put_from<C: Channel<Item>>(
+    handle: &C,
+    first: u64,
+    count: u64,
+) -> (u64, Result<(), PutError<Item>>) {
+    for id in first..first + count {
+        if let Err(e) = handle.put(Item::new(id)) {
+            return (id, Err(e));
+        }
+    }
+    (first + count, Ok(()))
 }
 
 /// Checks that `all` holds each of `expected` exactly once.
@@ -471,44 +523,35 @@ pub fn blocked_get_wakes_on_put<F: Factory>(f: &F) {
     );
 }
 
-/// A put blocked on a full channel wakes when there is room; nothing is lost.
+/// A put blocked on a full channel wakes when there is room; nothing is lost. (A channel
+/// bounded by a buffer is flooded by the blocked producer itself, which puts until it blocks;
+/// the gets then make room for all of it.)
 pub fn blocked_put_wakes_on_get<F: Factory>(f: &F) {
     let q = f.create(Capacity::Bounded(2));
     let (p, c) = (f.producer(&q), f.consumer(&q));
-    let n = fill(f, &p, 2, 0);
-    let mut w = Waiter::start("put on a full queue", move || {
-        p.put(Item::new(100)).map_err(|e| format!("{e:?}"))
-    })
-    .until_asleep();
+    let (before, count) = full_for_a_blocked_put(f, &p);
+    let w =
+        Waiter::start("put on a full channel", move || put_from(&p, before, count)).until_asleep();
     let mut ids = Vec::new();
     match f.profile().bound {
         Bound::Items => {
             ids.extend(take(f, &c, 1));
-            assert_eq!(
-                w.finish(),
-                Ok(()),
-                "{}: a blocked put woken by a get",
+            let (_, r) = w.finish();
+            assert!(
+                r.is_ok(),
+                "{}: a blocked put woken by a get: {r:?}",
                 name(f)
             );
-            ids.extend(take(f, &c, n));
+            ids.extend(take(f, &c, before + count - 1));
         }
         Bound::Buffer { .. } => {
-            // A buffer has room again once enough of it is free: get until the put goes in.
-            while !w.returned() && (ids.len() as u64) < n {
-                ids.extend(take(f, &c, 1));
-            }
-            assert_eq!(
-                w.finish(),
-                Ok(()),
-                "{}: a blocked put woken by gets",
-                name(f)
-            );
-            ids.extend(take(f, &c, n + 1 - ids.len() as u64));
+            ids.extend(take(f, &c, count));
+            let (_, r) = w.finish();
+            assert!(r.is_ok(), "{}: a blocked put woken by gets: {r:?}", name(f));
         }
     }
     ids.sort_unstable();
-    let mut want: Vec<u64> = (0..n).collect();
-    want.push(100);
+    let want: Vec<u64> = (0..before + count).collect();
     assert_eq!(
         ids,
         want,
@@ -726,10 +769,7 @@ pub fn shutdown_drains_then_fails<F: Factory>(f: &F) {
     let (p, c) = (f.producer(&q), f.consumer(&q));
     put(f, &p, Item::new(1));
     put(f, &p, Item::new(2));
-    let who = match f.profile().shape {
-        Shape::Queue => f.consumer(&q), // any handle shuts it down for everyone
-        Shape::PointToPoint => f.producer(&q),
-    };
+    let who = shutter(f, &q);
     who.shutdown(false);
     let (p, (a, b, d)) = guarded("puts after shutdown", p, |p| {
         (
@@ -804,7 +844,7 @@ fn shutdown_wakes_getters<F: Factory>(f: &F, immediate: bool) {
         })
         .collect();
     let waiters: Vec<_> = waiters.into_iter().map(Waiter::until_asleep).collect();
-    f.producer(&q).shutdown(immediate);
+    shutter(f, &q).shutdown(immediate);
     for w in waiters {
         expect_closed(
             f,
@@ -829,25 +869,28 @@ pub fn shutdown_immediate_wakes_blocked_putter<F: Factory>(f: &F) {
 fn shutdown_wakes_putter<F: Factory>(f: &F, immediate: bool) {
     let q = f.create(Capacity::Bounded(2));
     let (p, c) = (f.producer(&q), f.consumer(&q));
-    let n = fill(f, &p, 2, 0);
-    let w = Waiter::start("put on a full queue", move || p.put(Item::new(100))).until_asleep();
-    f.consumer(&q).shutdown(immediate);
+    let (before, count) = full_for_a_blocked_put(f, &p);
+    let w =
+        Waiter::start("put on a full channel", move || put_from(&p, before, count)).until_asleep();
+    shutter(f, &q).shutdown(immediate);
+    let (stopped_at, r) = w.finish();
     let what = format!("a blocked put at shutdown({immediate})");
-    expect_refused(f, &what, w.finish(), "Closed", PutError::is_closed, 100);
-    if immediate {
+    expect_refused(f, &what, r, "Closed", PutError::is_closed, stopped_at);
+    if immediate && discards(f, "shutdown_immediate_wakes_blocked_putter") {
         let (_c, r) = guarded("get after shutdown(true)", c, |c| c.get());
-        expect_closed(f, "get after shutdown(true) of a full queue", r);
+        expect_closed(f, "get after shutdown(true) of a full channel", r);
     } else {
-        let mut ids = take(f, &c, n);
+        let mut ids = take(f, &c, stopped_at);
         ids.sort_unstable();
+        let want: Vec<u64> = (0..stopped_at).collect();
         assert_eq!(
             ids,
-            (0..n).collect::<Vec<_>>(),
-            "{}: drained after shutdown",
+            want,
+            "{}: drained after shutdown({immediate})",
             name(f)
         );
         let (_c, r) = guarded("get after draining", c, |c| c.get());
-        expect_closed(f, "get after shutdown(false), drained", r);
+        expect_closed(f, &format!("get after shutdown({immediate}), drained"), r);
     }
 }
 
@@ -858,13 +901,7 @@ pub fn shutdown_immediate_discards<F: Factory>(f: &F) {
     for id in 1..=3 {
         put(f, &p, Item::new(id));
     }
-    f.consumer(&q).shutdown(true);
-    let (c, (a, b, d)) = guarded("gets after shutdown(true)", c, |c| {
-        (c.get(), c.try_get(), c.get_timeout(GENEROUS * 4))
-    });
-    expect_closed(f, "get after shutdown(true)", a);
-    expect_closed(f, "try_get after shutdown(true)", b);
-    expect_closed(f, "get_timeout after shutdown(true)", d);
+    shutter(f, &q).shutdown(true);
     let r = p.try_put(Item::new(4));
     expect_refused(
         f,
@@ -874,6 +911,21 @@ pub fn shutdown_immediate_discards<F: Factory>(f: &F) {
         PutError::is_closed,
         4,
     );
+    if !discards(f, "shutdown_immediate_discards") {
+        let want = expected_order(f.profile().order, &[1, 2, 3].map(Item::new));
+        assert_eq!(
+            take(f, &c, 3),
+            want,
+            "{}: drained after shutdown(true)",
+            name(f)
+        );
+    }
+    let (c, (a, b, d)) = guarded("gets after shutdown(true)", c, |c| {
+        (c.get(), c.try_get(), c.get_timeout(GENEROUS * 4))
+    });
+    expect_closed(f, "get after shutdown(true)", a);
+    expect_closed(f, "try_get after shutdown(true)", b);
+    expect_closed(f, "get_timeout after shutdown(true)", d);
     if let Ok(info) = F::info(&c) {
         assert_eq!(info.len(), 0, "{}: len after shutdown(true)", name(f));
     }
@@ -886,11 +938,19 @@ pub fn shutdown_immediate_after_shutdown_discards<F: Factory>(f: &F) {
     for id in 1..=3 {
         put(f, &p, Item::new(id));
     }
-    let s = f.consumer(&q);
+    let s = shutter(f, &q);
     s.shutdown(false);
     let first = take(f, &c, 1);
     assert_eq!(first.len(), 1);
     s.shutdown(true);
+    if !discards(f, "shutdown_immediate_after_shutdown_discards") {
+        assert_eq!(
+            take(f, &c, 2).len(),
+            2,
+            "{}: drained after shutdown(true)",
+            name(f)
+        );
+    }
     let (_c, r) = guarded("get after shutdown(false) then shutdown(true)", c, |c| {
         c.get()
     });

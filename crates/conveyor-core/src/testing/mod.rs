@@ -199,7 +199,8 @@ pub enum Shape {
     /// A link between two ends: one end puts, the other gets. [`Factory::producer`] returns
     /// the sending end every time and [`Factory::consumer`] the receiving end, so several
     /// producer (or consumer) threads share one end; closing the sending end ends the link
-    /// for the receiver (it drains what was sent, then gets `Closed`).
+    /// for the receiver (it drains what was sent, then gets `Closed`). Shutting the link
+    /// down is done on the sending end, the one whose shutdown the receiver sees.
     PointToPoint,
 }
 
@@ -212,6 +213,20 @@ pub enum Bound {
     /// There is no count of items: a fixed buffer of bytes (a socket's) is the bound, whatever
     /// capacity is asked. The capacity cases fill it until a put reports `Full`.
     Buffer {
+        /// Why, in the transport's words.
+        why: &'static str,
+    },
+}
+
+/// What `shutdown(true)` does with the items left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Immediate {
+    /// They are discarded (and counted as done on a [`Joinable`] queue): gets fail with
+    /// `Closed` at once, as Python 3.13's `shutdown(immediate=True)`.
+    Discards,
+    /// They are still delivered: `shutdown(true)` is `shutdown(false)`. The immediate cases
+    /// check that instead, and say why.
+    Drains {
         /// Why, in the transport's words.
         why: &'static str,
     },
@@ -237,6 +252,8 @@ pub struct Profile {
     pub shape: Shape,
     /// How it is bounded.
     pub bound: Bound,
+    /// What `shutdown(true)` does with the items left.
+    pub immediate: Immediate,
 }
 
 impl Profile {
@@ -247,16 +264,23 @@ impl Profile {
             order,
             shape: Shape::Queue,
             bound: Bound::Items,
+            immediate: Immediate::Discards,
         }
     }
 
-    /// A first-in, first-out point-to-point link bounded by a buffer of bytes.
-    pub fn point_to_point(name: &'static str, why: &'static str) -> Profile {
+    /// A first-in, first-out point-to-point link bounded by a buffer of bytes (`bound` says
+    /// why) whose `shutdown(true)` discards nothing (`immediate` says why).
+    pub fn point_to_point(
+        name: &'static str,
+        bound: &'static str,
+        immediate: &'static str,
+    ) -> Profile {
         Profile {
             name,
             order: Order::Fifo,
             shape: Shape::PointToPoint,
-            bound: Bound::Buffer { why },
+            bound: Bound::Buffer { why: bound },
+            immediate: Immediate::Drains { why: immediate },
         }
     }
 }
