@@ -90,6 +90,12 @@ impl Factory for ManagerQueue {
         drop(served.proxy()); // create the queue now, with its capacity
         served
     }
+    fn create_auto_shutdown(&self, _capacity: Capacity) -> Result<Served, &'static str> {
+        Err(
+            "the manager's queue has no option to shut itself down when its producers are \
+             done yet",
+        )
+    }
     fn producer(&self, q: &Served) -> QueueProxy<Item> {
         q.proxy()
     }

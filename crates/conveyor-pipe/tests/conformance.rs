@@ -76,6 +76,12 @@ impl Factory for Pipe {
         let (a, b) = pipe().expect("make a pipe");
         Link(Arc::new(a), Arc::new(b))
     }
+    fn create_auto_shutdown(&self, _capacity: Capacity) -> Result<Link, &'static str> {
+        Err(
+            "a link has one producer, whose close already ends it for the receiver \
+             (close_is_per_handle checks that)",
+        )
+    }
     fn producer(&self, link: &Link) -> Arc<Connection> {
         link.0.clone()
     }

@@ -111,6 +111,9 @@ impl Factory for Shm {
             .create()
             .expect("create a shared-memory queue")
     }
+    fn create_auto_shutdown(&self, _capacity: Capacity) -> Result<ShmQueue<Item>, &'static str> {
+        Err("ShmQueue has no auto_shutdown option on this branch yet")
+    }
     fn producer(&self, q: &ShmQueue<Item>) -> ShmQueue<Item> {
         ShmQueue::open(q.name()).expect("open the queue by name")
     }
@@ -153,6 +156,12 @@ impl Factory for JoinableShm {
     }
     fn create(&self, capacity: Capacity) -> JoinableShmQueue<Item> {
         JoinableShmQueue::with_options(options(capacity)).expect("create a shared-memory queue")
+    }
+    fn create_auto_shutdown(
+        &self,
+        _capacity: Capacity,
+    ) -> Result<JoinableShmQueue<Item>, &'static str> {
+        Err("JoinableShmQueue has no auto_shutdown option on this branch yet")
     }
     fn producer(&self, q: &JoinableShmQueue<Item>) -> JoinableShmQueue<Item> {
         JoinableShmQueue::open(q.name()).expect("open the queue by name")

@@ -69,6 +69,12 @@ impl<Q: ThreadQueue> Factory for Threads<Q> {
             Capacity::Unbounded => Q::unbounded(),
         }
     }
+    fn create_auto_shutdown(&self, _capacity: Capacity) -> Result<Q, &'static str> {
+        Err(
+            "a thread queue has no option to shut itself down when its producers are done: \
+             producers end the stream with shutdown(false)",
+        )
+    }
     fn producer(&self, q: &Q) -> Q {
         q.clone()
     }

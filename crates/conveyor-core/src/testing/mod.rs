@@ -8,7 +8,8 @@
 //! promises: put and get; the non-blocking and timeout forms, timeouts measured on the monotonic
 //! clock (a timeout returns no earlier than asked); the item handed back by a failed put;
 //! per-handle [`close`](Channel::close) and [`shutdown`](Channel::shutdown) in both forms, with
-//! waiters that are really blocked woken; `task_done`/`join` where the transport is
+//! waiters that are really blocked woken; a queue that shuts itself down once its producers
+//! have closed or gone; `task_done`/`join` where the transport is
 //! [`Joinable`]; many producers and consumers with no loss and no duplicate; the order of each
 //! kind of queue; producers and consumers in other processes.
 //!
@@ -60,6 +61,9 @@
 //!     }
 //!     fn create(&self, _capacity: Capacity) -> MyQueue {
 //!         MyQueue::default()
+//!     }
+//!     fn create_auto_shutdown(&self, _capacity: Capacity) -> Result<MyQueue, &'static str> {
+//!         Err("MyQueue cannot tell when its producers are done")
 //!     }
 //!     fn producer(&self, q: &MyQueue) -> MyQueue {
 //!         q.clone() // a handle of its own: closing it leaves the others open
@@ -303,6 +307,11 @@ pub trait Factory: Send + Sync + 'static {
     /// then fails with the transport's reason.
     fn create(&self, capacity: Capacity) -> Self::Queue;
 
+    /// A fresh, empty queue built to shut itself down (as `shutdown(false)` does) once every
+    /// handle that has put has closed or gone (dropped, or its process ended), or why the
+    /// transport builds none.
+    fn create_auto_shutdown(&self, capacity: Capacity) -> Result<Self::Queue, &'static str>;
+
     /// A handle for putting. On a [`Shape::Queue`], a handle of its own each call (closing it
     /// affects no other); on a [`Shape::PointToPoint`] link, the sending end.
     fn producer(&self, queue: &Self::Queue) -> Self::Handle;
@@ -445,6 +454,9 @@ macro_rules! conformance_tests {
             shutdown_keeps_tasks_until_done,
             shutdown_immediate_counts_discarded_as_done,
             shutdown_immediate_wakes_join,
+            auto_shutdown_once_every_producer_closed,
+            auto_shutdown_counts_a_dropped_producer,
+            auto_shutdown_with_producers_in_other_processes,
             producers_in_other_processes,
             consumers_in_other_processes,
             consumer_in_another_process_woken_by_shutdown,
