@@ -99,13 +99,27 @@
 //! fn produce((q, first, count): (ShmQueue<Item>, u64, u64)) -> Result<(), String> {
 //!     conveyor_core::testing::run_producer(&q, first, count)
 //! }
-//! conveyor_core::conformance_tests!(shm_queue, ShmFactory::new(); init_test!(produce, consume));
+//! conveyor_core::conformance_tests!(shm_queue, Shm; init_test!(produce, consume););
 //! ```
 //!
 //! (`crates/conveyor-shm/tests/conformance.rs` is a complete example, with children started by
 //! `conveyor-process`.) A new transport (Redis, say) writes its factory, calls the macro, and
 //! every case runs against it; a case it cannot meet is declared in the factory, with the
 //! reason, never skipped by leaving it out.
+//!
+//! A checklist for a new transport:
+//!
+//! - [`Factory::create`] returns a queue nobody else uses: cases run in parallel, so a
+//!   server-backed transport gives each one a fresh name (a key, a stream), and the `Queue`
+//!   type holds whatever keeps it alive (a server guard, a connection).
+//! - [`Factory::producer`] and [`Factory::consumer`] return handles of their own, as two users
+//!   of the queue would hold: closing one must not close another, and a blocking call on one
+//!   must not hold up another (a transport whose handle is one connection gives each handle a
+//!   connection of its own, as the manager's factory does).
+//! - Every capability it lacks returns `Err` with the reason, in the user's words; the cases
+//!   print it (`--nocapture`) and check the documented alternative where there is one.
+//! - A case it fails is a bug in the transport, or a difference to document and declare in the
+//!   [`Profile`]; never a case to leave out.
 //!
 //! # How waiters are known to be blocked
 //!
@@ -419,8 +433,8 @@ pub fn run_consumer<C: Channel<Item> + ?Sized>(
 /// the factory and the entry points are named as at the call site.
 ///
 /// ```text
-/// conveyor_core::conformance_tests!(queue, ThreadFactory::fifo());
-/// conveyor_core::conformance_tests!(shm_queue, ShmFactory::plain(); init_test!(produce, consume));
+/// conveyor_core::conformance_tests!(queue, Threads::<Queue<Item>>::new());
+/// conveyor_core::conformance_tests!(shm_queue, Shm; init_test!(produce, consume););
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
