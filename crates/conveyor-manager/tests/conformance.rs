@@ -93,7 +93,7 @@ impl Factory for ManagerQueue {
     fn create_auto_shutdown(&self, _capacity: Capacity) -> Result<Served, &'static str> {
         Err(
             "the manager's queue has no option to shut itself down when its producers are \
-             done yet",
+             done: producers end the stream with shutdown(false)",
         )
     }
     fn producer(&self, q: &Served) -> QueueProxy<Item> {
