@@ -4,6 +4,7 @@
 //! for other processes pass a proxy to a real child process (conveyor-process), where it
 //! connects on arrival.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use conveyor_core::testing::{
@@ -121,10 +122,9 @@ impl Remote<Served> for ManagerQueue {
                 None,
             ),
             Role::Consume { task_done } => {
-                let results: Results = q
-                    .manager
-                    .queue(&format!("results-{}", std::process::id()), None)
-                    .map_err(|e| format!("{e}"))?;
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                let name = format!("results-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+                let results: Results = q.manager.queue(&name, None).map_err(|e| format!("{e}"))?;
                 let child = Process::new("consume", (q.proxy(), results.clone(), task_done));
                 (child.start(), Some(results))
             }
