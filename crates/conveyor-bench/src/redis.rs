@@ -39,7 +39,10 @@ pub const PY_NAME: &str = "python redis-py stream";
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// The server for the whole run, started at the first use; `Err` says why there is none.
-static SERVER: Mutex<Option<Result<(Option<Target>, String), String>>> = Mutex::new(None);
+static SERVER: Mutex<Option<Result<RunServer, String>>> = Mutex::new(None);
+
+/// The server of a run (`None` once stopped) and its URL.
+type RunServer = (Option<Target>, String);
 
 fn server() -> Result<String, RunError> {
     let mut guard = SERVER.lock().unwrap_or_else(|p| p.into_inner());
