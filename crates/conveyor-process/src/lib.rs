@@ -38,7 +38,9 @@
 //! # In `main`
 //!
 //! [`init`] must be the first thing `main` does: in a child it runs the entry point and exits
-//! with its status, never returning; in the parent it registers the names and returns.
+//! with its status, never returning; in the parent it registers the names and returns. The
+//! child runs with the parent's command-line arguments (as Python's spawn children see the
+//! parent's `sys.argv`), so code that only reads them may come before `init`.
 //!
 //! ```
 //! use conveyor_process::{entry, Process};

@@ -39,6 +39,13 @@ fn register(entries: &[Entry], test: Option<String>) {
 /// the requested entry point and exits with its status (it never returns there); in any other
 /// process it registers `entries` and returns at once.
 ///
+/// A child runs the same binary with the same arguments as its parent (`std::env::args`, as
+/// Python's spawn children get the parent's `sys.argv`). So `init` may come after code that
+/// only reads the arguments, for example to register the entry points of a generic function
+/// instantiated for the type the command line picked: the child takes the same path to the same
+/// `init`. Nothing that must be cleaned up (a queue, a file) may be made before it, since a
+/// child leaves `init` only by exiting.
+///
 /// ```
 /// use conveyor_process::{entry, Process};
 ///
@@ -95,7 +102,7 @@ pub(crate) fn test_name_from_path(path: &str) -> String {
 /// How the parent reaches an entry point in a re-executed copy of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
-    /// Run the binary with no arguments: its `main` calls `init`.
+    /// Run the binary with the parent's arguments: its `main` calls `init`.
     Main,
     /// Run only this test (with `--exact`): it calls `init_test!`.
     Test(String),
