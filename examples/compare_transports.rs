@@ -24,9 +24,10 @@
 //! producer and consumer, the starting, joining and checking are the same code for every
 //! transport.
 //!
-//! The producer puts COUNT readings (default 100 000) and then calls `close()`, so the consumer
-//! learns that it is done: it takes readings until `get` answers `Closed`, and checks that it
-//! got every one, with nothing lost or repeated. (Python's consumer cannot learn that, which is
+//! The producer puts COUNT readings (default 100 000) and then calls `shutdown(false)` (Python
+//! 3.13's `Queue.shutdown()`; on a pipe it closes the producer's end), so the consumer learns
+//! that it is done: it takes readings until `get` answers `Closed`, and checks that it got every
+//! one, with nothing lost or repeated. (Python's consumer cannot learn that, which is
 //! why the seeds need a known count, a sentinel or daemon consumers.) A `JoinableShmQueue` is
 //! used here only as a `Channel`; its `task_done`/`join` are shown by `hotdogs_joinable`.
 //! Readings are ordered by their sequence number, so the `PriorityQueue` hands them out smallest
@@ -102,7 +103,7 @@ fn producer<C: Channel<Reading>>((tx, count): (C, u32)) -> Result<(), String> {
         tx.put(Reading::nth(i))
             .map_err(|e| format!("put of reading {i} failed: {e}"))?;
     }
-    tx.close(); // the consumer learns that the producer is done
+    tx.shutdown(false); // the consumer drains what is left, then learns that this is the end
     Ok(())
 }
 
