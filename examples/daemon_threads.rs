@@ -44,8 +44,8 @@
 //! cargo run -p conveyor --example daemon_threads -- --quick
 //! ```
 //!
-//! The pauses are 3 and 2 tenths of a second here (the original's seconds, shortened), and
-//! 30 and 20 ms with `--quick`.
+//! The original's pauses of 3 and 2 seconds are 600 and 400 ms here, and 150 and 100 ms with
+//! `--quick`.
 
 use std::thread;
 use std::time::Duration;
@@ -64,7 +64,7 @@ fn task2(unit: Duration) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let unit = Duration::from_millis(if quick { 10 } else { 100 });
+    let unit = Duration::from_millis(if quick { 50 } else { 200 });
 
     // t1.daemon = True: a thread nobody joins; it is cut off when main returns.
     let _t1 = thread::spawn(move || task1(unit));
