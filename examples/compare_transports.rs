@@ -99,17 +99,30 @@ type Outcome = Result<(), Box<dyn Error + Send + Sync>>;
 
 /// The producer, written once over `Channel`: puts `count` readings, then says it is done.
 fn producer<C: Channel<Reading>>((tx, count): (C, u32)) -> Result<(), String> {
-    for i in 0..count {
+    let sent = (0..count).try_for_each(|i| {
         tx.put(Reading::nth(i))
-            .map_err(|e| format!("put of reading {i} failed: {e}"))?;
-    }
-    tx.shutdown(false); // the consumer drains what is left, then learns that this is the end
-    Ok(())
+            .map_err(|e| format!("put of reading {i} failed: {e}"))
+    });
+    // Done, or failed: either way no more comes. The consumer drains what is left, then its
+    // get answers `Closed`.
+    tx.shutdown(false);
+    sent
 }
 
 /// The consumer, written once over `Channel`: takes readings until the channel is closed and
 /// drained, and checks that each of the `count` readings arrived exactly once.
 fn consumer<C: Channel<Reading>>((rx, count): (C, u32)) -> Result<(), String> {
+    let checked = take_all(&rx, count);
+    if checked.is_err() {
+        // Giving up: discard the rest, and fail the producer's puts rather than leave it
+        // blocked on a full queue.
+        rx.shutdown(true);
+    }
+    checked
+}
+
+/// Takes readings until `get` answers `Closed`; each of the `count` must come exactly once.
+fn take_all<C: Channel<Reading>>(rx: &C, count: u32) -> Result<(), String> {
     let mut seen = vec![false; count as usize];
     loop {
         match rx.get() {
@@ -158,9 +171,10 @@ where
         let c = std::thread::spawn(move || consumer((rx, count)));
         let p = p.join().map_err(|_| "the producer thread panicked")?;
         let c = c.join().map_err(|_| "the consumer thread panicked")?;
-        p.map_err(|e| format!("producer: {e}"))?;
-        c.map_err(|e| format!("consumer: {e}"))?;
-        Ok(())
+        match (p, c) {
+            (Ok(()), Ok(())) => Ok(()),
+            (p, c) => Err(format!("producer: {p:?}; consumer: {c:?}").into()),
+        }
     })?;
     Ok(("threads", start.elapsed()))
 }
@@ -183,9 +197,18 @@ where
         let p = Process::new("producer", (&tx, count))
             .name("producer")
             .start()?;
-        let c = Process::new("consumer", (&rx, count))
+        let c = match Process::new("consumer", (&rx, count))
             .name("consumer")
-            .start()?;
+            .start()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                // No consumer: do not leave the producer blocked on a full queue.
+                let _ = p.kill();
+                let _ = p.join();
+                return Err(e.into());
+            }
+        };
         drop((tx, rx)); // each child holds its own end now
         let (ps, cs) = (p.join()?, c.join()?);
         if !(ps.success() && cs.success()) {
