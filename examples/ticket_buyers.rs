@@ -34,8 +34,9 @@
 //! guard through which the count is read and written; the lock is released when the guard goes
 //! out of scope (Python's `release()`), even if the buyer panics. What goes wrong without the
 //! lock is shown by `ticket_lock`. Seed 003 ends with the same program (`num = 10`, ten threads
-//! that each take one under a `Lock` with a 0.1 s pause, then `print(num)`: 0), and so does
-//! this one: after joining the buyers, `main` checks that exactly ten tickets were sold.
+//! that each take one under a `Lock` with a 0.1 s pause, then `print(num)`, which prints 0);
+//! this example stands for it too: after joining the buyers, `main` checks that exactly ten
+//! tickets were sold.
 //!
 //! ```text
 //! cargo run -p conveyor --example ticket_buyers
