@@ -44,32 +44,34 @@
 //! cargo run -p conveyor --example daemon_threads -- --quick
 //! ```
 //!
-//! The original's pauses of 3 and 2 seconds are 600 and 400 ms here, and 150 and 100 ms with
-//! `--quick`.
+//! The pauses are the original's 3 and 2 seconds. `--quick` shortens `t2`'s to 100 ms and
+//! leaves the daemon's at 3 seconds: the program ends when `t2` is done either way, and the
+//! daemon, still asleep then, is cut off.
 
 use std::thread;
 use std::time::Duration;
 
-fn task1(unit: Duration) {
+fn task1(pause: Duration) {
     println!("child 1 is running");
-    thread::sleep(unit * 3);
+    thread::sleep(pause);
     println!("child 1 is over"); // never printed: main returns first
 }
 
-fn task2(unit: Duration) {
+fn task2(pause: Duration) {
     println!("child 2 is running");
-    thread::sleep(unit * 2);
+    thread::sleep(pause);
     println!("child 2 is over");
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let unit = Duration::from_millis(if quick { 50 } else { 200 });
+    let pause1 = Duration::from_secs(3);
+    let pause2 = Duration::from_millis(if quick { 100 } else { 2000 });
 
     // t1.daemon = True: a thread nobody joins; it is cut off when main returns.
-    let _t1 = thread::spawn(move || task1(unit));
+    let _t1 = thread::spawn(move || task1(pause1));
     // t2 is not a daemon: main joins it before returning, as Python's exit does.
-    let t2 = thread::spawn(move || task2(unit));
+    let t2 = thread::spawn(move || task2(pause2));
     println!("main Game Over");
     t2.join().expect("t2 panicked");
     // main returns here: the process exits and t1, still asleep, stops with it.
