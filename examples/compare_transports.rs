@@ -187,7 +187,8 @@ where
     Rx: Channel<Reading> + Serialize + DeserializeOwned + 'static,
 {
     // In a child this runs the producer, the consumer or the manager's server, and exits.
-    process::init(&[
+    // Kept to the end, the guard joins any child still running (as Python does at exit).
+    let _children = process::init(&[
         Entry::new("producer", producer::<Tx>),
         Entry::new("consumer", consumer::<Rx>),
         manager::server_entry(),

@@ -60,7 +60,7 @@ fn consumer((queue, pause): (ShmQueue<String>, Duration)) -> Result<(), String> 
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(producer), entry!(consumer)]);
+    let _children = process::init(&[entry!(producer), entry!(consumer)]);
     let quick = std::env::args().any(|a| a == "--quick");
     let pause = Duration::from_millis(if quick { 20 } else { 200 });
 

@@ -78,7 +78,7 @@ fn read_task((q, head_start): (ShmQueue<String>, Duration)) -> Result<(), String
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(write_task), entry!(read_task)]);
+    let _children = process::init(&[entry!(write_task), entry!(read_task)]);
     let quick = std::env::args().any(|a| a == "--quick");
     let head_start = Duration::from_millis(if quick { 100 } else { 1000 });
 

@@ -28,7 +28,7 @@ fn compare(parents: Vec<String>) -> Result<(), String> {
 }
 
 fn main() {
-    conveyor_process::init(&[entry!(compare)]);
+    let _children = conveyor_process::init(&[entry!(compare)]);
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == MARK) {
         let exe = std::env::current_exe().expect("this test's path");
