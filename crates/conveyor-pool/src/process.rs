@@ -414,7 +414,7 @@ impl State {
 /// crash). A worker that dies in the middle of a task fails that task's future alone, with
 /// [`TaskError::WorkerDied`] naming the worker; every other task completes.
 ///
-/// ```no_run
+/// ```
 /// use conveyor_pool::{task, ProcessPool};
 ///
 /// fn square(x: u64) -> u64 {
