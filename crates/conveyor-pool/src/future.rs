@@ -30,6 +30,9 @@ const RUNNING: u8 = 1;
 const FINISHED: u8 = 2;
 const CANCELLED: u8 = 3;
 
+/// How long `result` looks at a running task before it sleeps.
+const RESULT_LOOK: Duration = Duration::from_micros(20);
+
 type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send>;
 
 struct Slot<T> {
@@ -249,10 +252,21 @@ impl<T> Future<T> {
     /// Spins briefly, then sleeps, until resolved or the deadline; returns the lock if resolved.
     fn wait_resolved(&self, limit: Option<(Duration, Instant)>) -> Option<MutexGuard<'_, Slot<T>>> {
         let shared = &self.shared;
-        // A task that ends within a few microseconds is caught without a sleep and a wake-up.
-        let backoff = Backoff::new();
-        while !shared.is_resolved() && !backoff.is_completed() {
-            backoff.snooze();
+        // A task that ends within a few microseconds is caught without a sleep and a wake-up
+        // (a system call on both sides); the look yields the CPU once the short spin is over.
+        if !shared.is_resolved() {
+            let start = Instant::now();
+            let backoff = Backoff::new();
+            while !shared.is_resolved() && start.elapsed() < RESULT_LOOK {
+                if limit.is_some_and(|(t, s)| s.elapsed() >= t) {
+                    break;
+                }
+                if backoff.is_completed() {
+                    std::thread::yield_now();
+                } else {
+                    backoff.snooze();
+                }
+            }
         }
         let deadline = limit.and_then(|(t, start)| start.checked_add(t));
         let mut slot = shared.lock();
