@@ -711,3 +711,41 @@ fn unknown_task_is_refused_at_submit() {
         "{e}"
     );
 }
+
+#[test]
+fn a_worker_sigkilled_from_outside_while_it_runs_a_task() {
+    conveyor_pool::init_test!(gated, mul);
+    let pool = ProcessPool::new(1).unwrap();
+    let running: ShmQueue<u32> = ShmQueue::new().unwrap();
+    let gate: ShmQueue<u64> = ShmQueue::new().unwrap();
+    let victim = pool
+        .submit(task!(gated), (running.clone(), gate.clone()))
+        .unwrap();
+    // queued behind it, on the same (only) worker: they must run on the replacement
+    let after: Vec<_> = (1..=5u64)
+        .map(|i| pool.submit(task!(mul), (i, i)).unwrap())
+        .collect();
+    let pid = running.get_timeout(LONG).unwrap();
+    assert_eq!(pool.worker_pids(), vec![pid]);
+    // SAFETY: kill has no memory-safety preconditions; `pid` is our own worker, still running
+    // (it waits on the gate).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    match victim.result_timeout(LONG) {
+        Err(TaskError::WorkerDied {
+            pid: dead,
+            status,
+            worker,
+        }) => {
+            assert_eq!(dead, pid);
+            assert!(status.contains("SIGKILL"), "{status}");
+            assert_eq!(worker, format!("{}-worker-0", pool.name()));
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    for (i, f) in (1..=5u64).zip(&after) {
+        assert_eq!(f.result_timeout(LONG), Ok(i * i));
+    }
+    let now = pool.worker_pids();
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], pid);
+}
