@@ -247,7 +247,7 @@ fn worker(shared: &Shared, init: Option<Initializer>) {
 /// submitted meanwhile starts without a wake-up (a system call on both sides, 5 to 18 µs on
 /// the project's machines); the looking yields the CPU between looks, so a submitter that
 /// shares the CPU runs at once. rayon's idle workers look for a similar while.
-const IDLE_LOOK: Duration = Duration::from_micros(200);
+const IDLE_LOOK: Duration = Duration::from_micros(30);
 
 /// Waits for the next job: looks for a while, then sleeps in the queue. `None` once the queue
 /// is closed and drained.
