@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
 
 fn main() {
     // A worker started by this bench runs here and exits.
-    conveyor::pool::init(&[task!(empty).into()], &[]);
+    let _children = conveyor::pool::init(&[task!(empty).into()], &[]);
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();

@@ -34,7 +34,7 @@ fn count_primes((lo, hi): (u64, u64)) -> u64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // first: in a worker process this runs the worker and never returns
-    conveyor::pool::init(&[task!(count_primes).into()], &[]);
+    let _children = conveyor::pool::init(&[task!(count_primes).into()], &[]);
     let quick = std::env::args().any(|a| a == "--quick");
     let span: u64 = if quick { 20_000 } else { 400_000 };
     let ranges: Vec<(u64, u64)> = (0..8).map(|i| (i * span, (i + 1) * span)).collect();

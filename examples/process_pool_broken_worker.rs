@@ -23,7 +23,8 @@ fn killed_mid_task(x: u64) -> u64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    conveyor::pool::init(&[task!(square).into(), task!(killed_mid_task).into()], &[]);
+    let _children =
+        conveyor::pool::init(&[task!(square).into(), task!(killed_mid_task).into()], &[]);
     let pool = ProcessPool::new(2)?;
     println!("workers: {:?}", pool.worker_pids());
 

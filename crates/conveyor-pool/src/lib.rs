@@ -68,7 +68,7 @@
 //! }
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     conveyor_pool::init(&[task!(collatz_steps).into(), task!(crash).into()], &[]);
+//!     let _children = conveyor_pool::init(&[task!(collatz_steps).into(), task!(crash).into()], &[]);
 //!     let pool = ProcessPool::new(2)?;
 //!     let steps: Vec<u32> = pool.map(task!(collatz_steps), 1..=10u64).collect::<Result<_, _>>()?;
 //!     assert_eq!(steps, [0, 1, 7, 2, 5, 8, 16, 3, 19, 6]);
@@ -147,7 +147,10 @@ pub fn register(tasks: &[Task]) {
 
 /// Call first in `main`: registers `tasks` (and the pool's worker entry point with `entries`,
 /// the program's own conveyor-process entry points) and then calls `conveyor_process::init`.
-/// In a worker process it runs the worker and exits; in the parent it returns at once.
+/// In a worker process it runs the worker and exits; in the parent it returns at once, with
+/// conveyor-process's guard: keep it until `main` ends (`let _children = init(..)`), so that
+/// the program's children are joined (and its daemons, the pools' workers among them,
+/// terminated) when `main` ends, as Python does at exit.
 ///
 /// ```
 /// use conveyor_pool::{task, ProcessPool};
@@ -157,17 +160,17 @@ pub fn register(tasks: &[Task]) {
 /// }
 ///
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
-///     conveyor_pool::init(&[task!(square).into()], &[]);
+///     let _children = conveyor_pool::init(&[task!(square).into()], &[]);
 ///     let pool = ProcessPool::new(2)?;
 ///     assert_eq!(pool.submit(task!(square), 9)?.result()?, 81);
 ///     Ok(())
 /// }
 /// ```
-pub fn init(tasks: &[Task], entries: &[conveyor_process::Entry]) {
+pub fn init(tasks: &[Task], entries: &[conveyor_process::Entry]) -> conveyor_process::InitGuard {
     task::register(tasks);
     let mut all = entries.to_vec();
     all.push(worker_entry());
-    conveyor_process::init(&all);
+    conveyor_process::init(&all)
 }
 
 /// Call first in a `#[test]` that starts a [`ProcessPool`], with the tasks its workers run:

@@ -382,7 +382,7 @@ impl State {
         if self.shutting_down && self.tasks.is_empty() {
             for s in &self.slots {
                 if let Some(live) = &s.live {
-                    live.orders.close();
+                    live.orders.shutdown(false);
                 }
             }
         }
@@ -398,7 +398,7 @@ impl State {
             if let Some(live) = &mut s.live {
                 live.assigned.clear();
                 live.started = None;
-                live.orders.close();
+                live.orders.shutdown(false);
             }
         }
     }
@@ -422,7 +422,7 @@ impl State {
 /// }
 ///
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
-///     conveyor_pool::init(&[task!(square).into()], &[]);
+///     let _children = conveyor_pool::init(&[task!(square).into()], &[]);
 ///     let pool = ProcessPool::new(2)?;
 ///     let f = pool.submit(task!(square), 12)?;
 ///     assert_eq!(f.result()?, 144);
@@ -696,7 +696,7 @@ fn supervise(
             st.close_if_finished();
             if st.broken.is_some() {
                 if let Some(l) = &st.slots[slot].live {
-                    l.orders.close();
+                    l.orders.shutdown(false);
                 }
             }
         }
