@@ -48,7 +48,8 @@ use crate::task::{self, Failure, TaskFn};
 use crate::thread::default_workers;
 
 /// How many orders a worker holds at once: the one it runs and the next, so it never waits
-/// for a round trip through the parent between two tasks.
+/// for a round trip through the parent between two tasks (the next is handed over only
+/// while more orders wait than there are workers).
 pub const PREFETCH: usize = 2;
 
 /// The conveyor-process entry point of a pool worker; [`init`](crate::init) and
@@ -319,11 +320,18 @@ fn deliver(d: Deliveries) {
 impl State {
     /// Hands pending orders to the slot's worker while it has room.
     fn fill(&mut self, slot: usize, max_tasks: Option<u64>, out: &mut Deliveries) {
+        let workers = self.slots.len();
         loop {
             let Some(live) = self.slots[slot].live.as_mut() else {
                 return;
             };
             if live.assigned.len() >= PREFETCH || max_tasks.is_some_and(|m| live.given >= m) {
+                return;
+            }
+            // A second order waits in a busy worker's queue only while there is work for
+            // every worker: at the end of a batch, the last orders go to whichever worker is
+            // free, not behind a long task.
+            if !live.assigned.is_empty() && self.pending.len() <= workers {
                 return;
             }
             let Some(id) = self.pending.pop_front() else {
