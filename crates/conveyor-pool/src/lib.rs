@@ -101,6 +101,16 @@
 //! | `BrokenThreadPool`, `BrokenProcessPool`            | [`SubmitError::Broken`] / [`TaskError::Broken`] (initializer failed); a dead worker is [`TaskError::WorkerDied`] for its task only |
 //! | `RuntimeError` (submit after shutdown)             | [`SubmitError::Shutdown`]                  |
 //!
+//! # Performance
+//!
+//! The harness runs the pools beside rayon and Python's executors
+//! (`cargo xtask bench --filter pool,rayon`: `pool-submit-1`, `pool-submit-4`, `pool-map`);
+//! `benches/pool.rs` measures a 2-worker `ProcessPool`'s start and shutdown (criterion). On
+//! the project's 2-vCPU machine under load (2026-12-03): `ThreadPool` submit + result 0.96 to
+//! 1.33x rayon and 17 to 27x `ThreadPoolExecutor`; `ProcessPool::map` of 100 000 small tasks
+//! 709x `ProcessPoolExecutor.map` and 1.6 to 7.1x `multiprocessing.Pool.map`; start and
+//! shutdown of 2 workers 9.0 ms. The README has the table.
+//!
 //! Differences on purpose: `map` is lazy (at most twice as many tasks as workers in flight,
 //! Python 3.14's `buffersize`), so an endless iterator works; `result` moves the value out
 //! (a second call says [`TaskError::Taken`]); [`wait`] answers indices into the slice; a
