@@ -101,6 +101,11 @@
 //! | `BrokenThreadPool`, `BrokenProcessPool`            | [`SubmitError::Broken`] / [`TaskError::Broken`] (initializer failed); a dead worker is [`TaskError::WorkerDied`] for its task only |
 //! | `RuntimeError` (submit after shutdown)             | [`SubmitError::Shutdown`]                  |
 //!
+//! Differences on purpose: `map` is lazy (at most twice as many tasks as workers in flight,
+//! Python 3.14's `buffersize`), so an endless iterator works; `result` moves the value out
+//! (a second call says [`TaskError::Taken`]); [`wait`] answers indices into the slice; a
+//! process task is a registered function, not any picklable callable.
+//!
 //! # Performance
 //!
 //! The harness runs the pools beside rayon and Python's executors
@@ -110,11 +115,6 @@
 //! 1.33x rayon and 17 to 27x `ThreadPoolExecutor`; `ProcessPool::map` of 100 000 small tasks
 //! 709x `ProcessPoolExecutor.map` and 1.6 to 7.1x `multiprocessing.Pool.map`; start and
 //! shutdown of 2 workers 9.0 ms. The README has the table.
-//!
-//! Differences on purpose: `map` is lazy (at most twice as many tasks as workers in flight,
-//! Python 3.14's `buffersize`), so an endless iterator works; `result` moves the value out
-//! (a second call says [`TaskError::Taken`]); [`wait`] answers indices into the slice; a
-//! process task is a registered function, not any picklable callable.
 
 #![warn(missing_docs)]
 
