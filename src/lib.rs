@@ -10,6 +10,7 @@
 //! | `shm`         | `shm`     | `conveyor-shm`     | `multiprocessing.Queue`, `JoinableQueue`, `Lock` |
 //! | `pipe`        | `pipe`    | `conveyor-pipe`    | `Pipe`, `multiprocessing.connection`    |
 //! | `manager`     | `manager` | `conveyor-manager` | `multiprocessing.Manager`               |
+//! | `pool`        | `pool`    | `conveyor-pool`    | `concurrent.futures`, `multiprocessing.Pool` |
 //!
 //! Every transport implements [`Channel`], so swapping one for another is a one-line change.
 //! The traits and the error types are re-exported here, in every transport's module, and in
@@ -65,6 +66,11 @@ pub use conveyor_pipe as pipe;
 /// A server of shared objects and typed proxies (crate `conveyor-manager`).
 #[cfg(feature = "manager")]
 pub use conveyor_manager as manager;
+
+/// Thread and process pools: `ThreadPool`, `ProcessPool`, futures, `map`, `as_completed`,
+/// `wait` (crate `conveyor-pool`).
+#[cfg(feature = "pool")]
+pub use conveyor_pool as pool;
 
 /// The README's programs, compiled and run as doctests so that they stay true.
 #[cfg(doctest)]
