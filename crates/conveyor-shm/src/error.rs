@@ -68,6 +68,23 @@ pub enum ShmError {
         /// The fingerprint stored in the segment.
         found: u64,
     },
+    /// The segment holds another size of data than this handle expects: another element
+    /// size or length for a [`Value`](crate::Value) or [`Array`](crate::Array), another
+    /// byte count for [`SharedMemory::open_exact`](crate::SharedMemory::open_exact).
+    #[error(
+        "segment {name:?} holds {found} {what}, this handle expects {expected}: \
+         open it with the type and size it was created with"
+    )]
+    SizeMismatch {
+        /// The segment's name.
+        name: String,
+        /// What is counted (`"bytes"`, `"bytes per element"`, `"elements"`).
+        what: &'static str,
+        /// What this handle expects.
+        expected: u64,
+        /// What the segment holds.
+        found: u64,
+    },
     /// The file is shorter or longer than its header declares.
     #[error(
         "segment {name:?} is {actual} bytes long but its header declares {expected}: \

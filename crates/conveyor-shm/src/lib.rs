@@ -252,6 +252,7 @@ mod raw;
 mod ring;
 mod robust;
 mod segment;
+mod shared_memory;
 mod wait;
 
 pub use error::{LockError, ShmError};
@@ -260,3 +261,4 @@ pub use lifecycle::{list_segments, remove_leaked, remove_segment, SegmentInfo, S
 pub use lock::{Lock, LockGuard, RLock};
 pub use queue::{ShmQueue, ShmQueueBuilder, DEFAULT_RING_BYTES, DEFAULT_SPIN};
 pub use segment::{shm_dir, FILE_PREFIX};
+pub use shared_memory::{AccessError, SharedMemory};

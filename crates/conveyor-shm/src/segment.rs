@@ -131,6 +131,69 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Creates the file of a new segment at `path`: `O_CREAT | O_EXCL`, mode 0600, close-on-exec.
+/// Every kind of segment, headed or raw ([`SharedMemory`](crate::SharedMemory)), is created
+/// here.
+pub(crate) fn create_file(name: &str, path: &Path) -> Result<File, ShmError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => ShmError::AlreadyExists(name.to_string()),
+            _ => ShmError::io(name, e),
+        })
+}
+
+/// Opens the file of an existing segment at `path`, read-write and close-on-exec. Every kind
+/// of segment is opened here.
+pub(crate) fn open_file(name: &str, path: &Path) -> Result<File, ShmError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ShmError::NotFound(name.to_string()),
+            _ => ShmError::io(name, e),
+        })
+}
+
+/// The longest name the system accepts for a file in the segment directory (`NAME_MAX`).
+pub(crate) const NAME_MAX: usize = 255;
+
+/// Checks a [`SharedMemory`](crate::SharedMemory) name as POSIX `shm_open` (and so Python's
+/// `multiprocessing.shared_memory`) takes it: one optional leading `/`, then 1 to 255 bytes
+/// without `/` or NUL, and not `.` or `..`. Returns the name without its leading `/`.
+pub(crate) fn validate_shm_name(name: &str) -> Result<&str, ShmError> {
+    let bad = |reason| {
+        Err(ShmError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    if bare.is_empty() {
+        return bad("it is empty");
+    }
+    if bare.len() > NAME_MAX {
+        return bad("it is longer than the system's limit of 255 bytes (NAME_MAX)");
+    }
+    if bare.contains('/') {
+        return bad("it contains '/' (only one leading '/' is allowed, as in shm_open)");
+    }
+    if bare.contains('\0') {
+        return bad("it contains a NUL byte");
+    }
+    if bare == "." || bare == ".." {
+        return bad("'.' and '..' are not names of segments");
+    }
+    Ok(bare)
+}
+
 /// An open, mapped segment. Dropping it detaches this process and, if no attached process is
 /// left alive, unlinks the file.
 #[derive(Debug)]
@@ -165,17 +228,7 @@ impl Segment {
     ) -> Result<Segment, ShmError> {
         validate_name(name)?;
         let path = path_of(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => ShmError::AlreadyExists(name.to_string()),
-                _ => ShmError::io(name, e),
-            })?;
+        let file = create_file(name, &path)?;
         let built = (|| {
             let meta = file.metadata()?;
             file.set_len(len as u64)?;
@@ -235,15 +288,7 @@ impl Segment {
     ) -> Result<Segment, ShmError> {
         validate_name(name)?;
         let path = path_of(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => ShmError::NotFound(name.to_string()),
-                _ => ShmError::io(name, e),
-            })?;
+        let file = open_file(name, &path)?;
         let map = wait_initialised(name, &file, magic, kind)?;
         let ours = file.metadata().map_err(|e| ShmError::io(name, e))?;
         let mut seg = Segment {
@@ -372,13 +417,7 @@ impl Segment {
 
     /// What the segment's name points at now.
     fn name_state(&self) -> NameState {
-        match std::fs::metadata(&self.path) {
-            Ok(now) if (now.dev(), now.ino()) == self.id => NameState::Ours,
-            Ok(_) => NameState::Another,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => NameState::Gone,
-            // Unknown: behave as if it were another segment's (remove nothing).
-            Err(_) => NameState::Another,
-        }
+        name_state(&self.path, self.id)
     }
 
     /// Removes the name now (the mapping stays usable by handles already open). Only the
@@ -396,8 +435,19 @@ impl Segment {
     }
 }
 
+/// What the name `path` points at now, for the segment whose file is `id` (device, inode).
+pub(crate) fn name_state(path: &Path, id: (u64, u64)) -> NameState {
+    match std::fs::metadata(path) {
+        Ok(now) if (now.dev(), now.ino()) == id => NameState::Ours,
+        Ok(_) => NameState::Another,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => NameState::Gone,
+        // Unknown: behave as if it were another segment's (remove nothing).
+        Err(_) => NameState::Another,
+    }
+}
+
 /// What a segment's name points at.
-enum NameState {
+pub(crate) enum NameState {
     /// This segment's file.
     Ours,
     /// Nothing: it was unlinked.
