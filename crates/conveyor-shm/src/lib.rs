@@ -1,5 +1,7 @@
 //! A crash-safe queue in shared memory between processes ([`ShmQueue`],
-//! [`JoinableShmQueue`]), and process-shared robust locks ([`Lock`], [`RLock`]).
+//! [`JoinableShmQueue`]), process-shared robust locks ([`Lock`], [`RLock`]), and shared memory
+//! itself: [`SharedMemory`] (Python's `multiprocessing.shared_memory`, under the same names),
+//! [`Value`] and [`Array`] (Python's `multiprocessing.Value` and `Array`).
 //!
 //! This is conveyor's `multiprocessing.Queue`: items go through a ring buffer in a segment
 //! under `/dev/shm` that every process maps, instead of a feeder thread and a pipe. Pick it to
@@ -21,6 +23,40 @@
 //! assert!(q.get().unwrap_err().is_closed());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Shared memory, values and arrays
+//!
+//! Pick a queue to hand items over; pick these when processes share *state* that each reads
+//! and changes in place:
+//!
+//! - [`Value<T>`] holds one plain-old-data value (`T: bytemuck::Pod`: integers, floats,
+//!   `#[repr(C)]` structs of them) with a robust process lock: `get`/`set` under the lock,
+//!   [`get_lock`](Value::get_lock) for a read-modify-write, and for integers
+//!   [`fetch_add`](Value::fetch_add), [`compare_exchange`](Value::compare_exchange) and
+//!   [`swap`](Value::swap) without any lock (seed 004's race fixed in one instruction; the
+//!   `shared_value_race` example);
+//! - [`Array<T>`] holds a fixed number of them, with copies of ranges in and out under the
+//!   lock;
+//! - [`SharedMemory`] is a raw block of bytes with no header, named as Python names its
+//!   blocks (`SharedMemory("x")` is `/dev/shm/x`), so a Rust and a Python program share one;
+//!   its module docs say how Python's resource tracker may unlink a block it did not create,
+//!   and how to avoid it.
+//!
+//! ```
+//! use conveyor_shm::{Array, SharedMemory, Value};
+//!
+//! let hits = Value::new(0u64)?;
+//! hits.fetch_add(1);
+//! let samples = Array::new(&[0.0f32; 4])?;
+//! samples.write(1, &[1.0, 2.0])?;
+//! assert_eq!(samples.to_vec()?, vec![0.0, 1.0, 2.0, 0.0]);
+//! let block = SharedMemory::new(4096)?; // Python: SharedMemory(block.name())
+//! block.unlink_on_drop();
+//! block.write(0, b"shared")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! All three travel to a child process (in conveyor-process arguments) as their names.
 //!
 //! # Design, and why
 //!
@@ -240,12 +276,14 @@
 
 #![warn(missing_docs)]
 
+mod array;
 mod error;
 mod futex;
 mod joinable;
 mod layout;
 mod lifecycle;
 mod lock;
+mod pod_segment;
 mod proto;
 mod queue;
 mod raw;
@@ -253,8 +291,10 @@ mod ring;
 mod robust;
 mod segment;
 mod shared_memory;
+mod value;
 mod wait;
 
+pub use array::{Array, ArrayError, ArrayGuard};
 pub use error::{LockError, ShmError};
 pub use joinable::JoinableShmQueue;
 pub use lifecycle::{list_segments, remove_leaked, remove_segment, SegmentInfo, SegmentKind};
@@ -262,3 +302,4 @@ pub use lock::{Lock, LockGuard, RLock};
 pub use queue::{ShmQueue, ShmQueueBuilder, DEFAULT_RING_BYTES, DEFAULT_SPIN};
 pub use segment::{shm_dir, FILE_PREFIX};
 pub use shared_memory::{AccessError, SharedMemory};
+pub use value::{AtomicInt, Value, ValueGuard};

@@ -34,6 +34,13 @@ pub enum SegmentKind {
     Lock,
     /// An [`RLock`](crate::RLock).
     RLock,
+    /// A [`Value`](crate::Value).
+    Value,
+    /// An [`Array`](crate::Array).
+    Array,
+    /// A [`SharedMemory`](crate::SharedMemory) block created by conveyor (it has no header;
+    /// its name carries no `conveyor-` prefix, as Python's do not).
+    SharedMemory,
     /// A large message of a queue, stored out of line.
     OutOfLine,
     /// Not (yet) initialised, or not recognised.
@@ -252,6 +259,8 @@ fn judge(head: &[u8; 256], old: bool) -> Judged {
         b"CONVSHMQ" => SegmentKind::Queue,
         b"CONVLOCK" => SegmentKind::Lock,
         b"CONVRLCK" => SegmentKind::RLock,
+        b"CONVVALU" => SegmentKind::Value,
+        b"CONVARRY" => SegmentKind::Array,
         _ => SegmentKind::Unknown,
     };
     let creator = u32::from_ne_bytes(head[24..28].try_into().unwrap_or_default());

@@ -167,7 +167,8 @@ pub(crate) const NAME_MAX: usize = 255;
 
 /// Checks a [`SharedMemory`](crate::SharedMemory) name as POSIX `shm_open` (and so Python's
 /// `multiprocessing.shared_memory`) takes it: one optional leading `/`, then 1 to 255 bytes
-/// without `/` or NUL, and not `.` or `..`. Returns the name without its leading `/`.
+/// without `/` or NUL, and not `.` or `..`; and not starting with [`FILE_PREFIX`], which is
+/// conveyor's own segments' (queues, locks, values, arrays, with headers). Returns the name without its leading `/`.
 pub(crate) fn validate_shm_name(name: &str) -> Result<&str, ShmError> {
     let bad = |reason| {
         Err(ShmError::InvalidName {
@@ -190,6 +191,9 @@ pub(crate) fn validate_shm_name(name: &str) -> Result<&str, ShmError> {
     }
     if bare == "." || bare == ".." {
         return bad("'.' and '..' are not names of segments");
+    }
+    if bare.starts_with(FILE_PREFIX) {
+        return bad("names starting with \"conveyor-\" are reserved for conveyor's own segments");
     }
     Ok(bare)
 }
