@@ -297,7 +297,10 @@ mod wait;
 pub use array::{Array, ArrayError, ArrayGuard};
 pub use error::{LockError, ShmError};
 pub use joinable::JoinableShmQueue;
-pub use lifecycle::{list_segments, remove_leaked, remove_segment, SegmentInfo, SegmentKind};
+pub use lifecycle::{
+    inspect_segment, list_segments, remove_leaked, remove_segment, ElementDetails, HeaderDetails,
+    QueueDetails, SegmentDetails, SegmentInfo, SegmentKind,
+};
 pub use lock::{Lock, LockGuard, RLock};
 pub use queue::{ShmQueue, ShmQueueBuilder, DEFAULT_RING_BYTES, DEFAULT_SPIN};
 pub use segment::{shm_dir, FILE_PREFIX};

@@ -29,9 +29,9 @@ const RLOCK_MAGIC: u64 = u64::from_le_bytes(*b"CONVRLCK");
 /// before the segment's magic was published; `recoveries` only grows.
 #[repr(C)]
 pub(crate) struct LockState {
-    line: MutexLine,
+    pub(crate) line: MutexLine,
     /// How many times an owner died holding the lock.
-    recoveries: AtomicU64,
+    pub(crate) recoveries: AtomicU64,
 }
 
 impl LockState {
