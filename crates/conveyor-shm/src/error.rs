@@ -24,7 +24,7 @@ pub enum ShmError {
     /// `create` found a segment of that name already there.
     #[error(
         "a segment named {0:?} already exists: open it instead, pick another name, \
-         or remove it if it was leaked (see remove_leaked)"
+         or remove it if it was leaked (`conveyor shm clean`, or remove_leaked)"
     )]
     AlreadyExists(String),
     /// `open` found no segment of that name.

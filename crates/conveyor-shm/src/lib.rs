@@ -188,8 +188,11 @@
 //! unlinks the segment and removes the out-of-line files of the messages nobody took. A
 //! process killed by SIGKILL never removes its pid, but it no longer counts once dead, so the
 //! survivors' last handle still unlinks. If *every* user was killed, the segment stays:
-//! [`list_segments`] shows it as leaked and [`remove_leaked`] removes it (the `conveyor` CLI
-//! uses these; they leave other users' files alone). That includes a queue whose last handles
+//! [`list_segments`] shows it as leaked and [`remove_leaked`] removes it; they leave other
+//! users' files alone. From a shell, the `conveyor` command (crate conveyor-cli,
+//! `cargo install --path crates/conveyor-cli`) runs them: `conveyor shm list` (`--json` for
+//! scripts), `conveyor shm inspect NAME` (a queue's items, bytes, bound and closed flag),
+//! `conveyor shm clean` (`--dry-run` to see first) and `conveyor shm rm NAME...`. That includes a queue whose last handles
 //! are held by daemon children, which are killed when their parent exits: unless its creator
 //! calls [`unlink`](ShmQueue::unlink) (after `join`, say), it is left behind.
 //!

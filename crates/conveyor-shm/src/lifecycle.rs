@@ -1,4 +1,5 @@
-//! Finding and removing segments: what the `conveyor` command-line tool lists and cleans.
+//! Finding and removing segments: what the `conveyor` command (crate conveyor-cli) lists,
+//! inspects and cleans with `conveyor shm list`, `inspect`, `rm` and `clean`.
 //!
 //! A segment is unlinked when the last attached process drops its last handle. A process
 //! killed by SIGKILL never drops anything, so its segments stay in `/dev/shm` until someone
