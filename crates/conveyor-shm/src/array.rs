@@ -87,7 +87,11 @@ impl<T: Pod> Array<T> {
 
     /// An array of `len` zeroed elements, under a fresh name (Python's `Array('d', 10)`).
     pub fn zeroed(len: usize) -> Result<Array<T>, ShmError> {
-        Array::make(None, &vec![T::zeroed(); len])
+        let seg = PodSegment::create::<T>(None, "array", ARRAY_MAGIC, len, None)?;
+        Ok(Array {
+            seg: Arc::new(seg),
+            _t: PhantomData,
+        })
     }
 
     /// An array holding a copy of `init`, called `name` (fails if it exists).
@@ -96,7 +100,7 @@ impl<T: Pod> Array<T> {
     }
 
     fn make(name: Option<&str>, init: &[T]) -> Result<Array<T>, ShmError> {
-        let seg = PodSegment::create(name, "array", ARRAY_MAGIC, init)?;
+        let seg = PodSegment::create(name, "array", ARRAY_MAGIC, init.len(), Some(init))?;
         Ok(Array {
             seg: Arc::new(seg),
             _t: PhantomData,

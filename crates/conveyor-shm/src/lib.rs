@@ -265,6 +265,15 @@
 //! record's copy-out went to a fresh allocation every time, whose page faults cost more than
 //! the copy (1 MiB at 0.95 GiB/s, now a buffer kept per thread).
 //!
+//! **Values and arrays.** `cargo bench -p conveyor --no-default-features --features
+//! shm,process --bench shared_memory` has two processes increment one `Value<u64>` at once
+//! with [`Value::fetch_add`], with [`Value::get_lock`] and a get and a set, and Python's
+//! `multiprocessing.Value('Q')` with `with v.get_lock(): v.value += 1`; and copies 1 MiB
+//! into an [`Array<u8>`] and back out against two plain `memcpy`s. On the 2-vCPU machine on
+//! 2026-12-03, under a load of 13 (other builds running), side by side: `fetch_add` 15.7 ns per
+//! pair of increments, the lock path 206 ns, Python 5.7 µs (364x and 28x); the array 12.96 GB/s
+//! against memcpy's 12.02 (1.08x; criterion 9.7 against 9.3 GiB/s).
+//!
 //! - Linux only (futex, robust mutexes, `/dev/shm`); `$CONVEYOR_SHM_DIR` moves the segments.
 //! - All processes must be built with the same item type and codec and the same conveyor
 //!   version. The type is checked by its name and the codec's (two different types of the same

@@ -73,12 +73,14 @@ unsafe impl Send for PodSegment {}
 unsafe impl Sync for PodSegment {}
 
 impl PodSegment {
-    /// Creates a segment holding a copy of `init` (`name`, or a fresh one with `tag`).
+    /// Creates a segment of `len` elements (`name`, or a fresh one with `tag`) holding a copy
+    /// of `init` (whose length is then `len`), or zeroed if `init` is `None`.
     pub(crate) fn create<T: Pod>(
         name: Option<&str>,
         tag: &str,
         magic: u64,
-        init: &[T],
+        len: usize,
+        init: Option<&[T]>,
     ) -> Result<PodSegment, ShmError> {
         let name = name
             .map(str::to_string)
@@ -90,18 +92,25 @@ impl PodSegment {
                 std::any::type_name::<T>()
             )));
         }
-        let total = init
-            .len()
+        let total = len
             .checked_mul(size)
             .and_then(|b| b.checked_add(DATA_OFFSET))
             .filter(|&t| t <= isize::MAX as usize)
             .ok_or_else(|| {
                 ShmError::InvalidOption(format!(
-                    "{} elements of {size} bytes do not fit in memory",
-                    init.len()
+                    "{len} elements of {size} bytes do not fit in memory"
                 ))
             })?;
-        let bytes: &[u8] = bytemuck::cast_slice(init);
+        let bytes: &[u8] = match init {
+            Some(init) if init.len() == len => bytemuck::cast_slice(init),
+            Some(_) => {
+                return Err(ShmError::InvalidOption(
+                    "the initial elements are not as many as the length".into(),
+                ))
+            }
+            // The new mapping is zeroed already.
+            None => &[],
+        };
         let seg = Segment::create(
             &name,
             total,
@@ -111,7 +120,7 @@ impl PodSegment {
             |base| {
                 // SAFETY: the mapping is `total` bytes, page aligned and zeroed, and nobody else
                 // sees it before the magic is published: the header fields and the
-                // `bytes.len() == total - DATA_OFFSET` bytes at DATA_OFFSET are ours to write.
+                // `bytes.len() <= total - DATA_OFFSET` bytes at DATA_OFFSET are ours to write.
                 unsafe {
                     let h = base as *mut PodHeader;
                     LockState::init(std::ptr::addr_of_mut!((*h).state), MutexKind::Recursive)?;
@@ -120,7 +129,7 @@ impl PodSegment {
                     shape
                         .elem_align
                         .store(std::mem::align_of::<T>() as u64, Ordering::Relaxed);
-                    shape.len.store(init.len() as u64, Ordering::Relaxed);
+                    shape.len.store(len as u64, Ordering::Relaxed);
                     std::ptr::copy_nonoverlapping(
                         bytes.as_ptr(),
                         base.add(DATA_OFFSET),
@@ -130,10 +139,7 @@ impl PodSegment {
                 Ok(())
             },
         )?;
-        Ok(PodSegment {
-            seg,
-            len: init.len(),
-        })
+        Ok(PodSegment { seg, len })
     }
 
     /// Opens the segment `name` of kind `magic` and checks that it holds elements of type `T`.

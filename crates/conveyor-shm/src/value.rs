@@ -199,7 +199,7 @@ impl<T: Pod> Value<T> {
     }
 
     fn make(name: Option<&str>, init: T) -> Result<Value<T>, ShmError> {
-        let seg = PodSegment::create(name, "value", VALUE_MAGIC, &[init])?;
+        let seg = PodSegment::create(name, "value", VALUE_MAGIC, 1, Some(&[init]))?;
         Ok(Value {
             seg: Arc::new(seg),
             _t: PhantomData,
