@@ -39,7 +39,7 @@
 //!   lock;
 //! - [`SharedMemory`] is a raw block of bytes with no header, named as Python names its
 //!   blocks (`SharedMemory("x")` is `/dev/shm/x`), so a Rust and a Python program share one;
-//!   its module docs say how Python's resource tracker may unlink a block it did not create,
+//!   its docs say how Python's resource tracker may unlink a block it did not create,
 //!   and how to avoid it.
 //!
 //! ```

@@ -1,66 +1,8 @@
 //! [`SharedMemory`]: a named block of bytes shared between processes, Python's
 //! `multiprocessing.shared_memory.SharedMemory`, under the same names.
 //!
-//! # Names, sizes and modes, as Python has them
-//!
-//! On Linux, Python's `SharedMemory(name="block")` calls `shm_open("/block")`, which is the
-//! file `/dev/shm/block`: a name without a leading slash gets one, and the file is the name
-//! without it. Python creates the file with `O_CREAT | O_EXCL` and mode 0600, sizes it with
-//! `ftruncate(size)` (a size of 0 is refused), and an opener takes the size from the file
-//! (`fstat`): there is no header, byte 0 of the block is byte 0 of the file, and the size is
-//! exactly what the creator asked for (Linux rounds nothing; macOS rounds up to a page).
-//! [`SharedMemory`] does the same in [`shm_dir`](crate::shm_dir) (`/dev/shm`, unless
-//! `$CONVEYOR_SHM_DIR` moves it, which Python does not follow), so a block that either side
-//! creates opens on the other by name, and the bytes are shared live.
-//!
-//! Python's anonymous names look like `psm_1a2b3c4d`; [`SharedMemory::new`] makes names of
-//! the same form.
-//!
-//! # Lifetime: close and unlink
-//!
-//! As in Python, a block lives until its name is removed ([`SharedMemory::unlink`]) and the
-//! last mapping goes: dropping a handle only unmaps it (Python's `close()`). The creator can
-//! ask for the name to be removed when this process's last handle goes
-//! ([`SharedMemory::unlink_on_drop`]); such a block whose creator was killed before that and
-//! that no process maps any more is *leaked*, and [`remove_leaked`](crate::remove_leaked)
-//! (`conveyor shm clean`) removes it. A block created without that request is meant to
-//! outlive its creator, as Python's are, and is never called leaked: remove it with
-//! [`remove_segment`](crate::remove_segment) (`conveyor shm rm NAME`). conveyor records the
-//! creator's pid and that request in an extended attribute of the file
-//! (`user.conveyor.owner`; Python never sees it); where the file system keeps no extended
-//! attributes, the block is simply not listed.
-//!
-//! # Python's resource tracker
-//!
-//! Python 3.8 to 3.12 register every `SharedMemory` they create *or open* with the
-//! `multiprocessing` resource tracker, and when the Python program ends the tracker unlinks
-//! every block still registered, with a warning about "leaked shared_memory objects": a
-//! Python program that merely opens a block a Rust program created removes its name when it
-//! exits (CPython issue gh-82300), and later `open`s in Rust fail with
-//! [`ShmError::NotFound`]. To avoid it:
-//!
-//! - on Python 3.13 and later, open with `SharedMemory(name, track=False)`;
-//! - on older versions, unregister after opening:
-//!   `resource_tracker.unregister(shm._name, "shared_memory")` (from
-//!   `multiprocessing import resource_tracker`), and let the creator (or the Rust side)
-//!   unlink it.
-//!
-//! A block that Python *creates* is meant to be unlinked by Python (`shm.unlink()`); its
-//! tracker also unlinks it if the creating program ends without doing so, even while a Rust
-//! process still maps it (the mapping keeps working; new `open`s fail).
-//!
-//! # Accessing the bytes
-//!
-//! The safe interface copies: [`read`](SharedMemory::read) / [`write`](SharedMemory::write)
-//! and [`to_vec`](SharedMemory::to_vec), bounds-checked; and atomics over aligned words
-//! ([`atomic_u64`](SharedMemory::atomic_u64), [`atomic_u32`](SharedMemory::atomic_u32)) for
-//! what several processes change at once. A copy that races with another process's write of
-//! the same bytes may see a mix of old and new bytes (torn), never anything else; coordinate
-//! with the atomics, a [`Lock`](crate::Lock), or a queue. The raw views,
-//! [`as_slice`](SharedMemory::as_slice) and [`as_mut_slice`](SharedMemory::as_mut_slice),
-//! are `unsafe`: Rust references promise that nobody changes the bytes (or, for `&mut`, even
-//! reads them) while they live, which only the caller can make true of memory other
-//! processes map.
+//! The user-facing documentation (naming, lifetime, Python's resource tracker, access) is on
+//! [`SharedMemory`] itself.
 
 use std::fmt;
 use std::fs::File;
@@ -109,11 +51,74 @@ pub enum AccessError {
 }
 
 /// A named block of bytes in shared memory: Python's
-/// `multiprocessing.shared_memory.SharedMemory`, under the same names (see the
-/// [module docs](self) for the naming, the lifetime and Python's resource tracker).
+/// `multiprocessing.shared_memory.SharedMemory`, under the same names.
 ///
 /// Handles are cheap to clone (they share one mapping); it travels to a child process (in
 /// conveyor-process arguments) as its name, and the child opens it.
+///
+/// # Names, sizes and modes, as Python has them
+///
+/// On Linux, Python's `SharedMemory(name="block")` calls `shm_open("/block")`, which is the
+/// file `/dev/shm/block`: a name without a leading slash gets one, and the file is the name
+/// without it. Python creates the file with `O_CREAT | O_EXCL` and mode 0600, sizes it with
+/// `ftruncate(size)` (a size of 0 is refused), and an opener takes the size from the file
+/// (`fstat`): there is no header, byte 0 of the block is byte 0 of the file, and the size is
+/// exactly what the creator asked for (Linux rounds nothing; macOS rounds up to a page).
+/// [`SharedMemory`] does the same in [`shm_dir`](crate::shm_dir) (`/dev/shm`, unless
+/// `$CONVEYOR_SHM_DIR` moves it, which Python does not follow), so a block that either side
+/// creates opens on the other by name, and the bytes are shared live.
+///
+/// Python's anonymous names look like `psm_1a2b3c4d`; [`SharedMemory::new`] makes names of
+/// the same form.
+///
+/// # Lifetime: close and unlink
+///
+/// As in Python, a block lives until its name is removed ([`SharedMemory::unlink`]) and the
+/// last mapping goes: dropping a handle only unmaps it (Python's `close()`). The creator can
+/// ask for the name to be removed when this process's last handle goes
+/// ([`SharedMemory::unlink_on_drop`]); such a block whose creator was killed before that and
+/// that no process maps any more is *leaked*, and [`remove_leaked`](crate::remove_leaked)
+/// (`conveyor shm clean`) removes it. A block created without that request is meant to
+/// outlive its creator, as Python's are, and is never called leaked: remove it with
+/// [`remove_segment`](crate::remove_segment) (`conveyor shm rm NAME`). conveyor records the
+/// creator's pid and that request in an extended attribute of the file
+/// (`user.conveyor.owner`; Python never sees it); where the file system keeps no extended
+/// attributes, the block is simply not listed, and neither is a block Python created (it
+/// carries no such record; conveyor does not claim it).
+///
+/// # Python's resource tracker
+///
+/// Python 3.8 to 3.12 register every `SharedMemory` they create *or open* with the
+/// `multiprocessing` resource tracker, and when the Python program ends the tracker unlinks
+/// every block still registered, with a warning about "leaked shared_memory objects": a
+/// Python program that merely opens a block a Rust program created removes its name when it
+/// exits (CPython issue gh-82300), and later `open`s in Rust fail with
+/// [`ShmError::NotFound`]. To avoid it:
+///
+/// - on Python 3.13 and later, open with `SharedMemory(name, track=False)`;
+/// - on older versions, unregister after opening:
+///   `resource_tracker.unregister(shm._name, "shared_memory")` (from
+///   `multiprocessing import resource_tracker`), and let the creator (or the Rust side)
+///   unlink it.
+///
+/// A block that Python *creates* is meant to be unlinked by Python (`shm.unlink()`); its
+/// tracker also unlinks it if the creating program ends without doing so, even while a Rust
+/// process still maps it (the mapping keeps working; new `open`s fail).
+///
+/// # Accessing the bytes
+///
+/// The safe interface copies: [`read`](SharedMemory::read) / [`write`](SharedMemory::write)
+/// and [`to_vec`](SharedMemory::to_vec), bounds-checked; and atomics over aligned words
+/// ([`atomic_u64`](SharedMemory::atomic_u64), [`atomic_u32`](SharedMemory::atomic_u32)) for
+/// what several processes change at once. A copy that races with another process's write of
+/// the same bytes may see a mix of old and new bytes (torn), never anything else; coordinate
+/// with the atomics, a [`Lock`](crate::Lock), or a queue. The raw views,
+/// [`as_slice`](SharedMemory::as_slice) and [`as_mut_slice`](SharedMemory::as_mut_slice),
+/// are `unsafe`: Rust references promise that nobody changes the bytes (or, for `&mut`, even
+/// reads them) while they live, which only the caller can make true of memory other
+/// processes map.
+///
+/// # Example
 ///
 /// ```
 /// use conveyor_shm::SharedMemory;
