@@ -373,10 +373,17 @@ fn rm(names: &[String]) -> Result<ExitCode, Failure> {
         match conveyor_shm::remove_segment(name) {
             Ok(()) => println!("removed {name}"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let dir = conveyor_shm::shm_dir();
+                let block = !name.starts_with('/') && dir.join(name).is_file();
+                let hint = if block {
+                    format!("; a shared-memory block of that name is `/{name}`")
+                } else {
+                    String::new()
+                };
                 eprintln!(
                     "conveyor: cannot remove {name:?}: no such segment in {} \
-                     (`conveyor shm list` shows the names)",
-                    conveyor_shm::shm_dir().display()
+                     (`conveyor shm list` shows the names){hint}",
+                    dir.display()
                 );
                 failed = true;
             }

@@ -185,7 +185,15 @@ fn clean_removes_what_a_killed_child_leaked_and_leaves_live_queues_alone() {
     held.put(9).unwrap();
     assert_eq!(held.get().unwrap(), 9);
 
-    // `rm` removes what `clean` may not: a block meant to outlive its creator.
+    // `rm` removes what `clean` may not: a block meant to outlive its creator. Without its
+    // slash the name is a conveyor segment's, and the error says so.
+    let bare = conveyor(&["shm", "rm", &persistent[1..]]);
+    assert_eq!(bare.status.code(), Some(1));
+    assert!(
+        stderr(&bare).contains(&format!("is `{persistent}`")),
+        "{}",
+        stderr(&bare)
+    );
     let rm = conveyor(&["shm", "rm", persistent]);
     assert!(rm.status.success(), "{}", stderr(&rm));
     assert!(find(&listed(), persistent).is_none());
