@@ -300,7 +300,7 @@ fn wants_side_by_side() -> bool {
 }
 
 fn main() {
-    process::init(&[entry!(incrementer)]);
+    let _children = process::init(&[entry!(incrementer)]);
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))

@@ -91,7 +91,7 @@ fn run(times: u32, way: Way) -> Result<(i64, f64), Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(task)]);
+    let _children = process::init(&[entry!(task)]);
     let times = if std::env::args().any(|a| a == "--quick") {
         200
     } else {

@@ -47,7 +47,7 @@ pub struct ServeArgs {
 }
 
 /// Why the standalone server could not run.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
     /// The authkey file could not be read.
@@ -66,6 +66,12 @@ pub enum ServeError {
     #[error("cannot start the server: {0}")]
     Start(#[source] crate::ManagerError),
 }
+
+conveyor_core::debug_shows_message!(ServeError {
+    AuthkeyFile { path, source },
+    EmptyAuthkey(path),
+    Start(e),
+});
 
 /// Reads the authkey from `path`: its bytes without one final newline; refuses an empty key.
 pub fn read_authkey(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {

@@ -19,7 +19,7 @@ use crate::error::{LockError, ShmError};
 use crate::pod_segment::{PodSegment, ARRAY_MAGIC};
 
 /// Why an [`Array`] access failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ArrayError {
     /// The elements asked for are not all inside the array.
@@ -39,6 +39,11 @@ pub enum ArrayError {
     #[error(transparent)]
     Lock(#[from] LockError),
 }
+
+conveyor_core::debug_shows_message!(ArrayError {
+    OutOfRange { start, count, len },
+    Lock(e),
+});
 
 /// A fixed-length array of plain-old-data elements in shared memory, with a robust process
 /// lock: Python's `multiprocessing.Array`.

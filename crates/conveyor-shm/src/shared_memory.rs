@@ -24,7 +24,7 @@ use crate::segment::{create_file, name_state, open_file, shm_dir, validate_shm_n
 pub(crate) const OWNER_XATTR: &str = "user.conveyor.owner";
 
 /// Why an access to a [`SharedMemory`] block was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessError {
     /// The bytes asked for are not all inside the block.
@@ -49,6 +49,11 @@ pub enum AccessError {
         align: usize,
     },
 }
+
+conveyor_core::debug_shows_message!(AccessError {
+    OutOfRange { offset, len, size },
+    Misaligned { offset, align },
+});
 
 /// A named block of bytes in shared memory: Python's
 /// `multiprocessing.shared_memory.SharedMemory`, under the same names.
@@ -149,6 +154,10 @@ struct Inner {
     /// Remove the name when this process's last handle goes.
     unlink_on_drop: AtomicBool,
     file: File,
+    /// For a block this process created: listed among what it holds (see
+    /// `conveyor_core::held`), so that a child that would create it again before `init` is
+    /// stopped.
+    _held: Option<conveyor_core::held::Held>,
 }
 
 impl SharedMemory {
@@ -192,7 +201,8 @@ impl SharedMemory {
                 return Err(ShmError::io(bare, e));
             }
         };
-        let block = SharedMemory::from_parts(bare, path, map, id, file);
+        let held = Some(crate::segment::held(&path));
+        let block = SharedMemory::from_parts(bare, path, map, id, file, held);
         block.record_owner(false);
         tracing::debug!(segment = bare, size, "created shared memory");
         Ok(block)
@@ -232,6 +242,7 @@ impl SharedMemory {
             map,
             (meta.dev(), meta.ino()),
             file,
+            None,
         ))
     }
 
@@ -250,7 +261,14 @@ impl SharedMemory {
         Ok(block)
     }
 
-    fn from_parts(name: &str, path: PathBuf, map: MmapRaw, id: (u64, u64), file: File) -> Self {
+    fn from_parts(
+        name: &str,
+        path: PathBuf,
+        map: MmapRaw,
+        id: (u64, u64),
+        file: File,
+        held: Option<conveyor_core::held::Held>,
+    ) -> Self {
         SharedMemory {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -259,6 +277,7 @@ impl SharedMemory {
                 id,
                 unlink_on_drop: AtomicBool::new(false),
                 file,
+                _held: held,
             }),
         }
     }
