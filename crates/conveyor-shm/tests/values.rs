@@ -284,3 +284,17 @@ fn a_value_is_removed_with_its_last_handle() {
         Err(ShmError::NotFound(_))
     ));
 }
+
+#[test]
+fn a_block_this_process_created_is_listed_as_held_until_dropped() {
+    let block = SharedMemory::new(8).unwrap();
+    block.unlink_on_drop();
+    let path = block.path().display().to_string();
+    let held = |p: &str| conveyor_core::held::list().iter().any(|h| h.contains(p));
+    assert!(held(&path), "{:?}", conveyor_core::held::list());
+    // Opening one that exists makes nothing new: not held for it.
+    let opened = SharedMemory::open(block.name()).unwrap();
+    drop(block);
+    assert!(!held(&path));
+    drop(opened);
+}
