@@ -298,3 +298,42 @@ fn a_block_this_process_created_is_listed_as_held_until_dropped() {
     assert!(!held(&path));
     drop(opened);
 }
+
+fn write_block(block: SharedMemory) {
+    block.write(0, b"from the child").unwrap();
+    block
+        .atomic_u32(16)
+        .unwrap()
+        .fetch_add(5, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[test]
+fn a_block_travels_to_a_child_by_name() {
+    init_test!(write_block);
+    let block = SharedMemory::new(64).unwrap();
+    block.unlink_on_drop();
+    let child = Process::new("write_block", &block).start().unwrap();
+    assert!(child.join_timeout(WAIT).unwrap().unwrap().success());
+    let mut buf = [0u8; 14];
+    block.read(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"from the child");
+    assert_eq!(
+        block
+            .atomic_u32(16)
+            .unwrap()
+            .load(std::sync::atomic::Ordering::SeqCst),
+        5
+    );
+    assert!(matches!(
+        block.atomic_u64(12),
+        Err(conveyor_shm::AccessError::Misaligned {
+            offset: 12,
+            align: 8
+        })
+    ));
+    assert!(matches!(
+        block.atomic_u64(64),
+        Err(conveyor_shm::AccessError::OutOfRange { .. })
+    ));
+    assert!(block.write(60, b"12345").is_err());
+}
