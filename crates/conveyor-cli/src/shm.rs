@@ -17,7 +17,8 @@ pub(crate) enum ShmCommand {
         json: bool,
     },
     /// Shows one segment's header: a queue's capacity, items and bytes queued, processes
-    /// attached, closed or not; a value's or array's element type.
+    /// attached, producers (on an auto_shutdown queue), closed or not; a value's or array's
+    /// element type.
     Inspect {
         /// The segment's name, as `list` shows it.
         name: String,
@@ -246,6 +247,15 @@ struct QueueJson {
     unfinished_tasks: u64,
     closed: bool,
     recoveries: u64,
+    auto_shutdown: bool,
+    /// `[{pid, handles}]` on an auto_shutdown queue; null where producers are not counted.
+    producers: Option<Vec<ProducerJson>>,
+}
+
+#[derive(Serialize)]
+struct ProducerJson {
+    pid: u32,
+    handles: u32,
 }
 
 #[derive(Serialize)]
@@ -279,7 +289,7 @@ fn inspected(d: &SegmentDetails) -> Inspected<'_> {
         version: d.header.map(|h| h.version),
         header_size: d.header.map(|h| h.header_size),
         fingerprint: d.header.map(|h| format!("{:#018x}", h.fingerprint)),
-        queue: d.queue.map(|q| QueueJson {
+        queue: d.queue.as_ref().map(|q| QueueJson {
             ring_capacity: q.ring_capacity,
             max_items: q.max_items,
             items: q.items,
@@ -287,6 +297,12 @@ fn inspected(d: &SegmentDetails) -> Inspected<'_> {
             unfinished_tasks: q.unfinished_tasks,
             closed: q.closed,
             recoveries: q.recoveries,
+            auto_shutdown: q.auto_shutdown,
+            producers: q.producers.as_ref().map(|p| {
+                p.iter()
+                    .map(|&(pid, handles)| ProducerJson { pid, handles })
+                    .collect()
+            }),
         }),
         elements: d.elements.map(|e| ElementsJson {
             elem_size: e.elem_size,
@@ -329,7 +345,7 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, Failure> {
         out.push(("header size", format!("{} bytes", h.header_size)));
         out.push(("type fingerprint", format!("{:#018x}", h.fingerprint)));
     }
-    if let Some(q) = d.queue {
+    if let Some(q) = &d.queue {
         out.push((
             "capacity",
             format!(
@@ -343,6 +359,22 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, Failure> {
         out.push(("bytes queued", format!("{} bytes of the ring", q.bytes)));
         out.push(("unfinished tasks", q.unfinished_tasks.to_string()));
         out.push(("closed", if q.closed { "yes" } else { "no" }.to_string()));
+        out.push((
+            "producers",
+            match &q.producers {
+                None => "not counted (the queue was built without auto_shutdown)".to_string(),
+                Some(p) if p.is_empty() => "none open".to_string(),
+                Some(p) => p
+                    .iter()
+                    .map(|(pid, n)| format!("{pid} ({n} handle{})", if *n == 1 { "" } else { "s" }))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+        ));
+        out.push((
+            "consumers",
+            "not recorded (any attached process may get)".to_string(),
+        ));
         out.push(("recoveries", q.recoveries.to_string()));
     }
     if let Some(e) = d.elements {

@@ -233,6 +233,35 @@ fn inspect_shows_a_queues_state_and_a_values_type() {
     assert_eq!(d["queue"]["items"], 1);
     assert_eq!(d["queue"]["closed"], true);
 
+    assert_eq!(d["queue"]["auto_shutdown"], false);
+    assert_eq!(
+        d["queue"]["producers"],
+        Json::Null,
+        "not counted without auto_shutdown"
+    );
+
+    // An auto_shutdown queue counts its producers: this process, one handle, until it closes.
+    let auto: ShmQueue<u8> = ShmQueue::builder().auto_shutdown().create().unwrap();
+    let producer = auto.clone();
+    producer.put(1).unwrap();
+    let inspect_auto = || -> Json {
+        serde_json::from_slice(&conveyor(&["shm", "inspect", auto.name(), "--json"]).stdout)
+            .unwrap()
+    };
+    let d = inspect_auto();
+    assert_eq!(d["queue"]["auto_shutdown"], true);
+    let me = std::process::id() as u64;
+    assert_eq!(d["queue"]["producers"][0]["pid"], me, "{d}");
+    assert_eq!(d["queue"]["producers"][0]["handles"], 1, "{d}");
+    producer.close();
+    let d = inspect_auto();
+    assert_eq!(d["queue"]["producers"], serde_json::json!([]), "{d}");
+    let text = stdout(&conveyor(&["shm", "inspect", auto.name()]));
+    assert!(
+        text.contains("producers") && text.contains("none open"),
+        "{text}"
+    );
+
     let v = Value::new(0x0102_0304u32).unwrap();
     let out = conveyor(&["shm", "inspect", v.name()]);
     let text = stdout(&out);

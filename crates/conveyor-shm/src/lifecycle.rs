@@ -493,7 +493,7 @@ pub struct HeaderDetails {
 }
 
 /// A queue's state, as its header holds it when read (a snapshot: other processes go on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QueueDetails {
     /// The ring's size in bytes.
@@ -510,6 +510,13 @@ pub struct QueueDetails {
     pub closed: bool,
     /// How many times a process died holding one of the queue's mutexes.
     pub recoveries: u64,
+    /// Whether the queue shuts itself down once its producers are done.
+    pub auto_shutdown: bool,
+    /// On an `auto_shutdown` queue, the attached processes (alive) with producer handles
+    /// open, and how many each: `(pid, handles)`. `None` on other queues, which do not count
+    /// producers. Consumers are not recorded by any queue: a process attached and not listed
+    /// here may get, put through a handle that has not put yet, or both.
+    pub producers: Option<Vec<(u32, u32)>>,
 }
 
 /// A value's or array's element type.
@@ -587,6 +594,16 @@ pub fn inspect_segment(name: &str) -> io::Result<SegmentDetails> {
                 unfinished_tasks: q.unfinished,
                 closed: q.closed,
                 recoveries: q.recoveries,
+                auto_shutdown: q.auto_shutdown,
+                producers: q.auto_shutdown.then(|| {
+                    (0..SLOTS)
+                        .filter_map(|i| {
+                            let pid = u32_at(offset_of!(Common, slots) + 4 * i)?;
+                            let n = q.producer_counts[i];
+                            (pid != 0 && n > 0 && pid_alive(pid)).then_some((pid, n))
+                        })
+                        .collect()
+                }),
             });
         }
         SegmentKind::Lock | SegmentKind::RLock => {
