@@ -292,9 +292,11 @@
 //! with [`Value::fetch_add`], with [`Value::get_lock`] and a get and a set, and Python's
 //! `multiprocessing.Value('Q')` with `with v.get_lock(): v.value += 1`; and copies 1 MiB
 //! into an [`Array<u8>`] and back out against two plain `memcpy`s. On the 2-vCPU machine on
-//! 2026-12-03, under a load of 13 (other builds running), side by side: `fetch_add` 15.7 ns per
-//! pair of increments, the lock path 206 ns, Python 5.7 µs (364x and 28x); the array 12.96 GB/s
-//! against memcpy's 12.02 (1.08x; criterion 9.7 against 9.3 GiB/s).
+//! 2026-12-03, in two runs under loads of 13 and 23 (other builds running), side by side:
+//! `fetch_add` 15.7 and 15.1 ns per pair of increments, the lock path 206 and 156 ns, Python
+//! 5.7 and 7.5 µs (`fetch_add` 364x and 497x Python, the lock path 28x and 48x); the array
+//! 1.08x and 1.42x memcpy's rate (12.96 against 12.02 GB/s, 11.09 against 7.80). On so loaded
+//! a machine the array's ratio moves from run to run; it never fell below 1.
 //!
 //! - Linux only (futex, robust mutexes, `/dev/shm`); `$CONVEYOR_SHM_DIR` moves the segments.
 //! - All processes must be built with the same item type and codec and the same conveyor
