@@ -7,7 +7,7 @@
 //! | [`core`]      | always    | `conveyor-core`    | the shared contract and errors          |
 //! | `thread`      | `thread`  | `conveyor-thread`  | `queue.Queue`, `LifoQueue`, `PriorityQueue` |
 //! | `process`     | `process` | `conveyor-process` | `multiprocessing.Process`               |
-//! | `shm`         | `shm`     | `conveyor-shm`     | `multiprocessing.Queue`, `JoinableQueue`, `Lock` |
+//! | `shm`         | `shm`     | `conveyor-shm`     | `multiprocessing.Queue`, `JoinableQueue`, `Lock`, `Value`, `Array`, `shared_memory.SharedMemory` |
 //! | `pipe`        | `pipe`    | `conveyor-pipe`    | `Pipe`, `multiprocessing.connection`    |
 //! | `manager`     | `manager` | `conveyor-manager` | `multiprocessing.Manager`               |
 //! | `pool`        | `pool`    | `conveyor-pool`    | `concurrent.futures`, `multiprocessing.Pool` |
@@ -55,7 +55,7 @@ pub use conveyor_thread as thread;
 #[cfg(feature = "process")]
 pub use conveyor_process as process;
 
-/// Shared-memory queues and process locks (crate `conveyor-shm`).
+/// Shared-memory queues, process locks, shared memory, values and arrays (crate `conveyor-shm`).
 #[cfg(feature = "shm")]
 pub use conveyor_shm as shm;
 
