@@ -8,10 +8,11 @@
 //! | [`core`]      | always    | `conveyor-core`    | the shared contract and errors          |
 //! | `thread`      | `thread`  | `conveyor-thread`  | `queue.Queue`, `LifoQueue`, `PriorityQueue` |
 //! | `process`     | `process` | `conveyor-process` | `multiprocessing.Process`               |
-//! | `shm`         | `shm`     | `conveyor-shm`     | `multiprocessing.Queue`, `JoinableQueue`, `Lock` |
+//! | `shm`         | `shm`     | `conveyor-shm`     | `multiprocessing.Queue`, `JoinableQueue`, `Lock`, `Value`, `Array`, `shared_memory.SharedMemory` |
 //! | `pipe`        | `pipe`    | `conveyor-pipe`    | `Pipe`, `multiprocessing.connection`    |
 //! | `manager`     | `manager` | `conveyor-manager` | `multiprocessing.Manager`               |
 //! | `redis`       | `redis`   | `conveyor-redis`   | a queue on Redis Streams (redis-py)     |
+//! | `pool`        | `pool`    | `conveyor-pool`    | `concurrent.futures`, `multiprocessing.Pool` |
 //!
 //! Every transport implements [`Channel`], so swapping one for another is a one-line change.
 //! The traits and the error types are re-exported here, in every transport's module, and in
@@ -56,7 +57,7 @@ pub use conveyor_thread as thread;
 #[cfg(feature = "process")]
 pub use conveyor_process as process;
 
-/// Shared-memory queues and process locks (crate `conveyor-shm`).
+/// Shared-memory queues, process locks, shared memory, values and arrays (crate `conveyor-shm`).
 #[cfg(feature = "shm")]
 pub use conveyor_shm as shm;
 
@@ -71,6 +72,11 @@ pub use conveyor_manager as manager;
 /// Queues over a Redis Stream and a consumer group (crate `conveyor-redis`, feature `redis`).
 #[cfg(feature = "redis")]
 pub use conveyor_redis as redis;
+/// Thread and process pools: `ThreadPool`, `ProcessPool`, futures, `map`, `as_completed`,
+/// `wait` (crate `conveyor-pool`).
+#[cfg(feature = "pool")]
+pub use conveyor_pool as pool;
+
 /// The README's programs, compiled and run as doctests so that they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -5,7 +5,7 @@ Usage:
     python3 conveyor_bench.py TRANSPORT WORKLOAD PRODUCERS CONSUMERS SIZE CAPACITY COUNT
 
 TRANSPORT is one of the names in TRANSPORTS below; WORKLOAD is throughput, pingpong or
-joinable. It prints one JSON object on stdout, in the shape of the harness's `Sample`:
+joinable; or TRANSPORT is one of POOLS and WORKLOAD pool-submit or pool-map (see there). It prints one JSON object on stdout, in the shape of the harness's `Sample`:
 
     {"kind": "throughput", "messages": N, "size": S, "elapsed_ns": T}
     {"kind": "latency", "rounds": N, "median_ns": M, "p99_ns": P}
@@ -326,6 +326,102 @@ def joinable(name, kind, size, cap, count):
     return {"kind": "throughput", "messages": count, "size": size, "elapsed_ns": elapsed}
 
 
+# ---------------------------------------------------------------- pools
+#
+# pool-submit: SUBMITTERS threads (PRODUCERS) each submit COUNT / SUBMITTERS empty tasks in
+# batches of CAPACITY, waiting for each batch's results; pool-map: map over COUNT small tasks,
+# the sum checked. CONSUMERS is the number of workers.
+
+POOLS = ("ThreadPoolExecutor", "ProcessPoolExecutor", "multiprocessing.Pool")
+
+
+def empty():
+    return None
+
+
+def double(x):
+    return 2 * x + 1
+
+
+def make_pool(name, workers):
+    import concurrent.futures as cf
+
+    if name == "ThreadPoolExecutor":
+        return cf.ThreadPoolExecutor(max_workers=workers)
+    if name == "ProcessPoolExecutor":
+        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp_context())
+    return mp_context().Pool(processes=workers)
+
+
+def close_pool(name, pool):
+    if name == "multiprocessing.Pool":
+        pool.close()
+        pool.join()
+    else:
+        pool.shutdown(wait=True)
+
+
+def pool_calls(name, pool):
+    if name == "multiprocessing.Pool":
+        return (lambda: pool.apply_async(empty)), (lambda r: r.get(WAIT_S))
+    return (lambda: pool.submit(empty)), (lambda f: f.result(timeout=WAIT_S))
+
+
+def pool_submit(name, submitters, workers, batch, count):
+    pool = make_pool(name, workers)
+    try:
+        submit, result = pool_calls(name, pool)
+        # start every worker before the clock does
+        for f in [submit() for _ in range(4 * workers)]:
+            result(f)
+        per = count // submitters
+        barrier = threading.Barrier(submitters + 1)
+        errors = []
+
+        def run():
+            try:
+                barrier.wait()
+                done = 0
+                while done < per:
+                    n = min(batch, per - done)
+                    for f in [submit() for _ in range(n)]:
+                        if result(f) is not None:
+                            raise RuntimeError("an empty task returned something")
+                    done += n
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=run) for _ in range(submitters)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        t0 = time.perf_counter_ns()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter_ns() - t0
+        if errors:
+            raise errors[0]
+    finally:
+        close_pool(name, pool)
+    return {"kind": "throughput", "messages": per * submitters, "size": 0, "elapsed_ns": elapsed}
+
+
+def pool_map(name, workers, count):
+    pool = make_pool(name, workers)
+    try:
+        submit, result = pool_calls(name, pool)
+        for f in [submit() for _ in range(4 * workers)]:
+            result(f)
+        t0 = time.perf_counter_ns()
+        total = sum(pool.map(double, range(count)))
+        elapsed = time.perf_counter_ns() - t0
+    finally:
+        close_pool(name, pool)
+    if total != count * count:
+        raise RuntimeError("map returned the wrong results: sum %d, expected %d" % (total, count * count))
+    return {"kind": "throughput", "messages": count, "size": 0, "elapsed_ns": elapsed}
+
+
 def main(argv):
     if len(argv) == 2 and argv[1] == "--list":
         print(json.dumps({"transports": sorted(TRANSPORTS), "version": sys.version.split()[0]}))
@@ -334,6 +430,16 @@ def main(argv):
         fail(__doc__, 2)
     name, workload = argv[1], argv[2]
     producers, consumers, size, cap, count = (int(a) for a in argv[3:])
+    if name in POOLS:
+        if workload == "pool-submit":
+            out = pool_submit(name, producers, consumers, cap, count)
+        elif workload == "pool-map":
+            out = pool_map(name, consumers, count)
+        else:
+            fail("a pool runs pool-submit and pool-map, not %r" % workload, 2)
+        print(json.dumps(out))
+        sys.stdout.flush()
+        return 0
     if name not in TRANSPORTS:
         fail("unknown transport %r; known: %s" % (name, ", ".join(sorted(TRANSPORTS))), 2)
     kind = TRANSPORTS[name]()

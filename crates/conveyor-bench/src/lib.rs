@@ -18,6 +18,8 @@
 //! | `throughput-PxC-SIZE` | P producers, C consumers (1/1 and 4/4), payloads of 8 B, 64 B, 4 KiB, 1 MiB: messages/s and MB/s |
 //! | `pingpong-8B` | round trip to an echo and back: median and p99 |
 //! | `joinable-64B` | a `task_done` per item taken, then `join`: messages/s |
+//! | `pool-submit-N` | pools: N submitter threads (1 and 4), submit + result of empty tasks in batches of 64: tasks/s |
+//! | `pool-map` | pools: `map` over 100 000 small tasks, results in order: tasks/s |
 //!
 //! | transport | scope | compared with |
 //! |---|---|---|
@@ -27,6 +29,8 @@
 //! | conveyor Manager queue | processes | `Manager().Queue` |
 //! | conveyor Manager dict (writers set keys, takers remove them) | processes | `Manager().dict` |
 //! | conveyor `RedisQueue` (1/1 up to 4 KiB, ping-pong; [`redis`]) | processes | redis-py on a stream; the raw redis-rs XADD/XREADGROUP/XACK loop |
+//! | conveyor `ThreadPool` | threads | `concurrent.futures.ThreadPoolExecutor`; rayon |
+//! | conveyor `ProcessPool` | processes | `ProcessPoolExecutor`, `multiprocessing.Pool` |
 //!
 //! Process transports run their producers, consumers and echo in child processes started with
 //! `conveyor-process` ([`process`]); a binary that uses them calls [`process::init`] first.
@@ -56,6 +60,7 @@ pub mod cli;
 pub mod machine;
 pub mod payload;
 pub mod peers;
+pub mod pool;
 pub mod process;
 pub mod python;
 pub mod redis;

@@ -197,6 +197,7 @@ impl Transport for PythonTransport {
     fn supports(&self, workload: &Workload) -> Result<(), String> {
         let (joinable, one_to_one, pingpong) = self.traits();
         match *workload {
+            Workload::PoolSubmit { .. } | Workload::PoolMap => Err("a queue, not a pool".into()),
             Workload::Throughput {
                 producers,
                 consumers,
@@ -227,6 +228,9 @@ impl Transport for PythonTransport {
             } => ("throughput", producers, consumers),
             Workload::PingPong { .. } => ("pingpong", 1, 1),
             Workload::Joinable { .. } => ("joinable", 1, 1),
+            Workload::PoolSubmit { .. } | Workload::PoolMap => {
+                return Err(RunError::new("a queue, not a pool"))
+            }
         };
         let count = crate::workload::round_count(count, workload.granule());
         let args = [
@@ -236,6 +240,84 @@ impl Transport for PythonTransport {
             c.to_string(),
             workload.size().to_string(),
             cap.to_string(),
+            count.to_string(),
+        ];
+        self.env.run(&args)
+    }
+}
+
+/// A Python pool: `ThreadPoolExecutor`, `ProcessPoolExecutor`, `multiprocessing.Pool`,
+/// running the pool workloads (see [`crate::pool`]).
+#[derive(Debug)]
+pub struct PythonPool {
+    info: TransportInfo,
+    module_name: &'static str,
+    env: Arc<PythonEnv>,
+}
+
+/// The Python pools: (name in the script, scope).
+const POOLS: [(&str, Scope); 3] = [
+    ("ThreadPoolExecutor", Scope::Thread),
+    ("ProcessPoolExecutor", Scope::Process),
+    ("multiprocessing.Pool", Scope::Process),
+];
+
+impl PythonPool {
+    /// Every Python pool, sharing `env`.
+    pub fn all(env: Arc<PythonEnv>) -> Vec<PythonPool> {
+        POOLS
+            .iter()
+            .map(|&(module_name, scope)| PythonPool {
+                info: TransportInfo::new(&python_name(module_name), scope, Family::Python, None),
+                module_name,
+                env: env.clone(),
+            })
+            .collect()
+    }
+}
+
+impl Transport for PythonPool {
+    fn info(&self) -> &TransportInfo {
+        &self.info
+    }
+
+    fn is_pool(&self) -> bool {
+        true
+    }
+
+    fn supports(&self, workload: &Workload) -> Result<(), String> {
+        if workload.is_pool() {
+            Ok(())
+        } else {
+            Err("a pool, not a queue".into())
+        }
+    }
+
+    fn available(&self) -> Result<(), String> {
+        match self.env.unavailable() {
+            Some(why) => Err(why.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    fn run(&self, workload: &Workload, count: usize) -> Result<Sample, RunError> {
+        let workers = match self.info.scope {
+            Scope::Thread => crate::pool::THREAD_WORKERS,
+            Scope::Process => crate::pool::process_workers(),
+        };
+        let (kind, submitters) = match *workload {
+            Workload::PoolSubmit { submitters } => ("pool-submit", submitters),
+            Workload::PoolMap => ("pool-map", 1),
+            _ => return Err(RunError::new("a pool, not a queue")),
+        };
+        let count = crate::workload::round_count(count, workload.granule());
+        let args = [
+            self.module_name.to_string(),
+            kind.to_string(),
+            submitters.to_string(),
+            workers.to_string(),
+            "0".to_string(),
+            workload.capacity().to_string(),
             count.to_string(),
         ];
         self.env.run(&args)

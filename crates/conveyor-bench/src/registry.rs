@@ -59,7 +59,11 @@ pub fn transports(python: Arc<PythonEnv>) -> Vec<Arc<dyn Transport>> {
     ];
     v.extend(crate::process::transports());
     v.extend(crate::redis::transports());
-    for t in PythonTransport::all(python) {
+    v.extend(crate::pool::transports());
+    for t in PythonTransport::all(python.clone()) {
+        v.push(Arc::new(t));
+    }
+    for t in crate::python::PythonPool::all(python) {
         v.push(Arc::new(t));
     }
     v

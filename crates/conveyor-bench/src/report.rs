@@ -151,8 +151,12 @@ pub fn ratio(r: Option<f64>) -> String {
     }
 }
 
-fn figures(row: &Row) -> [String; 2] {
+fn figures(w: &Workload, row: &Row) -> [String; 2] {
     match row.summary {
+        // a pool's tasks carry no payload: the second column is the time per task
+        Some(Summary::Throughput { msgs_per_s, .. }) if w.is_pool() => {
+            [si(msgs_per_s), duration_ns(1e9 / msgs_per_s.max(1e-9))]
+        }
         Some(Summary::Throughput {
             msgs_per_s,
             mb_per_s,
@@ -176,6 +180,8 @@ fn status_note(s: &Status) -> Option<String> {
 fn headers(w: &Workload) -> [&'static str; 2] {
     if w.is_latency() {
         ["median", "p99"]
+    } else if w.is_pool() {
+        ["tasks/s", "per task"]
     } else {
         ["msgs/s", "MB/s"]
     }
@@ -205,7 +211,7 @@ pub fn terminal_table(workloads: &[Workload], results: &[CaseResult]) -> String 
         for r in &rows {
             match status_note(&r.status) {
                 None => {
-                    let [a, b] = figures(r);
+                    let [a, b] = figures(w, r);
                     let _ = writeln!(
                         out,
                         "  {:<name_w$}  {:<9}  {:>9}  {:>9}  {:>9}  {:>12}",
@@ -272,7 +278,7 @@ pub fn markdown(
         for r in &rows {
             match status_note(&r.status) {
                 None => {
-                    let [a, b] = figures(r);
+                    let [a, b] = figures(w, r);
                     let _ = writeln!(
                         out,
                         "| {} | {} | {a} | {b} | {} | {} |",

@@ -207,6 +207,9 @@ pub fn initial_count(workload: &Workload) -> usize {
     match *workload {
         Workload::PingPong { .. } => 200,
         Workload::Joinable { .. } => 2000,
+        Workload::PoolSubmit { submitters } => 2048 * submitters.max(1),
+        // Python's ProcessPoolExecutor.map takes about 0.2 ms a task: the quick run keeps it short
+        Workload::PoolMap => 10_000,
         Workload::Throughput { size, .. } => match size {
             s if s <= 64 => 2000,
             s if s <= 4096 => 1000,
@@ -217,6 +220,10 @@ pub fn initial_count(workload: &Workload) -> usize {
 
 /// The count that makes a run last about `target`, from a calibration sample.
 pub fn calibrated_count(workload: &Workload, sample: &Sample, target: Duration) -> usize {
+    if *workload == Workload::PoolMap {
+        // the workload is defined by its length, whatever it costs
+        return crate::pool::MAP_TASKS;
+    }
     let secs = sample.seconds().max(1e-6);
     let rate = sample.count() as f64 / secs;
     let want = (rate * target.as_secs_f64()) as usize;
@@ -282,7 +289,7 @@ pub fn run_all(
     let mut results = Vec::new();
     for (wi, w) in workloads.iter().enumerate() {
         let mut cases: Vec<(Arc<dyn Transport>, CaseResult)> = Vec::new();
-        for t in transports {
+        for t in transports.iter().filter(|t| t.is_pool() == w.is_pool()) {
             let status = match (t.supports(w), t.available()) {
                 (Err(why), _) => Status::NotApplicable(why),
                 (Ok(()), Err(why)) => Status::Unavailable(why),

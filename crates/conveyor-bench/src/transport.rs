@@ -87,6 +87,12 @@ pub trait Transport: Send + Sync {
     /// `Ok` if it can run `workload`, or why not ("point-to-point: one producer, one consumer").
     fn supports(&self, workload: &Workload) -> Result<(), String>;
 
+    /// Whether it is a pool (it runs the pool workloads, and no queue workload). A pool's
+    /// table and a queue's never list each other.
+    fn is_pool(&self) -> bool {
+        false
+    }
+
     /// `Ok` if it can run on this machine at all, or why not ("python3 not found").
     fn available(&self) -> Result<(), String> {
         Ok(())
@@ -180,6 +186,7 @@ impl Transport for InProcess {
 
     fn supports(&self, workload: &Workload) -> Result<(), String> {
         match workload {
+            w if w.is_pool() => Err("a queue, not a pool".to_string()),
             Workload::Joinable { .. } if self.joinable.is_none() => {
                 Err("no task_done/join".to_string())
             }
@@ -196,6 +203,9 @@ impl Transport for InProcess {
                 size,
             } => (self.throughput)(producers, consumers, size, cap, count),
             Workload::PingPong { size } => (self.pingpong)(size, count),
+            Workload::PoolSubmit { .. } | Workload::PoolMap => {
+                Err(RunError::new("a queue, not a pool"))
+            }
             Workload::Joinable { size } => match &self.joinable {
                 Some(f) => f(size, cap, count),
                 None => Err(RunError::new("no task_done/join")),

@@ -50,6 +50,14 @@ pub enum Workload {
         /// Payload bytes per message.
         size: usize,
     },
+    /// Pools: `submitters` threads submit empty tasks in batches and wait for their results
+    /// (see [`crate::pool`]).
+    PoolSubmit {
+        /// Threads submitting.
+        submitters: usize,
+    },
+    /// Pools: `map` over [`crate::pool::MAP_TASKS`] small tasks.
+    PoolMap,
 }
 
 /// The payload sizes of the throughput workloads: 8 B, 64 B, 4 KiB, 1 MiB.
@@ -70,7 +78,15 @@ impl Workload {
         }
         v.push(Workload::PingPong { size: 8 });
         v.push(Workload::Joinable { size: 64 });
+        v.push(Workload::PoolSubmit { submitters: 1 });
+        v.push(Workload::PoolSubmit { submitters: 4 });
+        v.push(Workload::PoolMap);
         v
+    }
+
+    /// Whether this is a pool workload (run by pools), not a queue one (run by transports).
+    pub fn is_pool(&self) -> bool {
+        matches!(self, Workload::PoolSubmit { .. } | Workload::PoolMap)
     }
 
     /// A short stable id, used by `--filter` and in results.json: `throughput-1x1-64B`.
@@ -83,6 +99,8 @@ impl Workload {
             } => format!("throughput-{producers}x{consumers}-{}", size_id(size)),
             Workload::PingPong { size } => format!("pingpong-{}", size_id(size)),
             Workload::Joinable { size } => format!("joinable-{}", size_id(size)),
+            Workload::PoolSubmit { submitters } => format!("pool-submit-{submitters}"),
+            Workload::PoolMap => "pool-map".to_string(),
         }
     }
 
@@ -106,6 +124,15 @@ impl Workload {
                 "joinable: put, get + task_done per item, join ({} messages)",
                 size_label(size)
             ),
+            Workload::PoolSubmit { submitters } => format!(
+                "pool: submit + result of empty tasks, {submitters} submitter{}, batches of {}",
+                if submitters == 1 { "" } else { "s" },
+                crate::pool::BATCH
+            ),
+            Workload::PoolMap => format!(
+                "pool: map over {} small tasks, results in order",
+                crate::pool::MAP_TASKS
+            ),
         }
     }
 
@@ -115,12 +142,15 @@ impl Workload {
             Workload::Throughput { size, .. }
             | Workload::PingPong { size }
             | Workload::Joinable { size } => size,
+            Workload::PoolSubmit { .. } | Workload::PoolMap => 0,
         }
     }
 
     /// The queue bound used for this workload (Python's `maxsize`): 1024 items, 16 at 1 MiB.
     pub fn capacity(&self) -> usize {
-        if self.size() >= 1 << 20 {
+        if self.is_pool() {
+            crate::pool::BATCH
+        } else if self.size() >= 1 << 20 {
             16
         } else {
             1024
@@ -140,6 +170,7 @@ impl Workload {
                 consumers,
                 ..
             } => lcm(producers, consumers),
+            Workload::PoolSubmit { submitters } => submitters.max(1) * crate::pool::BATCH,
             _ => 1,
         }
     }

@@ -25,7 +25,9 @@
 //! **Starting a server.** [`Manager::start`] runs one on threads of this process and returns
 //! a guard that shuts it down when dropped (Python's `with Manager() as m`);
 //! [`ManagerBuilder::spawn`] runs it in a child process (as Python does); the
-//! `conveyor-manager serve --listen ADDR --authkey-file FILE` binary runs a standalone one.
+//! `conveyor manager serve --listen ADDR --authkey-file FILE` command (crate conveyor-cli; the
+//! `conveyor-manager serve` binary is the same, both run [`standalone::serve`]) runs a
+//! standalone one.
 //! [`Client::connect`] reaches a running one by address and authkey, and proxies passed to a
 //! child process in its arguments connect on arrival.
 //!
@@ -142,6 +144,7 @@ pub mod protocol;
 pub mod proxy;
 mod server;
 mod spin;
+pub mod standalone;
 mod store;
 mod transport;
 

@@ -67,12 +67,47 @@ fn serve_on_a_unix_socket_and_stop_on_sigterm() {
 }
 
 #[test]
-fn bad_arguments_are_refused_with_usage() {
+fn bad_arguments_are_refused_with_the_reason() {
     let out = Command::new(env!("CARGO_BIN_EXE_conveyor-manager"))
-        .args(["serve", "--listen", "nonsense"])
+        .args(["serve", "--listen", "nonsense", "--authkey-file", "k"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'nonsense'") && err.contains("--listen"),
+        "{err}"
+    );
+    // A missing option: clap's usage line.
+    let out = Command::new(env!("CARGO_BIN_EXE_conveyor-manager"))
+        .args(["serve", "--listen", "tcp:127.0.0.1:0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("usage:"), "{err}");
+    assert!(
+        err.contains("--authkey-file") && err.contains("Usage:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreadable_or_empty_key_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("cm-bin-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = key_file(&dir, b"\n");
+    for (key, says) in [
+        (empty.clone(), "is empty"),
+        (dir.join("missing"), "cannot read the authkey file"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_conveyor-manager"))
+            .args(["serve", "--listen", "tcp:127.0.0.1:0", "--authkey-file"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

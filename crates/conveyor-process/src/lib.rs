@@ -46,7 +46,9 @@
 //! [`InitGuard`]. Keep the guard for the whole of `main` (`let _children = init(..)`, never
 //! `let _ = init(..)`, which drops it at once): when `main` ends, however it ends short of
 //! `std::process::exit`, the guard's drop terminates the daemon children still running and
-//! joins the others, so `main` does not end before its workers do.
+//! joins the others, so `main` does not end before its workers do. The child runs with the
+//! parent's command-line arguments (as Python's spawn children see the parent's `sys.argv`),
+//! so code that only reads them may come before `init`.
 //!
 //! ```
 //! use conveyor_process::{entry, Process};

@@ -174,7 +174,9 @@ impl Process {
             Some(p) => p,
             None => {
                 let argv = match registry::route(&self.entry)? {
-                    Route::Main => Vec::new(),
+                    // The parent's own arguments, as Python's spawn children get its
+                    // `sys.argv`: a `main` that reads them before `init` reads the same.
+                    Route::Main => std::env::args_os().skip(1).collect(),
                     Route::Test(test) => vec![
                         test.into(),
                         "--exact".into(),

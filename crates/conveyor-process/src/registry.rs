@@ -64,6 +64,12 @@ fn register(entries: &[Entry], test: Option<String>) {
 /// it): such a child refuses to run its entry point, unwinds its `main` so that what it made is
 /// dropped and removed, and the parent's [`Process::start`](crate::Process::start) fails with
 /// [`Error::InitTooLate`] naming what was made.
+///
+/// A child runs the same binary with the same arguments as its parent (`std::env::args`, as
+/// Python's spawn children get the parent's `sys.argv`). So code that only reads the arguments
+/// may come before `init`, for example to register the entry points of a generic function
+/// instantiated for the type the command line picked: the child takes the same path to the
+/// same `init`.
 pub fn init(entries: &[Entry]) -> InitGuard {
     // Registered in a child too, so that it can start children of its own.
     register(entries, None);
@@ -107,7 +113,7 @@ pub(crate) fn test_name_from_path(path: &str) -> String {
 /// How the parent reaches an entry point in a re-executed copy of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
-    /// Run the binary with no arguments: its `main` calls `init`.
+    /// Run the binary with the parent's arguments: its `main` calls `init`.
     Main,
     /// Run only this test (with `--exact`): it calls `init_test!`.
     Test(String),

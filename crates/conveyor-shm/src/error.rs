@@ -24,7 +24,7 @@ pub enum ShmError {
     /// `create` found a segment of that name already there.
     #[error(
         "a segment named {0:?} already exists: open it instead, pick another name, \
-         or remove it if it was leaked (see remove_leaked)"
+         or remove it if it was leaked (`conveyor shm clean`, or remove_leaked)"
     )]
     AlreadyExists(String),
     /// `open` found no segment of that name.
@@ -66,6 +66,23 @@ pub enum ShmError {
         /// The fingerprint this handle expects.
         expected: u64,
         /// The fingerprint stored in the segment.
+        found: u64,
+    },
+    /// The segment holds another size of data than this handle expects: another element
+    /// size or length for a [`Value`](crate::Value) or [`Array`](crate::Array), another
+    /// byte count for [`SharedMemory::open_exact`](crate::SharedMemory::open_exact).
+    #[error(
+        "segment {name:?} holds {found} {what}, this handle expects {expected}: \
+         open it with the type and size it was created with"
+    )]
+    SizeMismatch {
+        /// The segment's name.
+        name: String,
+        /// What is counted (`"bytes"`, `"bytes per element"`, `"elements"`).
+        what: &'static str,
+        /// What this handle expects.
+        expected: u64,
+        /// What the segment holds.
         found: u64,
     },
     /// The file is shorter or longer than its header declares.
@@ -154,6 +171,7 @@ conveyor_core::debug_shows_message!(ShmError {
     BadMagic { name, expected, found },
     VersionMismatch { name, expected, found },
     TypeMismatch { name, type_name, expected, found },
+    SizeMismatch { name, what, expected, found },
     Truncated { name, expected, actual },
     Corrupt { name, what },
     Uninitialised(name),

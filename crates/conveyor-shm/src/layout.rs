@@ -207,3 +207,52 @@ pub(crate) fn used_units(head: u64, tail: u64) -> u64 {
 pub(crate) fn count(head: u64, tail: u64) -> u64 {
     num(tail).wrapping_sub(num(head)) & N_MASK
 }
+
+/// What a queue's header says, read from a copy of its first [`HEADER_SIZE`] bytes (for
+/// `conveyor shm inspect`; a snapshot, each word as it was when read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueSnapshot {
+    pub(crate) ring_capacity: u64,
+    pub(crate) max_items: u64,
+    pub(crate) items: u64,
+    pub(crate) bytes: u64,
+    pub(crate) unfinished: u64,
+    pub(crate) closed: bool,
+    pub(crate) recoveries: u64,
+    pub(crate) auto_shutdown: bool,
+    /// The producer handles of each attach slot (counted on `auto_shutdown` queues only).
+    pub(crate) producer_counts: [u32; crate::segment::SLOTS],
+}
+
+/// Reads a [`QueueSnapshot`] from a copy of a queue header; `None` if `head` is too short.
+pub(crate) fn queue_snapshot(head: &[u8]) -> Option<QueueSnapshot> {
+    use std::mem::offset_of;
+    let u64_at = |off: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(head.get(off..off + 8)?.try_into().ok()?))
+    };
+    let u32_at = |off: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(head.get(off..off + 4)?.try_into().ok()?))
+    };
+    let config = offset_of!(QueueHeader, config);
+    let producer = offset_of!(QueueHeader, producer);
+    let consumer = offset_of!(QueueHeader, consumer);
+    let misc = offset_of!(QueueHeader, misc);
+    let producers = offset_of!(QueueHeader, producers) + offset_of!(ProducerTable, counts);
+    let mut producer_counts = [0u32; crate::segment::SLOTS];
+    for (i, c) in producer_counts.iter_mut().enumerate() {
+        *c = u32_at(producers + 4 * i)?;
+    }
+    let tail = u64_at(producer + offset_of!(Producer, tail))?;
+    let head_word = u64_at(consumer + offset_of!(Consumer, head))?;
+    Some(QueueSnapshot {
+        ring_capacity: u64_at(config + offset_of!(Config, ring_capacity))?,
+        max_items: u64_at(config + offset_of!(Config, max_items))?,
+        items: count(head_word, tail),
+        bytes: used_units(head_word, tail) * 8,
+        unfinished: u64_at(producer + offset_of!(Producer, unfinished))?,
+        closed: u32_at(misc + offset_of!(MiscLine, closed))? != 0,
+        recoveries: u64_at(misc + offset_of!(MiscLine, recoveries))?,
+        auto_shutdown: u64_at(config + offset_of!(Config, auto_shutdown))? != 0,
+        producer_counts,
+    })
+}

@@ -22,19 +22,94 @@ use crate::segment::{anonymous_name, Common, Segment};
 const LOCK_MAGIC: u64 = u64::from_le_bytes(*b"CONVLOCK");
 const RLOCK_MAGIC: u64 = u64::from_le_bytes(*b"CONVRLCK");
 
+/// A robust process lock inside a segment's header: the lock segments' whole payload, and
+/// the lock of a [`Value`](crate::Value) or [`Array`](crate::Array).
+///
+/// Invariants: `line.mutex` was initialised (robust, process-shared, of the segment's kind)
+/// before the segment's magic was published; `recoveries` only grows.
+#[repr(C)]
+pub(crate) struct LockState {
+    pub(crate) line: MutexLine,
+    /// How many times an owner died holding the lock.
+    pub(crate) recoveries: AtomicU64,
+}
+
+impl LockState {
+    /// Initialises the lock at `this`.
+    ///
+    /// # Safety
+    /// `this` must point to writable, zeroed memory of a `LockState` inside a segment that no
+    /// other thread or process uses yet (its magic is not published).
+    pub(crate) unsafe fn init(this: *mut LockState, kind: MutexKind) -> io::Result<()> {
+        // SAFETY: the caller's contract; the mutex lies inside `*this`.
+        unsafe { RobustMutex::init(std::ptr::addr_of_mut!((*this).line.mutex), kind) }
+    }
+
+    /// Maps a lock result; after an owner died, counts and logs the recovery and marks the
+    /// mutex consistent. `Ok(true)` when the previous owner died holding it.
+    fn finish(&self, name: &str, r: io::Result<Acquired>) -> Result<bool, LockError> {
+        match r {
+            Ok(Acquired::Clean) => Ok(false),
+            Ok(Acquired::OwnerDied) => {
+                self.recoveries.fetch_add(1, Ordering::Relaxed);
+                self.line.mutex.make_consistent()?;
+                tracing::warn!(
+                    lock = name,
+                    "a process died holding the lock: lock recovered"
+                );
+                Ok(true)
+            }
+            Err(e) => Err(match e.raw_os_error() {
+                Some(libc::EBUSY) => LockError::WouldBlock,
+                Some(libc::ETIMEDOUT) => LockError::Timeout,
+                Some(libc::EDEADLK) => LockError::WouldDeadlock,
+                Some(libc::ENOTRECOVERABLE) => LockError::NotRecoverable,
+                _ => LockError::Io(e),
+            }),
+        }
+    }
+
+    /// Locks, blocking; `Ok(true)` if the previous owner died holding it.
+    pub(crate) fn acquire(&self, name: &str) -> Result<bool, LockError> {
+        self.finish(name, self.line.mutex.lock())
+    }
+
+    /// Locks if free now.
+    pub(crate) fn try_acquire(&self, name: &str) -> Result<bool, LockError> {
+        self.finish(name, self.line.mutex.try_lock())
+    }
+
+    /// Locks, waiting at most `timeout` (monotonic clock).
+    pub(crate) fn acquire_timeout(&self, name: &str, timeout: Duration) -> Result<bool, LockError> {
+        self.finish(name, self.line.mutex.lock_for(timeout))
+    }
+
+    /// Unlocks a lock this thread holds; a failure is logged (a guard's drop cannot report it).
+    pub(crate) fn release(&self, name: &str) {
+        if let Err(e) = self.line.mutex.unlock() {
+            tracing::error!(lock = name, error = %e, "could not unlock");
+        }
+    }
+
+    /// How many times an owner died holding the lock.
+    pub(crate) fn recoveries(&self) -> u64 {
+        self.recoveries.load(Ordering::Relaxed)
+    }
+}
+
 /// The lock segment's header.
 ///
-/// Invariants: `lock.mutex` was initialised (robust, process-shared, of the kind the magic
-/// names) before the magic was published; `recoveries` only grows.
+/// Invariant: `state` was initialised (of the kind the magic names) before the magic was
+/// published.
 #[repr(C)]
 struct LockHeader {
     common: Common,
-    lock: MutexLine,
-    /// How many times an owner died holding the lock.
-    recoveries: AtomicU64,
+    state: LockState,
 }
 
 const LOCK_HEADER_SIZE: usize = std::mem::size_of::<LockHeader>();
+// The layout before `LockState` was factored out: the mutex at 256, the count at 320.
+const _: () = assert!(LOCK_HEADER_SIZE == 384);
 
 #[derive(Debug)]
 struct Shared {
@@ -63,7 +138,7 @@ impl Shared {
                 // not visible to openers before the magic is published.
                 unsafe {
                     let h = base as *mut LockHeader;
-                    RobustMutex::init(std::ptr::addr_of_mut!((*h).lock.mutex), kind)
+                    LockState::init(std::ptr::addr_of_mut!((*h).state), kind)
                 }
             },
         )?;
@@ -75,47 +150,24 @@ impl Shared {
         Ok(Shared { seg })
     }
 
-    fn header(&self) -> &LockHeader {
+    fn state(&self) -> &LockState {
         // SAFETY: create/open checked that the mapping is exactly LOCK_HEADER_SIZE bytes and
         // initialised; it lives as long as `self`.
-        unsafe { &*(self.seg.base() as *const LockHeader) }
-    }
-
-    fn finish(&self, r: io::Result<Acquired>) -> Result<bool, LockError> {
-        match r {
-            Ok(Acquired::Clean) => Ok(false),
-            Ok(Acquired::OwnerDied) => {
-                let h = self.header();
-                h.recoveries.fetch_add(1, Ordering::Relaxed);
-                h.lock.mutex.make_consistent()?;
-                tracing::warn!(
-                    lock = self.seg.name(),
-                    "a process died holding the lock: lock recovered"
-                );
-                Ok(true)
-            }
-            Err(e) => Err(match e.raw_os_error() {
-                Some(libc::EBUSY) => LockError::WouldBlock,
-                Some(libc::ETIMEDOUT) => LockError::Timeout,
-                Some(libc::EDEADLK) => LockError::WouldDeadlock,
-                Some(libc::ENOTRECOVERABLE) => LockError::NotRecoverable,
-                _ => LockError::Io(e),
-            }),
-        }
+        unsafe { &(*(self.seg.base() as *const LockHeader)).state }
     }
 
     fn acquire(&self) -> Result<LockGuard<'_>, LockError> {
-        let died = self.finish(self.header().lock.mutex.lock())?;
+        let died = self.state().acquire(self.seg.name())?;
         Ok(LockGuard::new(self, died))
     }
 
     fn try_acquire(&self) -> Result<LockGuard<'_>, LockError> {
-        let died = self.finish(self.header().lock.mutex.try_lock())?;
+        let died = self.state().try_acquire(self.seg.name())?;
         Ok(LockGuard::new(self, died))
     }
 
     fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, LockError> {
-        let died = self.finish(self.header().lock.mutex.lock_for(timeout))?;
+        let died = self.state().acquire_timeout(self.seg.name(), timeout)?;
         Ok(LockGuard::new(self, died))
     }
 }
@@ -155,9 +207,7 @@ impl fmt::Debug for LockGuard<'_> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self.shared.header().lock.mutex.unlock() {
-            tracing::error!(lock = self.shared.seg.name(), error = %e, "could not unlock");
-        }
+        self.shared.state().release(self.shared.seg.name());
     }
 }
 
@@ -209,7 +259,7 @@ macro_rules! lock_type {
 
             /// How many times an owner died holding this lock and it was recovered.
             pub fn recoveries(&self) -> u64 {
-                self.shared.header().recoveries.load(Ordering::Relaxed)
+                self.shared.state().recoveries()
             }
         }
 

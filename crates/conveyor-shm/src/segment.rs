@@ -131,6 +131,73 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Creates the file of a new segment at `path`: `O_CREAT | O_EXCL`, mode 0600, close-on-exec.
+/// Every kind of segment, headed or raw ([`SharedMemory`](crate::SharedMemory)), is created
+/// here.
+pub(crate) fn create_file(name: &str, path: &Path) -> Result<File, ShmError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => ShmError::AlreadyExists(name.to_string()),
+            _ => ShmError::io(name, e),
+        })
+}
+
+/// Opens the file of an existing segment at `path`, read-write and close-on-exec. Every kind
+/// of segment is opened here.
+pub(crate) fn open_file(name: &str, path: &Path) -> Result<File, ShmError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ShmError::NotFound(name.to_string()),
+            _ => ShmError::io(name, e),
+        })
+}
+
+/// The longest name the system accepts for a file in the segment directory (`NAME_MAX`).
+pub(crate) const NAME_MAX: usize = 255;
+
+/// Checks a [`SharedMemory`](crate::SharedMemory) name as POSIX `shm_open` (and so Python's
+/// `multiprocessing.shared_memory`) takes it: one optional leading `/`, then 1 to 255 bytes
+/// without `/` or NUL, and not `.` or `..`; and not starting with [`FILE_PREFIX`], which is
+/// conveyor's own segments' (queues, locks, values, arrays, with headers). Returns the name without its leading `/`.
+pub(crate) fn validate_shm_name(name: &str) -> Result<&str, ShmError> {
+    let bad = |reason| {
+        Err(ShmError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    if bare.is_empty() {
+        return bad("it is empty");
+    }
+    if bare.len() > NAME_MAX {
+        return bad("it is longer than the system's limit of 255 bytes (NAME_MAX)");
+    }
+    if bare.contains('/') {
+        return bad("it contains '/' (only one leading '/' is allowed, as in shm_open)");
+    }
+    if bare.contains('\0') {
+        return bad("it contains a NUL byte");
+    }
+    if bare == "." || bare == ".." {
+        return bad("'.' and '..' are not names of segments");
+    }
+    if bare.starts_with(FILE_PREFIX) {
+        return bad("names starting with \"conveyor-\" are reserved for conveyor's own segments");
+    }
+    Ok(bare)
+}
+
 /// Whether the process `pid` is alive and running: as [`pid_alive`], except that a zombie (a
 /// dead child its parent has not waited for yet) counts as gone. For the producer count of an
 /// `auto_shutdown` queue, whose consumer is often the parent of a producer that died.
@@ -152,7 +219,7 @@ pub(crate) fn pid_running(pid: u32) -> bool {
 }
 
 /// The entry for a segment in `conveyor_core::held`'s list.
-fn held(path: &std::path::Path) -> conveyor_core::held::Held {
+pub(crate) fn held(path: &std::path::Path) -> conveyor_core::held::Held {
     conveyor_core::held::Held::new(format!("shared-memory segment {}", path.display()))
 }
 
@@ -192,17 +259,7 @@ impl Segment {
     ) -> Result<Segment, ShmError> {
         validate_name(name)?;
         let path = path_of(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => ShmError::AlreadyExists(name.to_string()),
-                _ => ShmError::io(name, e),
-            })?;
+        let file = create_file(name, &path)?;
         let built = (|| {
             let meta = file.metadata()?;
             file.set_len(len as u64)?;
@@ -263,15 +320,7 @@ impl Segment {
     ) -> Result<Segment, ShmError> {
         validate_name(name)?;
         let path = path_of(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => ShmError::NotFound(name.to_string()),
-                _ => ShmError::io(name, e),
-            })?;
+        let file = open_file(name, &path)?;
         let map = wait_initialised(name, &file, magic, kind)?;
         let ours = file.metadata().map_err(|e| ShmError::io(name, e))?;
         let mut seg = Segment {
@@ -406,13 +455,7 @@ impl Segment {
 
     /// What the segment's name points at now.
     fn name_state(&self) -> NameState {
-        match std::fs::metadata(&self.path) {
-            Ok(now) if (now.dev(), now.ino()) == self.id => NameState::Ours,
-            Ok(_) => NameState::Another,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => NameState::Gone,
-            // Unknown: behave as if it were another segment's (remove nothing).
-            Err(_) => NameState::Another,
-        }
+        name_state(&self.path, self.id)
     }
 
     /// Removes the name now (the mapping stays usable by handles already open). Only the
@@ -430,8 +473,19 @@ impl Segment {
     }
 }
 
+/// What the name `path` points at now, for the segment whose file is `id` (device, inode).
+pub(crate) fn name_state(path: &Path, id: (u64, u64)) -> NameState {
+    match std::fs::metadata(path) {
+        Ok(now) if (now.dev(), now.ino()) == id => NameState::Ours,
+        Ok(_) => NameState::Another,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => NameState::Gone,
+        // Unknown: behave as if it were another segment's (remove nothing).
+        Err(_) => NameState::Another,
+    }
+}
+
 /// What a segment's name points at.
-enum NameState {
+pub(crate) enum NameState {
     /// This segment's file.
     Ours,
     /// Nothing: it was unlinked.
