@@ -69,13 +69,13 @@ pub use conveyor_pipe as pipe;
 #[cfg(feature = "manager")]
 pub use conveyor_manager as manager;
 
-/// Queues over a Redis Stream and a consumer group (crate `conveyor-redis`, feature `redis`).
-#[cfg(feature = "redis")]
-pub use conveyor_redis as redis;
 /// Thread and process pools: `ThreadPool`, `ProcessPool`, futures, `map`, `as_completed`,
 /// `wait` (crate `conveyor-pool`).
 #[cfg(feature = "pool")]
 pub use conveyor_pool as pool;
+/// Queues over a Redis Stream and a consumer group (crate `conveyor-redis`, feature `redis`).
+#[cfg(feature = "redis")]
+pub use conveyor_redis as redis;
 
 /// The README's programs, compiled and run as doctests so that they stay true.
 #[cfg(doctest)]
