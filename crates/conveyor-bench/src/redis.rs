@@ -332,6 +332,7 @@ fn supported(workload: &Workload) -> Result<(), String> {
         ),
         Workload::PingPong { .. } => Ok(()),
         Workload::Joinable { .. } => Err("not measured for Redis".into()),
+        _ => Err("not a queue workload".into()),
     }
 }
 
@@ -519,7 +520,7 @@ impl Transport for RedisTransport {
         match *workload {
             Workload::Throughput { size, .. } => self.throughput(size, workload.capacity(), count),
             Workload::PingPong { size } => self.pingpong(size, count),
-            Workload::Joinable { .. } => Err(RunError::new("not measured for Redis")),
+            _ => Err(RunError::new("not measured for Redis")),
         }
     }
 }
@@ -599,7 +600,7 @@ impl Transport for RedisPy {
                 size.to_string(),
                 count.to_string(),
             ],
-            Workload::Joinable { .. } => return Err(RunError::new("not measured for Redis")),
+            _ => return Err(RunError::new("not measured for Redis")),
         };
         let result = self.run_script(&args);
         forget(
