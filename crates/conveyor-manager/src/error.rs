@@ -46,6 +46,9 @@ pub enum ErrorKind {
     Version,
     /// Something that should not happen on the server.
     Internal,
+    /// The operation would take a number past what its type holds (a counter, a semaphore's
+    /// permits, a reentrant lock's depth); nothing was changed.
+    Overflow,
 }
 
 /// An error reply from the server: a kind and a message for people.

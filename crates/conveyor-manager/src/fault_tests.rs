@@ -396,3 +396,82 @@ fn a_client_that_never_hands_over_its_pipes_is_dropped() {
     assert!(r.is_closed());
     still_serving(&m);
 }
+
+/// The name of an object whose open makes the server's handler panic (tests only).
+pub(crate) const PANIC_NAME: &str = "conveyor-manager fault test: panic here";
+
+#[test]
+fn a_client_handing_over_devices_instead_of_pipes_is_dropped_and_shutdown_still_works() {
+    use std::os::fd::AsRawFd;
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    assert_eq!(r.request(2, &Request::Pipes), "Ok(Unit)");
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let sock = match r.t.get_ref() {
+        Stream::Unix(s) => s.as_raw_fd(),
+        Stream::Tcp(_) => unreachable!(),
+    };
+    crate::transport::send_fds(sock, &[zero.as_raw_fd(), null.as_raw_fd()]).unwrap();
+    // Refused: the server ends the connection instead of reading /dev/zero forever.
+    assert!(r.is_closed());
+    still_serving(&m);
+    // And the server still shuts down (no connection thread is left spinning).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        m.shutdown();
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the server shut down");
+}
+
+#[test]
+fn a_semaphore_release_past_u64_max_is_refused_and_the_connection_keeps_its_locks() {
+    let m = Manager::start().unwrap();
+    let c = m.connect().unwrap();
+    let lock = c.lock("held").unwrap();
+    let sem = c.semaphore("full", u64::MAX).unwrap();
+    let g = lock.acquire().unwrap();
+    let err = sem.release().unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Overflow), "{err}");
+    assert_eq!(sem.value().unwrap(), u64::MAX);
+    // The connection is still there and still holds its lock.
+    assert!(lock.is_locked().unwrap());
+    g.release().unwrap();
+    assert!(!lock.is_locked().unwrap());
+    // A counter past its type's range is refused too, and left as it was.
+    let v = c.value("count", &u32::MAX).unwrap();
+    assert_eq!(
+        v.fetch_add(1).unwrap_err().kind(),
+        Some(ErrorKind::Overflow)
+    );
+    assert_eq!(v.get().unwrap(), u32::MAX);
+    still_serving(&m);
+}
+
+#[test]
+fn a_panicking_request_releases_the_locks_of_its_connection() {
+    let m = Manager::start().unwrap();
+    let lock = m.lock("l").unwrap();
+    let rlock = m.rlock("r").unwrap();
+    let c = m.connect().unwrap();
+    let mine = crate::Proxy::rebind(&lock, &c);
+    let mine_r = crate::Proxy::rebind(&rlock, &c);
+    let g = mine.acquire().unwrap();
+    let g1 = mine_r.acquire().unwrap();
+    assert!(lock.is_locked().unwrap());
+    let err = c.dict::<u8, u8>(PANIC_NAME).unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Internal), "{err}");
+    std::mem::forget((g, g1));
+    // The connection is closed and its locks are free for everyone else.
+    assert!(c.ping().is_err());
+    let g = lock.acquire_timeout(Duration::from_secs(30)).unwrap();
+    assert!(g.is_some());
+    let g = rlock.acquire_timeout(Duration::from_secs(30)).unwrap();
+    assert!(g.is_some());
+    still_serving(&m);
+}

@@ -46,7 +46,13 @@ pub(super) fn lock(
             let l = lock_state(&mut g.state);
             if l.owner == Some(me) {
                 if reentrant {
-                    l.count += 1;
+                    l.count = l.count.checked_add(1).ok_or_else(|| {
+                        RemoteError::new(
+                            ErrorKind::Overflow,
+                            "the reentrant lock is already held u32::MAX times by this \
+                             connection",
+                        )
+                    })?;
                     return ok(out, Reply::Bool(true));
                 }
                 return Err(RemoteError::new(
@@ -185,7 +191,12 @@ pub(super) fn semaphore(
                     "the bounded semaphore was released more times than it was acquired",
                 ));
             }
-            *value += 1;
+            *value = value.checked_add(1).ok_or_else(|| {
+                RemoteError::new(
+                    ErrorKind::Overflow,
+                    "the semaphore already holds u64::MAX permits: one more cannot be counted",
+                )
+            })?;
             obj.notify(&g, CHANGED, false);
             ok(out, Reply::Unit)
         }
