@@ -351,7 +351,7 @@ fn a_unix_socket_client_moves_to_pipes_and_a_tcp_one_does_not() {
     let m = Manager::start().unwrap();
     let c = m.connect().unwrap();
     assert!(matches!(c.address(), Some(crate::Address::Unix(_))));
-    assert!(c.lock_conn().t.uses_pipes());
+    assert!(c.thread_conn().unwrap().lock().t.uses_pipes());
     let d = c.dict::<u32, u32>("d").unwrap();
     d.set(&1, &2).unwrap();
     assert_eq!(d.get(&1).unwrap(), Some(2));
@@ -361,7 +361,7 @@ fn a_unix_socket_client_moves_to_pipes_and_a_tcp_one_does_not() {
         .start()
         .unwrap();
     let c = tcp.connect().unwrap();
-    assert!(!c.lock_conn().t.uses_pipes());
+    assert!(!c.thread_conn().unwrap().lock().t.uses_pipes());
     assert_eq!(c.value("v", &5u32).unwrap().get().unwrap(), 5);
 }
 

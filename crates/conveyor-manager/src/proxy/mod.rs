@@ -45,6 +45,21 @@ impl Handle {
         self.client.call(self.id, op, f)
     }
 
+    /// `op` on the connection `conn` (where a lock guard's lock was acquired).
+    pub(crate) fn call_via<R>(
+        &self,
+        conn: &crate::client::ConnRef,
+        op: Op<'_>,
+        f: impl FnOnce(Reply<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.client.call_via(conn, self.id, op, f)
+    }
+
+    /// This thread's connection for this proxy's client.
+    pub(crate) fn thread_conn(&self) -> Result<crate::client::ConnRef> {
+        self.client.thread_conn()
+    }
+
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
