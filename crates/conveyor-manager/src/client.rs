@@ -19,8 +19,8 @@ use crate::protocol::{
     Blob, Call, Create, Kind, Op, Reply, Request, Response, MAGIC, PROTOCOL_VERSION,
 };
 use crate::proxy::{
-    ArrayProxy, BarrierProxy, DictProxy, EventProxy, Handle, ListProxy, LockProxy, NamespaceProxy,
-    Proxy, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, Handle, ListProxy, LockProxy,
+    NamespaceProxy, Proxy, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
 };
 use crate::transport::{StreamTransport, Transport};
 
@@ -500,6 +500,11 @@ impl Client {
     /// The reentrant lock `name`, made unlocked if it does not exist.
     pub fn rlock(&self, name: &str) -> Result<RLockProxy> {
         self.open_raw(name, Some(Create::RLock))
+    }
+
+    /// The condition `name` (with a reentrant lock of its own), made if it does not exist.
+    pub fn condition(&self, name: &str) -> Result<ConditionProxy> {
+        self.open_raw(name, Some(Create::Condition))
     }
 
     /// The event `name`, made cleared if it does not exist.

@@ -475,3 +475,36 @@ fn a_panicking_request_releases_the_locks_of_its_connection() {
     assert!(g.is_some());
     still_serving(&m);
 }
+
+#[test]
+fn condition_wait_and_notify_without_its_lock_are_refused() {
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    let id = r.open("c", crate::protocol::Create::Condition);
+    for (n, op) in [
+        (2, Op::CondNotify(1)),
+        (3, Op::CondNotifyAll),
+        (4, Op::CondWait(Wait::Micros(1_000))),
+    ] {
+        let text = r.request(n, &Request::Call(Call { obj: id, op }));
+        assert!(kind_in(&text, ErrorKind::NotOwner), "{text}");
+    }
+    // A lock operation on it works, and a queue operation is of the wrong kind.
+    let text = r.request(
+        5,
+        &Request::Call(Call {
+            obj: id,
+            op: Op::Acquire(Wait::Never),
+        }),
+    );
+    assert_eq!(text, "Ok(Bool(true))");
+    let text = r.request(
+        6,
+        &Request::Call(Call {
+            obj: id,
+            op: Op::QueueState,
+        }),
+    );
+    assert!(kind_in(&text, ErrorKind::WrongType), "{text}");
+    still_serving(&m);
+}

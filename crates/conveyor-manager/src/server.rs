@@ -419,8 +419,12 @@ fn request_may_block(req: &Request<'_>) -> bool {
 }
 
 fn request_takes(req: &Request<'_>) -> bool {
-    let takes =
-        |c: &Call<'_>| matches!(c.op, Op::QueueGet(_) | Op::Acquire(_) | Op::BarrierWait(_));
+    let takes = |c: &Call<'_>| {
+        matches!(
+            c.op,
+            Op::QueueGet(_) | Op::Acquire(_) | Op::BarrierWait(_) | Op::CondWait(_)
+        )
+    };
     match req {
         Request::Call(c) => takes(c),
         Request::Batch(calls) => calls.iter().any(takes),

@@ -203,3 +203,102 @@ fn threads_of_several_processes_share_one_lock_proxy() {
     }
     assert_eq!(value.get().unwrap(), 2 * 3 * u64::from(n));
 }
+
+/// Notifies through `cond` (holding its lock each time) until `n` waiters were woken in all,
+/// asking again while fewer wait; each ask is a round trip to the server.
+fn notify_until_woken(cond: &conveyor_manager::ConditionProxy, n: u64, all: bool) {
+    let mut woke = 0;
+    until("enough threads wait on the condition", || {
+        let g = cond.acquire().unwrap();
+        woke += if all {
+            g.notify_all().unwrap()
+        } else {
+            g.notify(n - woke).unwrap()
+        };
+        woke >= n
+    });
+    assert_eq!(woke, n);
+}
+
+#[test]
+fn a_condition_wakes_as_many_waiters_as_notified_and_wait_releases_its_lock() {
+    let m = Manager::start().unwrap();
+    let cond = m.condition("c").unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::scope(|s| {
+        for _ in 0..2 {
+            let tx = tx.clone();
+            let cond = &cond;
+            s.spawn(move || {
+                let mut g = cond.acquire().unwrap();
+                let inner = cond.try_acquire().unwrap(); // nests: depth 2
+                let nested = inner.is_some();
+                let notified = g.wait_timeout(PATIENCE).map_err(|e| e.to_string());
+                // The lock is held again, at the depth it had.
+                let depth = cond.depth().unwrap();
+                drop(inner);
+                drop(g);
+                tx.send((nested, notified, depth)).unwrap();
+            });
+        }
+        // Waiting released the lock: this thread takes it while they wait.
+        notify_until_woken(&cond, 1, false);
+        let first = rx.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(first, (true, Ok(true), 2));
+        assert!(rx.try_recv().is_err(), "a notify of one woke two");
+        notify_until_woken(&cond, 1, true);
+        let second = rx.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(second, (true, Ok(true), 2));
+    });
+    assert_eq!(cond.depth().unwrap(), 0);
+}
+
+#[test]
+fn condition_wait_for_times_out_with_the_lock_held_and_ends_when_notified() {
+    let m = Manager::start().unwrap();
+    let cond = m.condition("c").unwrap();
+    let flag = m.value("flag", &false).unwrap();
+    let mut g = cond.acquire().unwrap();
+    let asked = std::cell::Cell::new(0);
+    let seen = g
+        .wait_for(
+            || {
+                asked.set(asked.get() + 1);
+                flag.get().unwrap()
+            },
+            Duration::from_millis(50),
+        )
+        .unwrap();
+    assert!(!seen);
+    assert!(
+        asked.get() >= 2,
+        "the predicate was asked {} times",
+        asked.get()
+    );
+    assert_eq!(cond.depth().unwrap(), 1);
+    // Another thread cannot take it meanwhile.
+    thread::scope(|s| {
+        s.spawn(|| {
+            assert!(cond.try_acquire().unwrap().is_none());
+        })
+        .join()
+        .unwrap();
+    });
+    drop(g);
+    // A predicate set by another thread, which notifies.
+    thread::scope(|s| {
+        s.spawn(|| {
+            notify_until_woken(&cond, 1, false);
+        });
+        let mut g = cond.acquire().unwrap();
+        let first = g.wait_for(
+            || {
+                let now = flag.get().unwrap();
+                flag.set(&true).unwrap();
+                now
+            },
+            PATIENCE,
+        );
+        assert!(first.unwrap());
+    });
+}

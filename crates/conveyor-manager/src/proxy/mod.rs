@@ -15,8 +15,8 @@ use std::sync::Arc;
 pub use collections::{ArrayProxy, DictProxy, ListProxy, NamespaceProxy, ValueProxy};
 pub use queue::{QueueProxy, QueueState};
 pub use sync::{
-    BarrierProxy, BarrierState, EventProxy, LockGuard, LockProxy, RLockGuard, RLockProxy,
-    SemaphoreProxy,
+    BarrierProxy, BarrierState, ConditionGuard, ConditionProxy, EventProxy, LockGuard, LockProxy,
+    RLockGuard, RLockProxy, SemaphoreProxy,
 };
 
 use crate::client::Client;
@@ -98,8 +98,8 @@ pub trait Proxy: Sized + Clone + sealed::Sealed {
         &self.handle().client
     }
 
-    /// The same object reached through another connection (for example one made with
-    /// [`Client::connect_again`] for a thread that waits on the server).
+    /// The same object reached through another client (for example one made with
+    /// [`Client::connect_again`], whose locks are its own even on the same thread).
     fn rebind(&self, client: &Client) -> Self {
         let h = self.handle();
         Self::from_handle(Handle {

@@ -365,3 +365,157 @@ impl BarrierProxy {
         })
     }
 }
+
+/// A shared condition variable (`Manager().Condition()`), with its own reentrant lock.
+///
+/// As in Python, a thread acquires the condition (its lock), checks the shared state, and
+/// waits, which releases the lock until another thread notifies and takes it back before
+/// returning; [`wait_for`](ConditionGuard::wait_for) loops until a predicate holds. The
+/// waiting and notifying are done through the guard, which proves the lock is held. A notify
+/// wakes only threads (of any process) already waiting, oldest first.
+///
+/// ```
+/// use std::time::Duration;
+/// use conveyor_manager::Manager;
+///
+/// let m = Manager::start()?;
+/// let ready = m.condition("ready")?;
+/// let flag = m.value("flag", &false)?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         let g = ready.acquire().unwrap();
+///         flag.set(&true).unwrap();
+///         g.notify_all().unwrap();
+///     });
+///     let mut g = ready.acquire()?;
+///     let seen = g.wait_for(|| flag.get().unwrap(), Duration::from_secs(60))?;
+///     assert!(seen);
+///     Ok::<(), conveyor_manager::ManagerError>(())
+/// })?;
+/// # Ok::<(), conveyor_manager::ManagerError>(())
+/// ```
+pub struct ConditionProxy {
+    h: Handle,
+    _t: PhantomData<()>,
+}
+proxy_impl!(Condition, ConditionProxy);
+
+/// Holds one level of a [`ConditionProxy`]'s lock; releases it when dropped. Waiting and
+/// notifying go through it.
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ConditionGuard<'a> {
+    h: &'a Handle,
+    conn: WeakConn,
+    held: bool,
+}
+
+impl ConditionGuard<'_> {
+    fn call<R>(&self, op: Op<'_>, f: impl FnOnce(Reply<'_>) -> Result<R>) -> Result<R> {
+        self.h.call_via(&self.conn.upgrade()?, op, f)
+    }
+
+    /// Releases the lock, waits until notified, and takes the lock back (`cond.wait()`).
+    /// Returns true. As with any condition variable, check what you wait for again after
+    /// (or use [`wait_for`](ConditionGuard::wait_for)).
+    pub fn wait(&mut self) -> Result<bool> {
+        loop {
+            if self.call(Op::CondWait(Wait::Forever), acquired)? {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// As [`wait`](ConditionGuard::wait), for at most `timeout`; returns whether it was
+    /// notified in time (`cond.wait(timeout)`). The lock is held again either way.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool> {
+        self.call(Op::CondWait(Wait::from_timeout(Some(timeout))), acquired)
+    }
+
+    /// Waits until `predicate` holds, for at most `timeout` in all; returns the predicate's
+    /// last answer (`cond.wait_for(predicate, timeout)`). The predicate runs with the lock
+    /// held, first before any wait.
+    pub fn wait_for(
+        &mut self,
+        mut predicate: impl FnMut() -> bool,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        loop {
+            if predicate() {
+                return Ok(true);
+            }
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(std::time::Instant::now()),
+                None => Duration::MAX,
+            };
+            if left.is_zero() {
+                return Ok(false);
+            }
+            self.wait_timeout(left)?;
+        }
+    }
+
+    /// Wakes up to `n` threads waiting on the condition; returns how many it woke
+    /// (`cond.notify(n)`).
+    pub fn notify(&self, n: u64) -> Result<u64> {
+        self.call(Op::CondNotify(n), count)
+    }
+
+    /// Wakes every thread waiting on the condition; returns how many it woke
+    /// (`cond.notify_all()`).
+    pub fn notify_all(&self) -> Result<u64> {
+        self.call(Op::CondNotifyAll, count)
+    }
+
+    /// Releases this level of the lock now, reporting a failure that dropping would only log.
+    pub fn release(mut self) -> Result<()> {
+        self.held = false;
+        release(self.h, &self.conn)
+    }
+}
+
+impl Drop for ConditionGuard<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            release_on_drop(self.h, &self.conn);
+        }
+    }
+}
+
+impl ConditionProxy {
+    fn acquire_wait(&self, wait: Wait) -> Result<Option<ConditionGuard<'_>>> {
+        let conn = self.h.thread_conn()?;
+        let got = self.h.call_via(&conn, Op::Acquire(wait), acquired)?;
+        Ok(got.then_some(ConditionGuard {
+            h: &self.h,
+            conn: conn.downgrade(),
+            held: true,
+        }))
+    }
+
+    /// Waits for the condition's lock (or nests if this thread holds it) until the guard
+    /// drops (`with cond:`).
+    pub fn acquire(&self) -> Result<ConditionGuard<'_>> {
+        loop {
+            if let Some(g) = self.acquire_wait(Wait::Forever)? {
+                return Ok(g);
+            }
+        }
+    }
+
+    /// Takes the lock if it is free now or already held by this thread.
+    pub fn try_acquire(&self) -> Result<Option<ConditionGuard<'_>>> {
+        self.acquire_wait(Wait::Never)
+    }
+
+    /// Waits at most `timeout` for the lock.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<ConditionGuard<'_>>> {
+        self.acquire_wait(Wait::from_timeout(Some(timeout)))
+    }
+
+    /// How many times the lock's holder holds it now (0: free).
+    pub fn depth(&self) -> Result<u64> {
+        self.h.call(Op::LockState, count)
+    }
+}
