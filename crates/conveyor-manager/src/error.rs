@@ -95,9 +95,10 @@ pub enum ManagerError {
     /// The peer does not follow the protocol (another program, or another version).
     #[error("manager protocol error: {0}")]
     Protocol(String),
-    /// The server refused the authkey, or the client refused the server's.
+    /// The server refused the authkey, the client refused the server's, or the handshake
+    /// did not finish in time; the source says which.
     #[error("authentication with the manager failed: {0} (do both sides use the same authkey?)")]
-    Auth(String),
+    Auth(#[source] conveyor_pipe::ConnectError),
 }
 
 impl ManagerError {

@@ -222,6 +222,12 @@ fn wrong_authkey_is_refused() {
     let m = Manager::start().unwrap();
     let e = Client::connect(m.address(), b"not the key").unwrap_err();
     assert!(matches!(e, crate::ManagerError::Auth(_)), "{e}");
+    // The typed cause travels along.
+    let source = std::error::Error::source(&e).expect("a source");
+    let cause = source
+        .downcast_ref::<conveyor_pipe::ConnectError>()
+        .expect("conveyor-pipe's error");
+    assert!(cause.is_authentication(), "{cause}");
     // A peer that is not a manager client at all: garbage instead of the answer.
     let crate::Address::Unix(path) = m.address() else {
         unreachable!("the default address is a Unix socket")
