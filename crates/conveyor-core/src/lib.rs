@@ -60,6 +60,7 @@ mod channel;
 pub mod codec;
 pub mod error;
 pub mod handoff;
+pub mod held;
 
 pub use channel::{Channel, Joinable, QueueInfo};
 pub use codec::{Codec, Postcard};
