@@ -81,9 +81,11 @@ impl Shared {
         unsafe { &*(self.seg.base() as *const LockHeader) }
     }
 
-    fn finish(&self, r: io::Result<Acquired>) -> Result<bool, LockError> {
+    /// Whether the lock was taken (`None`: it is held and the call could not wait, or the
+    /// time ran out) and, if so, whether its previous owner died holding it.
+    fn finish(&self, r: io::Result<Acquired>) -> Result<Option<bool>, LockError> {
         match r {
-            Ok(Acquired::Clean) => Ok(false),
+            Ok(Acquired::Clean) => Ok(Some(false)),
             Ok(Acquired::OwnerDied) => {
                 let h = self.header();
                 h.recoveries.fetch_add(1, Ordering::Relaxed);
@@ -92,31 +94,34 @@ impl Shared {
                     lock = self.seg.name(),
                     "a process died holding the lock: lock recovered"
                 );
-                Ok(true)
+                Ok(Some(true))
             }
-            Err(e) => Err(match e.raw_os_error() {
-                Some(libc::EBUSY) => LockError::WouldBlock,
-                Some(libc::ETIMEDOUT) => LockError::Timeout,
-                Some(libc::EDEADLK) => LockError::WouldDeadlock,
-                Some(libc::ENOTRECOVERABLE) => LockError::NotRecoverable,
-                _ => LockError::Io(e),
-            }),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EBUSY) | Some(libc::ETIMEDOUT) => Ok(None),
+                Some(libc::EDEADLK) => Err(LockError::WouldDeadlock),
+                Some(libc::ENOTRECOVERABLE) => Err(LockError::NotRecoverable),
+                _ => Err(LockError::Io(e)),
+            },
         }
     }
 
     fn acquire(&self) -> Result<LockGuard<'_>, LockError> {
-        let died = self.finish(self.header().lock.mutex.lock())?;
-        Ok(LockGuard::new(self, died))
+        match self.finish(self.header().lock.mutex.lock())? {
+            Some(died) => Ok(LockGuard::new(self, died)),
+            None => Err(LockError::Io(io::Error::other(
+                "a blocking lock returned without the lock",
+            ))),
+        }
     }
 
-    fn try_acquire(&self) -> Result<LockGuard<'_>, LockError> {
-        let died = self.finish(self.header().lock.mutex.try_lock())?;
-        Ok(LockGuard::new(self, died))
+    fn try_acquire(&self) -> Result<Option<LockGuard<'_>>, LockError> {
+        let taken = self.finish(self.header().lock.mutex.try_lock())?;
+        Ok(taken.map(|died| LockGuard::new(self, died)))
     }
 
-    fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, LockError> {
-        let died = self.finish(self.header().lock.mutex.lock_for(timeout))?;
-        Ok(LockGuard::new(self, died))
+    fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard<'_>>, LockError> {
+        let taken = self.finish(self.header().lock.mutex.lock_for(timeout))?;
+        Ok(taken.map(|died| LockGuard::new(self, died)))
     }
 }
 
@@ -195,15 +200,21 @@ macro_rules! lock_type {
                 self.shared.acquire()
             }
 
-            /// Acquires the lock if it is free now; [`LockError::WouldBlock`] otherwise.
-            pub fn try_acquire(&self) -> Result<LockGuard<'_>, LockError> {
+            /// Acquires the lock if it is free now (Python's `acquire(False)`); `None` if
+            /// another thread or process holds it. The same shape as the manager's
+            /// `try_acquire`.
+            pub fn try_acquire(&self) -> Result<Option<LockGuard<'_>>, LockError> {
                 self.shared.try_acquire()
             }
 
-            /// Acquires the lock, waiting at most `timeout`; [`LockError::Timeout`] after that.
-            /// The time is measured on the monotonic clock: setting the wall clock meanwhile
-            /// neither ends the wait early nor (beyond one 100 ms slice) makes it longer.
-            pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, LockError> {
+            /// Acquires the lock, waiting at most `timeout` (Python's `acquire(timeout=t)`);
+            /// `None` if it stayed held all that time. The time is measured on the monotonic
+            /// clock: setting the wall clock meanwhile neither ends the wait early nor
+            /// (beyond one 100 ms slice) makes it longer.
+            pub fn acquire_timeout(
+                &self,
+                timeout: Duration,
+            ) -> Result<Option<LockGuard<'_>>, LockError> {
                 self.shared.acquire_timeout(timeout)
             }
 
@@ -250,9 +261,12 @@ lock_type!(
     /// {
     ///     let guard = lock.acquire()?;
     ///     assert!(!guard.previous_owner_died());
-    ///     assert!(other.try_acquire().is_err()); // held
+    ///     // Held: another thread (or process) cannot take it now.
+    ///     std::thread::scope(|s| {
+    ///         s.spawn(|| assert!(other.try_acquire().unwrap().is_none()));
+    ///     });
     /// }
-    /// assert!(other.try_acquire().is_ok());
+    /// assert!(other.try_acquire()?.is_some());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     Lock,
@@ -307,13 +321,16 @@ mod tests {
         let (go, t) = hold(&lock);
         let timeout = Duration::from_millis(350); // several 100 ms slices
         let t0 = Instant::now();
-        let e = lock.acquire_timeout(timeout).unwrap_err();
+        let g = lock.acquire_timeout(timeout).unwrap();
         let waited = t0.elapsed();
-        assert!(matches!(e, LockError::Timeout), "{e:?}");
+        assert!(g.is_none(), "a held lock was taken");
         assert!(waited >= timeout, "gave up after {waited:?} of {timeout:?}");
         go.send(()).unwrap();
         t.join().unwrap();
-        let g = lock.acquire_timeout(Duration::from_secs(30)).unwrap();
+        let g = lock
+            .acquire_timeout(Duration::from_secs(30))
+            .unwrap()
+            .unwrap();
         assert!(!g.previous_owner_died());
     }
 
@@ -327,7 +344,10 @@ mod tests {
             go.send(()).unwrap();
             t.join().unwrap();
         });
-        let g = lock.acquire_timeout(Duration::from_secs(30)).unwrap();
+        let g = lock
+            .acquire_timeout(Duration::from_secs(30))
+            .unwrap()
+            .unwrap();
         assert!(!g.previous_owner_died());
         drop(g);
         releaser.join().unwrap();
@@ -336,11 +356,12 @@ mod tests {
     #[test]
     fn acquire_timeout_takes_a_free_lock_with_zero_or_an_endless_timeout() {
         let lock = Lock::new().unwrap();
-        drop(lock.acquire_timeout(Duration::ZERO).unwrap());
-        drop(lock.acquire_timeout(Duration::MAX).unwrap());
+        assert!(lock.acquire_timeout(Duration::ZERO).unwrap().is_some());
+        assert!(lock.acquire_timeout(Duration::MAX).unwrap().is_some());
         let r = RLock::new().unwrap();
         let _outer = r.acquire().unwrap();
-        let _inner = r.acquire_timeout(Duration::ZERO).unwrap(); // re-entrant
+        let inner = r.acquire_timeout(Duration::ZERO).unwrap(); // re-entrant
+        assert!(inner.is_some());
     }
 
     #[test]
