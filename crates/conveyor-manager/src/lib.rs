@@ -42,8 +42,13 @@
 //! **Faults.** A malformed request, an unknown object or an operation of the wrong kind gets
 //! an error reply and the connection goes on; an oversize request is refused before it is
 //! read and its connection closed; a wrong authkey is refused at the handshake; a client that
-//! disconnects mid-request or dies holding a lock is cleaned up (its locks released). In every
-//! case the server goes on serving the others.
+//! disconnects mid-request or dies holding a lock is cleaned up (its locks released). A
+//! request's buffer grows as its bytes arrive (a bare header announcing 64 MiB costs nothing);
+//! the move to pipes takes only pipe ends of the right direction (a device handed over instead
+//! is refused); a number that would overflow (a counter, a semaphore's permits, a reentrant
+//! lock's depth) is answered with [`ErrorKind::Overflow`] and changes nothing; and a request
+//! that panics (a bug) gets an `Internal` error and closes only its own connection, whose
+//! locks are released. In every case the server goes on serving the others.
 //!
 //! **Cost.** Every proxy call is a round trip to the server: a request written to the connection,
 //! and a reply read back. What a round trip costs depends mostly on how the two ends wait:
