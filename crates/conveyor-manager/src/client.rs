@@ -576,9 +576,7 @@ pub(crate) fn decode_frame(bytes: &[u8]) -> Result<(u64, Response<'_>)> {
             "{} stray bytes after a reply",
             rest.len()
         ))),
-        Err(e) => Err(ManagerError::protocol(format!(
-            "a reply could not be decoded: {e}"
-        ))),
+        Err(e) => Err(ManagerError::Decode(e)),
     }
 }
 

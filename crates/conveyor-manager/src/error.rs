@@ -92,6 +92,12 @@ pub enum ManagerError {
     /// same object.
     #[error("{0}")]
     Codec(#[from] CodecError),
+    /// A reply could not be decoded (the server runs another version, or is another
+    /// program); the source is postcard's error.
+    #[error(
+        "a reply from the manager could not be decoded: {0} (do both sides run the same version?)"
+    )]
+    Decode(#[source] postcard::Error),
     /// The peer does not follow the protocol (another program, or another version).
     #[error("manager protocol error: {0}")]
     Protocol(String),
@@ -145,8 +151,9 @@ conveyor_core::debug_shows_message!(ManagerError {
     Remote(e),
     Io(e),
     Codec(e),
+    Decode(e),
     Protocol(message),
-    Auth(message),
+    Auth(e),
 });
 
 #[cfg(test)]

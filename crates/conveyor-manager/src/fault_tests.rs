@@ -514,3 +514,15 @@ fn condition_wait_and_notify_without_its_lock_are_refused() {
     assert!(kind_in(&text, ErrorKind::WrongType), "{text}");
     still_serving(&m);
 }
+
+#[test]
+fn an_undecodable_reply_keeps_postcards_error_as_its_source() {
+    // A varint that never ends: not a reply.
+    let e = decode_frame(&[0x80]).unwrap_err();
+    assert!(matches!(e, crate::ManagerError::Decode(_)), "{e}");
+    let source = std::error::Error::source(&e).expect("a source");
+    assert!(
+        source.downcast_ref::<postcard::Error>().is_some(),
+        "{source}"
+    );
+}
