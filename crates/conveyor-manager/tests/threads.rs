@@ -55,26 +55,6 @@ fn a_call_waiting_on_one_thread_does_not_stall_another_threads_calls_on_the_same
 }
 
 #[test]
-fn a_blocked_get_on_one_thread_lets_a_put_through_on_another() {
-    let m = Manager::start().unwrap();
-    let q = m.queue::<u32>("q", None).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let h = thread::scope(|s| {
-        s.spawn(|| {
-            tx.send(q.get_timeout(PATIENCE).map_err(|e| e.to_string()))
-                .unwrap()
-        });
-        // Whichever comes first, the put must not wait for the get to time out.
-        let start = Instant::now();
-        q.put(7).unwrap();
-        let got = rx.recv_timeout(PATIENCE).unwrap();
-        (got, start.elapsed())
-    });
-    assert_eq!(h.0.unwrap(), 7);
-    assert!(h.1 < PATIENCE, "the put waited {:?}", h.1);
-}
-
-#[test]
 fn a_lock_held_by_one_thread_makes_another_wait() {
     let m = Manager::start().unwrap();
     let lock = m.lock("l").unwrap();
