@@ -422,8 +422,20 @@ fn a_client_handing_over_devices_instead_of_pipes_is_dropped_and_shutdown_still_
         Stream::Tcp(_) => unreachable!(),
     };
     crate::transport::send_fds(sock, &[zero.as_raw_fd(), null.as_raw_fd()]).unwrap();
-    // Refused: the server ends the connection instead of reading /dev/zero forever.
-    assert!(r.is_closed());
+    // Refused: the server ends the connection (end of file on the socket) instead of reading
+    // /dev/zero forever (the read would time out).
+    let mut s = match r.t.get_ref() {
+        Stream::Unix(s) => s.try_clone().unwrap(),
+        Stream::Tcp(_) => unreachable!(),
+    };
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut s, &mut byte);
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Ok(0),
+        "the server kept the connection"
+    );
     still_serving(&m);
     // And the server still shuts down (no connection thread is left spinning).
     let (tx, rx) = std::sync::mpsc::channel();
