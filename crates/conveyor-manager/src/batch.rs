@@ -350,7 +350,8 @@ impl<'c> Batch<'c> {
         if self.ops.is_empty() {
             return Ok(BatchResults { outcomes });
         }
-        let mut guard = self.client.lock_conn();
+        let conn_ref = self.client.thread_conn()?;
+        let mut guard = conn_ref.lock();
         let conn = &mut *guard;
         if conn.broken {
             return Err(ManagerError::Io(std::io::Error::new(

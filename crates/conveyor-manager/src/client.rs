@@ -1,8 +1,11 @@
 //! The client: one authenticated connection to a manager, shared by the proxies made from it.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::ThreadId;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -16,8 +19,8 @@ use crate::protocol::{
     Blob, Call, Create, Kind, Op, Reply, Request, Response, MAGIC, PROTOCOL_VERSION,
 };
 use crate::proxy::{
-    ArrayProxy, BarrierProxy, DictProxy, EventProxy, Handle, ListProxy, LockProxy, NamespaceProxy,
-    Proxy, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, Handle, ListProxy, LockProxy,
+    NamespaceProxy, Proxy, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
 };
 use crate::transport::{StreamTransport, Transport};
 
@@ -33,9 +36,59 @@ pub(crate) struct Conn {
     pub(crate) broken: bool,
 }
 
+/// One thread's connection of a [`Client`], shared with the lock guards acquired through it
+/// (which release through the connection that owns the lock, whichever thread drops them).
+#[derive(Clone)]
+pub(crate) struct ConnRef(Arc<Mutex<Conn>>);
+
+impl fmt::Debug for ConnRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConnRef")
+    }
+}
+
+impl ConnRef {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Conn> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reference that does not keep the connection open (it closes with its thread).
+    pub(crate) fn downgrade(&self) -> WeakConn {
+        WeakConn(Arc::downgrade(&self.0))
+    }
+}
+
+/// A connection that may have closed since (its thread ended, or its client went): what a
+/// lock guard keeps, so that a forgotten guard does not keep a connection open.
+#[derive(Clone)]
+pub(crate) struct WeakConn(Weak<Mutex<Conn>>);
+
+impl fmt::Debug for WeakConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WeakConn")
+    }
+}
+
+impl WeakConn {
+    /// The connection, or an error saying that it closed (and with it, every lock it held
+    /// was released by the server).
+    pub(crate) fn upgrade(&self) -> Result<ConnRef> {
+        self.0.upgrade().map(ConnRef).ok_or_else(|| {
+            ManagerError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the connection this lock was acquired on has closed (its thread ended or its \
+                 client was dropped), and the server released the lock then",
+            ))
+        })
+    }
+}
+
 struct Inner {
-    conn: Mutex<Conn>,
-    address: Option<Address>,
+    /// Each thread's connection, made on its first call (Python's proxies do the same: one
+    /// connection per thread), so a call that waits on one thread never holds up another,
+    /// and the server, which gives locks to connections, gives them to threads.
+    conns: Mutex<HashMap<ThreadId, ConnRef>>,
+    address: Address,
     authkey: Arc<[u8]>,
     /// The largest request the server accepts (from its hello).
     max_frame: AtomicUsize,
@@ -43,13 +96,12 @@ struct Inner {
 
 /// A connection to a manager server, and the factory of proxies to its objects.
 ///
-/// Cloning a `Client` shares the connection; every proxy made from it uses it too. Requests
-/// on one connection are answered one after another, so a proxy call that waits on the
-/// server (a blocking get on a [`QueueProxy`], a [`LockProxy::acquire`]) holds up the other users
-/// of the same connection. Give each thread that waits its own connection with
-/// [`Client::connect_again`] (and [`Proxy::rebind`] for its proxies).
-///
-/// Locks are owned by a connection: two threads sharing one client share its locks.
+/// Cloning a `Client` shares it; every proxy made from it uses it too. As in Python, each
+/// thread that makes calls through a client (or any proxy made from it) gets a connection of
+/// its own, made on its first call and closed when the thread ends or the client goes: a
+/// blocking get on one thread never holds up another thread's put on the same proxy, and a
+/// lock acquired by one thread makes another wait (an [`RLockProxy`] nests for the thread
+/// that holds it only).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -60,6 +112,147 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("address", &self.inner.address)
             .finish_non_exhaustive()
+    }
+}
+
+/// The clients a thread has connections in, so that they are closed when the thread ends.
+struct ThreadConns {
+    thread: ThreadId,
+    clients: RefCell<Vec<Weak<Inner>>>,
+}
+
+impl Drop for ThreadConns {
+    fn drop(&mut self) {
+        for inner in self.clients.get_mut().drain(..) {
+            if let Some(inner) = inner.upgrade() {
+                let gone = inner
+                    .conns
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&self.thread);
+                drop(gone);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_CONNS: ThreadConns = ThreadConns {
+        thread: std::thread::current().id(),
+        clients: RefCell::new(Vec::new()),
+    };
+}
+
+/// Opens one authenticated connection: connect, hello, and the move to pipes on a Unix
+/// socket. Answers the connection and the server's frame limit.
+fn open_conn(address: &Address, authkey: &[u8]) -> Result<(Conn, usize)> {
+    let stream = net::connect(address, authkey)?;
+    let mut conn = Conn {
+        t: Box::new(StreamTransport::new(stream)),
+        next_id: 0,
+        out: Vec::new(),
+        inbuf: Vec::new(),
+        broken: false,
+    };
+    let max = request_on(
+        &mut conn,
+        usize::MAX,
+        &Request::Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+        },
+        |r| match r {
+            Reply::Hello { version, max_frame } if version == PROTOCOL_VERSION => Ok(max_frame),
+            other => Err(unexpected(&other)),
+        },
+    )?;
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    if matches!(address, Address::Unix(_)) {
+        move_to_pipes(&mut conn, max)?;
+    }
+    tracing::debug!(%address, "connected to a manager");
+    Ok((conn, max))
+}
+
+/// On a Unix socket, moves the connection's frames to a pair of pipes (cheaper per message
+/// than the socket; see [`Request::Pipes`]). If the pipes cannot be made, or the server
+/// declines, the connection stays on the socket.
+fn move_to_pipes(conn: &mut Conn, max: usize) -> Result<()> {
+    let pipes = match crate::transport::Pipes::new() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "manager connection stays on its socket");
+            return Ok(());
+        }
+    };
+    let agreed = request_on(conn, max, &Request::Pipes, |r| match r {
+        Reply::Unit => Ok(()),
+        other => Err(unexpected(&other)),
+    });
+    match agreed {
+        Ok(()) => {
+            if let Err(e) = conn.t.hand_over(pipes) {
+                conn.broken = true;
+                return Err(e.into());
+            }
+            Ok(())
+        }
+        Err(ManagerError::Remote(e)) => {
+            tracing::debug!(error = %e, "manager declined pipes; staying on the socket");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends one request on `conn` and hands its reply to `f`.
+fn request_on<R>(
+    conn: &mut Conn,
+    max: usize,
+    req: &Request<'_>,
+    f: impl FnOnce(Reply<'_>) -> Result<R>,
+) -> Result<R> {
+    if conn.broken {
+        return Err(ManagerError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            "the connection to the manager failed earlier: connect again",
+        )));
+    }
+    conn.next_id += 1;
+    let id = conn.next_id;
+    conn.out.clear();
+    Postcard.encode(&(id, req), &mut conn.out)?;
+    if conn.out.len() > max {
+        return Err(ManagerError::Remote(crate::error::RemoteError::new(
+            crate::error::ErrorKind::TooLarge,
+            format!(
+                "the request is {} bytes, more than the {max} bytes the server accepts",
+                conn.out.len()
+            ),
+        )));
+    }
+    let sent = conn.t.send(&conn.out).and_then(|()| conn.t.flush());
+    if let Err(e) = sent {
+        conn.broken = true;
+        return Err(e.into());
+    }
+    if let Err(e) = conn.t.recv(&mut conn.inbuf, MAX_REPLY) {
+        conn.broken = true;
+        return Err(ManagerError::Io(e.into()));
+    }
+    let (rid, resp) = decode_frame(&conn.inbuf)?;
+    if rid != id {
+        conn.broken = true;
+        return match resp {
+            Response::Err(e) => Err(e.into()),
+            Response::Ok(_) => Err(ManagerError::protocol(format!(
+                "reply {rid} came for request {id}"
+            ))),
+        };
+    }
+    match resp {
+        Response::Ok(r) => f(r),
+        Response::Err(e) => Err(e.into()),
     }
 }
 
@@ -75,99 +268,63 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Client> {
-        let stream = net::connect(address, authkey)?;
-        let t: Box<dyn Transport> = Box::new(StreamTransport::new(stream));
-        let client = Client::over(t, Some(address.clone()), authkey.into())?;
-        if matches!(address, Address::Unix(_)) {
-            client.move_to_pipes()?;
-        }
-        tracing::debug!(%address, "connected to a manager");
-        Ok(client)
-    }
-
-    /// On a Unix socket, moves the connection's frames to a pair of pipes (cheaper per
-    /// message than the socket; see [`Request::Pipes`]). If the pipes cannot be made, or
-    /// the server declines, the connection stays on the socket.
-    fn move_to_pipes(&self) -> Result<()> {
-        let pipes = match crate::transport::Pipes::new() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::debug!(error = %e, "manager connection stays on its socket");
-                return Ok(());
-            }
-        };
-        let agreed = self.request(&Request::Pipes, |r| match r {
-            Reply::Unit => Ok(()),
-            other => Err(unexpected(&other)),
-        });
-        match agreed {
-            Ok(()) => {
-                let mut conn = self.lock_conn();
-                if let Err(e) = conn.t.hand_over(pipes) {
-                    conn.broken = true;
-                    return Err(e.into());
-                }
-                Ok(())
-            }
-            Err(ManagerError::Remote(e)) => {
-                tracing::debug!(error = %e, "manager declined pipes; staying on the socket");
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Says hello over an authenticated transport.
-    pub(crate) fn over(
-        t: Box<dyn Transport>,
-        address: Option<Address>,
-        authkey: Arc<[u8]>,
-    ) -> Result<Client> {
+        let (conn, max) = open_conn(address, authkey)?;
         let client = Client {
             inner: Arc::new(Inner {
-                conn: Mutex::new(Conn {
-                    t,
-                    next_id: 0,
-                    out: Vec::new(),
-                    inbuf: Vec::new(),
-                    broken: false,
-                }),
-                address,
-                authkey,
-                max_frame: AtomicUsize::new(crate::server::DEFAULT_MAX_FRAME),
+                conns: Mutex::new(HashMap::new()),
+                address: address.clone(),
+                authkey: authkey.into(),
+                max_frame: AtomicUsize::new(max),
             }),
         };
-        let max = client.request(
-            &Request::Hello {
-                magic: MAGIC,
-                version: PROTOCOL_VERSION,
-            },
-            |r| match r {
-                Reply::Hello { version, max_frame } if version == PROTOCOL_VERSION => Ok(max_frame),
-                other => Err(unexpected(&other)),
-            },
-        )?;
-        client.inner.max_frame.store(
-            usize::try_from(max).unwrap_or(usize::MAX),
-            Ordering::Relaxed,
-        );
+        client.adopt(ConnRef(Arc::new(Mutex::new(conn))));
         Ok(client)
     }
 
-    /// Opens another connection to the same server, with the same authkey: for a thread that
-    /// makes calls which wait, so it does not hold up the others.
-    pub fn connect_again(&self) -> Result<Client> {
-        match &self.inner.address {
-            Some(a) => Client::connect(a, &self.inner.authkey),
-            None => Err(ManagerError::protocol(
-                "this client was made over a bare transport and has no address to reconnect to",
-            )),
+    /// Makes `conn` this thread's connection.
+    fn adopt(&self, conn: ConnRef) {
+        self.inner
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(std::thread::current().id(), conn);
+        // Closed when this thread ends. (During the thread's own teardown there is nothing
+        // to register with; the connection then lives until the client goes.)
+        let _ = THREAD_CONNS.try_with(|t| {
+            let mut clients = t.clients.borrow_mut();
+            clients.retain(|w| w.strong_count() > 0);
+            clients.push(Arc::downgrade(&self.inner));
+        });
+    }
+
+    /// This thread's connection, made now if this thread has none yet.
+    pub(crate) fn thread_conn(&self) -> Result<ConnRef> {
+        let me = std::thread::current().id();
+        if let Some(c) = self
+            .inner
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&me)
+        {
+            return Ok(c.clone());
         }
+        let (conn, max) = open_conn(&self.inner.address, &self.inner.authkey)?;
+        self.inner.max_frame.store(max, Ordering::Relaxed);
+        let conn = ConnRef(Arc::new(Mutex::new(conn)));
+        self.adopt(conn.clone());
+        Ok(conn)
+    }
+
+    /// Opens another connection to the same server, with the same authkey: a client of its
+    /// own, whose locks are its own even on a thread that also uses this one.
+    pub fn connect_again(&self) -> Result<Client> {
+        Client::connect(&self.inner.address, &self.inner.authkey)
     }
 
     /// The server's address.
     pub fn address(&self) -> Option<&Address> {
-        self.inner.address.as_ref()
+        Some(&self.inner.address)
     }
 
     /// The largest request the server accepts, in bytes (it said so at hello).
@@ -177,85 +334,56 @@ impl Client {
 
     /// The address and authkey this client connected with, to hand to another process.
     pub fn endpoint(&self) -> Option<crate::manager::Endpoint> {
-        self.inner
-            .address
-            .as_ref()
-            .map(|address| crate::manager::Endpoint {
-                address: address.clone(),
-                authkey: self.inner.authkey.to_vec(),
-            })
+        Some(crate::manager::Endpoint {
+            address: self.inner.address.clone(),
+            authkey: self.inner.authkey.to_vec(),
+        })
     }
 
-    /// Whether an earlier failure made this connection unusable.
+    /// Whether an earlier failure made this thread's connection unusable.
     pub(crate) fn is_broken(&self) -> bool {
-        match self.inner.conn.try_lock() {
-            Ok(c) => c.broken,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().broken,
-            // In use by a call now, so not known to be broken.
-            Err(std::sync::TryLockError::WouldBlock) => false,
+        let me = std::thread::current().id();
+        let conn = self
+            .inner
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&me)
+            .cloned();
+        match conn {
+            Some(c) => match c.0.try_lock() {
+                Ok(c) => c.broken,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().broken,
+                // In use by a call now, so not known to be broken.
+                Err(std::sync::TryLockError::WouldBlock) => false,
+            },
+            None => false,
         }
     }
 
-    /// Whether `other` is this same connection.
+    /// Whether `other` is this same client.
     pub(crate) fn same_connection(&self, other: &Client) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    pub(crate) fn lock_conn(&self) -> std::sync::MutexGuard<'_, Conn> {
-        self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Sends one request and hands its reply to `f`.
+    /// Sends one request on this thread's connection and hands its reply to `f`.
     pub(crate) fn request<R>(
         &self,
         req: &Request<'_>,
         f: impl FnOnce(Reply<'_>) -> Result<R>,
     ) -> Result<R> {
-        let mut guard = self.lock_conn();
-        let conn = &mut *guard;
-        if conn.broken {
-            return Err(ManagerError::Io(std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                "the connection to the manager failed earlier: connect again",
-            )));
-        }
-        conn.next_id += 1;
-        let id = conn.next_id;
-        conn.out.clear();
-        Postcard.encode(&(id, req), &mut conn.out)?;
-        let max = self.max_frame();
-        if conn.out.len() > max {
-            return Err(ManagerError::Remote(crate::error::RemoteError::new(
-                crate::error::ErrorKind::TooLarge,
-                format!(
-                    "the request is {} bytes, more than the {max} bytes the server accepts",
-                    conn.out.len()
-                ),
-            )));
-        }
-        let sent = conn.t.send(&conn.out).and_then(|()| conn.t.flush());
-        if let Err(e) = sent {
-            conn.broken = true;
-            return Err(e.into());
-        }
-        if let Err(e) = conn.t.recv(&mut conn.inbuf, MAX_REPLY) {
-            conn.broken = true;
-            return Err(ManagerError::Io(e.into()));
-        }
-        let (rid, resp) = decode_frame(&conn.inbuf)?;
-        if rid != id {
-            conn.broken = true;
-            return match resp {
-                Response::Err(e) => Err(e.into()),
-                Response::Ok(_) => Err(ManagerError::protocol(format!(
-                    "reply {rid} came for request {id}"
-                ))),
-            };
-        }
-        match resp {
-            Response::Ok(r) => f(r),
-            Response::Err(e) => Err(e.into()),
-        }
+        let conn = self.thread_conn()?;
+        self.request_via(&conn, req, f)
+    }
+
+    /// Sends one request on `conn` (one of this client's connections).
+    pub(crate) fn request_via<R>(
+        &self,
+        conn: &ConnRef,
+        req: &Request<'_>,
+        f: impl FnOnce(Reply<'_>) -> Result<R>,
+    ) -> Result<R> {
+        request_on(&mut conn.lock(), self.max_frame(), req, f)
     }
 
     /// One operation on one object.
@@ -266,6 +394,17 @@ impl Client {
         f: impl FnOnce(Reply<'_>) -> Result<R>,
     ) -> Result<R> {
         self.request(&Request::Call(Call { obj, op }), f)
+    }
+
+    /// One operation on one object, on the connection `conn`.
+    pub(crate) fn call_via<R>(
+        &self,
+        conn: &ConnRef,
+        obj: u64,
+        op: Op<'_>,
+        f: impl FnOnce(Reply<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.request_via(conn, &Request::Call(Call { obj, op }), f)
     }
 
     fn open_raw<P: Proxy>(&self, name: &str, create: Option<Create<'_>>) -> Result<P> {
@@ -363,6 +502,11 @@ impl Client {
         self.open_raw(name, Some(Create::RLock))
     }
 
+    /// The condition `name` (with a reentrant lock of its own), made if it does not exist.
+    pub fn condition(&self, name: &str) -> Result<ConditionProxy> {
+        self.open_raw(name, Some(Create::Condition))
+    }
+
     /// The event `name`, made cleared if it does not exist.
     pub fn event(&self, name: &str) -> Result<EventProxy> {
         self.open_raw(name, Some(Create::Event))
@@ -432,9 +576,7 @@ pub(crate) fn decode_frame(bytes: &[u8]) -> Result<(u64, Response<'_>)> {
             "{} stray bytes after a reply",
             rest.len()
         ))),
-        Err(e) => Err(ManagerError::protocol(format!(
-            "a reply could not be decoded: {e}"
-        ))),
+        Err(e) => Err(ManagerError::Decode(e)),
     }
 }
 

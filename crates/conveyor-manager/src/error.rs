@@ -46,6 +46,9 @@ pub enum ErrorKind {
     Version,
     /// Something that should not happen on the server.
     Internal,
+    /// The operation would take a number past what its type holds (a counter, a semaphore's
+    /// permits, a reentrant lock's depth); nothing was changed.
+    Overflow,
 }
 
 /// An error reply from the server: a kind and a message for people.
@@ -89,12 +92,19 @@ pub enum ManagerError {
     /// same object.
     #[error("{0}")]
     Codec(#[from] CodecError),
+    /// A reply could not be decoded (the server runs another version, or is another
+    /// program); the source is postcard's error.
+    #[error(
+        "a reply from the manager could not be decoded: {0} (do both sides run the same version?)"
+    )]
+    Decode(#[source] postcard::Error),
     /// The peer does not follow the protocol (another program, or another version).
     #[error("manager protocol error: {0}")]
     Protocol(String),
-    /// The server refused the authkey, or the client refused the server's.
+    /// The server refused the authkey, the client refused the server's, or the handshake
+    /// did not finish in time; the source says which.
     #[error("authentication with the manager failed: {0} (do both sides use the same authkey?)")]
-    Auth(String),
+    Auth(#[source] conveyor_pipe::ConnectError),
 }
 
 impl ManagerError {
@@ -141,8 +151,9 @@ conveyor_core::debug_shows_message!(ManagerError {
     Remote(e),
     Io(e),
     Codec(e),
+    Decode(e),
     Protocol(message),
-    Auth(message),
+    Auth(e),
 });
 
 #[cfg(test)]

@@ -222,6 +222,12 @@ fn wrong_authkey_is_refused() {
     let m = Manager::start().unwrap();
     let e = Client::connect(m.address(), b"not the key").unwrap_err();
     assert!(matches!(e, crate::ManagerError::Auth(_)), "{e}");
+    // The typed cause travels along.
+    let source = std::error::Error::source(&e).expect("a source");
+    let cause = source
+        .downcast_ref::<conveyor_pipe::ConnectError>()
+        .expect("conveyor-pipe's error");
+    assert!(cause.is_authentication(), "{cause}");
     // A peer that is not a manager client at all: garbage instead of the answer.
     let crate::Address::Unix(path) = m.address() else {
         unreachable!("the default address is a Unix socket")
@@ -351,7 +357,7 @@ fn a_unix_socket_client_moves_to_pipes_and_a_tcp_one_does_not() {
     let m = Manager::start().unwrap();
     let c = m.connect().unwrap();
     assert!(matches!(c.address(), Some(crate::Address::Unix(_))));
-    assert!(c.lock_conn().t.uses_pipes());
+    assert!(c.thread_conn().unwrap().lock().t.uses_pipes());
     let d = c.dict::<u32, u32>("d").unwrap();
     d.set(&1, &2).unwrap();
     assert_eq!(d.get(&1).unwrap(), Some(2));
@@ -361,7 +367,7 @@ fn a_unix_socket_client_moves_to_pipes_and_a_tcp_one_does_not() {
         .start()
         .unwrap();
     let c = tcp.connect().unwrap();
-    assert!(!c.lock_conn().t.uses_pipes());
+    assert!(!c.thread_conn().unwrap().lock().t.uses_pipes());
     assert_eq!(c.value("v", &5u32).unwrap().get().unwrap(), 5);
 }
 
@@ -395,4 +401,140 @@ fn a_client_that_never_hands_over_its_pipes_is_dropped() {
     r.t.flush().unwrap();
     assert!(r.is_closed());
     still_serving(&m);
+}
+
+/// The name of an object whose open makes the server's handler panic (tests only).
+pub(crate) const PANIC_NAME: &str = "conveyor-manager fault test: panic here";
+
+#[test]
+fn a_client_handing_over_devices_instead_of_pipes_is_dropped_and_shutdown_still_works() {
+    use std::os::fd::AsRawFd;
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    assert_eq!(r.request(2, &Request::Pipes), "Ok(Unit)");
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let sock = match r.t.get_ref() {
+        Stream::Unix(s) => s.as_raw_fd(),
+        Stream::Tcp(_) => unreachable!(),
+    };
+    crate::transport::send_fds(sock, &[zero.as_raw_fd(), null.as_raw_fd()]).unwrap();
+    // Refused: the server ends the connection (end of file on the socket) instead of reading
+    // /dev/zero forever (the read would time out).
+    let mut s = match r.t.get_ref() {
+        Stream::Unix(s) => s.try_clone().unwrap(),
+        Stream::Tcp(_) => unreachable!(),
+    };
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut s, &mut byte);
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Ok(0),
+        "the server kept the connection"
+    );
+    still_serving(&m);
+    // And the server still shuts down (no connection thread is left spinning).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        m.shutdown();
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the server shut down");
+}
+
+#[test]
+fn a_semaphore_release_past_u64_max_is_refused_and_the_connection_keeps_its_locks() {
+    let m = Manager::start().unwrap();
+    let c = m.connect().unwrap();
+    let lock = c.lock("held").unwrap();
+    let sem = c.semaphore("full", u64::MAX).unwrap();
+    let g = lock.acquire().unwrap();
+    let err = sem.release().unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Overflow), "{err}");
+    assert_eq!(sem.value().unwrap(), u64::MAX);
+    // The connection is still there and still holds its lock.
+    assert!(lock.is_locked().unwrap());
+    g.release().unwrap();
+    assert!(!lock.is_locked().unwrap());
+    // A counter past its type's range is refused too, and left as it was.
+    let v = c.value("count", &u32::MAX).unwrap();
+    assert_eq!(
+        v.fetch_add(1).unwrap_err().kind(),
+        Some(ErrorKind::Overflow)
+    );
+    assert_eq!(v.get().unwrap(), u32::MAX);
+    still_serving(&m);
+}
+
+#[test]
+fn a_panicking_request_releases_the_locks_of_its_connection() {
+    let m = Manager::start().unwrap();
+    let lock = m.lock("l").unwrap();
+    let rlock = m.rlock("r").unwrap();
+    let c = m.connect().unwrap();
+    let mine = crate::Proxy::rebind(&lock, &c);
+    let mine_r = crate::Proxy::rebind(&rlock, &c);
+    let g = mine.acquire().unwrap();
+    let g1 = mine_r.acquire().unwrap();
+    assert!(lock.is_locked().unwrap());
+    let err = c.dict::<u8, u8>(PANIC_NAME).unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Internal), "{err}");
+    std::mem::forget((g, g1));
+    // The connection is closed and its locks are free for everyone else.
+    assert!(c.ping().is_err());
+    let g = lock.acquire_timeout(Duration::from_secs(30)).unwrap();
+    assert!(g.is_some());
+    let g = rlock.acquire_timeout(Duration::from_secs(30)).unwrap();
+    assert!(g.is_some());
+    still_serving(&m);
+}
+
+#[test]
+fn condition_wait_and_notify_without_its_lock_are_refused() {
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    let id = r.open("c", crate::protocol::Create::Condition);
+    for (n, op) in [
+        (2, Op::CondNotify(1)),
+        (3, Op::CondNotifyAll),
+        (4, Op::CondWait(Wait::Micros(1_000))),
+    ] {
+        let text = r.request(n, &Request::Call(Call { obj: id, op }));
+        assert!(kind_in(&text, ErrorKind::NotOwner), "{text}");
+    }
+    // A lock operation on it works, and a queue operation is of the wrong kind.
+    let text = r.request(
+        5,
+        &Request::Call(Call {
+            obj: id,
+            op: Op::Acquire(Wait::Never),
+        }),
+    );
+    assert_eq!(text, "Ok(Bool(true))");
+    let text = r.request(
+        6,
+        &Request::Call(Call {
+            obj: id,
+            op: Op::QueueState,
+        }),
+    );
+    assert!(kind_in(&text, ErrorKind::WrongType), "{text}");
+    still_serving(&m);
+}
+
+#[test]
+fn an_undecodable_reply_keeps_postcards_error_as_its_source() {
+    // A varint that never ends: not a reply.
+    let e = decode_frame(&[0x80]).unwrap_err();
+    assert!(matches!(e, crate::ManagerError::Decode(_)), "{e}");
+    let source = std::error::Error::source(&e).expect("a source");
+    assert!(
+        source.downcast_ref::<postcard::Error>().is_some(),
+        "{source}"
+    );
 }

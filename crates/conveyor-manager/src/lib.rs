@@ -2,7 +2,7 @@
 //! `multiprocessing.Manager`.
 //!
 //! A manager server holds named objects: dicts, lists, values, arrays, queues, locks,
-//! reentrant locks, events, semaphores, barriers and namespaces. Clients in any process (or on
+//! reentrant locks, conditions, events, semaphores, barriers and namespaces. Clients in any process (or on
 //! another machine, over TCP) reach them through typed proxies ([`DictProxy<K, V>`],
 //! [`QueueProxy<T>`], [`LockProxy`], ...) whose every method is a request to the server.
 //!
@@ -19,7 +19,11 @@
 //!   [`DictProxy::fetch_add`] (seed 004's `d["n"] += 1` race, fixed in one round trip) and
 //!   compare-and-swap based [`ValueProxy::update`] / [`DictProxy::update_with`].
 //! - Objects have names; any client finds them again with [`Client::open`].
-//! - Locks are owned by a connection; a client that dies holding one has it released.
+//! - As in Python, each thread gets its own connection to the server (per [`Client`], made on
+//!   its first call), so a call that waits on one thread never stalls another thread's call
+//!   on the same proxy, and locks belong to threads: a [`LockProxy`] held by one thread makes
+//!   another wait, an [`RLockProxy`] nests for the thread that holds it only. A thread or
+//!   client that ends (or dies) holding a lock has it released.
 //! - A queue can be closed ([`conveyor_core::Channel::close`]), which wakes blocked getters.
 //!
 //! **Starting a server.** [`Manager::start`] runs one on threads of this process and returns
@@ -40,8 +44,13 @@
 //! **Faults.** A malformed request, an unknown object or an operation of the wrong kind gets
 //! an error reply and the connection goes on; an oversize request is refused before it is
 //! read and its connection closed; a wrong authkey is refused at the handshake; a client that
-//! disconnects mid-request or dies holding a lock is cleaned up (its locks released). In every
-//! case the server goes on serving the others.
+//! disconnects mid-request or dies holding a lock is cleaned up (its locks released). A
+//! request's buffer grows as its bytes arrive (a bare header announcing 64 MiB costs nothing);
+//! the move to pipes takes only pipe ends of the right direction (a device handed over instead
+//! is refused); a number that would overflow (a counter, a semaphore's permits, a reentrant
+//! lock's depth) is answered with [`ErrorKind::Overflow`] and changes nothing; and a request
+//! that panics (a bug) gets an `Internal` error and closes only its own connection, whose
+//! locks are released. In every case the server goes on serving the others.
 //!
 //! **Cost.** Every proxy call is a round trip to the server: a request written to the connection,
 //! and a reply read back. What a round trip costs depends mostly on how the two ends wait:
@@ -164,7 +173,8 @@ pub use manager::{
 pub use number::{NumOp, Number};
 pub use protocol::Kind;
 pub use proxy::{
-    ArrayProxy, BarrierProxy, DictProxy, EventProxy, ListProxy, LockGuard, LockProxy,
-    NamespaceProxy, Proxy, QueueProxy, RLockGuard, RLockProxy, SemaphoreProxy, ValueProxy,
+    ArrayProxy, BarrierProxy, ConditionGuard, ConditionProxy, DictProxy, EventProxy, ListProxy,
+    LockGuard, LockProxy, NamespaceProxy, Proxy, QueueProxy, RLockGuard, RLockProxy,
+    SemaphoreProxy, ValueProxy,
 };
 pub use server::{Server, DEFAULT_MAX_FRAME};

@@ -73,9 +73,7 @@ fn pipe_address(addr: &Address) -> conveyor_pipe::Address {
 fn connect_error(e: ConnectError) -> ManagerError {
     match e {
         ConnectError::Io(e) => ManagerError::Io(e),
-        other if other.is_authentication() || other.is_timeout() => {
-            ManagerError::Auth(other.to_string())
-        }
+        other if other.is_authentication() || other.is_timeout() => ManagerError::Auth(other),
         other => ManagerError::Io(io::Error::other(other)),
     }
 }

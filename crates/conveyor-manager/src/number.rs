@@ -3,8 +3,10 @@
 //! The server stores every value as opaque bytes. For an atomic `fetch_add` it must know the
 //! type, so the operand travels as a [`Num`] whose variant names it; the server decodes the
 //! stored bytes as that type (a missing dict key counts as zero), applies the [`NumOp`] and
-//! stores the result, all while holding the object's lock. Integers wrap on overflow, as
-//! `AtomicI64::fetch_add` does; floats follow IEEE 754.
+//! stores the result, all while holding the object's lock. An integer result that would not fit
+//! its type is refused with an [`Overflow`](crate::ErrorKind::Overflow) error and the stored
+//! value is left as it was (Python's integers never wrap, so a wrapped count would be a wrong
+//! answer given as a right one); floats follow IEEE 754.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -32,11 +34,11 @@ pub enum Num {
 /// The arithmetic a server applies atomically.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NumOp {
-    /// `stored + operand` (wrapping for integers).
+    /// `stored + operand` (an integer overflow is an error).
     Add,
-    /// `stored - operand` (wrapping for integers).
+    /// `stored - operand` (an integer overflow is an error).
     Sub,
-    /// `stored * operand` (wrapping for integers).
+    /// `stored * operand` (an integer overflow is an error).
     Mul,
     /// The smaller of the two.
     Min,
@@ -114,7 +116,8 @@ impl Number for f64 {
 
 trait Arith: Copy + Default + Serialize + DeserializeOwned {
     const NAME: &'static str;
-    fn apply(self, op: NumOp, rhs: Self) -> Self;
+    /// The result, or `None` where an integer would overflow.
+    fn apply(self, op: NumOp, rhs: Self) -> Option<Self>;
 }
 
 macro_rules! int_arith {
@@ -122,13 +125,13 @@ macro_rules! int_arith {
         impl Arith for $t {
             const NAME: &'static str = stringify!($t);
             #[inline]
-            fn apply(self, op: NumOp, rhs: Self) -> Self {
+            fn apply(self, op: NumOp, rhs: Self) -> Option<Self> {
                 match op {
-                    NumOp::Add => self.wrapping_add(rhs),
-                    NumOp::Sub => self.wrapping_sub(rhs),
-                    NumOp::Mul => self.wrapping_mul(rhs),
-                    NumOp::Min => self.min(rhs),
-                    NumOp::Max => self.max(rhs),
+                    NumOp::Add => self.checked_add(rhs),
+                    NumOp::Sub => self.checked_sub(rhs),
+                    NumOp::Mul => self.checked_mul(rhs),
+                    NumOp::Min => Some(self.min(rhs)),
+                    NumOp::Max => Some(self.max(rhs)),
                 }
             }
         }
@@ -141,14 +144,14 @@ macro_rules! float_arith {
         impl Arith for $t {
             const NAME: &'static str = stringify!($t);
             #[inline]
-            fn apply(self, op: NumOp, rhs: Self) -> Self {
-                match op {
+            fn apply(self, op: NumOp, rhs: Self) -> Option<Self> {
+                Some(match op {
                     NumOp::Add => self + rhs,
                     NumOp::Sub => self - rhs,
                     NumOp::Mul => self * rhs,
                     NumOp::Min => self.min(rhs),
                     NumOp::Max => self.max(rhs),
-                }
+                })
             }
         }
     )*};
@@ -173,7 +176,15 @@ fn step<T: Arith>(
             )
         })?,
     };
-    let new = cur.apply(op, rhs);
+    let new = cur.apply(op, rhs).ok_or_else(|| {
+        RemoteError::new(
+            ErrorKind::Overflow,
+            format!(
+                "{op:?} would take the stored {} past its range; the value is unchanged",
+                T::NAME
+            ),
+        )
+    })?;
     out.clear();
     Postcard
         .encode(&new, out)
@@ -222,10 +233,16 @@ mod tests {
     }
 
     #[test]
-    fn integers_wrap() {
+    fn integer_overflow_is_an_error() {
         let mut out = Vec::new();
-        apply(Some(&enc(u8::MAX)), NumOp::Add, Num::U8(2), &mut out).unwrap();
-        assert_eq!(Postcard.decode::<u8>(&out).unwrap(), 1);
+        let err = apply(Some(&enc(u8::MAX)), NumOp::Add, Num::U8(2), &mut out).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Overflow);
+        let err = apply(Some(&enc(0u64)), NumOp::Sub, Num::U64(1), &mut out).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Overflow);
+        let err = apply(Some(&enc(i64::MIN)), NumOp::Mul, Num::I64(-1), &mut out).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Overflow);
+        apply(Some(&enc(u8::MAX - 2)), NumOp::Add, Num::U8(2), &mut out).unwrap();
+        assert_eq!(Postcard.decode::<u8>(&out).unwrap(), u8::MAX);
     }
 
     #[test]

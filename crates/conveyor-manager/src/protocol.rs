@@ -53,7 +53,7 @@ pub enum Kind {
     /// A FIFO queue, bounded or not, with task accounting (`Manager().Queue()`,
     /// `JoinableQueue()`).
     Queue,
-    /// A mutual-exclusion lock owned by one connection at a time.
+    /// A mutual-exclusion lock owned by one connection (one thread of a client) at a time.
     Lock,
     /// A reentrant lock: its owner may acquire it again.
     RLock,
@@ -65,6 +65,8 @@ pub enum Kind {
     Barrier,
     /// A bag of named attributes (`Manager().Namespace()`).
     Namespace,
+    /// A condition variable with its own reentrant lock (`Manager().Condition()`).
+    Condition,
 }
 
 impl std::fmt::Display for Kind {
@@ -81,6 +83,7 @@ impl std::fmt::Display for Kind {
             Kind::Semaphore => "semaphore",
             Kind::Barrier => "barrier",
             Kind::Namespace => "namespace",
+            Kind::Condition => "condition",
         };
         f.write_str(s)
     }
@@ -130,6 +133,8 @@ pub enum Create<'a> {
     },
     /// An empty namespace.
     Namespace,
+    /// A condition variable, its reentrant lock free and nobody waiting.
+    Condition,
 }
 
 impl Create<'_> {
@@ -147,6 +152,7 @@ impl Create<'_> {
             Create::Semaphore { .. } => Kind::Semaphore,
             Create::Barrier { .. } => Kind::Barrier,
             Create::Namespace => Kind::Namespace,
+            Create::Condition => Kind::Condition,
         }
     }
 }
@@ -395,6 +401,18 @@ pub enum Op<'a> {
     NsDel(&'a str),
     /// Every attribute's name ([`Reply::Names`]).
     NsNames,
+
+    // ---- condition (Acquire, Release and LockState act on its lock) ----
+    /// Releases the condition's lock (however deeply this connection holds it), waits to be
+    /// notified, and takes the lock back at the same depth ([`Reply::Bool`]: whether it was
+    /// notified in time); error `NotOwner` without the lock.
+    CondWait(Wait),
+    /// Wakes up to this many waiters ([`Reply::Count`]: how many it woke); error `NotOwner`
+    /// without the lock.
+    CondNotify(u64),
+    /// Wakes every waiter ([`Reply::Count`]: how many it woke); error `NotOwner` without the
+    /// lock.
+    CondNotifyAll,
 }
 
 /// A response: the body of a server frame.

@@ -275,6 +275,14 @@ struct Session {
     held: HashMap<u64, Arc<Object>>,
 }
 
+impl Drop for Session {
+    /// Releases the locks this connection holds on every way out of its thread, a panic
+    /// included, so that a fault in one request never leaves a lock held for everyone.
+    fn drop(&mut self) {
+        store::release_all_held(self.conn, &mut self.held);
+    }
+}
+
 /// What to do after answering a request.
 #[derive(PartialEq, Eq)]
 enum After {
@@ -355,7 +363,26 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
                 }
                 let tr: &dyn Transport = t;
                 let cancelled = || shared.stopping.load(Ordering::Relaxed) || tr.peer_closed();
-                handle(shared, &mut session, id, req, &cancelled, &mut out)
+                // A panic in a handler (a bug) ends this connection with an error reply; the
+                // locks it holds are released with the session, and every other connection
+                // goes on.
+                let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    handle(shared, &mut session, id, req, &cancelled, &mut out)
+                }));
+                match handled {
+                    Ok(after) => after,
+                    Err(_) => {
+                        tracing::error!(conn, "a manager request panicked; closing its connection");
+                        out.clear();
+                        let err = RemoteError::new(
+                            ErrorKind::Internal,
+                            "the server failed while doing this request (a bug: please report \
+                             it); the connection is closed and its locks are released",
+                        );
+                        let _ = Postcard.encode(&(id, Response::Err(err)), &mut out);
+                        After::Close
+                    }
+                }
             }
             Ok((_, rest)) => malformed(
                 &inbuf,
@@ -379,7 +406,7 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
             }
         }
     }
-    store::release_all_held(conn, &mut session.held);
+    drop(session);
     tracing::debug!(conn, "manager client disconnected");
 }
 
@@ -392,8 +419,12 @@ fn request_may_block(req: &Request<'_>) -> bool {
 }
 
 fn request_takes(req: &Request<'_>) -> bool {
-    let takes =
-        |c: &Call<'_>| matches!(c.op, Op::QueueGet(_) | Op::Acquire(_) | Op::BarrierWait(_));
+    let takes = |c: &Call<'_>| {
+        matches!(
+            c.op,
+            Op::QueueGet(_) | Op::Acquire(_) | Op::BarrierWait(_) | Op::CondWait(_)
+        )
+    };
     match req {
         Request::Call(c) => takes(c),
         Request::Batch(calls) => calls.iter().any(takes),
@@ -465,6 +496,10 @@ fn handle(
                 After::Close
             }
         };
+    }
+    #[cfg(test)]
+    if matches!(req, Request::Open { name, .. } if name == crate::fault_tests::PANIC_NAME) {
+        panic!("a request the fault tests make panic on purpose");
     }
     let start = out.len();
     let result = match req {

@@ -300,15 +300,25 @@ impl<S: Read + Write + AsRawFd + Send> Transport for StreamTransport<S> {
             buf.extend_from_slice(&self.rbuf[self.rstart..self.rstart + size]);
             self.rstart += size;
         } else {
-            let have = self.buffered();
-            buf.reserve(size);
+            // The buffer grows as the bytes arrive (at most doubling each step), never to the
+            // announced size up front: a peer that sends only a header must not make this side
+            // allocate and zero-fill up to `max` bytes.
             buf.extend_from_slice(&self.rbuf[self.rstart..self.rend]);
             self.rstart = 0;
             self.rend = 0;
-            buf.resize(size, 0);
-            match &self.pipes {
-                Some(p) => p.read_exact(self.stream.as_raw_fd(), &mut buf[have..])?,
-                None => self.stream.read_exact(&mut buf[have..])?,
+            while buf.len() < size {
+                let have = buf.len();
+                let step = have.max(BUF).min(size - have);
+                buf.resize(have + step, 0);
+                let read = match &self.pipes {
+                    Some(p) => p.read_exact(self.stream.as_raw_fd(), &mut buf[have..]),
+                    None => self.stream.read_exact(&mut buf[have..]),
+                };
+                if let Err(e) = read {
+                    buf.clear();
+                    buf.shrink_to(BUF);
+                    return Err(RecvError::Io(e));
+                }
             }
         }
         if self.rstart == self.rend {
@@ -364,6 +374,8 @@ impl<S: Read + Write + AsRawFd + Send> Transport for StreamTransport<S> {
         let mut fds = recv_fds(self.stream.as_raw_fd())?.into_iter();
         match (fds.next(), fds.next(), fds.next()) {
             (Some(rd), Some(wr), None) => {
+                check_pipe_end(&rd, libc::O_RDONLY, "the request pipe's read end")?;
+                check_pipe_end(&wr, libc::O_WRONLY, "the reply pipe's write end")?;
                 self.pipes = Some(PipeEnds::new(rd, wr)?);
                 Ok(())
             }
@@ -432,6 +444,37 @@ fn make_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
         return Err(io::Error::other("a pipe could not be made large enough"));
     }
     Ok((rd, wr))
+}
+
+/// Checks that a descriptor handed over by the peer is a pipe end opened for `mode`
+/// (`O_RDONLY` or `O_WRONLY`): anything else (a file, a device such as `/dev/zero`, a socket,
+/// the wrong end of a pipe) is refused, since reading a device that never blocks or writing
+/// into one that swallows everything would keep this side's thread busy forever.
+fn check_pipe_end(fd: &OwnedFd, mode: libc::c_int, what: &str) -> io::Result<()> {
+    // SAFETY: an all-zero `stat` is a valid value for fstat to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which lives for the call; the descriptor is owned.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the client handed over something that is not a pipe as {what}"),
+        ));
+    }
+    // SAFETY: fcntl F_GETFL on an owned descriptor touches no memory.
+    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if fl < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if fl & libc::O_ACCMODE != mode {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the client handed over the wrong end of a pipe as {what}"),
+        ));
+    }
+    Ok(())
 }
 
 fn set_nonblocking(fd: RawFd) -> io::Result<()> {
@@ -596,7 +639,7 @@ fn with_fd_message<R>(control: usize, f: impl FnOnce(&mut libc::msghdr) -> R) ->
 }
 
 /// Sends one byte carrying the descriptors `fds` over the Unix socket `sock`.
-fn send_fds(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
+pub(crate) fn send_fds(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
     let payload = std::mem::size_of_val(fds);
     with_fd_message(payload, |msg| {
         // SAFETY: `msg` points at its byte and control buffer, which outlive the sendmsg
@@ -753,6 +796,41 @@ mod tests {
     }
 
     #[test]
+    fn a_header_alone_allocates_nothing_like_its_announced_size() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let mut b = StreamTransport::new(b);
+        // Announces 48 MiB, sends 1000 bytes of it, and goes away.
+        a.write_all(&(48u32 << 20).to_be_bytes()).unwrap();
+        a.write_all(&[1u8; 1000]).unwrap();
+        drop(a);
+        let mut buf = Vec::new();
+        assert!(matches!(b.recv(&mut buf, 64 << 20), Err(RecvError::Io(_))));
+        assert!(
+            buf.capacity() <= 4 * BUF,
+            "{} bytes were allocated for 1000 that came",
+            buf.capacity()
+        );
+    }
+
+    #[test]
+    fn a_large_frame_arriving_in_pieces_is_whole() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let mut b = StreamTransport::new(b);
+        let frame: Vec<u8> = (0..(5 * BUF + 17)).map(|i| (i % 251) as u8).collect();
+        let sent = frame.clone();
+        let writer = std::thread::spawn(move || {
+            a.write_all(&(sent.len() as u32).to_be_bytes()).unwrap();
+            for piece in sent.chunks(10_000) {
+                a.write_all(piece).unwrap();
+            }
+        });
+        let mut buf = Vec::new();
+        b.recv(&mut buf, 1 << 20).unwrap();
+        assert_eq!(buf, frame);
+        writer.join().unwrap();
+    }
+
+    #[test]
     fn negative_length_is_malformed() {
         let (mut a, b) = UnixStream::pair().unwrap();
         let mut b = StreamTransport::new(b);
@@ -831,6 +909,42 @@ mod tests {
         (&a).write_all(&[0]).unwrap();
         assert!(b.take_over().is_err());
         assert!(b.pipes.is_none());
+    }
+
+    /// Hands `fds` over on a fresh socket pair and says whether the server side took them.
+    fn take_over_of(fds: &[RawFd]) -> io::Result<()> {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut b = StreamTransport::new(b);
+        send_fds(a.as_raw_fd(), fds).unwrap();
+        let r = b.take_over();
+        assert_eq!(r.is_ok(), b.pipes.is_some());
+        r
+    }
+
+    #[test]
+    fn devices_handed_over_as_pipes_are_refused() {
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let e = take_over_of(&[zero.as_raw_fd(), null.as_raw_fd()]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        // A socket is no pipe either.
+        let (s1, s2) = UnixStream::pair().unwrap();
+        assert!(take_over_of(&[s1.as_raw_fd(), s2.as_raw_fd()]).is_err());
+    }
+
+    #[test]
+    fn pipe_ends_of_the_wrong_direction_are_refused() {
+        let (r1, w1) = make_pipe().unwrap();
+        let (r2, w2) = make_pipe().unwrap();
+        // The server reads requests and writes replies: a write end to read from and a
+        // read end to write to are refused.
+        let e = take_over_of(&[w1.as_raw_fd(), r2.as_raw_fd()]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        // The right ends are taken.
+        take_over_of(&[r1.as_raw_fd(), w2.as_raw_fd()]).unwrap();
     }
 
     #[test]

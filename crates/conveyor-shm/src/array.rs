@@ -185,10 +185,16 @@ impl<T: Pod> Array<T> {
         Ok(ArrayGuard::new(self, died))
     }
 
-    /// Takes the lock, waiting at most `timeout` ([`LockError::Timeout`] after that).
-    pub fn get_lock_timeout(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>, LockError> {
-        let died = self.seg.state().acquire_timeout(self.seg.name(), timeout)?;
-        Ok(ArrayGuard::new(self, died))
+    /// Takes the lock, waiting at most `timeout` (Python's `get_lock().acquire(timeout=t)`);
+    /// `None` if it stayed held all that time. The same shape as [`Lock::acquire_timeout`].
+    ///
+    /// [`Lock::acquire_timeout`]: crate::Lock::acquire_timeout
+    pub fn get_lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<ArrayGuard<'_, T>>, LockError> {
+        let taken = self.seg.state().acquire_timeout(self.seg.name(), timeout)?;
+        Ok(taken.map(|died| ArrayGuard::new(self, died)))
     }
 
     /// How many times a process died holding the lock and it was recovered.

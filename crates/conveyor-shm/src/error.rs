@@ -145,12 +145,6 @@ impl ShmError {
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
-    /// The lock is held by someone else and the call was not allowed to wait.
-    #[error("the lock is held by another thread or process")]
-    WouldBlock,
-    /// The lock stayed held for the whole timeout.
-    #[error("timed out waiting for the lock")]
-    Timeout,
     /// This thread already holds this (non-recursive) lock: acquiring it again would deadlock.
     #[error("this thread already holds the lock: acquiring it again would deadlock (use RLock)")]
     WouldDeadlock,
@@ -180,8 +174,6 @@ conveyor_core::debug_shows_message!(ShmError {
 });
 
 conveyor_core::debug_shows_message!(LockError {
-    WouldBlock,
-    Timeout,
     WouldDeadlock,
     NotRecoverable,
     Io(e),

@@ -46,10 +46,11 @@ impl LockState {
     }
 
     /// Maps a lock result; after an owner died, counts and logs the recovery and marks the
-    /// mutex consistent. `Ok(true)` when the previous owner died holding it.
-    fn finish(&self, name: &str, r: io::Result<Acquired>) -> Result<bool, LockError> {
+    /// mutex consistent. `Some(true)` when the previous owner died holding it; `None` when the
+    /// lock is held and the call could not wait, or its time ran out.
+    fn finish(&self, name: &str, r: io::Result<Acquired>) -> Result<Option<bool>, LockError> {
         match r {
-            Ok(Acquired::Clean) => Ok(false),
+            Ok(Acquired::Clean) => Ok(Some(false)),
             Ok(Acquired::OwnerDied) => {
                 self.recoveries.fetch_add(1, Ordering::Relaxed);
                 self.line.mutex.make_consistent()?;
@@ -57,30 +58,38 @@ impl LockState {
                     lock = name,
                     "a process died holding the lock: lock recovered"
                 );
-                Ok(true)
+                Ok(Some(true))
             }
-            Err(e) => Err(match e.raw_os_error() {
-                Some(libc::EBUSY) => LockError::WouldBlock,
-                Some(libc::ETIMEDOUT) => LockError::Timeout,
-                Some(libc::EDEADLK) => LockError::WouldDeadlock,
-                Some(libc::ENOTRECOVERABLE) => LockError::NotRecoverable,
-                _ => LockError::Io(e),
-            }),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EBUSY) | Some(libc::ETIMEDOUT) => Ok(None),
+                Some(libc::EDEADLK) => Err(LockError::WouldDeadlock),
+                Some(libc::ENOTRECOVERABLE) => Err(LockError::NotRecoverable),
+                _ => Err(LockError::Io(e)),
+            },
         }
     }
 
     /// Locks, blocking; `Ok(true)` if the previous owner died holding it.
     pub(crate) fn acquire(&self, name: &str) -> Result<bool, LockError> {
-        self.finish(name, self.line.mutex.lock())
+        match self.finish(name, self.line.mutex.lock())? {
+            Some(died) => Ok(died),
+            None => Err(LockError::Io(io::Error::other(
+                "a blocking lock returned without the lock",
+            ))),
+        }
     }
 
-    /// Locks if free now.
-    pub(crate) fn try_acquire(&self, name: &str) -> Result<bool, LockError> {
+    /// Locks if free now; `None` if it is held.
+    pub(crate) fn try_acquire(&self, name: &str) -> Result<Option<bool>, LockError> {
         self.finish(name, self.line.mutex.try_lock())
     }
 
-    /// Locks, waiting at most `timeout` (monotonic clock).
-    pub(crate) fn acquire_timeout(&self, name: &str, timeout: Duration) -> Result<bool, LockError> {
+    /// Locks, waiting at most `timeout` (monotonic clock); `None` if the time ran out.
+    pub(crate) fn acquire_timeout(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Option<bool>, LockError> {
         self.finish(name, self.line.mutex.lock_for(timeout))
     }
 
@@ -161,14 +170,14 @@ impl Shared {
         Ok(LockGuard::new(self, died))
     }
 
-    fn try_acquire(&self) -> Result<LockGuard<'_>, LockError> {
-        let died = self.state().try_acquire(self.seg.name())?;
-        Ok(LockGuard::new(self, died))
+    fn try_acquire(&self) -> Result<Option<LockGuard<'_>>, LockError> {
+        let taken = self.state().try_acquire(self.seg.name())?;
+        Ok(taken.map(|died| LockGuard::new(self, died)))
     }
 
-    fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, LockError> {
-        let died = self.state().acquire_timeout(self.seg.name(), timeout)?;
-        Ok(LockGuard::new(self, died))
+    fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard<'_>>, LockError> {
+        let taken = self.state().acquire_timeout(self.seg.name(), timeout)?;
+        Ok(taken.map(|died| LockGuard::new(self, died)))
     }
 }
 
@@ -245,15 +254,21 @@ macro_rules! lock_type {
                 self.shared.acquire()
             }
 
-            /// Acquires the lock if it is free now; [`LockError::WouldBlock`] otherwise.
-            pub fn try_acquire(&self) -> Result<LockGuard<'_>, LockError> {
+            /// Acquires the lock if it is free now (Python's `acquire(False)`); `None` if
+            /// another thread or process holds it. The same shape as the manager's
+            /// `try_acquire`.
+            pub fn try_acquire(&self) -> Result<Option<LockGuard<'_>>, LockError> {
                 self.shared.try_acquire()
             }
 
-            /// Acquires the lock, waiting at most `timeout`; [`LockError::Timeout`] after that.
-            /// The time is measured on the monotonic clock: setting the wall clock meanwhile
-            /// neither ends the wait early nor (beyond one 100 ms slice) makes it longer.
-            pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, LockError> {
+            /// Acquires the lock, waiting at most `timeout` (Python's `acquire(timeout=t)`);
+            /// `None` if it stayed held all that time. The time is measured on the monotonic
+            /// clock: setting the wall clock meanwhile neither ends the wait early nor
+            /// (beyond one 100 ms slice) makes it longer.
+            pub fn acquire_timeout(
+                &self,
+                timeout: Duration,
+            ) -> Result<Option<LockGuard<'_>>, LockError> {
                 self.shared.acquire_timeout(timeout)
             }
 
@@ -300,9 +315,12 @@ lock_type!(
     /// {
     ///     let guard = lock.acquire()?;
     ///     assert!(!guard.previous_owner_died());
-    ///     assert!(other.try_acquire().is_err()); // held
+    ///     // Held: another thread (or process) cannot take it now.
+    ///     std::thread::scope(|s| {
+    ///         s.spawn(|| assert!(other.try_acquire().unwrap().is_none()));
+    ///     });
     /// }
-    /// assert!(other.try_acquire().is_ok());
+    /// assert!(other.try_acquire()?.is_some());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     Lock,
@@ -357,13 +375,16 @@ mod tests {
         let (go, t) = hold(&lock);
         let timeout = Duration::from_millis(350); // several 100 ms slices
         let t0 = Instant::now();
-        let e = lock.acquire_timeout(timeout).unwrap_err();
+        let g = lock.acquire_timeout(timeout).unwrap();
         let waited = t0.elapsed();
-        assert!(matches!(e, LockError::Timeout), "{e:?}");
+        assert!(g.is_none(), "a held lock was taken");
         assert!(waited >= timeout, "gave up after {waited:?} of {timeout:?}");
         go.send(()).unwrap();
         t.join().unwrap();
-        let g = lock.acquire_timeout(Duration::from_secs(30)).unwrap();
+        let g = lock
+            .acquire_timeout(Duration::from_secs(30))
+            .unwrap()
+            .unwrap();
         assert!(!g.previous_owner_died());
     }
 
@@ -377,7 +398,10 @@ mod tests {
             go.send(()).unwrap();
             t.join().unwrap();
         });
-        let g = lock.acquire_timeout(Duration::from_secs(30)).unwrap();
+        let g = lock
+            .acquire_timeout(Duration::from_secs(30))
+            .unwrap()
+            .unwrap();
         assert!(!g.previous_owner_died());
         drop(g);
         releaser.join().unwrap();
@@ -386,11 +410,12 @@ mod tests {
     #[test]
     fn acquire_timeout_takes_a_free_lock_with_zero_or_an_endless_timeout() {
         let lock = Lock::new().unwrap();
-        drop(lock.acquire_timeout(Duration::ZERO).unwrap());
-        drop(lock.acquire_timeout(Duration::MAX).unwrap());
+        assert!(lock.acquire_timeout(Duration::ZERO).unwrap().is_some());
+        assert!(lock.acquire_timeout(Duration::MAX).unwrap().is_some());
         let r = RLock::new().unwrap();
         let _outer = r.acquire().unwrap();
-        let _inner = r.acquire_timeout(Duration::ZERO).unwrap(); // re-entrant
+        let inner = r.acquire_timeout(Duration::ZERO).unwrap(); // re-entrant
+        assert!(inner.is_some());
     }
 
     #[test]

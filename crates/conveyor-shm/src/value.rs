@@ -247,10 +247,16 @@ impl<T: Pod> Value<T> {
         Ok(ValueGuard::new(self, died))
     }
 
-    /// Takes the lock, waiting at most `timeout` ([`LockError::Timeout`] after that).
-    pub fn get_lock_timeout(&self, timeout: Duration) -> Result<ValueGuard<'_, T>, LockError> {
-        let died = self.seg.state().acquire_timeout(self.seg.name(), timeout)?;
-        Ok(ValueGuard::new(self, died))
+    /// Takes the lock, waiting at most `timeout` (Python's `get_lock().acquire(timeout=t)`);
+    /// `None` if it stayed held all that time. The same shape as [`Lock::acquire_timeout`].
+    ///
+    /// [`Lock::acquire_timeout`]: crate::Lock::acquire_timeout
+    pub fn get_lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<ValueGuard<'_, T>>, LockError> {
+        let taken = self.seg.state().acquire_timeout(self.seg.name(), timeout)?;
+        Ok(taken.map(|died| ValueGuard::new(self, died)))
     }
 
     /// How many times a process died holding the lock and it was recovered.

@@ -518,12 +518,16 @@ impl<T: Number> ValueProxy<T> {
         )
     }
 
-    /// Adds `delta` atomically on the server (wrapping); returns the previous value.
+    /// Adds `delta` atomically on the server; returns the previous value. A result that
+    /// does not fit `T` fails with [`ErrorKind::Overflow`](crate::ErrorKind::Overflow) and
+    /// changes nothing.
     pub fn fetch_add(&self, delta: T) -> Result<T> {
         self.fetch_op(NumOp::Add, delta)
     }
 
-    /// Subtracts `delta` atomically on the server (wrapping); returns the previous value.
+    /// Subtracts `delta` atomically on the server; returns the previous value. A result that
+    /// does not fit `T` fails with [`ErrorKind::Overflow`](crate::ErrorKind::Overflow) and
+    /// changes nothing.
     pub fn fetch_sub(&self, delta: T) -> Result<T> {
         self.fetch_op(NumOp::Sub, delta)
     }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 pub use collections::{ArrayProxy, DictProxy, ListProxy, NamespaceProxy, ValueProxy};
 pub use queue::{QueueProxy, QueueState};
 pub use sync::{
-    BarrierProxy, BarrierState, EventProxy, LockGuard, LockProxy, RLockGuard, RLockProxy,
-    SemaphoreProxy,
+    BarrierProxy, BarrierState, ConditionGuard, ConditionProxy, EventProxy, LockGuard, LockProxy,
+    RLockGuard, RLockProxy, SemaphoreProxy,
 };
 
 use crate::client::Client;
@@ -43,6 +43,21 @@ impl Handle {
     #[inline]
     pub(crate) fn call<R>(&self, op: Op<'_>, f: impl FnOnce(Reply<'_>) -> Result<R>) -> Result<R> {
         self.client.call(self.id, op, f)
+    }
+
+    /// `op` on the connection `conn` (where a lock guard's lock was acquired).
+    pub(crate) fn call_via<R>(
+        &self,
+        conn: &crate::client::ConnRef,
+        op: Op<'_>,
+        f: impl FnOnce(Reply<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.client.call_via(conn, self.id, op, f)
+    }
+
+    /// This thread's connection for this proxy's client.
+    pub(crate) fn thread_conn(&self) -> Result<crate::client::ConnRef> {
+        self.client.thread_conn()
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -83,8 +98,8 @@ pub trait Proxy: Sized + Clone + sealed::Sealed {
         &self.handle().client
     }
 
-    /// The same object reached through another connection (for example one made with
-    /// [`Client::connect_again`] for a thread that waits on the server).
+    /// The same object reached through another client (for example one made with
+    /// [`Client::connect_again`], whose locks are its own even on the same thread).
     fn rebind(&self, client: &Client) -> Self {
         let h = self.handle();
         Self::from_handle(Handle {

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::{proxy_impl, Handle};
-use crate::client::{unexpected, unit};
+use crate::client::{unexpected, unit, WeakConn};
 use crate::error::Result;
 use crate::protocol::{Op, Reply, Wait};
 
@@ -22,17 +22,25 @@ fn count(r: Reply<'_>) -> Result<u64> {
     }
 }
 
-fn release_on_drop(h: &Handle) {
-    if let Err(e) = h.call(Op::Release, unit) {
+fn release(h: &Handle, conn: &WeakConn) -> Result<()> {
+    h.call_via(&conn.upgrade()?, Op::Release, unit)
+}
+
+fn release_on_drop(h: &Handle, conn: &WeakConn) {
+    if let Err(e) = release(h, conn) {
         tracing::warn!(lock = %h.name_str(), error = %e, "releasing a manager lock failed");
     }
 }
 
-/// A shared lock (`Manager().Lock()`), owned by one connection at a time.
+/// A shared lock (`Manager().Lock()`), held by one thread at a time.
 ///
-/// If the client holding it dies (or its connection closes), the server releases it.
-/// Acquiring it twice on one connection is an error (`WouldDeadlock`) rather than a hang;
-/// use an [`RLockProxy`] to nest.
+/// Each thread calls through a connection of its own, and the server gives the lock to a
+/// connection: a thread that acquires it while another thread (of this process or another)
+/// holds it waits, through the same proxy, a clone or another client alike. If the client
+/// holding it dies (or the thread holding it ends), the server releases it. Acquiring it
+/// twice on one thread is an error (`WouldDeadlock`) rather than a hang; use an
+/// [`RLockProxy`] to nest. The guard releases through the connection that acquired it, so it
+/// may be dropped on another thread.
 ///
 /// ```
 /// use conveyor_manager::Manager;
@@ -57,6 +65,8 @@ proxy_impl!(Lock, LockProxy);
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     h: &'a Handle,
+    /// The connection that acquired the lock, which the server counts as its owner.
+    conn: WeakConn,
     held: bool,
 }
 
@@ -64,23 +74,25 @@ impl LockGuard<'_> {
     /// Releases now, reporting a failure that dropping would only log.
     pub fn release(mut self) -> Result<()> {
         self.held = false;
-        self.h.call(Op::Release, unit)
+        release(self.h, &self.conn)
     }
 }
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         if self.held {
-            release_on_drop(self.h);
+            release_on_drop(self.h, &self.conn);
         }
     }
 }
 
 impl LockProxy {
     fn acquire_wait(&self, wait: Wait) -> Result<Option<LockGuard<'_>>> {
-        let got = self.h.call(Op::Acquire(wait), acquired)?;
+        let conn = self.h.thread_conn()?;
+        let got = self.h.call_via(&conn, Op::Acquire(wait), acquired)?;
         Ok(got.then_some(LockGuard {
             h: &self.h,
+            conn: conn.downgrade(),
             held: true,
         }))
     }
@@ -110,8 +122,9 @@ impl LockProxy {
     }
 }
 
-/// A shared reentrant lock (`Manager().RLock()`): the connection holding it may acquire it
-/// again, and must release it as many times.
+/// A shared reentrant lock (`Manager().RLock()`): the thread holding it may acquire it
+/// again, and must release it as many times; any other thread waits (its `try_acquire`
+/// fails) until then.
 ///
 /// ```
 /// use conveyor_manager::Manager;
@@ -119,7 +132,7 @@ impl LockProxy {
 /// let m = Manager::start()?;
 /// let lock = m.rlock("ledger")?;
 /// let outer = lock.acquire()?;
-/// let inner = lock.acquire()?; // same connection: nests
+/// let inner = lock.acquire()?; // same thread: nests
 /// assert_eq!(lock.depth()?, 2);
 /// drop(inner);
 /// drop(outer);
@@ -137,6 +150,8 @@ proxy_impl!(RLock, RLockProxy);
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     h: &'a Handle,
+    /// The connection that acquired the lock, which the server counts as its owner.
+    conn: WeakConn,
     held: bool,
 }
 
@@ -144,28 +159,30 @@ impl RLockGuard<'_> {
     /// Releases this level now, reporting a failure that dropping would only log.
     pub fn release(mut self) -> Result<()> {
         self.held = false;
-        self.h.call(Op::Release, unit)
+        release(self.h, &self.conn)
     }
 }
 
 impl Drop for RLockGuard<'_> {
     fn drop(&mut self) {
         if self.held {
-            release_on_drop(self.h);
+            release_on_drop(self.h, &self.conn);
         }
     }
 }
 
 impl RLockProxy {
     fn acquire_wait(&self, wait: Wait) -> Result<Option<RLockGuard<'_>>> {
-        let got = self.h.call(Op::Acquire(wait), acquired)?;
+        let conn = self.h.thread_conn()?;
+        let got = self.h.call_via(&conn, Op::Acquire(wait), acquired)?;
         Ok(got.then_some(RLockGuard {
             h: &self.h,
+            conn: conn.downgrade(),
             held: true,
         }))
     }
 
-    /// Waits for the lock (or nests if this connection holds it) until the guard drops.
+    /// Waits for the lock (or nests if this thread holds it) until the guard drops.
     pub fn acquire(&self) -> Result<RLockGuard<'_>> {
         loop {
             if let Some(g) = self.acquire_wait(Wait::Forever)? {
@@ -174,7 +191,7 @@ impl RLockProxy {
         }
     }
 
-    /// Takes the lock if it is free now or already held by this connection.
+    /// Takes the lock if it is free now or already held by this thread.
     pub fn try_acquire(&self) -> Result<Option<RLockGuard<'_>>> {
         self.acquire_wait(Wait::Never)
     }
@@ -346,5 +363,159 @@ impl BarrierProxy {
             }),
             other => Err(unexpected(&other)),
         })
+    }
+}
+
+/// A shared condition variable (`Manager().Condition()`), with its own reentrant lock.
+///
+/// As in Python, a thread acquires the condition (its lock), checks the shared state, and
+/// waits, which releases the lock until another thread notifies and takes it back before
+/// returning; [`wait_for`](ConditionGuard::wait_for) loops until a predicate holds. The
+/// waiting and notifying are done through the guard, which proves the lock is held. A notify
+/// wakes only threads (of any process) already waiting, oldest first.
+///
+/// ```
+/// use std::time::Duration;
+/// use conveyor_manager::Manager;
+///
+/// let m = Manager::start()?;
+/// let ready = m.condition("ready")?;
+/// let flag = m.value("flag", &false)?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         let g = ready.acquire().unwrap();
+///         flag.set(&true).unwrap();
+///         g.notify_all().unwrap();
+///     });
+///     let mut g = ready.acquire()?;
+///     let seen = g.wait_for(|| flag.get().unwrap(), Duration::from_secs(60))?;
+///     assert!(seen);
+///     Ok::<(), conveyor_manager::ManagerError>(())
+/// })?;
+/// # Ok::<(), conveyor_manager::ManagerError>(())
+/// ```
+pub struct ConditionProxy {
+    h: Handle,
+    _t: PhantomData<()>,
+}
+proxy_impl!(Condition, ConditionProxy);
+
+/// Holds one level of a [`ConditionProxy`]'s lock; releases it when dropped. Waiting and
+/// notifying go through it.
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ConditionGuard<'a> {
+    h: &'a Handle,
+    conn: WeakConn,
+    held: bool,
+}
+
+impl ConditionGuard<'_> {
+    fn call<R>(&self, op: Op<'_>, f: impl FnOnce(Reply<'_>) -> Result<R>) -> Result<R> {
+        self.h.call_via(&self.conn.upgrade()?, op, f)
+    }
+
+    /// Releases the lock, waits until notified, and takes the lock back (`cond.wait()`).
+    /// Returns true. As with any condition variable, check what you wait for again after
+    /// (or use [`wait_for`](ConditionGuard::wait_for)).
+    pub fn wait(&mut self) -> Result<bool> {
+        loop {
+            if self.call(Op::CondWait(Wait::Forever), acquired)? {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// As [`wait`](ConditionGuard::wait), for at most `timeout`; returns whether it was
+    /// notified in time (`cond.wait(timeout)`). The lock is held again either way.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool> {
+        self.call(Op::CondWait(Wait::from_timeout(Some(timeout))), acquired)
+    }
+
+    /// Waits until `predicate` holds, for at most `timeout` in all; returns the predicate's
+    /// last answer (`cond.wait_for(predicate, timeout)`). The predicate runs with the lock
+    /// held, first before any wait.
+    pub fn wait_for(
+        &mut self,
+        mut predicate: impl FnMut() -> bool,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        loop {
+            if predicate() {
+                return Ok(true);
+            }
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(std::time::Instant::now()),
+                None => Duration::MAX,
+            };
+            if left.is_zero() {
+                return Ok(false);
+            }
+            self.wait_timeout(left)?;
+        }
+    }
+
+    /// Wakes up to `n` threads waiting on the condition; returns how many it woke
+    /// (`cond.notify(n)`).
+    pub fn notify(&self, n: u64) -> Result<u64> {
+        self.call(Op::CondNotify(n), count)
+    }
+
+    /// Wakes every thread waiting on the condition; returns how many it woke
+    /// (`cond.notify_all()`).
+    pub fn notify_all(&self) -> Result<u64> {
+        self.call(Op::CondNotifyAll, count)
+    }
+
+    /// Releases this level of the lock now, reporting a failure that dropping would only log.
+    pub fn release(mut self) -> Result<()> {
+        self.held = false;
+        release(self.h, &self.conn)
+    }
+}
+
+impl Drop for ConditionGuard<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            release_on_drop(self.h, &self.conn);
+        }
+    }
+}
+
+impl ConditionProxy {
+    fn acquire_wait(&self, wait: Wait) -> Result<Option<ConditionGuard<'_>>> {
+        let conn = self.h.thread_conn()?;
+        let got = self.h.call_via(&conn, Op::Acquire(wait), acquired)?;
+        Ok(got.then_some(ConditionGuard {
+            h: &self.h,
+            conn: conn.downgrade(),
+            held: true,
+        }))
+    }
+
+    /// Waits for the condition's lock (or nests if this thread holds it) until the guard
+    /// drops (`with cond:`).
+    pub fn acquire(&self) -> Result<ConditionGuard<'_>> {
+        loop {
+            if let Some(g) = self.acquire_wait(Wait::Forever)? {
+                return Ok(g);
+            }
+        }
+    }
+
+    /// Takes the lock if it is free now or already held by this thread.
+    pub fn try_acquire(&self) -> Result<Option<ConditionGuard<'_>>> {
+        self.acquire_wait(Wait::Never)
+    }
+
+    /// Waits at most `timeout` for the lock.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<ConditionGuard<'_>>> {
+        self.acquire_wait(Wait::from_timeout(Some(timeout)))
+    }
+
+    /// How many times the lock's holder holds it now (0: free).
+    pub fn depth(&self) -> Result<u64> {
+        self.h.call(Op::LockState, count)
     }
 }

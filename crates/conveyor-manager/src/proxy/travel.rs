@@ -2,9 +2,9 @@
 //! and deserialises (in a child process, say) by connecting and opening the object, as a
 //! Python proxy does when it is unpickled in another process.
 //!
-//! All the proxies a process deserialises for one server share one connection, made on
-//! first use and made again if it breaks. A thread that waits on the server (a blocking get,
-//! an acquire) should [`rebind`](super::Proxy::rebind) its proxy to a connection of its own.
+//! All the proxies a process deserialises for one server share one client, made on first use
+//! and made again if it breaks; as with every client, each thread that calls through them
+//! gets a connection of its own.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

@@ -62,6 +62,8 @@ pub(crate) enum State {
         bound: Option<u64>,
     },
     Barrier(sync::BarrierState),
+    /// A condition variable and its reentrant lock.
+    Condition(sync::CondState),
     Namespace(std::collections::BTreeMap<String, Vec<u8>>),
 }
 
@@ -107,6 +109,7 @@ impl Object {
                 State::Queue(queue::QueueState::new(capacity))
             }
             Create::Lock | Create::RLock => State::Lock(sync::LockState::default()),
+            Create::Condition => State::Condition(sync::CondState::default()),
             Create::Event => State::Event(false),
             Create::Semaphore { value, bound } => {
                 if let Some(b) = bound {
@@ -263,6 +266,7 @@ pub(crate) fn call(
         Kind::Event => sync::event(obj, op, ctx, out),
         Kind::Semaphore => sync::semaphore(obj, op, ctx, out),
         Kind::Barrier => sync::barrier(obj, op, ctx, out),
+        Kind::Condition => sync::condition(obj, op, ctx, out),
     }
 }
 
@@ -274,6 +278,7 @@ pub(crate) fn may_block(op: &Op<'_>) -> bool {
         | Op::QueueJoin(w)
         | Op::Acquire(w)
         | Op::EventWait(w)
+        | Op::CondWait(w)
         | Op::BarrierWait(w) => *w,
         _ => return false,
     };

@@ -5,7 +5,7 @@
 //! holding a lock does not block everyone else. Semaphores have no owner (as in Python, any
 //! party may release), so nothing is given back for a client that dies holding a permit.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::{cancelled_error, ok, wrong_op, Ctx, Object, State, Waited};
@@ -19,13 +19,143 @@ pub(crate) struct LockState {
     count: u32,
 }
 
-/// Condition variable of locks, semaphores, events and barriers.
+/// A condition variable's state: its reentrant lock, and the waiters by ticket.
+///
+/// Each wait takes the next ticket and queues it in `waiting`; a notify moves the oldest
+/// waiting tickets to `woken`, and a waiter returns once its ticket is there (it removes it).
+/// A waiter that times out or goes away takes its ticket out of `waiting` (if a notify moved
+/// it to `woken` meanwhile, it was notified after all, or passes the wakeup on). So a notify
+/// wakes only threads that were waiting when it was made, oldest first, as in Python.
+#[derive(Default)]
+pub(crate) struct CondState {
+    lock: LockState,
+    next_ticket: u64,
+    waiting: VecDeque<u64>,
+    woken: HashSet<u64>,
+}
+
+impl CondState {
+    /// Moves up to `n` of the oldest waiters to `woken`; answers how many.
+    fn wake(&mut self, n: u64) -> u64 {
+        let mut woke = 0;
+        while woke < n {
+            let Some(t) = self.waiting.pop_front() else {
+                break;
+            };
+            self.woken.insert(t);
+            woke += 1;
+        }
+        woke
+    }
+}
+
+/// Condition variable of locks, semaphores, events and barriers (and a condition's lock).
 const CHANGED: usize = 0;
+/// Condition variable of a condition's waiters.
+const NOTIFIED: usize = 1;
 
 fn lock_state(s: &mut State) -> &mut LockState {
     match s {
         State::Lock(l) => l,
+        State::Condition(c) => &mut c.lock,
         _ => unreachable!("lock operations only run on locks"),
+    }
+}
+
+fn cond_state(s: &mut State) -> &mut CondState {
+    match s {
+        State::Condition(c) => c,
+        _ => unreachable!("condition operations only run on conditions"),
+    }
+}
+
+fn not_owner(what: &str) -> RemoteError {
+    RemoteError::new(
+        ErrorKind::NotOwner,
+        format!("{what} of a condition whose lock this thread does not hold: acquire it first"),
+    )
+}
+
+pub(super) fn condition(
+    obj: &Arc<Object>,
+    op: Op<'_>,
+    ctx: &mut Ctx<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), RemoteError> {
+    match op {
+        Op::Acquire(_) | Op::Release | Op::LockState => return lock(obj, op, ctx, out),
+        Op::CondWait(_) | Op::CondNotify(_) | Op::CondNotifyAll => {}
+        other => return Err(wrong_op(obj.kind, &other)),
+    }
+    let me = ctx.conn;
+    let mut g = obj.lock();
+    if !matches!(g.state, State::Condition(_)) {
+        return Err(wrong_op(obj.kind, &op));
+    }
+    let c = cond_state(&mut g.state);
+    match op {
+        Op::CondNotify(n) => {
+            if c.lock.owner != Some(me) {
+                return Err(not_owner("notify"));
+            }
+            let woke = c.wake(n);
+            if woke > 0 {
+                obj.notify(&g, NOTIFIED, true);
+            }
+            ok(out, Reply::Count(woke))
+        }
+        Op::CondNotifyAll => {
+            if c.lock.owner != Some(me) {
+                return Err(not_owner("notify_all"));
+            }
+            let woke = c.wake(u64::MAX);
+            if woke > 0 {
+                obj.notify(&g, NOTIFIED, true);
+            }
+            ok(out, Reply::Count(woke))
+        }
+        Op::CondWait(wait) => {
+            if c.lock.owner != Some(me) {
+                return Err(not_owner("wait"));
+            }
+            // Release the lock however deeply it is held, and queue up.
+            let depth = c.lock.count;
+            c.lock.owner = None;
+            c.lock.count = 0;
+            ctx.held.remove(&obj.id);
+            let ticket = c.next_ticket;
+            c.next_ticket += 1;
+            c.waiting.push_back(ticket);
+            obj.notify(&g, CHANGED, false);
+            let (mut g, waited) = obj.wait_until(g, NOTIFIED, wait, ctx.cancelled, |s| {
+                cond_state(s).woken.contains(&ticket)
+            });
+            let c = cond_state(&mut g.state);
+            let notified = c.woken.remove(&ticket);
+            if !notified {
+                c.waiting.retain(|&t| t != ticket);
+            }
+            if waited == Waited::Cancelled {
+                // Gone: a notify meant for this waiter goes to the next one.
+                if notified && c.wake(1) > 0 {
+                    obj.notify(&g, NOTIFIED, true);
+                }
+                return Err(cancelled_error());
+            }
+            // Take the lock back at the depth it was held.
+            let (mut g, waited) = obj.wait_until(g, CHANGED, Wait::Forever, ctx.cancelled, |s| {
+                lock_state(s).owner.is_none()
+            });
+            if waited != Waited::Ready {
+                return Err(cancelled_error());
+            }
+            let l = lock_state(&mut g.state);
+            l.owner = Some(me);
+            l.count = depth;
+            ctx.held.insert(obj.id, obj.clone());
+            ok(out, Reply::Bool(notified))
+        }
+        other => Err(wrong_op(obj.kind, &other)),
     }
 }
 
@@ -35,9 +165,9 @@ pub(super) fn lock(
     ctx: &mut Ctx<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), RemoteError> {
-    let reentrant = obj.kind == Kind::RLock;
+    let reentrant = matches!(obj.kind, Kind::RLock | Kind::Condition);
     let mut g = obj.lock();
-    if !matches!(g.state, State::Lock(_)) {
+    if !matches!(g.state, State::Lock(_) | State::Condition(_)) {
         return Err(wrong_op(obj.kind, &op));
     }
     match op {
@@ -46,7 +176,13 @@ pub(super) fn lock(
             let l = lock_state(&mut g.state);
             if l.owner == Some(me) {
                 if reentrant {
-                    l.count += 1;
+                    l.count = l.count.checked_add(1).ok_or_else(|| {
+                        RemoteError::new(
+                            ErrorKind::Overflow,
+                            "the reentrant lock is already held u32::MAX times by this \
+                             connection",
+                        )
+                    })?;
                     return ok(out, Reply::Bool(true));
                 }
                 return Err(RemoteError::new(
@@ -98,7 +234,12 @@ pub(super) fn lock(
 pub(crate) fn release_all_held(conn: u64, held: &mut HashMap<u64, Arc<Object>>) {
     for (_, obj) in held.drain() {
         let mut g = obj.lock();
-        if let State::Lock(l) = &mut g.state {
+        let l = match &mut g.state {
+            State::Lock(l) => Some(l),
+            State::Condition(c) => Some(&mut c.lock),
+            _ => None,
+        };
+        if let Some(l) = l {
             if l.owner == Some(conn) {
                 tracing::info!(
                     lock = %obj.name,
@@ -185,7 +326,12 @@ pub(super) fn semaphore(
                     "the bounded semaphore was released more times than it was acquired",
                 ));
             }
-            *value += 1;
+            *value = value.checked_add(1).ok_or_else(|| {
+                RemoteError::new(
+                    ErrorKind::Overflow,
+                    "the semaphore already holds u64::MAX permits: one more cannot be counted",
+                )
+            })?;
             obj.notify(&g, CHANGED, false);
             ok(out, Reply::Unit)
         }
