@@ -1,6 +1,7 @@
 //! conveyor: Python's toolbox for talking between threads and processes, for Rust.
 //!
-//! This facade re-exports every conveyor crate behind a cargo feature (all on by default):
+//! This facade re-exports every conveyor crate behind a cargo feature (all on by default but
+//! `redis`, which needs a server to talk to and Rust 1.88):
 //!
 //! | module        | feature   | crate              | Python counterpart                      |
 //! |---------------|-----------|--------------------|-----------------------------------------|
@@ -10,6 +11,7 @@
 //! | `shm`         | `shm`     | `conveyor-shm`     | `multiprocessing.Queue`, `JoinableQueue`, `Lock`, `Value`, `Array`, `shared_memory.SharedMemory` |
 //! | `pipe`        | `pipe`    | `conveyor-pipe`    | `Pipe`, `multiprocessing.connection`    |
 //! | `manager`     | `manager` | `conveyor-manager` | `multiprocessing.Manager`               |
+//! | `redis`       | `redis`   | `conveyor-redis`   | a queue on Redis Streams (redis-py)     |
 //! | `pool`        | `pool`    | `conveyor-pool`    | `concurrent.futures`, `multiprocessing.Pool` |
 //!
 //! Every transport implements [`Channel`], so swapping one for another is a one-line change.
@@ -71,6 +73,9 @@ pub use conveyor_manager as manager;
 /// `wait` (crate `conveyor-pool`).
 #[cfg(feature = "pool")]
 pub use conveyor_pool as pool;
+/// Queues over a Redis Stream and a consumer group (crate `conveyor-redis`, feature `redis`).
+#[cfg(feature = "redis")]
+pub use conveyor_redis as redis;
 
 /// The README's programs, compiled and run as doctests so that they stay true.
 #[cfg(doctest)]

@@ -28,6 +28,7 @@
 //! | conveyor pipe `Connection` | processes | `multiprocessing.Pipe` |
 //! | conveyor Manager queue | processes | `Manager().Queue` |
 //! | conveyor Manager dict (writers set keys, takers remove them) | processes | `Manager().dict` |
+//! | conveyor `RedisQueue` (1/1 up to 4 KiB, ping-pong; [`redis`]) | processes | redis-py on a stream; the raw redis-rs XADD/XREADGROUP/XACK loop |
 //! | conveyor `ThreadPool` | threads | `concurrent.futures.ThreadPoolExecutor`; rayon |
 //! | conveyor `ProcessPool` | processes | `ProcessPoolExecutor`, `multiprocessing.Pool` |
 //!
@@ -62,6 +63,7 @@ pub mod peers;
 pub mod pool;
 pub mod process;
 pub mod python;
+pub mod redis;
 pub mod registry;
 pub mod report;
 pub mod run;

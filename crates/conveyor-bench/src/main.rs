@@ -7,5 +7,7 @@ fn main() -> ExitCode {
     // First: in a child process this runs the producer/consumer/echo and exits.
     let _children = conveyor_bench::process::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    conveyor_bench::cli::main(&args)
+    let code = conveyor_bench::cli::main(&args);
+    conveyor_bench::redis::stop_server();
+    code
 }

@@ -58,6 +58,7 @@ pub fn transports(python: Arc<PythonEnv>) -> Vec<Arc<dyn Transport>> {
         )),
     ];
     v.extend(crate::process::transports());
+    v.extend(crate::redis::transports());
     v.extend(crate::pool::transports());
     for t in PythonTransport::all(python.clone()) {
         v.push(Arc::new(t));

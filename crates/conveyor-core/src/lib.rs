@@ -68,9 +68,13 @@ pub mod codec;
 pub mod error;
 pub mod handoff;
 pub mod held;
+#[cfg(feature = "pickle")]
+pub mod pickle;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use channel::{Channel, Joinable, QueueInfo};
 pub use codec::{Codec, Postcard};
 pub use error::{CodecError, GetError, PutError, TaskDoneError};
+#[cfg(feature = "pickle")]
+pub use pickle::Pickle;

@@ -36,42 +36,12 @@
 //! assert_eq!(got, (1, "two".to_string(), vec![3.0]));
 //! ```
 
-use conveyor_core::{Codec, CodecError, GetError};
+use conveyor_core::GetError;
 
 use crate::{Connection, SendError};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
-pub use serde_pickle::{HashableValue, Value};
-
-/// The pickle codec (see the [module](self) documentation).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pickle;
-
-impl Codec for Pickle {
-    const NAME: &'static str = "pickle";
-
-    fn encode<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        // What serde_pickle::to_writer does, for an unsized value: the PROTO 3 opcode, the
-        // value, the STOP opcode.
-        out.extend_from_slice(&[0x80, 3]);
-        let mut ser = serde_pickle::Serializer::new(&mut *out, serde_pickle::SerOptions::new());
-        value
-            .serialize(&mut ser)
-            .map_err(|e| CodecError::new(Self::NAME, e.to_string()))?;
-        out.push(b'.');
-        Ok(())
-    }
-
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        serde_pickle::from_slice(bytes, serde_pickle::DeOptions::new())
-            .map_err(|e| CodecError::new(Self::NAME, e.to_string()))
-    }
-}
+/// The workspace's one pickle codec, defined in conveyor-core (feature `pickle`).
+pub use conveyor_core::pickle::{HashableValue, Pickle, Value};
 
 impl Connection<Pickle> {
     /// Sends a dynamic [`Value`] (which serde-pickle encodes itself rather than through serde).
@@ -87,8 +57,7 @@ impl Connection<Pickle> {
     /// assert_eq!(b.recv_value().unwrap(), v);
     /// ```
     pub fn send_value(&self, value: &Value) -> Result<(), SendError> {
-        let bytes = serde_pickle::value_to_vec(value, serde_pickle::SerOptions::new())
-            .map_err(|e| SendError::Codec(CodecError::new(Pickle::NAME, e.to_string())))?;
+        let bytes = Pickle.encode_value(value).map_err(SendError::Codec)?;
         self.send_bytes(&bytes)
     }
 
@@ -96,40 +65,6 @@ impl Connection<Pickle> {
     /// (`recv::<Value>()` goes through serde, which turns tuples into lists).
     pub fn recv_value(&self) -> Result<Value, GetError> {
         let bytes = self.recv_bytes()?;
-        serde_pickle::value_from_slice(&bytes, serde_pickle::DeOptions::new())
-            .map_err(|e| GetError::Codec(CodecError::new(Pickle::NAME, e.to_string())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dynamic_values_round_trip() {
-        let v = Value::List(vec![
-            Value::I64(1),
-            Value::String("a".into()),
-            Value::Bytes(vec![0, 255]),
-            Value::Tuple(vec![Value::None, Value::Bool(true)]),
-        ]);
-        let buf = serde_pickle::value_to_vec(&v, serde_pickle::SerOptions::new()).unwrap();
-        let back = serde_pickle::value_from_slice(&buf, serde_pickle::DeOptions::new()).unwrap();
-        assert_eq!(back, v);
-    }
-
-    #[test]
-    fn encoding_matches_serde_pickle_to_vec() {
-        let v = (1u8, "two", [3.5f64]);
-        let mut buf = vec![9];
-        Pickle.encode(&v, &mut buf).unwrap();
-        let want = serde_pickle::to_vec(&v, serde_pickle::SerOptions::new()).unwrap();
-        assert_eq!(&buf[1..], &want[..]);
-    }
-
-    #[test]
-    fn garbage_is_an_error() {
-        assert!(Pickle.decode::<Value>(b"not a pickle").is_err());
-        assert!(Pickle.decode::<Value>(&[]).is_err());
+        Pickle.decode_value(&bytes).map_err(GetError::Codec)
     }
 }

@@ -1,0 +1,126 @@
+//! `RedisQueue` and `JoinableRedisQueue`: conveyor's [`Channel`] over a Redis Stream and a
+//! consumer group, for programs that outgrow one machine.
+//!
+//! Pick it when producers and consumers run on different machines, or must survive each
+//! other's crashes and restarts, and a Redis server (7.0 or later) is at hand: every process
+//! that can reach the server shares the queue by its name and the server's URL alone. On one
+//! machine, `conveyor-shm`'s `ShmQueue` is some hundred times faster; between threads,
+//! `conveyor-thread`'s `Queue`. The code that puts and gets is the same: only the line that
+//! builds the channel changes.
+//!
+//! | Python (redis-py, `multiprocessing`)        | conveyor-redis                                 |
+//! |---------------------------------------------|------------------------------------------------|
+//! | `JoinableQueue()` shared by processes       | [`JoinableRedisQueue::open`]`(url, name)`      |
+//! | `Queue(maxsize)`                            | [`RedisQueue::bounded`]`(url, name, maxsize)`  |
+//! | `q.put(x)`, `put_nowait`, `put(x, timeout=t)` | [`Channel::put`], `try_put`, `put_timeout`   |
+//! | `q.get()`, `get_nowait`, `get(timeout=t)`   | [`Channel::get`], `try_get`, `get_timeout`     |
+//! | `q.task_done()`, `q.join()`                 | [`Joinable::task_done`], [`Joinable::join`]    |
+//! | `q.qsize()`, `empty()`, `full()`            | [`QueueInfo::len`], `is_empty`, `is_full`      |
+//! | `q.shutdown(immediate)` (3.13)              | [`Channel::shutdown`]`(immediate)`          |
+//! | `q.close()` (this handle puts no more)      | [`Channel::close`]                             |
+//! | `r.xadd(stream, {"d": pickle.dumps(x)})`    | a put with the pickle codec ([`Builder::codec`]) |
+//!
+//! # Example
+//!
+//! ```
+//! use conveyor_redis::{Channel, Joinable, JoinableRedisQueue, Target};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // CONVEYOR_REDIS_URL, or a redis-server started for this run
+//! let Some(server) = Target::from_env()? else {
+//!     eprintln!("SKIPPED: no Redis server (install redis-server or set CONVEYOR_REDIS_URL)");
+//!     return Ok(());
+//! };
+//! let q: JoinableRedisQueue<String> = JoinableRedisQueue::open(&server.url(), "doc-hotdogs")?;
+//! q.put("jerry's hot dog 0".to_string())?;
+//! let hotdog = q.get()?;          // in another process, on another machine: the same lines
+//! assert_eq!(hotdog, "jerry's hot dog 0");
+//! q.task_done()?;
+//! q.join();
+//! q.destroy()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # What is guaranteed
+//!
+//! - **A put that returned `Ok` is in the server**, and a put is applied once even when it is
+//!   retried after a lost connection (the put script remembers each producer lane's last
+//!   sequence number). A lost connection is retried with backoff (10 ms doubling to 500 ms, for
+//!   [`Builder::reconnect_for`], 10 s by default) before an operation fails.
+//! - **[`RedisQueue`]: at most once.** A get acknowledges the item as it delivers it; an item a
+//!   consumer took and then crashed with is gone, as with any queue.
+//! - **[`JoinableRedisQueue`]: at least once.** An item stays pending until `task_done`
+//!   acknowledges it. If its consumer dies (or is slower than the visibility timeout,
+//!   [`Builder::visibility_timeout`], 30 s by default), a live consumer's get takes it over
+//!   (XAUTOCLAIM) and it is delivered again: write consumers so that doing an item twice is
+//!   harmless. An item delivered more than [`Builder::max_deliveries`] times (5 by default), a
+//!   poison item that kills every consumer, goes to the dead-letter stream
+//!   ([`RedisQueue::dead_letters`]) instead of looping forever, and counts as done for `join`.
+//! - **A server that restarts** without persistence comes back without the queue: every
+//!   operation then fails with [`Error::QueueLost`], never with a silent empty queue. With
+//!   `appendonly yes` the queue survives, and the handles reconnect.
+//! - **Shutdown reaches every machine**: it is state in the server, which waiting gets and puts
+//!   look at every poll interval ([`Builder::poll_interval`], 100 ms by default).
+//!
+//! # Close and shutdown
+//!
+//! [`Channel::shutdown`]`(immediate)` is Python 3.13's `Queue.shutdown`, for every handle on
+//! every machine: later puts fail with `Closed`; without `immediate`, gets drain what is left and
+//! then fail with `Closed`; with it, what is not yet delivered is discarded and counts as done
+//! (items already taken still need their `task_done`, as in CPython). [`Channel::close`] is
+//! `multiprocessing.Queue.close()`: this handle puts no more, others are not affected.
+//!
+//! A queue built with [`Builder::shutdown_when_producers_done`] shuts itself down (as
+//! `shutdown(false)`) once every handle that has put has closed, been dropped, or died (its
+//! process killed: a thread of each producer process renews a lease in the server, and a
+//! producer whose lease runs out counts as gone), so consumers on every machine learn that the
+//! producers are done. A queue's state lives in the server, so a name that was shut down stays
+//! shut down: [`RedisQueue::destroy`] removes it.
+//!
+//! # The layout, for Python peers
+//!
+//! A queue `NAME` is the stream `conveyor:{NAME}:items` with the consumer group `conveyor`,
+//! each entry's field `d` holding the encoded item (see the `scripts` module source for the other
+//! keys). With the pickle codec (`Builder::codec(conveyor_core::Pickle)`), a Python program
+//! puts with `r.xadd("conveyor:{NAME}:items", {"d": pickle.dumps(obj)})` and gets with
+//! `r.xreadgroup("conveyor", "me", {"conveyor:{NAME}:items": ">"}, count=1, block=0)` then
+//! `r.xack(...)` and `r.xdel(...)`.
+//!
+//! # Cost
+//!
+//! Every operation is a round trip to the server. A put is one Lua script call (the state,
+//! the bound, and the lane's sequence checked with the XADD, atomically), a get one XREADGROUP
+//! (its acknowledgement is sent without waiting for the answer), and once per poll interval a
+//! get runs the take script instead (shutdown, redelivery). [`RedisQueue::put_batch`] sends many
+//! items in one script call: use it when producing fast. The harness
+//! (`cargo xtask bench --filter redis`) compares this crate with the raw redis-rs loop and with
+//! redis-py, side by side.
+//!
+//! # Servers for tests and examples
+//!
+//! [`Target::from_env`] answers `CONVEYOR_REDIS_URL` when it is set, else starts a
+//! [`LocalServer`] (the `redis-server` on `PATH`, on a free port, in a temporary directory).
+//! This crate's tests do that; without a server outside CI they print that they skipped and
+//! why, and in CI (`CI=true`) they fail instead.
+//!
+//! # Features
+//!
+//! - `pickle` (default): the pickle codec, for redis-py peers.
+//! - `tls`: `rediss://` URLs, through redis-rs's rustls support.
+
+#![warn(missing_docs)]
+
+mod conn;
+mod error;
+mod queue;
+mod scripts;
+pub mod server;
+
+#[cfg(feature = "pickle")]
+pub use conveyor_core::Pickle;
+pub use conveyor_core::{
+    Channel, Codec, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+};
+pub use error::Error;
+pub use queue::{Builder, DeadLetter, JoinableRedisQueue, RedisQueue};
+pub use server::{LocalServer, LocalServerOptions, Target};

@@ -1,0 +1,292 @@
+//! The queue's layout in Redis and the Lua scripts that change it atomically.
+//!
+//! A queue named `NAME` is four keys, all with the hash tag `{NAME}` so that they live on one
+//! node of a cluster:
+//!
+//! | key                    | type   | what it holds |
+//! |------------------------|--------|---------------|
+//! | `conveyor:{NAME}:items`| stream | one entry per item not yet done, field `d` = the encoded item; consumer group `conveyor` |
+//! | `conveyor:{NAME}:meta` | hash   | `maxsize` (0 = unbounded), `state` (`open`, `shutdown`, `immediate`), `token` (this incarnation of the queue) |
+//! | `conveyor:{NAME}:dead` | stream | dead letters: field `d`, the original `id`, `deliveries` |
+//! | `conveyor:{NAME}:puts` | hash   | per producer lane, the last put's sequence number and count (makes a put retried after a reconnect apply once) |
+//! | `conveyor:{NAME}:producers` | hash | on a queue that shuts itself down: per producer handle that has put and not closed, when its lease ends (server ms) |
+//!
+//! `meta` also holds `auto` (`1`: the queue shuts itself down once its producers are done) and
+//! `had` (`1`: some handle has put).
+//!
+//! Invariants the scripts keep: an entry leaves `items` only when it is acknowledged (XACK then
+//! XDEL in one script), so the group's pending list is a subset of the stream, `XLEN` counts
+//! what is not yet done, and `XLEN - pending` counts what is not yet delivered.
+
+use redis::Script;
+
+/// The consumer group every handle reads through.
+pub(crate) const GROUP: &str = "conveyor";
+
+/// The key names of one queue.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    pub items: String,
+    pub meta: String,
+    pub dead: String,
+    pub puts: String,
+    pub producers: String,
+}
+
+impl Keys {
+    pub fn new(name: &str) -> Self {
+        let base = format!("conveyor:{{{name}}}");
+        Keys {
+            items: format!("{base}:items"),
+            meta: format!("{base}:meta"),
+            dead: format!("{base}:dead"),
+            puts: format!("{base}:puts"),
+            producers: format!("{base}:producers"),
+        }
+    }
+}
+
+/// Creates the queue if it is new, and answers `{maxsize, state, token}`.
+///
+/// KEYS: items, meta. ARGV: maxsize to create with, token to create with, auto (1/0).
+/// Answers `{maxsize, state, token, auto}`.
+const INIT: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[2], 'maxsize', ARGV[1], 'state', 'open', 'token', ARGV[2], 'auto', ARGV[3])
+end
+-- the group (and the stream) exist from here on; BUSYGROUP means it already did
+redis.pcall('XGROUP', 'CREATE', KEYS[1], 'conveyor', '0', 'MKSTREAM')
+return redis.call('HMGET', KEYS[2], 'maxsize', 'state', 'token', 'auto')
+"#;
+
+/// Puts a batch of items, as many as the bound leaves room for, once per (lane, sequence).
+///
+/// KEYS: items, meta, puts, producers. ARGV: token, lane, sequence, producer, lease ms,
+/// `retry` when this (lane, sequence) may have been applied already (only then is the last one
+/// looked up), then the encoded items. Answers `{'ok', n}` (n items put, from the first), `{'closed'}` or
+/// `{'lost'}`.
+const PUT: &str = r#"
+local st = redis.call('HMGET', KEYS[2], 'state', 'maxsize', 'token', 'auto', 'had')
+if st[3] ~= ARGV[1] then return {'lost'} end
+if ARGV[6] == 'retry' then
+  local last = redis.call('HGET', KEYS[3], ARGV[2])
+  if last then
+    local seq, n = string.match(last, '^(%d+) (%d+)$')
+    if seq == ARGV[3] then return {'ok', tonumber(n)} end
+  end
+end
+if st[1] ~= 'open' then return {'closed'} end
+local n = #ARGV - 6
+local cap = tonumber(st[2])
+if cap > 0 then
+  local pending = redis.call('XPENDING', KEYS[1], 'conveyor')[1]
+  local room = cap - (redis.call('XLEN', KEYS[1]) - pending)
+  if room < n then n = math.max(room, 0) end
+end
+for i = 1, n do
+  redis.call('XADD', KEYS[1], '*', 'd', ARGV[6 + i])
+end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3] .. ' ' .. n)
+if st[4] == '1' then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[4], ARGV[4], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[5]))
+  if st[5] ~= '1' then redis.call('HSET', KEYS[2], 'had', '1') end
+end
+return {'ok', n}
+"#;
+
+/// Takes one item without blocking: first one that a consumer left unacknowledged for longer
+/// than the visibility timeout (moving it to the dead letters if it was delivered too often),
+/// else the next undelivered one.
+///
+/// On a queue that shuts itself down, an empty take also forgets producers whose lease ran out
+/// (their process died) and shuts the queue down once none is left.
+///
+/// KEYS: items, meta, dead, producers. ARGV: token, consumer, visibility ms, max deliveries,
+/// ack (1/0). Answers `{'item', id, data}`, `{'empty'}`, `{'closed'}` or `{'lost'}`.
+const TAKE: &str = r#"
+local st = redis.call('HMGET', KEYS[2], 'state', 'token', 'auto', 'had')
+if st[2] ~= ARGV[1] then return {'lost'} end
+if st[1] == 'immediate' then return {'closed'} end
+local function field(e, name)
+  for i = 1, #e[2], 2 do
+    if e[2][i] == name then return e[2][i + 1] end
+  end
+  return ''
+end
+local entry
+while true do
+  local r = redis.call('XAUTOCLAIM', KEYS[1], 'conveyor', ARGV[2], ARGV[3], '0-0', 'COUNT', 1)
+  local e = r[2][1]
+  if not e then break end
+  local p = redis.call('XPENDING', KEYS[1], 'conveyor', e[1], e[1], 1)[1]
+  if p[4] > tonumber(ARGV[4]) then
+    redis.call('XADD', KEYS[3], '*', 'd', field(e, 'd'), 'id', e[1], 'deliveries', p[4] - 1)
+    redis.call('XACK', KEYS[1], 'conveyor', e[1])
+    redis.call('XDEL', KEYS[1], e[1])
+  else
+    entry = e
+    break
+  end
+end
+if not entry then
+  local r = redis.call('XREADGROUP', 'GROUP', 'conveyor', ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+  if r then entry = r[1][2][1] end
+end
+if not entry then
+  if st[1] == 'shutdown' then return {'closed'} end
+  if st[3] == '1' and st[4] == '1' then
+    local t = redis.call('TIME')
+    local now = t[1] * 1000 + math.floor(t[2] / 1000)
+    local all = redis.call('HGETALL', KEYS[4])
+    for i = 1, #all, 2 do
+      if tonumber(all[i + 1]) < now then redis.call('HDEL', KEYS[4], all[i]) end
+    end
+    if redis.call('HLEN', KEYS[4]) == 0 then
+      redis.call('HSET', KEYS[2], 'state', 'shutdown')
+      return {'closed'}
+    end
+  end
+  return {'empty'}
+end
+if ARGV[5] == '1' then
+  redis.call('XACK', KEYS[1], 'conveyor', entry[1])
+  redis.call('XDEL', KEYS[1], entry[1])
+end
+return {'item', entry[1], field(entry, 'd')}
+"#;
+
+/// Acknowledges delivered entries and removes them.
+///
+/// KEYS: items. ARGV: the entry ids. Answers how many were still pending.
+const ACK: &str = r#"
+local n = 0
+for i = 1, #ARGV do
+  n = n + redis.call('XACK', KEYS[1], 'conveyor', ARGV[i])
+  redis.call('XDEL', KEYS[1], ARGV[i])
+end
+return n
+"#;
+
+/// Shuts the queue down for everyone; with `immediate`, discards what is not yet delivered.
+///
+/// KEYS: items, meta. ARGV: token, immediate (1/0). Answers how many items were discarded,
+/// or -1 if the queue is gone.
+const SHUTDOWN: &str = r#"
+local st = redis.call('HMGET', KEYS[2], 'state', 'token')
+if st[2] ~= ARGV[1] then return -1 end
+if ARGV[2] ~= '1' then
+  if st[1] == 'open' then redis.call('HSET', KEYS[2], 'state', 'shutdown') end
+  return 0
+end
+redis.call('HSET', KEYS[2], 'state', 'immediate')
+local n = 0
+while true do
+  local r = redis.call('XREADGROUP', 'GROUP', 'conveyor', 'conveyor-shutdown', 'COUNT', 500, 'STREAMS', KEYS[1], '>')
+  if not r then break end
+  for _, e in ipairs(r[1][2]) do
+    redis.call('XACK', KEYS[1], 'conveyor', e[1])
+    redis.call('XDEL', KEYS[1], e[1])
+    n = n + 1
+  end
+end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], 'conveyor', 'conveyor-shutdown')
+return n
+"#;
+
+/// Answers `{not done (XLEN), pending, state}`, or `{'lost'}`.
+///
+/// KEYS: items, meta. ARGV: token.
+const COUNTS: &str = r#"
+local st = redis.call('HMGET', KEYS[2], 'state', 'token')
+if st[2] ~= ARGV[1] then return {'lost'} end
+local pending = redis.call('XPENDING', KEYS[1], 'conveyor')[1]
+return {redis.call('XLEN', KEYS[1]), pending, st[1]}
+"#;
+
+/// A producer handle closes (or goes): forget it, and shut a self-shutting queue down if it
+/// was the last.
+///
+/// KEYS: meta, producers. ARGV: token, producer. Answers 1 if the queue was shut down.
+const LEAVE: &str = r#"
+local st = redis.call('HMGET', KEYS[1], 'state', 'token', 'auto', 'had')
+if st[2] ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[2])
+if st[1] == 'open' and st[3] == '1' and st[4] == '1' and redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[1], 'state', 'shutdown')
+  return 1
+end
+return 0
+"#;
+
+/// Extends the leases of live producers that have not closed.
+///
+/// KEYS: producers. ARGV: lease ms, then the producers.
+const LEASE: &str = r#"
+local t = redis.call('TIME')
+local until_ms = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], until_ms)
+  end
+end
+return 0
+"#;
+
+/// Forgets a handle when it goes: its producer lanes, and its consumer if it holds nothing.
+///
+/// KEYS: items, puts. ARGV: consumer, then the lane names.
+const RETIRE: &str = r#"
+for i = 2, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ok, held = pcall(redis.call, 'XPENDING', KEYS[1], 'conveyor', '-', '+', 1, ARGV[1])
+if ok and #held == 0 then
+  redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], 'conveyor', ARGV[1])
+  return 1
+end
+return 0
+"#;
+
+/// Every script, compiled once per process.
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    pub init: Script,
+    pub put: Script,
+    pub take: Script,
+    pub ack: Script,
+    pub shutdown: Script,
+    pub counts: Script,
+    pub retire: Script,
+    pub leave: Script,
+    pub lease: Script,
+}
+
+/// The scripts (redis-rs sends each by its SHA1 and loads it on NOSCRIPT, so a server that
+/// restarted or flushed its scripts gets them again).
+pub(crate) fn scripts() -> &'static Scripts {
+    static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        init: Script::new(INIT),
+        put: Script::new(PUT),
+        take: Script::new(TAKE),
+        ack: Script::new(ACK),
+        shutdown: Script::new(SHUTDOWN),
+        counts: Script::new(COUNTS),
+        retire: Script::new(RETIRE),
+        leave: Script::new(LEAVE),
+        lease: Script::new(LEASE),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let k = Keys::new("jobs");
+        for key in [&k.items, &k.meta, &k.dead, &k.puts, &k.producers] {
+            assert!(key.starts_with("conveyor:{jobs}:"), "{key}");
+        }
+    }
+}

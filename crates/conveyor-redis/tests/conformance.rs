@@ -1,0 +1,254 @@
+//! The `Channel` conformance suite (`conveyor_core::testing`) against `RedisQueue` and
+//! `JoinableRedisQueue`, on a real Redis server (`CONVEYOR_REDIS_URL`, or a redis-server of
+//! this test binary's own), with producers and consumers in real child processes
+//! (conveyor-process re-executes this test binary) for the cases that ask for other processes.
+//! Without a server outside CI every case prints that it skipped and why.
+
+mod common;
+
+use std::time::Duration;
+
+use conveyor_core::testing::{
+    run_consumer, run_producer, Capacity, Factory, Item, Order, Profile, Remote, RemoteChild, Role,
+    GENEROUS,
+};
+use conveyor_core::{Channel, Joinable, QueueInfo};
+use conveyor_process::{init_test, Child, Process};
+use conveyor_redis::{Builder, JoinableRedisQueue, RedisQueue, Target};
+
+/// Whether a server can be had: `CONVEYOR_REDIS_URL`, or `redis-server` on `PATH`. Without
+/// one, outside CI, each case says so and returns (in CI it fails).
+fn no_server() -> bool {
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("redis-server").is_file())
+    });
+    if std::env::var_os(conveyor_redis::server::URL_VAR).is_some() || on_path {
+        return false;
+    }
+    common::target("conformance").is_none()
+}
+
+/// One case's queue: the server it lives on (a redis-server of the case's own, stopped when
+/// the case ends, or `CONVEYOR_REDIS_URL`'s), its name, and how its handles are opened.
+struct Spec {
+    _server: Target,
+    url: String,
+    name: String,
+    auto: bool,
+}
+
+impl Spec {
+    fn new(capacity: Capacity, auto: bool, joinable: bool) -> Spec {
+        let server = Target::from_env()
+            .expect("a Redis server")
+            .expect("a Redis server (checked by the prologue)");
+        let spec = Spec {
+            url: server.url(),
+            _server: server,
+            name: common::name("conformance"),
+            auto,
+        };
+        let b = spec.builder();
+        let b = match capacity {
+            Capacity::Bounded(n) => b.maxsize(n),
+            Capacity::Unbounded => b,
+        };
+        // the first handle creates the queue with its bound and settings
+        if joinable {
+            b.open_joinable::<Item>().expect("open a Redis queue");
+        } else {
+            b.open::<Item>().expect("open a Redis queue");
+        }
+        spec
+    }
+
+    fn builder(&self) -> Builder {
+        let b = Builder::new(&self.url, &self.name).poll_interval(Duration::from_millis(20));
+        if self.auto {
+            b.shutdown_when_producers_done()
+                .producer_lease(Duration::from_millis(500))
+        } else {
+            b
+        }
+    }
+}
+
+type Results = RedisQueue<Vec<u64>>;
+
+fn results_queue(url: &str) -> Result<(String, Results), String> {
+    let name = common::name("conformance-results");
+    let q = RedisQueue::open(url, &name).map_err(|e| e.to_string())?;
+    Ok((name, q))
+}
+
+/// What a child needs to open its handle: the URL, the queue's name, its settings.
+type Where = (String, String, bool);
+
+fn reopen((url, name, auto): &Where) -> Builder {
+    let b = Builder::new(url, name).poll_interval(Duration::from_millis(20));
+    if *auto {
+        b.shutdown_when_producers_done()
+            .producer_lease(Duration::from_millis(500))
+    } else {
+        b
+    }
+}
+
+// The child processes' entry points: the suite's roles on a handle opened by URL and name.
+
+fn produce((at, first, count): (Where, u64, u64)) -> Result<(), String> {
+    let q = reopen(&at).open::<Item>().map_err(|e| e.to_string())?;
+    run_producer(&q, first, count)
+}
+
+fn consume((at, results, task_done): (Where, String, bool)) -> Result<(), String> {
+    let out: Results = RedisQueue::open(&at.0, &results).map_err(|e| e.to_string())?;
+    let got = if task_done {
+        let q = reopen(&at)
+            .open_joinable::<Item>()
+            .map_err(|e| e.to_string())?;
+        run_consumer(&q, Some(&q as &dyn Joinable))?
+    } else {
+        let q = reopen(&at).open::<Item>().map_err(|e| e.to_string())?;
+        run_consumer(&q, None)?
+    };
+    out.put(got).map_err(|e| e.to_string())
+}
+
+struct RedisChild {
+    child: Child,
+    results: Option<Results>,
+}
+
+impl RemoteChild for RedisChild {
+    fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    fn finish(self: Box<Self>, timeout: Duration) -> Result<Vec<u64>, String> {
+        match self.child.join_timeout(timeout) {
+            Ok(Some(status)) if status.success() => {}
+            Ok(Some(status)) => return Err(format!("the child ended with {status}")),
+            Ok(None) => {
+                let _ = self.child.kill();
+                return Err(format!("the child did not end within {timeout:?}"));
+            }
+            Err(e) => return Err(format!("could not wait for the child: {e}")),
+        }
+        match &self.results {
+            Some(r) => {
+                let got = r
+                    .get_timeout(GENEROUS)
+                    .map_err(|e| format!("the consumer sent no results: {e}"));
+                let _ = r.destroy();
+                got
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+fn start_child(spec: &Spec, role: Role, joinable: bool) -> Result<Box<dyn RemoteChild>, String> {
+    let at: Where = (spec.url.clone(), spec.name.clone(), spec.auto);
+    let (child, results) = match role {
+        Role::Produce { first, count } => {
+            (Process::new("produce", (at, first, count)).start(), None)
+        }
+        Role::Consume { task_done } => {
+            if task_done && !joinable {
+                return Err(
+                    "RedisQueue acknowledges at delivery: JoinableRedisQueue has task_done".into(),
+                );
+            }
+            let (name, q) = results_queue(&spec.url)?;
+            (
+                Process::new("consume", (at, name, task_done)).start(),
+                Some(q),
+            )
+        }
+    };
+    let child = child.map_err(|e| e.to_string())?;
+    Ok(Box::new(RedisChild { child, results }))
+}
+
+/// `RedisQueue`: every producer and consumer opens the queue by URL and name, as another
+/// process or machine does, so each is a handle of its own.
+struct Plain;
+
+impl Factory for Plain {
+    type Queue = Spec;
+    type Handle = RedisQueue<Item>;
+
+    fn profile(&self) -> Profile {
+        Profile::queue("RedisQueue", Order::Fifo)
+    }
+    fn create(&self, capacity: Capacity) -> Spec {
+        Spec::new(capacity, false, false)
+    }
+    fn create_auto_shutdown(&self, capacity: Capacity) -> Result<Spec, &'static str> {
+        Ok(Spec::new(capacity, true, false))
+    }
+    fn producer(&self, q: &Spec) -> RedisQueue<Item> {
+        q.builder().open().expect("open the queue by name")
+    }
+    fn consumer(&self, q: &Spec) -> RedisQueue<Item> {
+        q.builder().open().expect("open the queue by name")
+    }
+    fn joinable(_: &RedisQueue<Item>) -> Result<&dyn Joinable, &'static str> {
+        Err("RedisQueue acknowledges each item at delivery: JoinableRedisQueue has task_done/join")
+    }
+    fn info(h: &RedisQueue<Item>) -> Result<&dyn QueueInfo, &'static str> {
+        Ok(h)
+    }
+    fn remote(&self) -> Result<&dyn Remote<Spec>, &'static str> {
+        Ok(self)
+    }
+}
+
+impl Remote<Spec> for Plain {
+    fn start(&self, q: &Spec, role: Role) -> Result<Box<dyn RemoteChild>, String> {
+        start_child(q, role, false)
+    }
+}
+
+/// `JoinableRedisQueue`, handles opened as for `RedisQueue`.
+struct Joinable_;
+
+impl Factory for Joinable_ {
+    type Queue = Spec;
+    type Handle = JoinableRedisQueue<Item>;
+
+    fn profile(&self) -> Profile {
+        Profile::queue("JoinableRedisQueue", Order::Fifo)
+    }
+    fn create(&self, capacity: Capacity) -> Spec {
+        Spec::new(capacity, false, true)
+    }
+    fn create_auto_shutdown(&self, capacity: Capacity) -> Result<Spec, &'static str> {
+        Ok(Spec::new(capacity, true, true))
+    }
+    fn producer(&self, q: &Spec) -> JoinableRedisQueue<Item> {
+        q.builder().open_joinable().expect("open the queue by name")
+    }
+    fn consumer(&self, q: &Spec) -> JoinableRedisQueue<Item> {
+        q.builder().open_joinable().expect("open the queue by name")
+    }
+    fn joinable(h: &JoinableRedisQueue<Item>) -> Result<&dyn Joinable, &'static str> {
+        Ok(h)
+    }
+    fn info(h: &JoinableRedisQueue<Item>) -> Result<&dyn QueueInfo, &'static str> {
+        Ok(h)
+    }
+    fn remote(&self) -> Result<&dyn Remote<Spec>, &'static str> {
+        Ok(self)
+    }
+}
+
+impl Remote<Spec> for Joinable_ {
+    fn start(&self, q: &Spec, role: Role) -> Result<Box<dyn RemoteChild>, String> {
+        start_child(q, role, true)
+    }
+}
+
+conveyor_core::conformance_tests!(redis_queue, Plain; init_test!(produce, consume); if no_server() { return; });
+conveyor_core::conformance_tests!(joinable_redis_queue, Joinable_; init_test!(produce, consume); if no_server() { return; });
