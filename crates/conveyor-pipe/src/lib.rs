@@ -60,8 +60,10 @@ mod listener;
 pub mod pickle;
 mod pipe;
 mod reader;
+mod spin;
 mod sys;
 mod wait;
+mod writer;
 
 pub use address::Address;
 pub use client::{connect, Client};
