@@ -257,7 +257,7 @@ fn comparison(m: &ManagerGuard) {
 }
 
 fn main() {
-    process::init(&[manager::server_entry()]);
+    let _children = process::init(&[manager::server_entry()]);
     let m = Manager::builder()
         .spawn()
         .expect("start the manager process");

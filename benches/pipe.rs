@@ -587,7 +587,7 @@ fn side_by_side(p: &mut Peers) {
 
 fn main() {
     // A child started by this bench runs its entry point here and exits.
-    process::init(&[entry!(conveyor_peer), entry!(raw_peer), entry!(ipc_peer)]);
+    let _children = process::init(&[entry!(conveyor_peer), entry!(raw_peer), entry!(ipc_peer)]);
     let mut peers = Peers {
         conveyor: ConveyorPeer::start(),
         raw: RawPeer::start(),

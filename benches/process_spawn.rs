@@ -84,7 +84,7 @@ fn main() {
         return;
     }
     // A child started by this bench runs its entry point here and exits.
-    process::init(&[entry!(noop), entry!(sink)]);
+    let _children = process::init(&[entry!(noop), entry!(sink)]);
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();

@@ -673,7 +673,7 @@ fn wants_side_by_side() -> bool {
 }
 
 fn main() {
-    process::init(&[
+    let _children = process::init(&[
         entry!(shm_sink),
         entry!(shm_sink_spin),
         entry!(shm_echo),

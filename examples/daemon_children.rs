@@ -5,7 +5,9 @@
 //! forever; the main process joins the makers and, when it ends, the daemons end with it. Here a
 //! `boss` process plays that main process: it starts a daemon `ticker` that would run forever and
 //! a plain `worker` that it joins, then returns. This program (the boss's parent) then watches
-//! the ticker disappear, without ever signalling it: it dies because its parent did.
+//! the ticker disappear, without ever signalling it: as the boss ends it terminates its daemons
+//! (Python's exit handler does the same), and a daemon whose parent dies any other way is
+//! killed by the kernel.
 //!
 //! ```text
 //! cargo run -p conveyor --no-default-features --features process --example daemon_children
@@ -54,7 +56,7 @@ fn boss(End(mut parent): End) -> Result<(), process::Error> {
     let worker = Process::new("worker", 5u32).name("worker").start()?;
     writeln!(parent, "{}", ticker.pid()).expect("the parent is listening");
     let status = worker.join()?;
-    println!("  boss: worker {status}; returning, and my daemon ticker goes with me");
+    println!("  boss: worker {status}; returning, and my daemon ticker ends with me");
     Ok(())
 }
 
@@ -70,7 +72,7 @@ fn ended(pid: u32) -> bool {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(ticker), entry!(worker), entry!(boss)]);
+    let _children = process::init(&[entry!(ticker), entry!(worker), entry!(boss)]);
 
     let (mine, theirs) = UnixStream::pair()?;
     let boss = Process::new("boss", End(theirs)).name("boss").start()?;
@@ -93,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::thread::sleep(Duration::from_millis(5));
     }
     println!(
-        "main: the daemon ticker ended {:.1} ms after the boss, without being told",
+        "main: the daemon ticker ended {:.1} ms after the boss, without a word from main",
         since.elapsed().as_secs_f64() * 1e3
     );
     Ok(())

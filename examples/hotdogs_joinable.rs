@@ -82,7 +82,7 @@ fn eat_hotdog((name, q, unit): (String, JoinableShmQueue<String>, Duration)) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(make_hotdog), entry!(eat_hotdog)]);
+    let _children = process::init(&[entry!(make_hotdog), entry!(eat_hotdog)]);
     let quick = std::env::args().any(|a| a == "--quick");
     let unit = if quick {
         Duration::from_millis(10)

@@ -37,7 +37,7 @@ fn worker((address, authkey): (Address, Vec<u8>)) -> Result<(), ManagerError> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(worker)]);
+    let _children = process::init(&[entry!(worker)]);
     let authkey = b"abc".to_vec();
     let m = Manager::builder()
         .address("tcp:127.0.0.1:0".parse()?)

@@ -57,7 +57,7 @@ fn consumer(pipe: Connection) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(producer), entry!(consumer)]);
+    let _children = process::init(&[entry!(producer), entry!(consumer)]);
 
     let (recevie_pipe, send_pipe) = pipe()?;
     let my_producer = Process::new("producer", send_pipe)

@@ -50,7 +50,7 @@ fn get_task(conn2: Connection) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // In a child this runs put_task or get_task and exits.
-    process::init(&[entry!(put_task), entry!(get_task)]);
+    let _children = process::init(&[entry!(put_task), entry!(get_task)]);
 
     let (conn1, conn2) = pipe()?; // two telephones
     let g_t = Process::new("get_task", conn2).name("Jack").start()?;

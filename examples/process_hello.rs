@@ -55,7 +55,7 @@ fn consumer((a, pause): (i64, Duration)) {
 
 fn main() -> Result<(), process::Error> {
     // First thing: in a child this runs `producer` or `consumer` and exits.
-    process::init(&[entry!(producer), entry!(consumer)]);
+    let _children = process::init(&[entry!(producer), entry!(consumer)]);
 
     let quick = std::env::args().any(|a| a == "--quick");
     let pause = if quick {

@@ -112,7 +112,7 @@ fn run(path: &Path, times: u32, lock: Option<&RLock>) -> Result<i64, Box<dyn std
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(task)]);
+    let _children = process::init(&[entry!(task)]);
     let times = if std::env::args().any(|a| a == "--quick") {
         200
     } else {

@@ -76,7 +76,7 @@ fn eater((q, unit): (ShmQueue<String>, Duration)) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(cook), entry!(eater)]);
+    let _children = process::init(&[entry!(cook), entry!(eater)]);
     let quick = std::env::args().any(|a| a == "--quick");
     let unit = if quick {
         Duration::from_millis(10)

@@ -43,7 +43,7 @@ fn someone((q, pause): (ShmQueue<String>, Duration)) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(someone)]);
+    let _children = process::init(&[entry!(someone)]);
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
     let pause = Duration::from_millis(1000) / scale;

@@ -176,7 +176,7 @@ fn plotter((q, live): (ShmQueue<Sample>, bool)) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    process::init(&[entry!(plotter)]);
+    let _children = process::init(&[entry!(plotter)]);
     let mut seconds = 10.0;
     let mut quick = false;
     let mut args = std::env::args().skip(1);

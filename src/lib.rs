@@ -12,6 +12,25 @@
 //! | `manager`     | `manager` | `conveyor-manager` | `multiprocessing.Manager`               |
 //!
 //! Every transport implements [`Channel`], so swapping one for another is a one-line change.
+//! The traits and the error types are re-exported here, in every transport's module, and in
+//! [`prelude`], so `use conveyor::prelude::*;` is all a program needs besides its transport:
+//!
+//! ```
+//! use conveyor::prelude::*;
+//! use conveyor::thread::Queue;
+//!
+//! fn drain<C: Channel<u32>>(q: &C) -> Vec<u32> {
+//!     std::iter::from_fn(|| q.try_get().ok()).collect()
+//! }
+//!
+//! let q = Queue::bounded(4);
+//! q.put(1).unwrap();
+//! q.put(2).unwrap();
+//! assert_eq!(q.len(), 2);
+//! assert_eq!(drain(&q), [1, 2]);
+//! let err: GetError = q.try_get().unwrap_err();
+//! assert!(err.is_empty());
+//! ```
 
 #![warn(missing_docs)]
 
@@ -19,6 +38,13 @@ pub use conveyor_core as core;
 pub use conveyor_core::{
     Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
 };
+
+/// The traits every transport implements and their error types: `use conveyor::prelude::*;`.
+pub mod prelude {
+    pub use conveyor_core::{
+        Channel, CodecError, GetError, Joinable, PutError, QueueInfo, TaskDoneError,
+    };
+}
 
 /// Thread queues: `Queue`, `LifoQueue`, `PriorityQueue` (crate `conveyor-thread`).
 #[cfg(feature = "thread")]
@@ -39,3 +65,8 @@ pub use conveyor_pipe as pipe;
 /// A server of shared objects and typed proxies (crate `conveyor-manager`).
 #[cfg(feature = "manager")]
 pub use conveyor_manager as manager;
+
+/// The README's programs, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

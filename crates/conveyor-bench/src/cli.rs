@@ -15,14 +15,15 @@ use crate::workload::Workload;
 pub const USAGE: &str = "\
 usage: conveyor-bench [--quick] [--filter TERMS]... [--reps N] [--out DIR] [--no-python] [--list]
 
-  --quick         every transport once, briefly (a smoke test, under a minute)
+  --quick         every transport once, briefly (a smoke test, under a minute); its report
+                  goes to target/conveyor-bench/quick/, apart from the full run's
   --filter TERMS  comma-separated substrings: a term matching a transport's name, scope
                   (threads, processes) or family (conveyor, rust peer, python) keeps that
                   transport; one matching a workload id keeps that workload
                   (e.g. --filter pingpong,conveyor  or  --filter 'throughput-1x1,processes')
   --reps N        repetitions per case, interleaved across transports (default 5, quick 1)
   --out DIR       where report.md, results.json and the SVG charts go
-                  (default target/conveyor-bench)
+                  (default target/conveyor-bench, or target/conveyor-bench/quick with --quick)
   --no-python     skip the Python originals
   --list          list the transports and workloads, and exit";
 
@@ -43,13 +44,25 @@ pub struct Args {
     pub list: bool,
 }
 
+/// Where the report goes without `--out`, relative to the working directory: a quick run's
+/// under `quick/`, so that it never overwrites the last full report.
+pub fn default_out(quick: bool) -> PathBuf {
+    let full = PathBuf::from("target/conveyor-bench");
+    if quick {
+        full.join("quick")
+    } else {
+        full
+    }
+}
+
 /// Parses the arguments (without the program name); `Err` carries the message to print.
 pub fn parse(args: &[String]) -> Result<Args, String> {
+    let mut out = None;
     let mut a = Args {
         quick: false,
         filters: Vec::new(),
         reps: None,
-        out: PathBuf::from("target/conveyor-bench"),
+        out: PathBuf::new(),
         no_python: false,
         list: false,
     };
@@ -72,7 +85,7 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
                         .ok_or_else(|| format!("--reps takes a positive number, not {v:?}"))?,
                 );
             }
-            "--out" => a.out = PathBuf::from(value("--out")?),
+            "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--no-python" => a.no_python = true,
             "--list" => a.list = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -82,6 +95,7 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
             },
         }
     }
+    a.out = out.unwrap_or_else(|| default_out(a.quick));
     Ok(a)
 }
 
@@ -263,6 +277,27 @@ mod tests {
         assert_eq!(a.filters, s(&["flume", "pingpong"]));
         assert_eq!(a.reps, Some(3));
         assert_eq!(a.out, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn a_quick_run_writes_apart_from_the_full_report() {
+        assert_eq!(
+            parse(&[]).unwrap().out,
+            PathBuf::from("target/conveyor-bench")
+        );
+        assert_eq!(
+            parse(&s(&["--quick"])).unwrap().out,
+            PathBuf::from("target/conveyor-bench/quick")
+        );
+        assert_ne!(default_out(true), default_out(false));
+        // --out wins, in either order
+        for args in [
+            ["--quick", "--out", "/tmp/q"],
+            ["--out", "/tmp/q", "--quick"],
+        ] {
+            assert_eq!(parse(&s(&args)).unwrap().out, PathBuf::from("/tmp/q"));
+        }
+        assert!(USAGE.contains("target/conveyor-bench/quick"));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! Pick it to answer "how does conveyor compare on my machine?": `cargo xtask bench` prints a
 //! table grouped by workload and writes `target/conveyor-bench/report.md`, `results.json` and
-//! SVG charts. For the cost of a single operation, use the criterion benchmarks in `benches/`.
+//! SVG charts (a `--quick` run writes them under `target/conveyor-bench/quick/`, so that it
+//! never overwrites the last full report). For the cost of a single operation, use the criterion benchmarks in `benches/`.
 //!
 //! The workloads ([`workload`]) are written once over [`conveyor_core::Channel`]: that every
 //! transport runs them unchanged is the proof that transports are swappable. Peers that are not

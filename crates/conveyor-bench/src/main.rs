@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // First: in a child process this runs the producer/consumer/echo and exits.
-    conveyor_bench::process::init();
+    let _children = conveyor_bench::process::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     conveyor_bench::cli::main(&args)
 }

@@ -139,6 +139,10 @@ impl<T> Channel<T> for CrossbeamChannel<T> {
         })
     }
 
+    fn shutdown(&self, _immediate: bool) {
+        self.closed.set();
+    }
+
     fn close(&self) {
         self.closed.set();
     }
@@ -236,6 +240,10 @@ impl<T> Channel<T> for FlumeChannel<T> {
             flume::RecvTimeoutError::Timeout => GetError::Timeout,
             flume::RecvTimeoutError::Disconnected => GetError::Closed,
         })
+    }
+
+    fn shutdown(&self, _immediate: bool) {
+        self.closed.set();
     }
 
     fn close(&self) {
@@ -375,6 +383,10 @@ impl<T> Channel<T> for MpscChannel<T> {
         })
     }
 
+    fn shutdown(&self, _immediate: bool) {
+        self.closed.set();
+    }
+
     fn close(&self) {
         self.closed.set();
     }
@@ -417,6 +429,9 @@ impl<T, Tx: Channel<T>, Rx: Channel<T>> Channel<T> for Duplex<Tx, Rx> {
     }
     fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.rx.get_timeout(timeout)
+    }
+    fn shutdown(&self, immediate: bool) {
+        self.tx.shutdown(immediate);
     }
     fn close(&self) {
         self.tx.close();
@@ -554,6 +569,10 @@ impl<T: Serialize + DeserializeOwned> Channel<T> for IpmpscChannel {
         }
     }
 
+    fn shutdown(&self, _immediate: bool) {
+        self.closed.set();
+    }
+
     fn close(&self) {
         self.closed.set();
     }
@@ -661,6 +680,10 @@ where
             Err(ipc_channel::ipc::TryRecvError::Empty) => Err(GetError::Timeout),
             Err(ipc_channel::ipc::TryRecvError::IpcError(e)) => Err(ipc_get_error(e)),
         }
+    }
+
+    fn shutdown(&self, _immediate: bool) {
+        self.closed.set();
     }
 
     fn close(&self) {

@@ -44,11 +44,12 @@ pub const CHILD_ENTRY: &str = "conveyor_bench_child";
 /// How long the parent waits for a child's report before it gives up.
 const REPORT_LIMIT: Duration = Duration::from_secs(120);
 
-/// Registers the child entry point; in a child, runs it and exits. Call first in `main`.
-pub fn init() {
+/// Registers the child entry point; in a child, runs it and exits. Call first in `main`, and
+/// keep the guard until `main` ends (see [`conveyor_process::InitGuard`]).
+pub fn init() -> conveyor_process::InitGuard {
     conveyor_process::init(&[conveyor_process::entry!(
         "conveyor_bench_child" => bench_child
-    )]);
+    )])
 }
 
 /// One end of a pipe, passed to a child as an inherited descriptor.

@@ -18,9 +18,34 @@ use crate::error::{GetError, PutError, TaskDoneError};
 /// | `q.get()`                     | [`get`](Channel::get)          |
 /// | `q.get(block=False)`          | [`try_get`](Channel::try_get)  |
 /// | `q.get(timeout=t)`            | [`get_timeout`](Channel::get_timeout) |
-/// | `q.shutdown()` (3.13)         | [`close`](Channel::close)      |
+/// | `q.shutdown(immediate=False)` (3.13) | [`shutdown(false)`](Channel::shutdown) |
+/// | `q.shutdown(immediate=True)` (3.13)  | [`shutdown(true)`](Channel::shutdown)  |
+/// | `mp.Queue.close()`            | [`close`](Channel::close)      |
+/// | `mp.Queue.join_thread()`      | nothing needed: a put is in the queue when it returns |
+/// | `mp.Queue.cancel_join_thread()` | nothing needed: there is no feeder thread to wait for |
 ///
 /// A failed put hands the item back inside the [`PutError`], so nothing is lost.
+///
+/// # Shutdown and close
+///
+/// Two ways to end, named after Python's:
+///
+/// - [`shutdown`](Channel::shutdown) is `queue.Queue.shutdown` (Python 3.13) and acts for
+///   everyone sharing the queue: later puts fail with `Closed`, blocked puts and gets wake.
+///   Without `immediate`, gets drain what is left, then fail with `Closed`; with `immediate`,
+///   what is left is discarded (and, on a [`Joinable`] queue, counted as done, so `join`
+///   returns) and every get fails with `Closed` at once.
+/// - [`close`](Channel::close) is `multiprocessing.Queue.close()`: this handle will put no more.
+///   Other handles (clones, other processes) are not affected. A queue can be built to shut
+///   itself down (as `shutdown(false)`) once every handle that has put has closed or gone, so
+///   that a consumer learns the producers are done, which Python's never does; each transport
+///   documents how. For a point-to-point connection `close` closes this end: the peer's gets
+///   drain what was sent, then fail with `Closed`.
+///
+/// Python's `multiprocessing.Queue` has a feeder thread that moves items into a pipe after `put`
+/// returns, hence `join_thread()` (wait for it) and `cancel_join_thread()` (do not). conveyor
+/// has none: when a put returns the item is in the queue (for a process queue, in the shared
+/// segment), so there is nothing to wait for or cancel.
 ///
 /// # Example
 ///
@@ -47,6 +72,7 @@ use crate::error::{GetError, PutError, TaskDoneError};
 /// #     fn get(&self) -> Result<u32, GetError> { Err(GetError::Closed) }
 /// #     fn try_get(&self) -> Result<u32, GetError> { Err(GetError::Closed) }
 /// #     fn get_timeout(&self, _: std::time::Duration) -> Result<u32, GetError> { Err(GetError::Closed) }
+/// #     fn shutdown(&self, _: bool) {}
 /// #     fn close(&self) {}
 /// # }
 /// # assert!(drain(&Never).is_empty());
@@ -75,8 +101,23 @@ pub trait Channel<T> {
     /// Takes the next item, waiting at most `timeout`; fails with `Timeout` after that.
     fn get_timeout(&self, timeout: Duration) -> Result<T, GetError>;
 
-    /// Closes the channel for puts: every later put fails with `Closed`, every blocked put and
-    /// get wakes, and gets drain what is left and then return `Closed`. Closing twice is a no-op.
+    /// Shuts the channel down for everyone sharing it (Python 3.13's `Queue.shutdown`).
+    ///
+    /// Every later put, through any handle, fails with `Closed` (the item comes back); every
+    /// blocked put and get wakes. Without `immediate`, gets drain what is left and then fail with
+    /// `Closed`. With `immediate`, the items left are discarded (on a [`Joinable`] channel they
+    /// are counted as done, so `join` returns, as CPython gh-137088 settled) and every get, blocked
+    /// or later, fails with `Closed` at once. Shutting down twice is a no-op, except that
+    /// `shutdown(true)` after `shutdown(false)` still discards what is left.
+    fn shutdown(&self, immediate: bool);
+
+    /// Closes this handle for puts (Python's `multiprocessing.Queue.close()`): later puts through
+    /// it fail with `Closed`; other handles, clones and processes are not affected, and gets go on.
+    ///
+    /// On a queue built to shut itself down once its producers are done, the last handle that
+    /// has put closing (or going away) shuts the queue down as `shutdown(false)` does. For a
+    /// point-to-point connection it closes this end: the peer's gets drain what was sent, then
+    /// fail with `Closed`. Closing twice is a no-op.
     fn close(&self);
 }
 
@@ -127,6 +168,8 @@ macro_rules! forward_impls {
             fn try_get(&self) -> Result<T, GetError> { (**self).try_get() }
             #[inline]
             fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> { (**self).get_timeout(timeout) }
+            #[inline]
+            fn shutdown(&self, immediate: bool) { (**self).shutdown(immediate) }
             #[inline]
             fn close(&self) { (**self).close() }
         }

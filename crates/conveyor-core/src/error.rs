@@ -6,8 +6,136 @@
 use std::fmt;
 use std::io;
 
+/// Implements `Debug` for an error type as its `Display` message followed by its fields, so that
+/// a `main` returning the error (which prints `Error: {:?}`) shows the message that says what to
+/// do, not only the variant's name:
+///
+/// ```text
+/// Error: no entry point named `worker` is registered (known: none); register it with ...
+///        (UnknownEntry { name: "worker", known: [] })
+/// ```
+///
+/// List every variant with all its fields (struct variants) or a binding per field (tuple
+/// variants); the match it writes is exhaustive, so a variant or field left out does not
+/// compile. For a struct, write `struct Name { fields }` or `struct Name(bindings)`.
+///
+/// ```
+/// use std::fmt;
+///
+/// enum Oops {
+///     Missing { name: String },
+///     Code(i32),
+///     Gone,
+/// }
+///
+/// impl fmt::Display for Oops {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         f.write_str("something went wrong: check the input")
+///     }
+/// }
+///
+/// conveyor_core::debug_shows_message!(Oops {
+///     Missing { name },
+///     Code(code),
+///     Gone,
+/// });
+///
+/// let d = format!("{:?}", Oops::Missing { name: "x".into() });
+/// assert_eq!(d, "something went wrong: check the input (Missing { name: \"x\" })");
+/// assert!(format!("{:?}", Oops::Code(3)).ends_with("(Code(3))"));
+/// assert!(format!("{:?}", Oops::Gone).ends_with("(Gone)"));
+/// ```
+#[macro_export]
+macro_rules! debug_shows_message {
+    (struct $ty:ident { $($field:ident),* $(,)? }) => {
+        impl ::core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                $crate::error::debug_with_message(f, self, |f| {
+                    let $ty { $($field),* } = self;
+                    $crate::__debug_variant!(f, $ty { $($field),* })
+                })
+            }
+        }
+    };
+    (struct $ty:ident ( $($field:ident),* $(,)? )) => {
+        impl ::core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                $crate::error::debug_with_message(f, self, |f| {
+                    let $ty ( $($field),* ) = self;
+                    $crate::__debug_variant!(f, $ty ( $($field),* ))
+                })
+            }
+        }
+    };
+    ($ty:ident {
+        $($variant:ident $({ $($field:ident),* $(,)? })? $(( $($tfield:ident),* $(,)? ))?),* $(,)?
+    }) => {
+        impl ::core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                $crate::error::debug_with_message(f, self, |f| match self {
+                    $(
+                        $ty::$variant $({ $($field),* })? $(( $($tfield),* ))? => {
+                            $crate::__debug_variant!(
+                                f, $variant $({ $($field),* })? $(( $($tfield),* ))?
+                            )
+                        }
+                    )*
+                })
+            }
+        }
+    };
+}
+
+/// The `Debug` form of [`debug_shows_message!`]: `message (fields)`, where `fields` writes the
+/// variant and its fields. An error among the fields of another (a source) shows its fields
+/// alone, since the outer message already includes the inner one.
+pub fn debug_with_message(
+    f: &mut fmt::Formatter<'_>,
+    message: &dyn fmt::Display,
+    fields: impl FnOnce(&mut fmt::Formatter<'_>) -> fmt::Result,
+) -> fmt::Result {
+    use std::cell::Cell;
+    thread_local!(static NESTED: Cell<bool> = const { Cell::new(false) });
+    /// Clears the flag however the fields' formatting ends (a panic included).
+    struct Outer;
+    impl Drop for Outer {
+        fn drop(&mut self) {
+            NESTED.with(|n| n.set(false));
+        }
+    }
+    if NESTED.with(Cell::get) {
+        return fields(f);
+    }
+    write!(f, "{message} (")?;
+    NESTED.with(|n| n.set(true));
+    let outer = Outer;
+    let written = fields(f);
+    drop(outer);
+    written?;
+    f.write_str(")")
+}
+
+/// One variant's fields for [`debug_shows_message!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __debug_variant {
+    ($f:ident, $v:ident { $($field:ident),* }) => {
+        $f.debug_struct(stringify!($v))
+            $(.field(stringify!($field), $field))*
+            .finish()
+    };
+    ($f:ident, $v:ident ( $($field:ident),* )) => {
+        $f.debug_tuple(stringify!($v))
+            $(.field($field))*
+            .finish()
+    };
+    ($f:ident, $v:ident) => {
+        $f.write_str(stringify!($v))
+    };
+}
+
 /// Why a value could not be encoded or decoded by a [`Codec`](crate::Codec).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CodecError {
     codec: &'static str,
     message: String,
@@ -44,6 +172,8 @@ impl fmt::Display for CodecError {
 }
 
 impl std::error::Error for CodecError {}
+
+debug_shows_message!(struct CodecError { codec, message });
 
 /// Why a put failed. The item is handed back in every case.
 ///
@@ -152,8 +282,10 @@ impl<T> PutError<T> {
 }
 
 impl<T> fmt::Debug for PutError<T> {
+    /// The message, then the variant and its fields (the item is left out: `T` need not be
+    /// `Debug`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        debug_with_message(f, self, |f| match self {
             PutError::Full(_) => f.write_str("Full(..)"),
             PutError::Timeout(_) => f.write_str("Timeout(..)"),
             PutError::Closed(_) => f.write_str("Closed(..)"),
@@ -170,7 +302,7 @@ impl<T> fmt::Debug for PutError<T> {
                 .debug_struct("Io")
                 .field("source", source)
                 .finish_non_exhaustive(),
-        }
+        })
     }
 }
 
@@ -213,7 +345,6 @@ impl<T> std::error::Error for PutError<T> {
 /// let err = GetError::Empty;
 /// assert!(err.is_empty() && !err.is_closed());
 /// ```
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum GetError {
     /// The queue is empty and the call was not allowed to wait (`try_get`).
@@ -298,6 +429,15 @@ impl std::error::Error for GetError {
     }
 }
 
+debug_shows_message!(GetError {
+    Empty,
+    Timeout,
+    Closed,
+    TooLarge { size, max },
+    Codec(e),
+    Io(e),
+});
+
 impl From<CodecError> for GetError {
     fn from(e: CodecError) -> Self {
         GetError::Codec(e)
@@ -318,7 +458,6 @@ impl From<io::Error> for GetError {
 /// let err = TaskDoneError::TooManyCalls;
 /// assert!(err.to_string().contains("more times"));
 /// ```
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum TaskDoneError {
     /// `task_done` was called more times than items were put (Python's `ValueError`).
@@ -347,6 +486,8 @@ impl std::error::Error for TaskDoneError {
         }
     }
 }
+
+debug_shows_message!(TaskDoneError { TooManyCalls, Io(e) });
 
 impl From<io::Error> for TaskDoneError {
     fn from(e: io::Error) -> Self {
@@ -404,6 +545,50 @@ mod tests {
     fn debug_does_not_need_item_debug() {
         struct Opaque;
         let e = PutError::Full(Opaque);
-        assert_eq!(format!("{e:?}"), "Full(..)");
+        assert!(format!("{e:?}").ends_with(" (Full(..))"), "{e:?}");
+    }
+
+    /// `main` returning one of these prints its `Debug` form: it must carry the message.
+    #[test]
+    fn debug_forms_carry_the_message_then_the_fields() {
+        fn check(debug: String, display: String, fields: &str) {
+            assert!(debug.starts_with(&display), "{debug:?} lacks {display:?}");
+            assert!(debug.ends_with(&format!(" ({fields})")), "{debug}");
+        }
+        let e = PutError::TooLarge {
+            item: (),
+            size: 9,
+            max: 4,
+        };
+        check(
+            format!("{e:?}"),
+            e.to_string(),
+            "TooLarge { size: 9, max: 4, .. }",
+        );
+        let e = GetError::TooLarge { size: 9, max: 4 };
+        check(
+            format!("{e:?}"),
+            e.to_string(),
+            "TooLarge { size: 9, max: 4 }",
+        );
+        let e = GetError::Closed;
+        check(format!("{e:?}"), e.to_string(), "Closed");
+        let e = GetError::Codec(CodecError::new("postcard", "unexpected end"));
+        assert!(format!("{e:?}").contains("unexpected end"));
+        // the source shows its fields alone: its message is in the outer one already
+        assert!(
+            format!("{e:?}").ends_with(
+                " (Codec(CodecError { codec: \"postcard\", message: \"unexpected end\" }))"
+            ),
+            "{e:?}"
+        );
+        let e = TaskDoneError::TooManyCalls;
+        check(format!("{e:?}"), e.to_string(), "TooManyCalls");
+        let e = CodecError::new("pickle", "bad opcode");
+        check(
+            format!("{e:?}"),
+            e.to_string(),
+            "CodecError { codec: \"pickle\", message: \"bad opcode\" }",
+        );
     }
 }

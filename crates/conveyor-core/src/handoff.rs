@@ -55,7 +55,6 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Why a descriptor could not be exported or imported.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum HandoffError {
     /// No export or import scope is active on this thread: the value is being encoded or
@@ -87,6 +86,13 @@ impl fmt::Display for HandoffError {
         }
     }
 }
+
+crate::debug_shows_message!(HandoffError {
+    NoScope,
+    UnknownIndex(i),
+    AlreadyImported(i),
+    Dup(e),
+});
 
 impl std::error::Error for HandoffError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {

@@ -15,7 +15,10 @@
 //! | `q.get()`                            | [`Channel::get`]                           |
 //! | `q.get(block=False)`, `get_nowait`   | [`Channel::try_get`]                       |
 //! | `q.get(timeout=t)`                   | [`Channel::get_timeout`]                   |
-//! | `q.shutdown()` (3.13)                | [`Channel::close`]                         |
+//! | `q.shutdown()` (3.13)                | [`Channel::shutdown`]`(false)`             |
+//! | `q.shutdown(immediate=True)` (3.13)  | [`Channel::shutdown`]`(true)`              |
+//! | `mp.Queue.close()`                   | [`Channel::close`] (this handle puts no more) |
+//! | `mp.Queue.join_thread()`, `cancel_join_thread()` | nothing: no feeder thread; a put is in the queue when it returns |
 //! | `q.qsize()`, `empty()`, `full()`     | [`QueueInfo::len`], `is_empty`, `is_full`  |
 //! | `q.maxsize`                          | [`QueueInfo::capacity`]                    |
 //! | `q.task_done()`, `q.join()`          | [`Joinable::task_done`], [`Joinable::join`]|
@@ -24,8 +27,10 @@
 //! Where conveyor differs from Python, it is on purpose:
 //!
 //! - a failed put hands the item back ([`PutError::into_inner`]);
-//! - [`Channel::close`] tells consumers that producers are done: gets drain what is left and then
-//!   return [`GetError::Closed`] instead of blocking forever, across processes too;
+//! - consumers learn that producers are done: after [`Channel::shutdown`]`(false)`, or once
+//!   every producer handle of a queue built for it has [closed](Channel::close) or gone, gets
+//!   drain what is left and then return [`GetError::Closed`] instead of blocking forever,
+//!   across processes too;
 //! - `PriorityQueue` is FIFO among equal items (Python's heap is not stable).
 //!
 //! # Example
@@ -55,6 +60,7 @@ mod channel;
 pub mod codec;
 pub mod error;
 pub mod handoff;
+pub mod held;
 
 pub use channel::{Channel, Joinable, QueueInfo};
 pub use codec::{Codec, Postcard};

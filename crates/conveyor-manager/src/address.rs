@@ -39,7 +39,7 @@ impl fmt::Display for Address {
 }
 
 /// Why text is not an [`Address`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a manager address: write unix:/path/to/socket or tcp:HOST:PORT")]
 pub struct AddressParseError(String);
 
@@ -70,6 +70,8 @@ fn parse_tcp(a: &str) -> Option<Address> {
     }
     Some(Address::Tcp(a.to_owned()))
 }
+
+conveyor_core::debug_shows_message!(struct AddressParseError(text));
 
 #[cfg(test)]
 mod tests {

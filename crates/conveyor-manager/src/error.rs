@@ -76,7 +76,7 @@ impl fmt::Display for RemoteError {
 impl std::error::Error for RemoteError {}
 
 /// Why a manager call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ManagerError {
     /// The server did the request and answered with an error.
@@ -136,3 +136,31 @@ impl ManagerError {
 
 /// The result of a manager call.
 pub type Result<T, E = ManagerError> = std::result::Result<T, E>;
+
+conveyor_core::debug_shows_message!(ManagerError {
+    Remote(e),
+    Io(e),
+    Codec(e),
+    Protocol(message),
+    Auth(message),
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `main` returning one of these prints its `Debug` form: it must carry the message.
+    #[test]
+    fn debug_shows_the_message_then_the_fields() {
+        let e = ManagerError::Protocol("reply to an unknown request".into());
+        assert_eq!(
+            format!("{e:?}"),
+            format!("{e} (Protocol(\"reply to an unknown request\"))")
+        );
+        let e = "ftp:x".parse::<crate::Address>().unwrap_err();
+        assert!(
+            format!("{e:?}").contains("write unix:/path/to/socket"),
+            "{e:?}"
+        );
+    }
+}

@@ -109,6 +109,23 @@
 //! assert_eq!(scores.get(&"task_1".into())?, Some(42));
 //! # Ok::<(), conveyor_manager::ManagerError>(())
 //! ```
+//!
+//! A queue proxy answers the [`Channel`], [`QueueInfo`] and [`Joinable`] traits, which this
+//! crate re-exports (with their error types), so one `use` of it is enough:
+//!
+//! ```
+//! use conveyor_manager::{Channel, Joinable, Manager, QueueInfo};
+//!
+//! let m = Manager::start()?;
+//! let jobs = m.queue::<u32>("jobs", Some(8))?;
+//! jobs.put(7)?;
+//! assert_eq!(jobs.len(), 1);
+//! assert_eq!(jobs.get()?, 7);
+//! jobs.task_done()?;
+//! jobs.join();
+//! assert!(jobs.try_get().unwrap_err().is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 
@@ -131,6 +148,11 @@ mod transport;
 pub use address::{Address, AddressParseError};
 pub use batch::{Batch, BatchResults, Ticket};
 pub use client::Client;
+/// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
+/// this crate is enough: the traits whose methods its handles answer, and their error types.
+pub use conveyor_core::{
+    Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+};
 pub use error::{ErrorKind, ManagerError, RemoteError, Result};
 pub use manager::{
     run_child_server, server_entry, ChildServerArgs, Endpoint, Manager, ManagerBuilder,

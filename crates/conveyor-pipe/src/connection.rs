@@ -951,6 +951,12 @@ where
         self.recv()
     }
 
+    /// For a point-to-point connection, shutting down is closing this end (see
+    /// [`Connection::close`]): there is no one else to shut the channel for.
+    fn shutdown(&self, _immediate: bool) {
+        Connection::close(self)
+    }
+
     fn close(&self) {
         Connection::close(self)
     }

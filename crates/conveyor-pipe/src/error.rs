@@ -8,7 +8,7 @@ use std::io;
 use conveyor_core::CodecError;
 
 /// Why a send failed. Nothing of the message reached the peer unless the error says otherwise.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
     /// This end was closed for sending, or the peer has gone (the OS reported a broken pipe).
@@ -64,7 +64,7 @@ pub enum AuthFailure {
 /// The authentication handshake failed; no application data was exchanged.
 ///
 /// The same error as Python's `multiprocessing.AuthenticationError`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("authentication failed: {detail} (do both ends use the same authkey?)")]
 pub struct AuthenticationError {
     failure: AuthFailure,
@@ -91,7 +91,7 @@ impl AuthenticationError {
 }
 
 /// Why connecting, or accepting a connection, failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
     /// The operating system reported an error (no listener at the address, the peer went away
@@ -118,5 +118,46 @@ impl ConnectError {
     /// Whether the handshake timed out.
     pub fn is_timeout(&self) -> bool {
         matches!(self, ConnectError::Timeout(_))
+    }
+}
+
+conveyor_core::debug_shows_message!(SendError {
+    Closed,
+    TooLarge { size, max },
+    Codec(e),
+    Io(e),
+});
+
+conveyor_core::debug_shows_message!(struct AuthenticationError { failure, detail });
+
+conveyor_core::debug_shows_message!(ConnectError {
+    Io(e),
+    Timeout(limit),
+    Authentication(e),
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `main` returning one of these prints its `Debug` form: it must carry the message.
+    #[test]
+    fn debug_shows_the_message_then_the_fields() {
+        let e = SendError::TooLarge { size: 9, max: 4 };
+        assert_eq!(
+            format!("{e:?}"),
+            format!("{e} (TooLarge {{ size: 9, max: 4 }})")
+        );
+        let e = ConnectError::Authentication(AuthenticationError::new(
+            AuthFailure::WrongDigest,
+            "digest mismatch",
+        ));
+        let d = format!("{e:?}");
+        assert!(d.starts_with(&e.to_string()), "{d}");
+        assert!(d.contains("do both ends use the same authkey?"), "{d}");
+        assert!(
+            d.ends_with(" (Authentication(AuthenticationError { failure: WrongDigest, detail: \"digest mismatch\" }))"),
+            "{d}"
+        );
     }
 }

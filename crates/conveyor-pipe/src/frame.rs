@@ -60,7 +60,7 @@ pub fn encode_header(len: u64) -> ([u8; MAX_HEADER_LEN], usize) {
 }
 
 /// Why a header is malformed or refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FrameError {
     /// The 4-byte length is negative and not `-1`: the peer does not speak this protocol.
@@ -188,9 +188,20 @@ pub fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+conveyor_core::debug_shows_message!(FrameError {
+    NegativeLength(len),
+    TooLarge { size, max },
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_errors_debug_with_their_message() {
+        let e = FrameError::NegativeLength(-3);
+        assert_eq!(format!("{e:?}"), format!("{e} (NegativeLength(-3))"));
+    }
 
     #[test]
     fn matches_python_struct_pack() {

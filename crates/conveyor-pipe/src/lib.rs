@@ -3,9 +3,9 @@
 //! - [`pipe()`] gives two connected ends (Python's `Pipe()`); [`pipe_oneway`] a reader and a
 //!   writer (`Pipe(duplex=False)`).
 //! - A [`Connection`] sends and receives whole messages: bytes ([`Connection::send_bytes`],
-//!   [`Connection::recv_bytes`]) or serde values through a [`Codec`](conveyor_core::Codec)
+//!   [`Connection::recv_bytes`]) or serde values through a [`Codec`]
 //!   ([`Connection::send`], [`Connection::recv`]). It implements
-//!   [`Channel`](conveyor_core::Channel), so code written for a queue runs over it.
+//!   [`Channel`], so code written for a queue runs over it.
 //! - A [`Listener`] accepts connections on a Unix socket path or a TCP port and a [`Client`]
 //!   connects to one; with an authkey both run the HMAC challenge of Python's
 //!   `multiprocessing.connection` (see [`handshake`]), so either side may be a Python program.
@@ -27,9 +27,11 @@
 //!
 //! # Example
 //!
+//! The crate re-exports what its users need from `conveyor-core` ([`Channel`], the error types
+//! [`PutError`] and [`GetError`], [`Codec`] and [`Postcard`]), so one `use` of it is enough:
+//!
 //! ```
-//! use conveyor_core::Channel;
-//! use conveyor_pipe::pipe;
+//! use conveyor_pipe::{pipe, Channel};
 //!
 //! let (tx, rx) = pipe().unwrap();
 //! let producer = std::thread::spawn(move || {
@@ -68,6 +70,9 @@ mod writer;
 pub use address::Address;
 pub use client::{connect, Client};
 pub use connection::{Connection, COPY_LIMIT, DEFAULT_MAX_MESSAGE_SIZE};
+/// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
+/// this crate is enough: the traits whose methods its handles answer, and their error types.
+pub use conveyor_core::{Channel, Codec, CodecError, GetError, Postcard, PutError};
 pub use error::{AuthFailure, AuthenticationError, ConnectError, SendError};
 pub use handshake::ChallengeForm;
 pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHAKE_TIMEOUT};

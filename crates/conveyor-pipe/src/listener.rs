@@ -111,6 +111,9 @@ struct Unlink {
     ino: u64,
     /// The private directory holding the socket, removed after it.
     dir: Option<tempfile::TempDir>,
+    /// Lists the socket file among what this process holds (see `conveyor_core::held`): a
+    /// child that binds one before `conveyor_process::init` would leave it behind.
+    _held: conveyor_core::held::Held,
 }
 
 impl Drop for Unlink {
@@ -266,6 +269,7 @@ impl ListenerBuilder {
 fn unlink_guard(path: &Path, dir: Option<tempfile::TempDir>) -> io::Result<Unlink> {
     let meta = std::fs::symlink_metadata(path)?;
     Ok(Unlink {
+        _held: conveyor_core::held::Held::new(format!("Unix socket {}", path.display())),
         path: path.to_path_buf(),
         dev: meta.dev(),
         ino: meta.ino(),

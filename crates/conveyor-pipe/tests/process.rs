@@ -151,3 +151,34 @@ fn messages_read_ahead_travel_with_the_connection() {
     // 2 + 4 from the buffer, 8 from the socket (an exit code is 8 bits).
     assert_eq!(join(&child), ExitStatus::Exited(14));
 }
+
+fn never_runs(_: ()) {
+    unreachable!("a child whose main bound a socket before init must not run its entry point");
+}
+
+#[test]
+fn a_listener_bound_before_init_is_refused_and_removed_in_the_child() {
+    // In the child the test runs from the top again, binding a socket of its own before it
+    // reaches `init_test!`: a late init, which would leave that socket file behind.
+    let listener = conveyor_pipe::Listener::bind_private(None).unwrap();
+    init_test!(never_runs);
+    let err = Process::new("never_runs", ())
+        .stdout(std::process::Stdio::null()) // the child's libtest says its test failed
+        .start()
+        .unwrap_err();
+    let conveyor_process::Error::InitTooLate { held, .. } = &err else {
+        panic!("expected InitTooLate, got {err:?}");
+    };
+    assert_eq!(held.len(), 1, "{held:?}");
+    let path = held[0]
+        .strip_prefix("Unix socket ")
+        .unwrap_or_else(|| panic!("not a socket: {}", held[0]));
+    let ours = match listener.address() {
+        conveyor_pipe::Address::Unix(p) => p.clone(),
+        other => panic!("a private listener on {other:?}"),
+    };
+    assert_ne!(std::path::Path::new(path), ours);
+    // start returned after the child exited: its unwinding removed the socket
+    assert!(!std::path::Path::new(path).exists(), "{path} leaked");
+    assert!(ours.exists());
+}

@@ -13,7 +13,7 @@ use crate::ExitStatus;
 /// Every way a start can go wrong ends in one of these, in the parent, without hanging: a name
 /// nobody registered, a binary that cannot be executed, arguments the entry cannot decode, a
 /// child that ended (or stayed silent) before it reported that its entry point runs.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No entry point by this name is registered: in this process (which must have called
@@ -107,6 +107,24 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// The child's program made things that outlive a process before it called
+    /// [`init`](crate::init) (shared-memory queues or locks, a listener's Unix socket): a child
+    /// runs `main` from the top up to `init`, so each child made them again and would leak them,
+    /// exiting from inside `init` without dropping them. The child did not run the entry point; it unwound its
+    /// `main`, which dropped and removed what it made. Call `init` first in `main`.
+    #[error(
+        "the child for entry point `{entry}` did not run it: its main made [{}] before calling \
+         conveyor_process::init, and a child would make them again and leak them; call \
+         conveyor_process::init first in main, before creating queues or locks",
+        held.join(", ")
+    )]
+    InitTooLate {
+        /// The entry point.
+        entry: String,
+        /// What the child's `main` had made before `init` (a description of each).
+        held: Vec<String>,
+    },
+
     /// The child could not read what the parent sent it (a version mismatch between parent and
     /// child binaries, or a damaged payload).
     #[error("child for entry point `{entry}` could not read its launch payload: {message}")]
@@ -132,3 +150,16 @@ impl Error {
         move |source| Error::Io { what, source }
     }
 }
+
+conveyor_core::debug_shows_message!(Error {
+    UnknownEntry { name, known },
+    AmbiguousEntry { name, paths },
+    Encode { entry, source },
+    BadArgs { entry, message },
+    Spawn { program, source },
+    DiedBeforeReport { entry, pid, status },
+    StartTimeout { entry, pid, timeout },
+    InitTooLate { entry, held },
+    Launch { entry, message },
+    Io { what, source },
+});

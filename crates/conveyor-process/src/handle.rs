@@ -1,7 +1,7 @@
 //! [`Child`]: a started child process: wait for it, ask how it ended, signal it.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -11,13 +11,24 @@ use crate::{sys, ExitStatus};
 /// A started child process (Python's `Process` after `start()`).
 ///
 /// Every method takes `&self`, and `Child` is `Send + Sync`: one thread may wait in
-/// [`join`](Child::join) while another calls [`terminate`](Child::terminate).
+/// [`join`](Child::join) while another calls [`terminate`](Child::terminate). Clones are
+/// handles to the same child.
 ///
-/// Dropping a `Child` does not stop the process (as in Python); a daemon child still dies with
-/// this process. A child that outlives its handle is reaped by a later
-/// [`Process::start`](crate::Process::start), so it does not stay a zombie for long.
-#[derive(Debug)]
+/// Dropping a `Child` does not stop the process (as in Python). This process keeps track of
+/// every child it started until the child has ended: [`active_children`](crate::active_children)
+/// lists them, a child that outlives its handle is reaped by a later
+/// [`Process::start`](crate::Process::start) (so it does not stay a zombie for long), and when
+/// `main` ends (the [`InitGuard`](crate::InitGuard) that [`init`](crate::init) returned is
+/// dropped) the children that are not daemons are joined and the daemons terminated, as Python
+/// does at exit.
+#[derive(Debug, Clone)]
 pub struct Child {
+    inner: Arc<Tracked>,
+}
+
+/// What [`Child`] handles and this process's list of its children share.
+#[derive(Debug)]
+pub(crate) struct Tracked {
     pid: u32,
     name: String,
     entry: String,
@@ -36,6 +47,7 @@ struct State {
 }
 
 impl Child {
+    /// A handle to a child just started, which this process now keeps track of.
     pub(crate) fn new(
         child: std::process::Child,
         reports: ReportReader,
@@ -44,7 +56,7 @@ impl Child {
         daemon: bool,
     ) -> Child {
         let pid = child.id();
-        Child {
+        let inner = Arc::new(Tracked {
             pid,
             name,
             entry,
@@ -55,53 +67,137 @@ impl Child {
                 status: None,
                 reports,
             }),
-        }
+        });
+        children().push(Arc::clone(&inner));
+        Child { inner }
     }
 
     /// The child's process id.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.inner.pid()
     }
 
     /// The child's name (Python's `Process.name`).
     pub fn name(&self) -> &str {
-        &self.name
+        self.inner.name()
     }
 
     /// The entry point the child runs.
     pub fn entry(&self) -> &str {
-        &self.entry
+        self.inner.entry()
     }
 
     /// Whether the child was started as a daemon.
     pub fn is_daemon(&self) -> bool {
-        self.daemon
+        self.inner.is_daemon()
     }
 
     /// A descriptor that becomes readable when the child exits (Python's `Process.sentinel`),
     /// to wait for a child together with other descriptors (`poll`, a connection's `wait`).
     /// `None` on kernels without `pidfd_open` (Linux before 5.3).
     pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
-        self.pidfd.as_ref().map(|fd| fd.as_fd())
+        self.inner.sentinel()
     }
 
     /// The parent's end of the child's standard input, if [`Process::stdin`](crate::Process::stdin)
     /// was `Stdio::piped()`; `None` after the first call.
     pub fn take_stdin(&self) -> Option<std::process::ChildStdin> {
-        self.lock().child.as_mut().and_then(|c| c.stdin.take())
+        self.inner.take_stdin()
     }
 
     /// The parent's end of the child's standard output, if
     /// [`Process::stdout`](crate::Process::stdout) was `Stdio::piped()`; `None` after the first
     /// call.
     pub fn take_stdout(&self) -> Option<std::process::ChildStdout> {
-        self.lock().child.as_mut().and_then(|c| c.stdout.take())
+        self.inner.take_stdout()
     }
 
     /// The parent's end of the child's standard error, if
     /// [`Process::stderr`](crate::Process::stderr) was `Stdio::piped()`; `None` after the first
     /// call.
     pub fn take_stderr(&self) -> Option<std::process::ChildStderr> {
+        self.inner.take_stderr()
+    }
+
+    /// Whether the child is still running (Python's `is_alive()`).
+    pub fn is_alive(&self) -> bool {
+        self.inner.is_alive()
+    }
+
+    /// How the child ended, or `None` while it runs (Python's `exitcode`); does not wait.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.inner.exit_status()
+    }
+
+    /// Waits until the child ends and returns how it ended. Calling it again returns the same
+    /// status at once.
+    pub fn join(&self) -> Result<ExitStatus, Error> {
+        self.inner.join()
+    }
+
+    /// Waits at most `timeout` for the child to end: `Some(status)` if it did, `None` if it
+    /// still runs.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
+        self.inner.join_timeout(timeout)
+    }
+
+    /// Sends SIGTERM (Python's `terminate()`). The entry point is not unwound: the process ends
+    /// at once unless it handles the signal. Does nothing if the child has already been reaped.
+    pub fn terminate(&self) -> Result<(), Error> {
+        self.inner.terminate()
+    }
+
+    /// Sends SIGKILL (Python's `kill()`). Does nothing if the child has already been reaped.
+    pub fn kill(&self) -> Result<(), Error> {
+        self.inner.kill()
+    }
+}
+
+impl Tracked {
+    /// The child's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The child's name (Python's `Process.name`).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The entry point the child runs.
+    pub(crate) fn entry(&self) -> &str {
+        &self.entry
+    }
+
+    /// Whether the child was started as a daemon.
+    pub(crate) fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// A descriptor that becomes readable when the child exits (Python's `Process.sentinel`),
+    /// to wait for a child together with other descriptors (`poll`, a connection's `wait`).
+    /// `None` on kernels without `pidfd_open` (Linux before 5.3).
+    pub(crate) fn sentinel(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// The parent's end of the child's standard input, if [`Process::stdin`](crate::Process::stdin)
+    /// was `Stdio::piped()`; `None` after the first call.
+    pub(crate) fn take_stdin(&self) -> Option<std::process::ChildStdin> {
+        self.lock().child.as_mut().and_then(|c| c.stdin.take())
+    }
+
+    /// The parent's end of the child's standard output, if
+    /// [`Process::stdout`](crate::Process::stdout) was `Stdio::piped()`; `None` after the first
+    /// call.
+    pub(crate) fn take_stdout(&self) -> Option<std::process::ChildStdout> {
+        self.lock().child.as_mut().and_then(|c| c.stdout.take())
+    }
+
+    /// The parent's end of the child's standard error, if
+    /// [`Process::stderr`](crate::Process::stderr) was `Stdio::piped()`; `None` after the first
+    /// call.
+    pub(crate) fn take_stderr(&self) -> Option<std::process::ChildStderr> {
         self.lock().child.as_mut().and_then(|c| c.stderr.take())
     }
 
@@ -134,20 +230,20 @@ impl Child {
     }
 
     /// Whether the child is still running (Python's `is_alive()`).
-    pub fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         let mut state = self.lock();
         !matches!(self.poll(&mut state), Ok(Some(_)))
     }
 
     /// How the child ended, or `None` while it runs (Python's `exitcode`); does not wait.
-    pub fn exit_status(&self) -> Option<ExitStatus> {
+    pub(crate) fn exit_status(&self) -> Option<ExitStatus> {
         let mut state = self.lock();
         self.poll(&mut state).ok().flatten()
     }
 
     /// Waits until the child ends and returns how it ended. Calling it again returns the same
     /// status at once.
-    pub fn join(&self) -> Result<ExitStatus, Error> {
+    pub(crate) fn join(&self) -> Result<ExitStatus, Error> {
         if let Some(s) = self.exit_status() {
             return Ok(s);
         }
@@ -172,7 +268,7 @@ impl Child {
 
     /// Waits at most `timeout` for the child to end: `Some(status)` if it did, `None` if it
     /// still runs.
-    pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
+    pub(crate) fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
         if let Some(s) = self.exit_status() {
             return Ok(Some(s));
         }
@@ -205,12 +301,12 @@ impl Child {
 
     /// Sends SIGTERM (Python's `terminate()`). The entry point is not unwound: the process ends
     /// at once unless it handles the signal. Does nothing if the child has already been reaped.
-    pub fn terminate(&self) -> Result<(), Error> {
+    pub(crate) fn terminate(&self) -> Result<(), Error> {
         self.signal(libc::SIGTERM)
     }
 
     /// Sends SIGKILL (Python's `kill()`). Does nothing if the child has already been reaped.
-    pub fn kill(&self) -> Result<(), Error> {
+    pub(crate) fn kill(&self) -> Result<(), Error> {
         self.signal(libc::SIGKILL)
     }
 
@@ -225,26 +321,29 @@ impl Child {
     }
 }
 
-impl Drop for Child {
-    fn drop(&mut self) {
-        let mut state = self.lock();
-        if let Ok(None) = self.poll(&mut state) {
-            if let Some(child) = state.child.take() {
-                detached().push(child);
-            }
-        }
-    }
+/// The children this process started that were not known to have ended when last checked.
+fn children() -> MutexGuard<'static, Vec<Arc<Tracked>>> {
+    static CHILDREN: Mutex<Vec<Arc<Tracked>>> = Mutex::new(Vec::new());
+    CHILDREN.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Children whose handle was dropped while they ran, reaped at the next start.
-fn detached() -> MutexGuard<'static, Vec<std::process::Child>> {
-    static DETACHED: Mutex<Vec<std::process::Child>> = Mutex::new(Vec::new());
-    DETACHED.lock().unwrap_or_else(|p| p.into_inner())
+/// Reaps the children that have exited (whether or not their handle is still held) and
+/// returns those still running.
+pub(crate) fn active() -> Vec<Child> {
+    // Lock order: this list, then a child's state (polling); nothing takes them the other way
+    // round (a start pushes to the list while holding no child's state).
+    let mut list = children();
+    list.retain(|c| c.is_alive());
+    list.iter()
+        .map(|inner| Child {
+            inner: Arc::clone(inner),
+        })
+        .collect()
 }
 
-/// Reaps the detached children that have exited.
+/// Reaps the children that have exited.
 pub(crate) fn reap_detached() {
-    detached().retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+    let _ = active();
 }
 
 /// Combines how the process exited with what the child reported before it did.

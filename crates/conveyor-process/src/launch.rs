@@ -170,6 +170,22 @@ pub(crate) fn run_child(entries: &[Entry]) -> ! {
         report(&Report::UnknownEntry(known.join(",")));
         exit(status::LAUNCH_EXIT_CODE);
     };
+    // What main made before init, a child made again: it would never be dropped (the child
+    // exits below, from inside init), and a shared-memory segment would stay in /dev/shm.
+    // Refuse, and unwind main instead, which drops and removes it.
+    let held = conveyor_core::held::list();
+    if !held.is_empty() {
+        report(&Report::InitTooLate(held.join("\n")));
+        let message = format!(
+            "conveyor-process: this child did not run entry point `{}`: main made [{}] before \
+             calling conveyor_process::init; call init first in main",
+            header.entry,
+            held.join(", ")
+        );
+        eprintln!("{message}");
+        // Stop reporting: the status pipe closes as the child exits.
+        panic::resume_unwind(Box::new(message));
+    }
     let _ = CURRENT.set(Current {
         name: header.name,
         entry: header.entry,
@@ -188,6 +204,9 @@ pub(crate) fn run_child(entries: &[Entry]) -> ! {
 
     install_panic_hook();
     let outcome = panic::catch_unwind(AssertUnwindSafe(call));
+    // As a Python child does when its target returns: terminate the daemons it started, join
+    // the others.
+    crate::exit::finish_children();
     match outcome {
         Ok(Ok(code)) => {
             report(&Report::Ok);

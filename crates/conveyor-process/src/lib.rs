@@ -1,10 +1,12 @@
 //! Start a function in a child process, Python's `multiprocessing.Process`, with queues and
 //! connections passed in its arguments.
 //!
-//! A program registers its entry points by name and calls [`init`] first in `main`; a parent
-//! starts a child with [`Process::new`]`(name, args)`[`.start()`](Process::start), and gets a
-//! [`Child`] to [`join`](Child::join), [`terminate`](Child::terminate) or
-//! [`kill`](Child::kill). Pick it whenever work must run in another process: to use another
+//! A program registers its entry points by name and calls [`init`] first in `main`, keeping
+//! the [`InitGuard`] it returns until `main` ends; a parent starts a child with
+//! [`Process::new`]`(name, args)`[`.start()`](Process::start), and gets a [`Child`] to
+//! [`join`](Child::join), [`terminate`](Child::terminate) or [`kill`](Child::kill). When `main`
+//! ends, the guard joins the children that are not daemons and terminates the daemons, as
+//! Python does at exit. Pick it whenever work must run in another process: to use another
 //! core without sharing memory, to survive a crash in the worker, or to talk over a
 //! `conveyor-shm` queue or a `conveyor-pipe` connection as the seed programs do.
 //!
@@ -18,6 +20,8 @@
 //! | `p.terminate()`, `p.kill()`             | [`Child::terminate`], [`Child::kill`]          |
 //! | `p.sentinel`                            | [`Child::sentinel`]                            |
 //! | `current_process().name`               | [`current_name`]                               |
+//! | `multiprocessing.active_children()`     | [`active_children`]                            |
+//! | non-daemons joined, daemons terminated at exit | the [`InitGuard`] from [`init`], dropped when `main` ends |
 //!
 //! # Why re-execute instead of fork
 //!
@@ -38,7 +42,11 @@
 //! # In `main`
 //!
 //! [`init`] must be the first thing `main` does: in a child it runs the entry point and exits
-//! with its status, never returning; in the parent it registers the names and returns.
+//! with its status, never returning; in the parent it registers the names and returns an
+//! [`InitGuard`]. Keep the guard for the whole of `main` (`let _children = init(..)`, never
+//! `let _ = init(..)`, which drops it at once): when `main` ends, however it ends short of
+//! `std::process::exit`, the guard's drop terminates the daemon children still running and
+//! joins the others, so `main` does not end before its workers do.
 //!
 //! ```
 //! use conveyor_process::{entry, Process};
@@ -50,13 +58,19 @@
 //! }
 //!
 //! fn main() -> Result<(), conveyor_process::Error> {
-//!     conveyor_process::init(&[entry!(greet)]);
+//!     let _children = conveyor_process::init(&[entry!(greet)]);
 //!     let child = Process::new("greet", ("bob", 2u32)).start()?;
 //!     let status = child.join()?;
 //!     assert!(status.success(), "{status}");
+//!     Process::new("greet", ("alice", 1u32)).start()?; // joined by `_children` at the end
 //!     Ok(())
 //! }
 //! ```
+//!
+//! Whatever `main` does before `init`, every child does again (it runs `main` from the top up
+//! to `init`). A child whose `main` made a shared-memory queue or lock before `init` would leak
+//! it (it exits from inside `init` and never drops it), so such a child refuses to run, removes
+//! what it made, and the parent's `start` fails with [`Error::InitTooLate`].
 //!
 //! An entry point is a function of one argument (a tuple for several, `()` for none) that
 //! implements `Deserialize`; it returns `()`, an exit code, or a `Result` (see
@@ -129,10 +143,15 @@
 //! exit. It is set up between fork and exec with `PR_SET_PDEATHSIG`, with a check that the
 //! parent did not die before that took effect. Linux delivers that signal when the *thread*
 //! that forked the child ends, so daemons are forked by one thread that lives as long as the
-//! process: a daemon started from a short-lived thread does not die with that thread. A child
-//! that is not a daemon keeps running when its parent ends (Python would join it at exit;
-//! join your children). A daemon is killed without unwinding: it should hold nothing that
-//! must be cleaned up, as in Python.
+//! process: a daemon started from a short-lived thread does not die with that thread. A daemon
+//! is killed without unwinding: it should hold nothing that must be cleaned up, as in Python.
+//!
+//! At the end of `main` (the [`InitGuard`] dropped) and at the end of a child's entry point,
+//! the process first sends SIGTERM to its daemons, then joins its other children, then joins
+//! the daemons (one that is still running [`DAEMON_GRACE`] after its SIGTERM gets SIGKILL), as
+//! Python's exit handler does. A child that is not a daemon therefore holds up the end of its
+//! parent's `main` until it ends; a parent that ends otherwise (`std::process::exit`, a signal,
+//! an abort) leaves it running.
 //!
 //! # Errors
 //!
@@ -150,6 +169,7 @@
 
 mod entry;
 mod error;
+mod exit;
 mod handle;
 mod launch;
 mod process;
@@ -159,6 +179,7 @@ mod sys;
 
 pub use entry::{Entry, EntryResult};
 pub use error::Error;
+pub use exit::{InitGuard, DAEMON_GRACE};
 pub use handle::Child;
 pub use process::{Process, DEFAULT_START_TIMEOUT};
 pub use registry::init;
@@ -175,6 +196,16 @@ pub use status::ExitStatus;
 /// ```
 pub fn current_name() -> Option<&'static str> {
     launch::CURRENT.get().map(|c| c.name.as_str())
+}
+
+/// The children this process started that are still running: Python's
+/// `multiprocessing.active_children()`. Like Python's, it reaps the children that have ended.
+///
+/// ```
+/// assert!(conveyor_process::active_children().is_empty());
+/// ```
+pub fn active_children() -> Vec<Child> {
+    handle::active()
 }
 
 /// Whether this process is a daemon child started by [`Process::start`].

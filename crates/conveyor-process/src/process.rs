@@ -167,6 +167,7 @@ impl Process {
 
     fn start_inner(self) -> Result<Child, Error> {
         crate::handle::reap_detached();
+        crate::exit::check_guard_alive();
         let (args, fds) = self.args?;
         let reexec = self.program.is_none();
         let (program, argv) = match self.program {
@@ -303,6 +304,13 @@ impl Process {
             Ok(Read1::Report(Report::BadArgs(message))) => {
                 fail(child, Error::BadArgs { entry, message })
             }
+            Ok(Read1::Report(Report::InitTooLate(held))) => fail(
+                child,
+                Error::InitTooLate {
+                    entry,
+                    held: held.lines().map(String::from).collect(),
+                },
+            ),
             Ok(Read1::Report(Report::Launch(message))) => {
                 fail(child, Error::Launch { entry, message })
             }

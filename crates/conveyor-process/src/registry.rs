@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use crate::entry::Entry;
 use crate::error::Error;
+use crate::exit::InitGuard;
 use crate::launch;
 
 /// An entry point registered in this process, and the test that registered it (in a test
@@ -35,9 +36,11 @@ fn register(entries: &[Entry], test: Option<String>) {
     }
 }
 
-/// Call first in `main`: in a child started by [`Process::start`](crate::Process::start) it runs
-/// the requested entry point and exits with its status (it never returns there); in any other
-/// process it registers `entries` and returns at once.
+/// Call first in `main`, and keep what it returns until `main` ends: in a child started by
+/// [`Process::start`](crate::Process::start) it runs the requested entry point and exits with its
+/// status (it never returns there); in any other process it registers `entries` and returns an
+/// [`InitGuard`] which, when `main` ends and drops it, joins the children that are not daemons
+/// and terminates the daemons, as Python does at exit.
 ///
 /// ```
 /// use conveyor_process::{entry, Process};
@@ -47,18 +50,27 @@ fn register(entries: &[Entry], test: Option<String>) {
 /// }
 ///
 /// fn main() {
-///     conveyor_process::init(&[entry!(worker)]);
+///     let _children = conveyor_process::init(&[entry!(worker)]);
 ///     // only the parent gets here
 ///     let child = Process::new("worker", 7u32).start().unwrap();
 ///     assert!(child.join().unwrap().success());
 /// }
 /// ```
-pub fn init(entries: &[Entry]) {
+///
+/// "First" matters: a child runs `main` from the top until it reaches `init`, so whatever
+/// `main` does before `init` is done again in every child. A program that creates a
+/// shared-memory queue or lock (or binds a listener's Unix socket) before `init` would make
+/// each child create one too, and leak it (the child exits from inside `init`, never dropping
+/// it): such a child refuses to run its entry point, unwinds its `main` so that what it made is
+/// dropped and removed, and the parent's [`Process::start`](crate::Process::start) fails with
+/// [`Error::InitTooLate`] naming what was made.
+pub fn init(entries: &[Entry]) -> InitGuard {
     // Registered in a child too, so that it can start children of its own.
     register(entries, None);
     if launch::is_child() {
         launch::run_child(entries);
     }
+    InitGuard::new()
 }
 
 /// Call first in a `#[test]` that starts children: the [`init_test!`](crate::init_test!)

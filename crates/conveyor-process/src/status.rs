@@ -131,6 +131,8 @@ pub(crate) enum Report {
     UnknownEntry(String),
     BadArgs(String),
     Launch(String),
+    /// The child's main made what `conveyor_core::held` lists before `init`: one per line.
+    InitTooLate(String),
 }
 
 impl Report {
@@ -143,6 +145,7 @@ impl Report {
             Report::UnknownEntry(t) => (5, t),
             Report::BadArgs(t) => (6, t),
             Report::Launch(t) => (7, t),
+            Report::InitTooLate(t) => (8, t),
         }
     }
 
@@ -155,6 +158,7 @@ impl Report {
             5 => Report::UnknownEntry(text),
             6 => Report::BadArgs(text),
             7 => Report::Launch(text),
+            8 => Report::InitTooLate(text),
             _ => return None,
         })
     }

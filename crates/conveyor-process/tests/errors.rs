@@ -165,3 +165,44 @@ fn a_child_that_closes_its_status_pipe_and_runs_on() {
         other => panic!("expected DiedBeforeReport, got {other:?}"),
     }
 }
+
+/// Plays a `main` that returns the error of a failed start, as `fn main() -> Result<(), Error>`
+/// does with `?`.
+fn main_returning_an_error(_: ()) -> Result<(), Error> {
+    let _children = conveyor_process::init(&[]);
+    Process::new("worker", ()).start()?;
+    Ok(())
+}
+
+#[test]
+fn an_error_returned_from_main_shows_its_message() {
+    init_test!(main_returning_an_error);
+    // A child's entry point that returns Err reports the error's Debug form, as a `main` prints
+    // `Error: {:?}`: it must carry the message that says what to do, then the fields.
+    let child = Process::new("main_returning_an_error", ()).start().unwrap();
+    let status = common::join(&child);
+    let ExitStatus::Failed(printed) = &status else {
+        panic!("expected a failure, got {status}");
+    };
+    let want = Error::UnknownEntry {
+        name: "worker".into(),
+        known: vec!["main_returning_an_error".into()],
+    };
+    assert!(
+        printed.starts_with("no entry point named `worker` is registered"),
+        "{printed}"
+    );
+    assert!(printed.contains("register it with"), "{printed}");
+    assert!(
+        printed
+            .ends_with("(UnknownEntry { name: \"worker\", known: [\"main_returning_an_error\"] })"),
+        "{printed}"
+    );
+    assert_eq!(printed, &format!("{want:?}"));
+    assert_eq!(
+        format!("{want:?}"),
+        format!(
+            "{want} (UnknownEntry {{ name: \"worker\", known: [\"main_returning_an_error\"] }})"
+        )
+    );
+}

@@ -10,7 +10,7 @@ use std::io;
 ///
 /// Every variant names the segment and says what to do about it. A segment that is foreign,
 /// truncated or corrupt is always reported through one of these, never by a crash.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ShmError {
     /// The name is not usable as a segment name.
@@ -125,7 +125,7 @@ impl ShmError {
 }
 
 /// Why a process [`Lock`](crate::Lock) or [`RLock`](crate::RLock) could not be acquired.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
     /// The lock is held by someone else and the call was not allowed to wait.
@@ -145,4 +145,40 @@ pub enum LockError {
     /// The system reported another error.
     #[error("lock error: {0}")]
     Io(#[from] io::Error),
+}
+
+conveyor_core::debug_shows_message!(ShmError {
+    InvalidName { name, reason },
+    AlreadyExists(name),
+    NotFound(name),
+    BadMagic { name, expected, found },
+    VersionMismatch { name, expected, found },
+    TypeMismatch { name, type_name, expected, found },
+    Truncated { name, expected, actual },
+    Corrupt { name, what },
+    Uninitialised(name),
+    InvalidOption(what),
+    Io { name, source },
+});
+
+conveyor_core::debug_shows_message!(LockError {
+    WouldBlock,
+    Timeout,
+    WouldDeadlock,
+    NotRecoverable,
+    Io(e),
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `main` returning one of these prints its `Debug` form: it must carry the message.
+    #[test]
+    fn debug_shows_the_message_then_the_fields() {
+        let e = ShmError::NotFound("jobs".into());
+        assert_eq!(format!("{e:?}"), format!("{e} (NotFound(\"jobs\"))"));
+        let e = LockError::WouldDeadlock;
+        assert_eq!(format!("{e:?}"), format!("{e} (WouldDeadlock)"));
+    }
 }

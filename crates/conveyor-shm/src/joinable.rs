@@ -123,6 +123,9 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for JoinableShmQueue<
     fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.inner.get_timeout(timeout)
     }
+    fn shutdown(&self, immediate: bool) {
+        self.inner.shutdown(immediate)
+    }
     fn close(&self) {
         self.inner.close()
     }

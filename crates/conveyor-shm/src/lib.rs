@@ -8,8 +8,7 @@
 //! another machine, and the manager for shared objects other than queues.
 //!
 //! ```
-//! use conveyor_core::Channel;
-//! use conveyor_shm::ShmQueue;
+//! use conveyor_shm::{Channel, ShmQueue};
 //!
 //! // The parent creates the queue; a child opens it by name (conveyor-process passes the
 //! // handle itself: it serialises as its name).
@@ -78,7 +77,7 @@
 //!
 //! **An item that does not decode** is consumed all the same, as Python's `Queue.get` consumes
 //! a message it cannot unpickle and raises: a `Deserialize` that fails makes that `get` return
-//! [`GetError::Codec`](conveyor_core::GetError::Codec), and one that panics unwinds through
+//! [`GetError::Codec`], and one that panics unwinds through
 //! `get`, in both cases with the record already out of the ring and the lock released, so the
 //! queue goes on for every other thread and process. A panic under `panic = "abort"` (or any
 //! other death mid-decode) kills the process while it holds the get mutex: the next consumer
@@ -237,6 +236,24 @@
 //!   with a deadline (`try_*`, `*_timeout`) still return by it.
 //! - The crate defends against a corrupt segment, not against a malicious process writing into
 //!   the mapping while others read it.
+//!
+//! # One `use`
+//!
+//! The traits whose methods the queues answer ([`Channel`], [`QueueInfo`], [`Joinable`]), their
+//! errors and the codecs are re-exported here, so nothing else needs importing:
+//!
+//! ```
+//! use conveyor_shm::{Channel, GetError, Joinable, JoinableShmQueue, QueueInfo};
+//!
+//! let q: JoinableShmQueue<String> = JoinableShmQueue::new()?;
+//! q.put("dish".to_string())?;
+//! assert_eq!(q.len(), 1);
+//! assert_eq!(q.get()?, "dish");
+//! q.task_done()?;
+//! assert!(q.join_timeout(std::time::Duration::from_secs(5)));
+//! assert!(matches!(q.try_get(), Err(GetError::Empty)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 
@@ -254,6 +271,11 @@ mod robust;
 mod segment;
 mod wait;
 
+/// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
+/// this crate is enough: the traits whose methods its handles answer, and their error types.
+pub use conveyor_core::{
+    Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+};
 pub use error::{LockError, ShmError};
 pub use joinable::JoinableShmQueue;
 pub use lifecycle::{list_segments, remove_leaked, remove_segment, SegmentInfo, SegmentKind};

@@ -473,6 +473,12 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for ShmQueue<T, C> {
         self.get_deadline(Deadline::after(timeout))
     }
 
+    fn shutdown(&self, _immediate: bool) {
+        if let Err(e) = self.raw.close() {
+            tracing::error!(queue = self.name(), error = %e, "could not shut the queue down");
+        }
+    }
+
     fn close(&self) {
         if let Err(e) = self.raw.close() {
             tracing::error!(queue = self.name(), error = %e, "could not close the queue");

@@ -131,6 +131,11 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// The entry for a segment in `conveyor_core::held`'s list.
+fn held(path: &std::path::Path) -> conveyor_core::held::Held {
+    conveyor_core::held::Held::new(format!("shared-memory segment {}", path.display()))
+}
+
 /// An open, mapped segment. Dropping it detaches this process and, if no attached process is
 /// left alive, unlinks the file.
 #[derive(Debug)]
@@ -143,6 +148,8 @@ pub(crate) struct Segment {
     /// The device and inode of this segment's file: the name may be unlinked and then given
     /// to another segment, which this one must never remove.
     id: (u64, u64),
+    /// Lists the segment among what this process holds (see `conveyor_core::held`).
+    _held: conveyor_core::held::Held,
 }
 
 impl Segment {
@@ -209,6 +216,7 @@ impl Segment {
             Ok((map, id)) => {
                 tracing::debug!(segment = name, len, "created shared-memory segment");
                 Ok(Segment {
+                    _held: held(&path),
                     name: name.to_string(),
                     path,
                     map,
@@ -247,6 +255,7 @@ impl Segment {
         let map = wait_initialised(name, &file, magic, kind)?;
         let ours = file.metadata().map_err(|e| ShmError::io(name, e))?;
         let mut seg = Segment {
+            _held: held(&path),
             name: name.to_string(),
             path,
             map,

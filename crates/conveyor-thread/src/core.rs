@@ -407,6 +407,9 @@ assert_eq!(q.blocked_getters(), 0);
             ) -> Result<$t, conveyor_core::GetError> {
                 $name::get_timeout(self, timeout)
             }
+            fn shutdown(&self, _immediate: bool) {
+                $name::close(self)
+            }
             fn close(&self) {
                 $name::close(self)
             }

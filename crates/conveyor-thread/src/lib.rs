@@ -66,6 +66,7 @@
 //! |------------------------------------------|------------------------------------------------|
 //! | `queue.Queue(maxsize)`                   | [`Queue::bounded`]`(maxsize)`; `maxsize <= 0`: [`Queue::unbounded`] (and `bounded(0)` is unbounded too) |
 //! | `queue.LifoQueue`, `queue.PriorityQueue` | [`LifoQueue`], [`PriorityQueue`] (stable among equal items) |
+//! | `pq.put((2.5, item))`, float priorities  | [`put_with_priority`](PriorityQueue::put_with_priority)`(2.5, item)` on a queue of [`Prioritized`] (NaN refused: [`PriorityPutError::Nan`]); `get()` gives a `Prioritized`, [`into_parts`](Prioritized::into_parts) the tuple |
 //! | `q.put(x)` / `q.put_nowait(x)` / `q.put(x, timeout=t)` | [`put`](Queue::put) / [`try_put`](Queue::try_put) / [`put_timeout`](Queue::put_timeout) |
 //! | `q.get()` / `q.get_nowait()` / `q.get(timeout=t)` | [`get`](Queue::get) / [`try_get`](Queue::try_get) / [`get_timeout`](Queue::get_timeout) |
 //! | `queue.Full` / `queue.Empty`             | [`PutError::is_full`] (and `is_timeout`) / [`GetError::is_empty`] (and `is_timeout`) |
@@ -156,6 +157,7 @@ mod fifo;
 mod heap;
 mod lifo;
 mod locked;
+mod prioritized;
 mod priority;
 mod ring;
 mod sync;
@@ -164,4 +166,5 @@ mod waiters;
 pub use conveyor_core::{Channel, GetError, Joinable, PutError, QueueInfo, TaskDoneError};
 pub use fifo::Queue;
 pub use lifo::LifoQueue;
+pub use prioritized::{NanPriority, Prioritized, Priority, PriorityPutError};
 pub use priority::PriorityQueue;

@@ -169,6 +169,12 @@ impl<T: Serialize + DeserializeOwned> Channel<T> for QueueProxy<T> {
         self.get_wait(Wait::from_timeout(Some(timeout)))
     }
 
+    fn shutdown(&self, _immediate: bool) {
+        if let Err(e) = self.h.call(Op::QueueClose, unit) {
+            tracing::warn!(queue = %self.h.name_str(), error = %e, "shutting a manager queue down failed");
+        }
+    }
+
     fn close(&self) {
         if let Err(e) = self.h.call(Op::QueueClose, unit) {
             tracing::warn!(queue = %self.h.name_str(), error = %e, "closing a manager queue failed");
