@@ -462,16 +462,6 @@ pub(crate) fn access_mode(fd: BorrowedFd<'_>) -> io::Result<(bool, bool)> {
     })
 }
 
-/// A new OS pipe: (read end, write end), both close-on-exec.
-pub(crate) fn os_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` is a writable array of two descriptors, as pipe2 expects.
-    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    cvt(ret as isize)?;
-    // SAFETY: pipe2 succeeded, so both descriptors are new and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Sets (or, with `None`, clears) the socket's receive and send timeouts.
 pub(crate) fn set_socket_timeouts(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
     let tv = match timeout {
@@ -504,17 +494,6 @@ pub(crate) fn set_socket_timeouts(fd: BorrowedFd<'_>, timeout: Option<Duration>)
         cvt(ret as isize)?;
     }
     Ok(())
-}
-
-/// Raises an OS pipe's capacity to `bytes` (`F_SETPIPE_SZ`), best effort: an unprivileged
-/// process may not go past `/proc/sys/fs/pipe-max-size` (1 MiB by default), nor past its
-/// share of pipe memory; the pipe then keeps the capacity it has.
-pub(crate) fn grow_pipe(fd: BorrowedFd<'_>, bytes: usize) {
-    // SAFETY: F_SETPIPE_SZ takes an int and touches no memory of ours.
-    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes as libc::c_int) };
-    if ret < 0 {
-        tracing::trace!(error = %io::Error::last_os_error(), "could not grow a pipe");
-    }
 }
 
 /// Raises a socket's send buffer to `bytes` (`SO_SNDBUF`; Linux doubles the figure for its

@@ -119,7 +119,13 @@ fn close_drop_and_turning_buffering_off_flush() {
     a.send_bytes(b"unbuffered").unwrap();
     assert_eq!(b.recv_bytes().unwrap(), b"unbuffered");
 
-    // A one-way pipe's writer too.
+    // A one-way pipe's writer, and an OS pipe's, too.
+    let (r, w) = os_pipe();
+    w.set_buffered_sends(true);
+    w.send(&7u8).unwrap();
+    drop(w);
+    assert_eq!(r.recv::<u8>().unwrap(), 7);
+    assert!(r.recv_bytes().unwrap_err().is_closed());
     let (r, w) = pipe_oneway().unwrap();
     w.set_buffered_sends(true);
     w.send(&7u8).unwrap();
@@ -181,10 +187,7 @@ fn send_bytes_many_sends_each_message_in_order() {
 
 #[test]
 fn large_messages_cross_both_kinds_of_pipe_whole() {
-    for (rx, tx) in [pipe().unwrap(), {
-        let (r, w) = pipe_oneway().unwrap();
-        (r, w)
-    }] {
+    for (rx, tx) in [pipe().unwrap(), pipe_oneway().unwrap(), os_pipe()] {
         let msgs: Vec<Vec<u8>> = [1 << 20, (5 << 20) + 3, 16_385]
             .iter()
             .map(|&n| (0..n).map(|i| (i % 251) as u8).collect())
@@ -311,14 +314,32 @@ fn more_descriptors_than_expected_is_refused() {
     assert!(e.to_string().contains("more than the 2"), "{e}");
 }
 
+/// The two ends of an OS pipe (not one this crate makes: `pipe_oneway` is a socketpair).
+fn os_pipe() -> (Connection, Connection) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a writable array of two descriptors, as pipe2 expects.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 succeeded: both descriptors are new and owned by nobody else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    (
+        Connection::from_fd(r).unwrap(),
+        Connection::from_fd(w).unwrap(),
+    )
+}
+
 #[test]
 fn descriptors_need_a_unix_socket() {
-    let (r, w) = pipe_oneway().unwrap();
+    let (r, w) = os_pipe();
     let f = file_with(b"x");
     assert!(w.send_fds(&[f.as_fd()]).is_err());
     assert!(r.recv_fds(1).is_err());
     let (a, _b) = pipe().unwrap();
     assert!(a.send_fds(&[]).is_err(), "no descriptors is not a message");
+    // A one-way pipe is a socketpair: it passes them.
+    let (r, w) = pipe_oneway().unwrap();
+    w.send_fds(&[f.as_fd()]).unwrap();
+    assert_eq!(r.recv_fds(1).unwrap().len(), 1);
 }
 
 #[test]
