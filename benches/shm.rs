@@ -445,7 +445,7 @@ fn pingpong(c: &mut Criterion) {
                 rep.get().unwrap()
             })
         });
-        req.close();
+        req.shutdown(false);
         child.join().unwrap();
     }
     {
@@ -579,7 +579,7 @@ impl Drop for Echo {
     fn drop(&mut self) {
         match self {
             Echo::Shm(req, _, child) => {
-                req.close();
+                req.shutdown(false);
                 if let Some(c) = child.take() {
                     c.join().unwrap();
                 }

@@ -46,7 +46,7 @@ where
             };
             tx.put(r).map_err(|e| format!("put failed: {e}"))?;
         }
-        tx.close(); // the consumer learns that the producer is done
+        tx.shutdown(false); // the consumer learns that the producer is done
         Ok(())
     });
     let (mut n, mut sum) = (0u32, 0.0f64);

@@ -32,7 +32,7 @@ fn worker((address, authkey): (Address, Vec<u8>)) -> Result<(), ManagerError> {
             .map_err(|e| ManagerError::Io(std::io::Error::other(e)))?;
         done.fetch_add(1)?;
     }
-    results.close();
+    results.shutdown(false);
     Ok(())
 }
 

@@ -25,7 +25,7 @@
 //! ```
 //!
 //! The tutorial then notes the flaw: the eater has to know how many dishes will come, or it
-//! waits forever once the cook is done. Here the cook [`close`](Channel::close)s the queue
+//! waits forever once the cook is done. Here the cook [shuts the queue down](Channel::shutdown)
 //! when done, and the eater simply loops until `get` says `Closed`: it can eat any number of
 //! dishes and still stop.
 //!
@@ -52,7 +52,7 @@ fn pause(unit: Duration, salt: u64) {
     std::thread::sleep(unit * r as u32);
 }
 
-/// Cooks ten dishes, then closes the queue: no more dishes will come.
+/// Cooks ten dishes, then shuts the queue down: no more dishes will come.
 fn cook((q, unit): (ShmQueue<String>, Duration)) {
     for i in 0..10u64 {
         pause(unit, i);
@@ -60,7 +60,7 @@ fn cook((q, unit): (ShmQueue<String>, Duration)) {
         q.put(format!("dish {i}"))
             .expect("the queue was closed under the cook");
     }
-    q.close();
+    q.shutdown(false);
 }
 
 /// Eats until the cook is done and every dish is eaten.

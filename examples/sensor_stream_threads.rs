@@ -365,7 +365,7 @@ fn main() -> ExitCode {
     let sampler =
         sample_every_millisecond(Duration::from_secs_f64(options.seconds), &stop, on_sample);
     // No more samples: the consumer drains what is left and then sees Closed.
-    queue.close();
+    queue.shutdown(false);
     let consumer = consumer.join().expect("the consumer thread panicked");
 
     if display == Display::Live {

@@ -5,7 +5,7 @@
 //! products out; the main thread joins both. The consumer has to know in advance that exactly
 //! five products are coming, because a Python queue cannot tell it that the producer is done.
 //!
-//! Here the producer calls [`Queue::close`] when it has finished, so the consumer simply takes
+//! Here the producer calls [`Queue::shutdown`] (Python 3.13's) when it has finished, so the consumer simply takes
 //! products until `get` answers `Closed`: it needs no count and no sentinel value, and it never
 //! blocks forever.
 //!
@@ -61,8 +61,8 @@ fn produce(queue: Queue<u32>, max_pause: Duration) {
             .expect("nobody closes the queue before the producer does");
         pause(&mut rng, max_pause);
     }
-    // The one line Python has no counterpart for: tell every consumer that no more is coming.
-    queue.close();
+    // Python 3.13's `queue.shutdown()`: tell every consumer that no more is coming.
+    queue.shutdown(false);
     println!("producer {name} is done and closes the queue");
 }
 

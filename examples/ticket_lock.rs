@@ -76,8 +76,8 @@ where
     for b in buyers {
         b.join().expect("a buyer panicked");
     }
-    // Every buyer has finished: close the queue, then take what is in it until it says Closed.
-    receipts.close();
+    // Every buyer has finished: shut the queue down, then take what is in it until it says Closed.
+    receipts.shutdown(false);
     let mut all = Vec::new();
     while let Ok(r) = receipts.get() {
         all.push(r);

@@ -4,10 +4,14 @@
 //! workload code drives the peer and conveyor's queues. The adapters add one relaxed atomic
 //! load per put (the `close` flag) and nothing else on the hot path.
 //!
-//! The peers have no `close` that wakes a blocked receiver while senders live (their channels
-//! close when the last sender drops), so `close` here refuses later puts and makes gets on an
-//! empty channel return `Closed`, but a get already blocked stays blocked. The workloads never
-//! rely on that wake-up.
+//! The peers have no shutdown that wakes a blocked receiver while senders live (their channels
+//! close when the last sender drops), so `shutdown` here refuses later puts and makes gets on
+//! an empty channel return `Closed`, but a get already blocked stays blocked; `shutdown(true)`
+//! also drains and drops what is left (the peers have no task count). They have no per-handle
+//! close either: on the thread peers `close` is `shutdown(false)` for every handle (the
+//! workloads close only once every producer is done); on the process peers (ipmpsc,
+//! ipc-channel) the flag belongs to the adapter in its process, so `close` is per handle and
+//! `shutdown` reaches no other process. The workloads rely on none of these wake-ups.
 //!
 //! ```
 //! use conveyor_bench::peers::CrossbeamChannel;
@@ -16,7 +20,7 @@
 //! let ch = CrossbeamChannel::bounded(4);
 //! ch.put(1u32).unwrap();
 //! assert_eq!(ch.get().unwrap(), 1);
-//! ch.close();
+//! ch.shutdown(false);
 //! assert!(ch.put(2).unwrap_err().is_closed());
 //! assert!(ch.try_get().unwrap_err().is_closed());
 //! ```
@@ -139,8 +143,11 @@ impl<T> Channel<T> for CrossbeamChannel<T> {
         })
     }
 
-    fn shutdown(&self, _immediate: bool) {
+    fn shutdown(&self, immediate: bool) {
         self.closed.set();
+        if immediate {
+            while self.try_get().is_ok() {}
+        }
     }
 
     fn close(&self) {
@@ -242,8 +249,11 @@ impl<T> Channel<T> for FlumeChannel<T> {
         })
     }
 
-    fn shutdown(&self, _immediate: bool) {
+    fn shutdown(&self, immediate: bool) {
         self.closed.set();
+        if immediate {
+            while self.try_get().is_ok() {}
+        }
     }
 
     fn close(&self) {
@@ -383,8 +393,11 @@ impl<T> Channel<T> for MpscChannel<T> {
         })
     }
 
-    fn shutdown(&self, _immediate: bool) {
+    fn shutdown(&self, immediate: bool) {
         self.closed.set();
+        if immediate {
+            while self.try_get().is_ok() {}
+        }
     }
 
     fn close(&self) {
@@ -719,7 +732,7 @@ mod tests {
         let h = std::thread::spawn(move || (other.get().unwrap(), other.get().unwrap()));
         assert_eq!(h.join().unwrap(), (1, 2));
         ch.put(5).unwrap();
-        ch.close();
+        ch.shutdown(false);
         assert!(ch.put(6).unwrap_err().is_closed());
         assert_eq!(ch.get().unwrap(), 5);
         assert!(ch.get().unwrap_err().is_closed());

@@ -344,7 +344,7 @@ where
 }
 
 /// A producer's loop: puts messages `base..base + n` carrying `payload`. On a failed put it
-/// closes the channel, so that consumers waiting for the missing items wake up.
+/// shuts the channel down, so that consumers waiting for the missing items wake up.
 pub fn produce<C: Channel<Msg>>(
     chan: &C,
     base: u64,
@@ -353,7 +353,7 @@ pub fn produce<C: Channel<Msg>>(
 ) -> Result<(), RunError> {
     for i in base..base + n {
         if let Err(e) = chan.put(Msg::new(i, payload.clone())) {
-            chan.close();
+            chan.shutdown(false);
             return Err(RunError::new(format!("put failed: {e}")));
         }
     }
@@ -472,7 +472,7 @@ where
     let sample = ping(&main_end, size, rounds);
     if sample.is_err() {
         // Unblock the echo, which waits for a message that will not come.
-        main_end.close();
+        main_end.shutdown(false);
     }
     let echoed = join_thread(echo);
     let sample = sample?;
@@ -615,7 +615,7 @@ mod tests {
     #[test]
     fn a_failing_transport_fails_the_run() {
         let ch = CrossbeamChannel::bounded(4);
-        ch.close();
+        ch.shutdown(false);
         let err = throughput(ch, 1, 1, 8, 10).unwrap_err();
         assert!(err.to_string().contains("put failed"), "{err}");
     }

@@ -190,7 +190,7 @@ pub enum PutError<T> {
     Full(T),
     /// The queue stayed full for the whole timeout (`put_timeout`).
     Timeout(T),
-    /// The channel is closed: it takes no more items.
+    /// The channel was shut down, or this handle was closed: it takes no more items.
     Closed(T),
     /// The encoded item is larger than the transport accepts.
     TooLarge {
@@ -228,7 +228,7 @@ impl<T> PutError<T> {
         matches!(self, PutError::Timeout(_))
     }
 
-    /// Whether the channel was closed.
+    /// Whether the channel was shut down or this handle closed.
     pub fn is_closed(&self) -> bool {
         matches!(self, PutError::Closed(_))
     }
@@ -315,7 +315,9 @@ impl<T> fmt::Display for PutError<T> {
             PutError::Timeout(_) => {
                 f.write_str("timed out waiting for room in the queue: no item was taken in time")
             }
-            PutError::Closed(_) => f.write_str("the channel is closed: it accepts no more items"),
+            PutError::Closed(_) => f.write_str(
+                "the channel was shut down or this handle closed: it accepts no more items",
+            ),
             PutError::TooLarge { size, max, .. } => write!(
                 f,
                 "the item encodes to {size} bytes, more than the {max} bytes this channel accepts: \
@@ -351,7 +353,8 @@ pub enum GetError {
     Empty,
     /// The queue stayed empty for the whole timeout (`get_timeout`).
     Timeout,
-    /// The channel is closed and everything put before has been taken.
+    /// The channel was shut down and everything put before has been taken (or, after
+    /// `shutdown(true)`, discarded).
     Closed,
     /// The incoming item is larger than this end accepts; it was not read.
     TooLarge {
@@ -377,7 +380,7 @@ impl GetError {
         matches!(self, GetError::Timeout)
     }
 
-    /// Whether the channel is closed and drained.
+    /// Whether the channel was shut down and drained.
     pub fn is_closed(&self) -> bool {
         matches!(self, GetError::Closed)
     }
@@ -406,7 +409,7 @@ impl fmt::Display for GetError {
             ),
             GetError::Timeout => f.write_str("timed out waiting for an item: none was put in time"),
             GetError::Closed => {
-                f.write_str("the channel is closed and drained: no more items will arrive")
+                f.write_str("the channel was shut down and drained: no more items will arrive")
             }
             GetError::TooLarge { size, max } => write!(
                 f,

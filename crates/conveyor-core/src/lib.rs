@@ -53,6 +53,13 @@
 //! }
 //! # let _ = produce::<std::sync::Arc<dyn Channel<String>>>;
 //! ```
+//!
+//! # The conformance suite
+//!
+//! With the `testing` feature (off by default), `conveyor_core::testing` holds the tests of
+//! this contract, written once and generic over a factory of one transport's handles; every
+//! transport crate runs them from its `tests/conformance.rs`, and a new transport hooks in
+//! the same way (see the module's docs).
 
 #![warn(missing_docs)]
 
@@ -61,6 +68,8 @@ pub mod codec;
 pub mod error;
 pub mod handoff;
 pub mod held;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use channel::{Channel, Joinable, QueueInfo};
 pub use codec::{Codec, Postcard};

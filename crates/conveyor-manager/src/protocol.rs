@@ -27,7 +27,7 @@ use crate::error::RemoteError;
 use crate::number::{Num, NumOp};
 
 /// The protocol version this crate speaks. A server refuses a client with another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The four bytes a client's hello starts with, so a stray peer is told apart from an old one.
 pub const MAGIC: [u8; 4] = *b"CVYM";
@@ -347,8 +347,10 @@ pub enum Op<'a> {
     QueueGet(Wait),
     /// Length, capacity, unfinished tasks and closed flag ([`Reply::QueueState`]).
     QueueState,
-    /// Closes the queue for puts ([`Reply::Unit`]).
-    QueueClose,
+    /// Shuts the queue down for every client, as Python 3.13's `Queue.shutdown(immediate)`
+    /// ([`Reply::Unit`]): later puts fail, waiters wake; with `immediate` (`true`) the items
+    /// left are discarded and counted as done.
+    QueueShutdown(bool),
     /// Marks one task done ([`Reply::Unit`]; error `TooManyTaskDone`).
     QueueTaskDone,
     /// Waits until every task is done ([`Reply::Bool`]: whether they all were in time).
@@ -448,7 +450,7 @@ pub enum Reply<'a> {
         capacity: Option<u64>,
         /// Items put and not yet marked done.
         unfinished: u64,
-        /// Whether it was closed.
+        /// Whether it was shut down.
         closed: bool,
     },
     /// A barrier's state.

@@ -194,9 +194,9 @@ fn queue_nonblocking_and_info() {
     assert!(q.task_done().is_err());
     assert!(q.join_timeout(Duration::from_millis(1)));
     q.join();
-    // close: drains, then Closed
+    // shutdown(false): drains, then Closed
     q.put(7).unwrap();
-    q.close();
+    q.shutdown(false);
     assert!(q.try_put(8).unwrap_err().is_closed());
     assert_eq!(q.get().unwrap(), 7);
     assert!(q.get().unwrap_err().is_closed());
@@ -229,14 +229,62 @@ fn blocking_get_does_not_block_other_clients() {
 }
 
 #[test]
-fn close_wakes_a_blocked_get() {
+fn close_is_per_proxy() {
+    let m = Manager::start().unwrap();
+    let q = m.queue::<u8>("q", None).unwrap();
+    let producer = q.rebind(&m.connect().unwrap());
+    producer.put(1).unwrap();
+    producer.close();
+    assert!(producer.is_closed());
+    let e = producer.put(2).unwrap_err();
+    assert!(e.is_closed());
+    assert_eq!(e.into_inner(), 2);
+    // Another proxy, a clone of the closed one included, still puts; gets go on.
+    q.put(3).unwrap();
+    producer.clone().put(4).unwrap();
+    assert!(!q.state().unwrap().closed);
+    let got: Vec<u8> = (0..3).map(|_| producer.get().unwrap()).collect();
+    assert_eq!(got, [1, 3, 4]);
+}
+
+#[test]
+fn shutdown_immediate_discards_counts_done_and_wakes_everyone() {
+    let m = Manager::start().unwrap();
+    let q = m.queue::<u8>("q", Some(2)).unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    assert_eq!(q.get().unwrap(), 1);
+    q.put(3).unwrap();
+    // A put blocked on the full queue, and a join, in other connections.
+    let putter = q.rebind(&m.connect().unwrap());
+    let joiner = q.rebind(&m.connect().unwrap());
+    let (ptx, prx) = mpsc::channel();
+    let (jtx, jrx) = mpsc::channel();
+    let hp = thread::spawn(move || ptx.send(putter.put(4).map_err(|e| e.is_closed())).unwrap());
+    let hj = thread::spawn(move || jtx.send(joiner.join_timeout(PATIENCE)).unwrap());
+    q.shutdown(true);
+    assert_eq!(prx.recv_timeout(PATIENCE).unwrap(), Err(true));
+    let state = q.state().unwrap();
+    assert!(state.closed);
+    assert_eq!(state.len, 0, "the items left were not discarded");
+    assert_eq!(state.unfinished, 1, "only the item taken is outstanding");
+    assert!(q.get().unwrap_err().is_closed());
+    q.task_done().unwrap();
+    assert!(jrx.recv_timeout(PATIENCE).unwrap(), "join was not released");
+    assert!(q.task_done().is_err());
+    hp.join().unwrap();
+    hj.join().unwrap();
+}
+
+#[test]
+fn shutdown_wakes_a_blocked_get() {
     let m = Manager::start().unwrap();
     let q = m.queue::<u8>("q", Some(1)).unwrap();
     let waiting = q.rebind(&m.connect().unwrap());
     let (tx, rx) = mpsc::channel();
     let h = thread::spawn(move || tx.send(waiting.get().map_err(|e| e.is_closed())).unwrap());
     // Whether the get is already parked on the server or not, it must end with Closed.
-    q.close();
+    q.shutdown(false);
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), Err(true));
     h.join().unwrap();
 }

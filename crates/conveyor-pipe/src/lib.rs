@@ -47,6 +47,16 @@
 //! Frames are CPython's byte for byte (see [`frame`]): a Python program on the other end of a
 //! socket can `send_bytes`/`recv_bytes` with a Rust one.
 //!
+//! # Close and shutdown
+//!
+//! A [`Connection`] is point to point, so the two ways a [`Channel`](conveyor_core::Channel)
+//! ends are one here: [`close`](Connection::close) (Python's `Connection.close()` for the
+//! sending side, and `Channel::close`) closes this end for sending, and the peer's gets drain
+//! what was sent, then fail with `Closed`; `Channel::shutdown(immediate)` does the same, as
+//! there is nobody else to shut the channel down for (`immediate` changes nothing: what was
+//! sent is in the peer's socket buffer, out of this end's reach). Receiving on this end still
+//! works after either.
+//!
 //! # Example
 //!
 //! The crate re-exports what its users need from `conveyor-core` ([`Channel`], the error types

@@ -92,6 +92,26 @@ fn close_lets_the_peer_drain_then_reports_closed() {
     assert_eq!(a.recv::<u8>().unwrap(), 7);
 }
 
+/// On a point-to-point connection `Channel::shutdown`, either form, is closing this end.
+#[test]
+fn channel_shutdown_is_close_for_a_connection() {
+    for immediate in [false, true] {
+        let (a, b) = pipe().unwrap();
+        for i in 0..3u8 {
+            Channel::put(&a, i).unwrap();
+        }
+        Channel::<u8>::shutdown(&a, immediate);
+        assert!(Channel::put(&a, 9u8).unwrap_err().is_closed());
+        for i in 0..3u8 {
+            assert_eq!(Channel::<u8>::get(&b).unwrap(), i, "immediate: {immediate}");
+        }
+        assert!(Channel::<u8>::get(&b).unwrap_err().is_closed());
+        // Receiving on the end shut down still works.
+        Channel::put(&b, 7u8).unwrap();
+        assert_eq!(Channel::<u8>::get(&a).unwrap(), 7);
+    }
+}
+
 #[test]
 fn close_wakes_a_send_blocked_on_a_full_socket() {
     let (a, b) = pipe().unwrap();

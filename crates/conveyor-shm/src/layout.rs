@@ -8,8 +8,9 @@
 //!    384    64  Producer: tail word, unfinished tasks, redo journal    (under the put mutex)
 //!    448    64  the consumers' robust mutex, and the "space available" signal
 //!    512    64  Consumer: head word                                     (under the get mutex)
-//!    576    64  closed flag, all-done signal, out-of-line counter, repair count
-//!    640        the ring: `ring_capacity` bytes of records
+//!    576    64  closed flag, all-done signal, out-of-line counter, repair count, producers seen
+//!    640   192  producer handles per attach slot (for `auto_shutdown`)
+//!    832        the ring: `ring_capacity` bytes of records
 //! ```
 //!
 //! Producers and consumers each have their own mutex and their own cache lines: a put and a
@@ -46,12 +47,15 @@ pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"CONVSHMQ");
 ///
 /// Invariants (checked at open): `ring_offset == size_of::<QueueHeader>()`,
 /// `ring_offset + ring_capacity == Common::total_len`, `ring_capacity` is a power of two in
-/// `MIN_RING..=MAX_RING`; `max_items == 0` means no bound on the item count.
+/// `MIN_RING..=MAX_RING`; `max_items == 0` means no bound on the item count; `auto_shutdown`
+/// is 1 when the queue shuts itself down once its producers are done (see [`ProducerTable`]),
+/// else 0.
 #[repr(C, align(64))]
 pub(crate) struct Config {
     pub(crate) ring_offset: AtomicU64,
     pub(crate) ring_capacity: AtomicU64,
     pub(crate) max_items: AtomicU64,
+    pub(crate) auto_shutdown: AtomicU64,
 }
 
 /// A sequence word and the flag saying a sleeper may be asleep (see `wait.rs`).
@@ -116,7 +120,7 @@ pub(crate) struct Consumer {
 /// Shutdown and task accounting words.
 #[repr(C, align(64))]
 pub(crate) struct MiscLine {
-    /// 1 once the queue is closed (set under the put mutex; never cleared).
+    /// 1 once the queue is shut down (set under the put mutex; never cleared).
     pub(crate) closed: AtomicU32,
     pub(crate) join_seq: AtomicU32,
     pub(crate) join_armed: AtomicU32,
@@ -124,6 +128,23 @@ pub(crate) struct MiscLine {
     pub(crate) ool_counter: AtomicU64,
     /// How many times a process died holding a mutex and the queue was repaired.
     pub(crate) recoveries: AtomicU64,
+    /// 1 once some handle has registered as a producer in the [`ProducerTable`] (never
+    /// cleared): an `auto_shutdown` queue shuts down only after that.
+    pub(crate) producers_seen: AtomicU32,
+}
+
+/// The producer handles of each attached process, for a queue built with `auto_shutdown`.
+///
+/// `counts[i]` is the number of handles on the mapping of attach slot `i`
+/// (`Common::slots[i]`) that have put and have not closed or been dropped; each handle adds one
+/// (`fetch_add`) before its first put and takes it back (`fetch_sub`) when it closes or drops.
+/// A count means something only while its slot holds the pid of a live process: a process
+/// killed with handles open leaves its count behind, and it no longer counts once the pid is
+/// dead; a process that attaches to a slot resets its count to 0. The producers are done when
+/// `MiscLine::producers_seen` is 1 and no slot of a live process has a count above 0.
+#[repr(C, align(64))]
+pub(crate) struct ProducerTable {
+    pub(crate) counts: [AtomicU32; crate::segment::SLOTS],
 }
 
 /// The whole queue header; the ring follows it.
@@ -136,11 +157,12 @@ pub(crate) struct QueueHeader {
     pub(crate) get_lock: MutexLine,
     pub(crate) consumer: Consumer,
     pub(crate) misc: MiscLine,
+    pub(crate) producers: ProducerTable,
 }
 
 /// The size of the header, which is also the ring's offset.
 pub(crate) const HEADER_SIZE: usize = std::mem::size_of::<QueueHeader>();
-const _: () = assert!(HEADER_SIZE == 640);
+const _: () = assert!(HEADER_SIZE == 832);
 const _: () = assert!(std::mem::size_of::<MutexLine>() == 64);
 
 /// The smallest ring accepted.

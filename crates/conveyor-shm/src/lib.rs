@@ -11,13 +11,14 @@
 //! use conveyor_shm::{Channel, ShmQueue};
 //!
 //! // The parent creates the queue; a child opens it by name (conveyor-process passes the
-//! // handle itself: it serialises as its name).
-//! let q: ShmQueue<(u32, String)> = ShmQueue::new()?;
+//! // handle itself: it serialises as its name). This one shuts itself down once every
+//! // handle that has put has closed or gone.
+//! let q: ShmQueue<(u32, String)> = ShmQueue::builder().auto_shutdown().create()?;
 //! let child_side: ShmQueue<(u32, String)> = ShmQueue::open(q.name())?;
 //! child_side.put((1, "dish".into()))?;
-//! child_side.close(); // the consumer learns that producers are done
+//! child_side.close(); // this handle puts no more: Python's `Queue.close()`
 //! assert_eq!(q.get()?, (1, "dish".into()));
-//! assert!(q.get().unwrap_err().is_closed());
+//! assert!(q.get().unwrap_err().is_closed()); // the consumer learns that producers are done
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -142,9 +143,31 @@
 //! power of two (a size given is rounded down) from 256 B to 64 MiB; the default ring is
 //! 4 MiB, so a 1 MiB message travels inline.
 //!
-//! **Close.** [`close`](conveyor_core::Channel::close) sets a flag under the lock and wakes
-//! every waiter in every process: puts then fail with `Closed`, gets drain what is left and
-//! then return `Closed`.
+//! **Shutdown and close, as Python names them.**
+//!
+//! | Python                                  | conveyor                                          |
+//! |-----------------------------------------|---------------------------------------------------|
+//! | `q.shutdown()` / `q.shutdown(immediate=True)` (3.13's `queue.Queue`) | [`shutdown`](conveyor_core::Channel::shutdown)`(false)` / `(true)`, for every process |
+//! | `mp.Queue.close()`                      | [`close`](conveyor_core::Channel::close): this handle puts no more |
+//! | `mp.Queue.join_thread()`                | nothing needed: a put is in the segment when it returns, there is no feeder thread to wait for |
+//! | `mp.Queue.cancel_join_thread()`         | nothing needed: no feeder thread, so nothing holds up a process's exit |
+//!
+//! [`shutdown`](conveyor_core::Channel::shutdown) sets a flag under the put mutex and wakes
+//! every waiter in every process: puts then fail with `Closed`, and gets drain what is left
+//! and then return `Closed`. With `immediate`, the caller then takes out every record left, one
+//! at a time under the get mutex, and counts each as done under the put mutex (so `join`
+//! returns); a process killed during that leaves at most one record taken and not counted (as
+//! a consumer killed between `get` and `task_done` does), and the records it did not reach are
+//! drained by the gets as after `shutdown(false)`. The two mutexes are never held together.
+//!
+//! [`close`](conveyor_core::Channel::close) is per handle, as Python's is per process: a flag
+//! in the handle (clones and handles in other processes are other handles). A queue built with
+//! [`auto_shutdown`](ShmQueueBuilder::auto_shutdown) shuts itself down once every handle that
+//! has put has closed, been dropped, or died with its process: each producer handle is counted
+//! in the segment, per slot of the attach table (see `layout.rs`), a closing or dropped
+//! handle takes its count back and looks whether any live one is left, and a consumer waiting
+//! on the empty queue looks (every 50 ms at most) for counts left by processes that no longer
+//! exist. A killed producer therefore cannot keep its consumers waiting.
 //!
 //! **Lifecycle.** Each process that opens a segment records its pid in the header. When a
 //! handle goes, the process removes its pid, and if no recorded process is still alive it

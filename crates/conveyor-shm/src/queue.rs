@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +80,13 @@ pub(crate) fn fingerprint<T: ?Sized, C: Codec>() -> u64 {
 /// share one mapping. Items are encoded with the codec `C` (postcard by default); the segment
 /// remembers the item type and codec and refuses to open with others.
 ///
+/// [`shutdown`](Channel::shutdown) ends the queue for every handle in every process (Python
+/// 3.13's `Queue.shutdown`); [`close`](Channel::close) is this handle's own (Python's
+/// `multiprocessing.Queue.close()`): a clone, or a handle opened or received by another
+/// process, is another handle. A queue built with
+/// [`auto_shutdown`](ShmQueueBuilder::auto_shutdown) shuts itself down once its producers are
+/// done.
+///
 /// ```
 /// use conveyor_core::{Channel, QueueInfo};
 /// use conveyor_shm::ShmQueue;
@@ -90,7 +98,7 @@ pub(crate) fn fingerprint<T: ?Sized, C: Codec>() -> u64 {
 /// q.put("hot dog".to_string())?;
 /// assert_eq!(other.len(), 1);
 /// assert_eq!(other.get()?, "hot dog");
-/// q.close();
+/// q.shutdown(false); // for every handle, in every process
 /// assert!(other.get().unwrap_err().is_closed());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -98,17 +106,34 @@ pub struct ShmQueue<T, C: Codec = Postcard> {
     pub(crate) raw: Arc<RawQueue>,
     codec: C,
     spin: Duration,
+    /// This handle's state: [`HANDLE_PUT`] and [`HANDLE_CLOSED`] bits.
+    state: AtomicU8,
     _items: PhantomData<fn(T) -> T>,
 }
 
+/// The handle has put (on an `auto_shutdown` queue: it is counted as a producer).
+const HANDLE_PUT: u8 = 1;
+/// The handle was closed: its puts fail.
+const HANDLE_CLOSED: u8 = 2;
+
 impl<T, C: Codec> Clone for ShmQueue<T, C> {
+    /// Another handle on the same mapping; it starts open and not yet a producer, whatever
+    /// this one is.
     fn clone(&self) -> Self {
         ShmQueue {
             raw: self.raw.clone(),
             codec: self.codec.clone(),
             spin: self.spin,
+            state: AtomicU8::new(0),
             _items: PhantomData,
         }
+    }
+}
+
+impl<T, C: Codec> Drop for ShmQueue<T, C> {
+    /// A handle that has put and goes without closing counts as closed.
+    fn drop(&mut self) {
+        self.close_handle();
     }
 }
 
@@ -138,6 +163,7 @@ pub struct ShmQueueBuilder<T> {
     ring_bytes: usize,
     max_items: Option<usize>,
     spin: Duration,
+    auto_shutdown: bool,
     _items: PhantomData<fn(T) -> T>,
 }
 
@@ -148,6 +174,7 @@ impl<T> fmt::Debug for ShmQueueBuilder<T> {
             .field("ring_bytes", &self.ring_bytes)
             .field("max_items", &self.max_items)
             .field("spin", &self.spin)
+            .field("auto_shutdown", &self.auto_shutdown)
             .finish()
     }
 }
@@ -159,6 +186,7 @@ impl<T> Clone for ShmQueueBuilder<T> {
             ring_bytes: self.ring_bytes,
             max_items: self.max_items,
             spin: self.spin,
+            auto_shutdown: self.auto_shutdown,
             _items: PhantomData,
         }
     }
@@ -171,6 +199,7 @@ impl<T> Default for ShmQueueBuilder<T> {
             ring_bytes: DEFAULT_RING_BYTES,
             max_items: None,
             spin: DEFAULT_SPIN,
+            auto_shutdown: false,
             _items: PhantomData,
         }
     }
@@ -207,6 +236,41 @@ impl<T: Serialize + DeserializeOwned> ShmQueueBuilder<T> {
         self
     }
 
+    /// Makes the queue shut itself down (as [`shutdown(false)`](Channel::shutdown)) once every
+    /// handle that has put has closed or gone, in every process: [closed](Channel::close),
+    /// dropped, or its process died (killed included). Consumers then drain what is left and
+    /// get `Closed`, so they learn that the producers are done, which Python's consumers never
+    /// do. Off by default.
+    ///
+    /// A handle counts as a producer from its first put (a failed one included), so the rule
+    /// holds for producers that have started putting: one that has not put yet when the
+    /// others are done finds the queue shut down. Have every producer put (or register by
+    /// putting a first item) before another can finish, or end the queue with
+    /// [`shutdown`](Channel::shutdown) instead. A killed producer is noticed by a consumer
+    /// waiting on the empty queue within about 150 ms (the pid no longer exists); a pid reused
+    /// by another process meanwhile keeps the queue open until that process exits. A process
+    /// beyond the attach table's 48 slots (see the crate docs) is not counted.
+    ///
+    /// ```
+    /// use conveyor_core::Channel;
+    /// use conveyor_shm::ShmQueue;
+    ///
+    /// let q = ShmQueue::<u32>::builder().auto_shutdown().create()?;
+    /// let (a, b) = (q.clone(), q.clone()); // two producers (in two processes, typically)
+    /// a.put(1)?;
+    /// b.put(2)?;
+    /// a.close();
+    /// drop(b); // a producer that goes counts as closed
+    /// assert_eq!(q.get()?, 1);
+    /// assert_eq!(q.get()?, 2);
+    /// assert!(q.get().unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn auto_shutdown(mut self) -> Self {
+        self.auto_shutdown = true;
+        self
+    }
+
     /// Creates the queue for items of type `T`, encoded with postcard.
     pub fn create(self) -> Result<ShmQueue<T>, ShmError> {
         self.create_with_codec(Postcard)
@@ -219,6 +283,7 @@ impl<T: Serialize + DeserializeOwned> ShmQueueBuilder<T> {
             &name,
             self.ring_bytes,
             self.max_items,
+            self.auto_shutdown,
             fingerprint::<T, C>(),
         )?;
         tracing::debug!(
@@ -226,7 +291,7 @@ impl<T: Serialize + DeserializeOwned> ShmQueueBuilder<T> {
             ring_bytes = ring.capacity_bytes(),
             "created shared-memory queue"
         );
-        Ok(ShmQueue::from_raw(RawQueue { ring }, codec, self.spin))
+        Ok(ShmQueue::from_raw(RawQueue::new(ring), codec, self.spin))
     }
 }
 
@@ -257,7 +322,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
     /// Opens the queue called `name` whose items are encoded with `codec`.
     pub fn open_with_codec(name: &str, codec: C) -> Result<Self, ShmError> {
         let ring = Ring::open(name, fingerprint::<T, C>(), std::any::type_name::<T>())?;
-        Ok(Self::from_raw(RawQueue { ring }, codec, DEFAULT_SPIN))
+        Ok(Self::from_raw(RawQueue::new(ring), codec, DEFAULT_SPIN))
     }
 }
 
@@ -267,8 +332,70 @@ impl<T, C: Codec> ShmQueue<T, C> {
             raw: Arc::new(raw),
             codec,
             spin,
+            state: AtomicU8::new(0),
             _items: PhantomData,
         }
+    }
+
+    /// Before a put: fails if this handle is closed; counts it as a producer on its first put.
+    /// One relaxed load once the handle has put.
+    #[inline]
+    fn before_put(&self) -> Result<(), ()> {
+        match self.state.load(Ordering::Relaxed) {
+            HANDLE_PUT => Ok(()),
+            _ => self.first_put(),
+        }
+    }
+
+    #[cold]
+    fn first_put(&self) -> Result<(), ()> {
+        match self
+            .state
+            .compare_exchange(0, HANDLE_PUT, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                if self.raw.ring.auto_shutdown() && !self.raw.ring.register_producer() {
+                    tracing::warn!(
+                        queue = self.name(),
+                        "this process is not in the attach table: its producers are not \
+                         counted for auto_shutdown"
+                    );
+                }
+                Ok(())
+            }
+            Err(s) if s & HANDLE_CLOSED != 0 => Err(()),
+            // Another thread's put on this handle registered it.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Closes this handle: later puts through it fail. If it was a producer of an
+    /// `auto_shutdown` queue and this mapping's last, the queue shuts down when no producer
+    /// is left anywhere.
+    fn close_handle(&self) {
+        let before = self.state.fetch_or(HANDLE_CLOSED, Ordering::AcqRel);
+        if before == HANDLE_PUT
+            && self.raw.ring.auto_shutdown()
+            && self.raw.ring.deregister_producer()
+        {
+            self.raw.shutdown_if_producers_done();
+        }
+    }
+
+    /// [`Channel::shutdown`], with the error if the queue's lock could not be taken (which
+    /// [`Channel::shutdown`] can only log): shuts the queue down for every handle in every
+    /// process (Python 3.13's `Queue.shutdown(immediate)`). With `immediate`, the items left
+    /// are discarded (their out-of-line files removed) and counted as done for
+    /// [`join`](conveyor_core::Joinable::join).
+    pub fn try_shutdown(&self, immediate: bool) -> Result<(), ShmError> {
+        self.raw
+            .shutdown(immediate)
+            .map_err(|e| ShmError::io(self.name(), e))
+    }
+
+    /// Whether the queue has been shut down (by any process, or by `auto_shutdown`).
+    pub fn is_shutdown(&self) -> bool {
+        self.raw.is_closed()
     }
 
     /// The segment's name: what another process passes to [`ShmQueue::open`].
@@ -297,9 +424,10 @@ impl<T, C: Codec> ShmQueue<T, C> {
         self.raw.ring.recoveries()
     }
 
-    /// Whether [`close`](Channel::close) was called (by any process).
+    /// Whether puts through this handle fail with `Closed`: it was [closed](Channel::close),
+    /// or the queue was [shut down](Channel::shutdown).
     pub fn is_closed(&self) -> bool {
-        self.raw.is_closed()
+        self.state.load(Ordering::Relaxed) & HANDLE_CLOSED != 0 || self.raw.is_closed()
     }
 
     /// Removes the segment's name now, as its creator may: handles already open keep working
@@ -366,6 +494,9 @@ impl<T, C: Codec> ShmQueue<T, C> {
     }
 
     fn put_bytes_deadline(&self, bytes: &[u8], deadline: Deadline) -> Result<(), PutError<()>> {
+        if self.before_put().is_err() {
+            return Err(PutError::Closed(()));
+        }
         self.raw
             .put(bytes, deadline, self.spin)
             .map_err(|e| raw_to_put_error(e, ()))
@@ -408,6 +539,9 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ShmQueue<T, C> {
     /// the size, for waiting or for out-of-line delivery).
     #[inline]
     fn put_encoded(&self, item: &T, deadline: Deadline) -> Result<(), PutError<()>> {
+        if self.before_put().is_err() {
+            return Err(PutError::Closed(()));
+        }
         match self
             .raw
             .try_put_in_place(deadline, |slice| self.codec.encode_to_slice(item, slice))
@@ -473,16 +607,14 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for ShmQueue<T, C> {
         self.get_deadline(Deadline::after(timeout))
     }
 
-    fn shutdown(&self, _immediate: bool) {
-        if let Err(e) = self.raw.close() {
+    fn shutdown(&self, immediate: bool) {
+        if let Err(e) = self.try_shutdown(immediate) {
             tracing::error!(queue = self.name(), error = %e, "could not shut the queue down");
         }
     }
 
     fn close(&self) {
-        if let Err(e) = self.raw.close() {
-            tracing::error!(queue = self.name(), error = %e, "could not close the queue");
-        }
+        self.close_handle();
     }
 }
 

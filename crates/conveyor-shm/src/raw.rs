@@ -94,13 +94,56 @@ impl OutOfLine {
     }
 }
 
+/// How often, at most, a get that finds an `auto_shutdown` queue empty looks for producers
+/// that died (a handle that closes or drops looks at once).
+const PRODUCER_SCAN_EVERY: Duration = Duration::from_millis(50);
+
 /// A handle on a queue segment, shared by the clones of one [`ShmQueue`](crate::ShmQueue).
 #[derive(Debug)]
 pub(crate) struct RawQueue {
     pub(crate) ring: Ring,
+    /// When this mapping was made: the origin of `last_scan_ms`.
+    born: std::time::Instant,
+    /// Milliseconds after `born` of the last look for dead producers (`auto_shutdown` only).
+    last_scan_ms: std::sync::atomic::AtomicU64,
 }
 
 impl RawQueue {
+    /// The handle on `ring`.
+    pub(crate) fn new(ring: Ring) -> Self {
+        RawQueue {
+            ring,
+            born: std::time::Instant::now(),
+            last_scan_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// After a get found the queue empty: on an `auto_shutdown` queue, at most every
+    /// [`PRODUCER_SCAN_EVERY`] (for this mapping), whether the producers are done (dead ones
+    /// included), shutting the queue down if so. Whether it is shut down now.
+    #[inline]
+    fn empty_and_producers_done(&self) -> bool {
+        if !self.ring.auto_shutdown() {
+            return false;
+        }
+        self.scan_when_due()
+    }
+
+    #[cold]
+    fn scan_when_due(&self) -> bool {
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.last_scan_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PRODUCER_SCAN_EVERY.as_millis() as u64
+            || self
+                .last_scan_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        self.shutdown_if_producers_done()
+    }
+
     fn ool_path(&self, pid: u32, serial: u64) -> PathBuf {
         let segment = self.ring.segment();
         let mut p = crate::segment::companion_prefix(
@@ -168,7 +211,7 @@ impl RawQueue {
         spin: Duration,
         f: impl Fn(&[u8]) -> R,
     ) -> Result<R, GetError> {
-        let attempt = || {
+        let once = || {
             let locked = match self.ring.lock_until(Side::Get, deadline) {
                 Ok(Some(l)) => l,
                 // Held past the deadline by a peer (one decoding slowly, say).
@@ -191,10 +234,20 @@ impl RawQueue {
             });
             match taken {
                 Ok(GetWith::Got(r)) => Some(Ok(r)),
-                Ok(GetWith::Empty) => None,
+                Ok(GetWith::Empty) => Some(Err(GetError::Empty)),
                 Ok(GetWith::Closed) => Some(Err(GetError::Closed)),
                 Err(e) => Some(Err(GetError::Io(e))),
             }
+        };
+        // Empty: on an `auto_shutdown` queue whose producers are done, shut down and look again
+        // (an item put just before the last producer closed is still handed out).
+        let attempt = || match once() {
+            Some(Err(GetError::Empty)) if self.empty_and_producers_done() => match once() {
+                Some(Err(GetError::Empty)) => None,
+                other => other,
+            },
+            Some(Err(GetError::Empty)) => None,
+            other => other,
         };
         let progress = || self.ring.tail_hint();
         let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -355,7 +408,7 @@ impl RawQueue {
         deadline: Deadline,
         spin: Duration,
     ) -> Result<(), GetError> {
-        let attempt = || {
+        let mut once = || {
             let locked = match self.ring.lock_until(Side::Get, deadline) {
                 Ok(Some(l)) => l,
                 // Held past the deadline by a peer (one decoding slowly, say).
@@ -364,10 +417,19 @@ impl RawQueue {
             };
             match locked.get(out) {
                 Ok(GetOutcome::Got(kind)) => Some(Ok(kind)),
-                Ok(GetOutcome::Empty) => None,
+                Ok(GetOutcome::Empty) => Some(Err(GetError::Empty)),
                 Ok(GetOutcome::Closed) => Some(Err(GetError::Closed)),
                 Err(e) => Some(Err(GetError::Io(e))),
             }
+        };
+        // As in `get_map`: an `auto_shutdown` queue found empty may be done.
+        let attempt = || match once() {
+            Some(Err(GetError::Empty)) if self.empty_and_producers_done() => match once() {
+                Some(Err(GetError::Empty)) => None,
+                other => other,
+            },
+            Some(Err(GetError::Empty)) => None,
+            other => other,
         };
         let progress = || self.ring.tail_hint();
         match wait_until(&self.ring.data_signal(), deadline, spin, progress, attempt) {
@@ -414,16 +476,81 @@ impl RawQueue {
         result.map_err(GetError::Io)
     }
 
-    /// Closes the queue for puts and wakes every waiter.
-    pub(crate) fn close(&self) -> io::Result<()> {
+    /// Shuts the queue down for every process and wakes every waiter; with `immediate`, then
+    /// discards what is left ([`discard_left`](Self::discard_left)).
+    pub(crate) fn shutdown(&self, immediate: bool) -> io::Result<()> {
         {
             let locked = self.ring.lock(Side::Put)?;
             locked.close();
         }
         notify(&self.ring.data_signal());
         notify(&self.ring.space_signal());
-        tracing::debug!(queue = self.ring.name(), "queue closed");
+        tracing::debug!(queue = self.ring.name(), immediate, "queue shut down");
+        if immediate {
+            self.discard_left()?;
+        }
         Ok(())
+    }
+
+    /// Takes out every record left in a shut-down queue and counts each as done, so that
+    /// `join` returns once the items already taken are marked done.
+    ///
+    /// One record at a time: taken under the get mutex as a get takes it (an out-of-line
+    /// message's file is removed after), then counted done under the put mutex as `task_done`
+    /// does. A process killed in between leaves one record taken and not counted, as a consumer
+    /// killed between its `get` and its `task_done` does; one killed before the end leaves the
+    /// rest to be drained by the gets, as after `shutdown(false)`. The mutexes are never held
+    /// together.
+    pub(crate) fn discard_left(&self) -> io::Result<()> {
+        let mut discarded = 0u64;
+        loop {
+            let taken = {
+                let locked = self.ring.lock(Side::Get)?;
+                locked.get_with(|kind, bytes| (kind == KIND_OUT_OF_LINE).then(|| bytes.to_vec()))?
+            };
+            match taken {
+                GetWith::Got(out_of_line) => {
+                    if let Some(rec) = out_of_line.as_deref().and_then(OutOfLine::decode) {
+                        let _ = std::fs::remove_file(self.ool_path(rec.pid, rec.serial));
+                    }
+                    let locked = self.ring.lock(Side::Put)?;
+                    // None: every task was marked done already (`task_done` called before
+                    // the items were taken): the count stays at zero, as in CPython.
+                    locked.task_done();
+                    discarded += 1;
+                }
+                GetWith::Empty | GetWith::Closed => break,
+            }
+        }
+        notify(&self.ring.space_signal());
+        notify(&self.ring.join_signal());
+        if discarded > 0 {
+            tracing::debug!(
+                queue = self.ring.name(),
+                discarded,
+                "shutdown(immediate) discarded the items left"
+            );
+        }
+        Ok(())
+    }
+
+    /// On a queue built with `auto_shutdown`: shuts it down (as `shutdown(false)`) if its
+    /// producers are done ([`Ring::producers_done`]); whether it is shut down now.
+    pub(crate) fn shutdown_if_producers_done(&self) -> bool {
+        if !self.ring.auto_shutdown() || !self.ring.producers_done() {
+            return false;
+        }
+        if !self.is_closed() {
+            tracing::debug!(
+                queue = self.ring.name(),
+                "every producer handle has closed or gone: shutting the queue down"
+            );
+            if let Err(e) = self.shutdown(false) {
+                tracing::error!(queue = self.ring.name(), error = %e, "could not shut the queue down");
+                return false;
+            }
+        }
+        true
     }
 
     pub(crate) fn is_closed(&self) -> bool {

@@ -89,6 +89,8 @@ pub(crate) struct Ring {
     /// Capacity in bytes (a power of two).
     capacity: u64,
     max_items: u64,
+    /// The queue shuts itself down once its producers are done (`Config::auto_shutdown`).
+    auto_shutdown: bool,
     bytes: ShmBytes,
 }
 
@@ -105,6 +107,7 @@ impl Ring {
         name: &str,
         capacity: usize,
         max_items: Option<usize>,
+        auto_shutdown: bool,
         fingerprint: u64,
     ) -> Result<Ring, ShmError> {
         if !(MIN_RING..=MAX_RING).contains(&capacity) {
@@ -137,6 +140,9 @@ impl Ring {
                     .ring_capacity
                     .store(capacity as u64, Ordering::Relaxed);
                 h.config.max_items.store(max, Ordering::Relaxed);
+                h.config
+                    .auto_shutdown
+                    .store(auto_shutdown as u64, Ordering::Relaxed);
                 for m in [&h.put_lock.mutex, &h.get_lock.mutex] {
                     // SAFETY: the mutex memory is inside the mapping, aligned, and unused.
                     unsafe {
@@ -149,7 +155,7 @@ impl Ring {
                 Ok(())
             },
         )?;
-        Ok(Ring::assemble(seg, capacity as u64, max))
+        Ok(Ring::assemble(seg, capacity as u64, max, auto_shutdown))
     }
 
     /// Opens a queue segment and validates its header against the file and `fingerprint`.
@@ -186,10 +192,24 @@ impl Ring {
             });
         }
         let max_items = h.config.max_items.load(Ordering::Relaxed);
-        Ok(Ring::assemble(seg, cap, max_items))
+        let auto_shutdown = match h.config.auto_shutdown.load(Ordering::Relaxed) {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(ShmError::corrupt(
+                    name,
+                    format!("auto-shutdown flag {other}"),
+                ))
+            }
+        };
+        if let Some(slot) = seg.slot() {
+            // This slot may have been a dead process's: its producer handles are gone.
+            h.producers.counts[slot].store(0, Ordering::SeqCst);
+        }
+        Ok(Ring::assemble(seg, cap, max_items, auto_shutdown))
     }
 
-    fn assemble(seg: Segment, capacity: u64, max_items: u64) -> Ring {
+    fn assemble(seg: Segment, capacity: u64, max_items: u64, auto_shutdown: bool) -> Ring {
         // SAFETY: create/open established the mapping holds HEADER_SIZE + capacity bytes.
         let base = unsafe { seg.base().add(HEADER_SIZE) };
         Ring {
@@ -201,6 +221,7 @@ impl Ring {
             seg,
             capacity,
             max_items,
+            auto_shutdown,
         }
     }
 
@@ -236,6 +257,51 @@ impl Ring {
 
     pub(crate) fn max_items(&self) -> Option<usize> {
         (self.max_items != 0).then_some(self.max_items as usize)
+    }
+
+    /// Whether the queue shuts itself down once its producers are done.
+    pub(crate) fn auto_shutdown(&self) -> bool {
+        self.auto_shutdown
+    }
+
+    /// Counts one more producer handle on this mapping (see [`ProducerTable`]). A mapping
+    /// without a slot (the attach table was full) cannot be counted: `false` then.
+    ///
+    /// [`ProducerTable`]: crate::layout::ProducerTable
+    pub(crate) fn register_producer(&self) -> bool {
+        let h = self.header();
+        let Some(slot) = self.seg.slot() else {
+            return false;
+        };
+        h.producers.counts[slot].fetch_add(1, Ordering::SeqCst);
+        h.misc.producers_seen.store(1, Ordering::SeqCst);
+        true
+    }
+
+    /// Takes back one producer handle of this mapping; whether it was this mapping's last.
+    pub(crate) fn deregister_producer(&self) -> bool {
+        let Some(slot) = self.seg.slot() else {
+            return false;
+        };
+        let counts = &self.header().producers.counts[slot];
+        // Never below zero, even on a corrupt table.
+        counts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok_and(|before| before == 1)
+    }
+
+    /// Whether some handle has registered as a producer and none is left: every slot whose
+    /// count is above zero belongs to a process that is gone (a zombie counts as gone).
+    pub(crate) fn producers_done(&self) -> bool {
+        let h = self.header();
+        if h.misc.producers_seen.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let slots = &self.seg.common().slots;
+        !h.producers.counts.iter().zip(slots).any(|(count, pid)| {
+            count.load(Ordering::SeqCst) > 0
+                && crate::segment::pid_running(pid.load(Ordering::SeqCst))
+        })
     }
 
     /// The largest payload stored in the ring itself; larger ones go out of line.
@@ -631,6 +697,7 @@ mod tests {
             &crate::segment::anonymous_name("ring-test"),
             cap,
             max_items,
+            false,
             1,
         )
         .unwrap()

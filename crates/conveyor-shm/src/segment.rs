@@ -22,7 +22,7 @@ use memmap2::MmapRaw;
 use crate::error::ShmError;
 
 /// The layout version written in every header; bumped on any layout change.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 /// File names of conveyor segments start with this.
 pub const FILE_PREFIX: &str = "conveyor-";
 /// How many attached processes a segment tracks.
@@ -129,6 +129,26 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence and permission; it sends nothing.
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Whether the process `pid` is alive and running: as [`pid_alive`], except that a zombie (a
+/// dead child its parent has not waited for yet) counts as gone. For the producer count of an
+/// `auto_shutdown` queue, whose consumer is often the parent of a producer that died.
+pub(crate) fn pid_running(pid: u32) -> bool {
+    if !pid_alive(pid) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')' (comm may hold one itself).
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        // Gone between the two looks, or no /proc: keep the answer of `kill`.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(_) => true,
+    }
 }
 
 /// The entry for a segment in `conveyor_core::held`'s list.
@@ -362,6 +382,11 @@ impl Segment {
         // wait_initialised) to be at least size_of::<Common>() bytes; the mapping is page
         // aligned and lives as long as `self`; all fields are atomics.
         unsafe { &*(self.map.as_mut_ptr() as *const Common) }
+    }
+
+    /// This mapping's slot in the attach table, `None` if the table was full.
+    pub(crate) fn slot(&self) -> Option<usize> {
+        self.slot
     }
 
     /// The base of the mapping.

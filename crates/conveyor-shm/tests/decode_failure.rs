@@ -127,7 +127,7 @@ fn poisoned_items_among_threads() {
     for p in producers {
         p.join().unwrap();
     }
-    q.close();
+    q.shutdown(false);
     let (mut all, mut panics, mut errors) = (Vec::new(), 0, 0);
     for c in consumers {
         let (got, p, e) = c.join().unwrap();

@@ -48,7 +48,7 @@ fn four_producer_and_four_consumer_processes() {
     for p in producers {
         assert!(p.join().unwrap().success());
     }
-    q.close();
+    q.shutdown(false);
     for c in consumers {
         assert!(c.join().unwrap().success());
     }
@@ -82,7 +82,7 @@ fn blocked_getter((q, ready): (ShmQueue<u32>, ShmQueue<()>)) -> i32 {
 }
 
 #[test]
-fn close_wakes_getters_in_other_processes() {
+fn shutdown_wakes_getters_in_other_processes() {
     init_test!(blocked_getter);
     let q: ShmQueue<u32> = ShmQueue::new().unwrap();
     let ready: ShmQueue<()> = ShmQueue::new().unwrap();
@@ -96,7 +96,7 @@ fn close_wakes_getters_in_other_processes() {
     for _ in 0..3 {
         ready.get_timeout(Duration::from_secs(30)).unwrap();
     }
-    q.close();
+    q.shutdown(false);
     for c in children {
         let status = c.join_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(status.map(|s| s.code()), Some(0));
@@ -211,7 +211,7 @@ fn joinable_across_processes() {
         "eaters did not finish"
     );
     assert_eq!(q.unfinished(), 0);
-    q.close();
+    q.shutdown(false);
     for e in eaters {
         assert!(e.join().unwrap().success());
     }
@@ -460,4 +460,156 @@ fn rlock_is_reentrant_and_serialises_processes() {
     );
     // the parent can take it too once the children are done
     assert!(!lock.try_acquire().unwrap().previous_owner_died());
+}
+
+fn produce_and_close((q, id, n): (Items, u32, u32)) {
+    for i in 0..n {
+        q.put((id, i)).unwrap();
+    }
+    // Python's idiom: this process will put no more. Other producers go on.
+    q.close();
+}
+
+/// Issue 12's idiom: two producer processes of 100 items each, each calling `close()` when it
+/// is done. Every item arrives (before, the first `close` refused the other producer's puts),
+/// and the queue stays open for the consumer.
+#[test]
+fn two_producer_processes_that_close_deliver_every_item() {
+    init_test!(produce_and_close);
+    let q: Items = ShmQueue::new().unwrap();
+    let producers: Vec<_> = (0..2u32)
+        .map(|id| {
+            Process::new("produce_and_close", (&q, id, 100u32))
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let mut got: Vec<_> = (0..200)
+        .map(|_| q.get_timeout(Duration::from_secs(30)).unwrap())
+        .collect();
+    for p in producers {
+        assert!(p.join().unwrap().success());
+    }
+    got.sort_unstable();
+    let expected: Vec<_> = (0..2).flat_map(|p| (0..100).map(move |i| (p, i))).collect();
+    assert_eq!(got, expected);
+    assert!(!q.is_shutdown());
+    assert!(q.try_get().unwrap_err().is_empty());
+}
+
+type Ready = ShmQueue<u32>;
+type Go = ShmQueue<()>;
+
+fn produce_from_the_start_line((q, ready, go, id, n): (Items, Ready, Go, u32, u32)) {
+    // The first put makes this handle a producer; then wait until every producer has one.
+    q.put((id, 0)).unwrap();
+    ready.put(id).unwrap();
+    go.get().unwrap();
+    for i in 1..n {
+        q.put((id, i)).unwrap();
+    }
+    q.close();
+}
+
+/// The same idiom on a queue built with `auto_shutdown`: the consumer's loop ends with
+/// `Closed` after the 200th item, once both producers have closed. The producers wait at a
+/// start line after their first put, since a producer counts from its first put (see
+/// `ShmQueueBuilder::auto_shutdown`).
+#[test]
+fn auto_shutdown_ends_the_consumer_once_both_producer_processes_closed() {
+    init_test!(produce_from_the_start_line);
+    let q: Items = ShmQueue::builder().auto_shutdown().create().unwrap();
+    let ready: Ready = ShmQueue::new().unwrap();
+    let go: Go = ShmQueue::new().unwrap();
+    let producers: Vec<_> = (0..2u32)
+        .map(|id| {
+            Process::new("produce_from_the_start_line", (&q, &ready, &go, id, 100u32))
+                .start()
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..2 {
+        ready.get_timeout(Duration::from_secs(30)).unwrap();
+    }
+    for _ in 0..2 {
+        go.put(()).unwrap();
+    }
+    let mut got = Vec::new();
+    let end = loop {
+        match q.get_timeout(Duration::from_secs(30)) {
+            Ok(v) => got.push(v),
+            Err(e) => break e,
+        }
+    };
+    assert!(end.is_closed(), "the consumer's loop ended with {end}");
+    assert_eq!(got.len(), 200);
+    for p in producers {
+        assert!(p.join().unwrap().success());
+    }
+    got.sort_unstable();
+    let expected: Vec<_> = (0..2).flat_map(|p| (0..100).map(move |i| (p, i))).collect();
+    assert_eq!(got, expected);
+}
+
+fn put_then_park((q, ready): (Items, Go)) {
+    q.put((9, 0)).unwrap();
+    ready.put(()).unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A producer process killed (SIGKILL) with its handle open counts as gone: the consumer,
+/// waiting on the empty queue, drains what it put and then gets `Closed`, even before the
+/// killed child is waited for (a zombie is gone too).
+#[test]
+fn auto_shutdown_after_a_producer_process_is_killed() {
+    init_test!(put_then_park);
+    let q: Items = ShmQueue::builder().auto_shutdown().create().unwrap();
+    let ready: Go = ShmQueue::new().unwrap();
+    let child = Process::new("put_then_park", (&q, &ready)).start().unwrap();
+    ready.get_timeout(Duration::from_secs(30)).unwrap();
+    assert!(!q.is_shutdown());
+    child.kill().unwrap();
+    assert_eq!(q.get_timeout(Duration::from_secs(30)).unwrap(), (9, 0));
+    let e = q.get_timeout(Duration::from_secs(30)).unwrap_err();
+    assert!(e.is_closed(), "expected Closed, got {e}");
+    child.join().unwrap();
+}
+
+fn join_then_report((q, ready): (JoinableShmQueue<u32>, Go)) -> i32 {
+    ready.put(()).unwrap();
+    // Items are left and nobody takes them: only shutdown(true) can release this join.
+    if !q.join_timeout(Duration::from_secs(30)) {
+        eprintln!("join was not released");
+        return 1;
+    }
+    match q.try_get() {
+        Err(e) if e.is_closed() => 0,
+        other => {
+            eprintln!("expected Closed, got {other:?}");
+            2
+        }
+    }
+}
+
+/// `shutdown(true)` in one process discards what is left for every process: a `join` blocked
+/// in a child returns (the discarded items count as done), and the child's gets fail with
+/// `Closed` at once.
+#[test]
+fn shutdown_immediate_releases_a_join_in_another_process() {
+    init_test!(join_then_report);
+    let q: JoinableShmQueue<u32> = JoinableShmQueue::new().unwrap();
+    let ready: Go = ShmQueue::new().unwrap();
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    let child = Process::new("join_then_report", (&q, &ready))
+        .start()
+        .unwrap();
+    ready.get_timeout(Duration::from_secs(30)).unwrap();
+    q.shutdown(true);
+    let status = child.join_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(status.map(|s| s.code()), Some(0));
+    assert_eq!(q.unfinished(), 0);
 }

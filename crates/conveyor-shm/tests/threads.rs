@@ -108,7 +108,7 @@ fn blocked_put_wakes_on_get() {
 }
 
 #[test]
-fn close_wakes_blocked_getters_and_drains() {
+fn shutdown_wakes_blocked_getters_and_drains() {
     let q: ShmQueue<u32> = small(4096);
     let barrier = Arc::new(Barrier::new(3));
     let getters: Vec<_> = (0..2)
@@ -122,14 +122,14 @@ fn close_wakes_blocked_getters_and_drains() {
         })
         .collect();
     barrier.wait();
-    q.close();
+    q.shutdown(false);
     for g in getters {
         assert!(g.join().unwrap().unwrap_err().is_closed());
     }
-    // items put before close are still delivered
+    // items put before the shutdown are still delivered
     let q: ShmQueue<u32> = small(4096);
     q.put(1).unwrap();
-    q.close();
+    q.shutdown(false);
     assert!(q.put(2).unwrap_err().is_closed());
     assert_eq!(q.get().unwrap(), 1);
     assert!(q.get().unwrap_err().is_closed());
@@ -137,7 +137,7 @@ fn close_wakes_blocked_getters_and_drains() {
 }
 
 #[test]
-fn close_wakes_blocked_putters() {
+fn shutdown_wakes_blocked_putters() {
     let q: ShmQueue<u32> = ShmQueue::builder()
         .max_items(1)
         .ring_bytes(4096)
@@ -146,8 +146,8 @@ fn close_wakes_blocked_putters() {
     q.put(0).unwrap();
     let q2 = q.clone();
     let t = std::thread::spawn(move || q2.put(1));
-    // the putter is blocked or about to be; close must release it either way
-    q.close();
+    // the putter is blocked or about to be; the shutdown must release it either way
+    q.shutdown(false);
     let e = t.join().unwrap().unwrap_err();
     assert!(e.is_closed());
     assert_eq!(e.into_inner(), 1);
@@ -186,7 +186,7 @@ fn mpmc_threads_no_loss_no_duplicate_per_producer_order() {
     for p in producers {
         p.join().unwrap();
     }
-    q.close();
+    q.shutdown(false);
     let mut all = Vec::new();
     for c in consumers {
         let got = c.join().unwrap();
@@ -329,4 +329,136 @@ fn put_ref_and_try_forms_of_raw_bytes() {
         .is_timeout());
     q.try_put_bytes(b"\x02hi").unwrap();
     assert_eq!(q.get().unwrap(), "hi");
+}
+
+#[test]
+fn close_is_per_handle() {
+    let q: ShmQueue<u32> = small(4096);
+    let producer = q.clone();
+    let other_mapping: ShmQueue<u32> = ShmQueue::open(q.name()).unwrap();
+    producer.put(1).unwrap();
+    producer.close();
+    producer.close(); // twice is a no-op
+    assert!(producer.is_closed());
+    assert!(!producer.is_shutdown());
+    let e = producer.put(2).unwrap_err();
+    assert!(e.is_closed());
+    assert_eq!(e.into_inner(), 2);
+    assert!(producer.try_put(2).unwrap_err().is_closed());
+    assert!(producer.put_bytes(b"x").unwrap_err().is_closed());
+    // Other handles (a clone of the closed one, another mapping) still put; gets go on.
+    assert!(!q.is_closed());
+    q.put(3).unwrap();
+    producer.clone().put(4).unwrap();
+    other_mapping.put(5).unwrap();
+    let got: Vec<u32> = (0..4).map(|_| producer.get().unwrap()).collect();
+    assert_eq!(got, [1, 3, 4, 5]);
+    // Without auto_shutdown, closing every producer leaves the queue open.
+    assert!(producer.try_get().unwrap_err().is_empty());
+}
+
+#[test]
+fn shutdown_immediate_discards_counts_done_and_wakes_everyone() {
+    let q: JoinableShmQueue<Vec<u8>> =
+        JoinableShmQueue::with_options(ShmQueue::builder().ring_bytes(4096).max_items(3)).unwrap();
+    let big = vec![7u8; 10_000]; // out of line: its file must go too
+    q.put(vec![1]).unwrap();
+    q.put(big.clone()).unwrap();
+    q.put(vec![3]).unwrap();
+    assert_eq!(q.get().unwrap(), vec![1]);
+    q.put(vec![4]).unwrap();
+    let putter = {
+        let q = q.clone();
+        std::thread::spawn(move || q.put(vec![5]).map_err(|e| (e.is_closed(), e.into_inner())))
+    };
+    let joiner = {
+        let q = q.clone();
+        std::thread::spawn(move || q.join_timeout(Duration::from_secs(30)))
+    };
+    q.shutdown(true);
+    assert_eq!(putter.join().unwrap(), Err((true, vec![5])));
+    assert!(q.is_shutdown());
+    assert!(q.is_empty(), "the items left were not discarded");
+    assert_eq!(q.unfinished(), 1, "only the item taken is outstanding");
+    assert!(q.get().unwrap_err().is_closed());
+    assert!(q.try_get().unwrap_err().is_closed());
+    q.task_done().unwrap();
+    assert!(joiner.join().unwrap(), "join was not released");
+    assert!(q.task_done().is_err());
+    let dir = conveyor_shm::shm_dir();
+    let prefix = format!("conveyor-{}.", q.name());
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "out-of-line files left: {left:?}");
+}
+
+#[test]
+fn shutdown_immediate_with_items_marked_done_early_keeps_the_count_at_zero() {
+    let q: JoinableShmQueue<u32> = JoinableShmQueue::new().unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.task_done().unwrap();
+    q.task_done().unwrap();
+    q.shutdown(true);
+    assert_eq!(q.unfinished(), 0);
+    assert!(q.task_done().is_err());
+    assert!(q.join_timeout(Duration::from_secs(30)));
+}
+
+#[test]
+fn auto_shutdown_once_every_producer_handle_closed_or_dropped() {
+    let q: ShmQueue<u32> = ShmQueue::builder()
+        .ring_bytes(4096)
+        .auto_shutdown()
+        .create()
+        .unwrap();
+    // A consumer blocked on the empty queue before anyone has put.
+    let consumer = {
+        let q = q.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                match q.get() {
+                    Ok(v) => got.push(v),
+                    Err(e) => {
+                        assert!(e.is_closed(), "{e}");
+                        return got;
+                    }
+                }
+            }
+        })
+    };
+    // Nobody has put yet: the queue stays open even though no producer is left.
+    let idle = q.clone();
+    idle.close();
+    assert!(!q.is_shutdown());
+    let a = q.clone();
+    let b: ShmQueue<u32> = ShmQueue::open(q.name()).unwrap(); // another mapping
+    let c = q.clone();
+    a.put(1).unwrap();
+    b.put(2).unwrap();
+    c.put(3).unwrap();
+    a.close();
+    drop(b); // gone without closing: counts as closed
+    assert!(!q.is_shutdown(), "a producer is still open");
+    c.put(4).unwrap();
+    c.close();
+    assert!(q.is_shutdown());
+    let mut got = consumer.join().unwrap();
+    got.sort_unstable();
+    assert_eq!(got, [1, 2, 3, 4]);
+}
+
+#[test]
+fn auto_shutdown_off_by_default_keeps_the_queue_open() {
+    let q: ShmQueue<u32> = small(4096);
+    let p = q.clone();
+    p.put(1).unwrap();
+    drop(p);
+    assert_eq!(q.get().unwrap(), 1);
+    assert!(!q.is_shutdown());
+    assert!(q.try_get().unwrap_err().is_empty());
 }

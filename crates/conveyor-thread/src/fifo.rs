@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use conveyor_core::{GetError, PutError, TaskDoneError};
 
-use crate::core::{shared_api, Core};
+use crate::core::{shared_api, Core, HandleMark};
 use crate::locked::{FifoStore, Locked};
 use crate::ring::Ring;
 use std::sync::Arc;
@@ -48,16 +48,16 @@ impl<T> Core<T> for Fifo<T> {
             Fifo::Locked(l) => l.pop(block, deadline),
         }
     }
-    fn close(&self) {
+    fn shutdown(&self, immediate: bool) {
         match self {
-            Fifo::Ring(r) => r.close(),
-            Fifo::Locked(l) => l.close(),
+            Fifo::Ring(r) => r.shutdown(immediate),
+            Fifo::Locked(l) => l.shutdown(immediate),
         }
     }
-    fn is_closed(&self) -> bool {
+    fn is_shutdown(&self) -> bool {
         match self {
-            Fifo::Ring(r) => r.is_closed(),
-            Fifo::Locked(l) => l.is_closed(),
+            Fifo::Ring(r) => r.is_shutdown(),
+            Fifo::Locked(l) => l.is_shutdown(),
         }
     }
     fn len(&self) -> usize {
@@ -113,7 +113,7 @@ impl<T> Core<T> for Fifo<T> {
 ///         for i in 0..100 {
 ///             q.put(i).unwrap();
 ///         }
-///         q.close();
+///         q.shutdown(false); // the consumer drains, then gets `Closed`
 ///     })
 /// };
 /// let received: Vec<i32> = std::iter::from_fn(|| q.get().ok()).collect();
@@ -122,6 +122,8 @@ impl<T> Core<T> for Fifo<T> {
 /// ```
 pub struct Queue<T> {
     core: Arc<Fifo<T>>,
+    /// This handle's close mark (see `close`).
+    closed: HandleMark,
 }
 
 impl<T> Queue<T> {
@@ -149,6 +151,7 @@ impl<T> Queue<T> {
         };
         Queue {
             core: Arc::new(fifo),
+            closed: HandleMark::default(),
         }
     }
 
@@ -167,6 +170,7 @@ impl<T> Queue<T> {
     pub fn unbounded() -> Self {
         Queue {
             core: Arc::new(Fifo::Locked(Locked::new(FifoStore::new(), usize::MAX))),
+            closed: HandleMark::default(),
         }
     }
 }

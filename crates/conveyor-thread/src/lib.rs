@@ -1,6 +1,7 @@
 //! Python's `queue` module for Rust threads: [`Queue`] (FIFO), [`LifoQueue`] and
 //! [`PriorityQueue`], with blocking, non-blocking and timeout puts and gets, `task_done`/`join`,
-//! and [`close`](Queue::close) to tell consumers that the producers are done.
+//! [`shutdown`](Queue::shutdown) to tell consumers that the producers are done (Python 3.13's
+//! `Queue.shutdown`), and a per-handle [`close`](Queue::close) (`multiprocessing.Queue.close()`).
 //!
 //! Every queue implements conveyor's [`Channel`], [`QueueInfo`] and [`Joinable`] traits, so code
 //! written against them moves to a process or network transport by changing one line; the same
@@ -8,7 +9,7 @@
 //!
 //! # Example
 //!
-//! A pool of workers, `join` to wait for the work, `close` to send them home:
+//! A pool of workers, `join` to wait for the work, `shutdown` to send them home:
 //!
 //! ```
 //! use std::thread;
@@ -20,7 +21,7 @@
 //!         let q = q.clone();
 //!         thread::spawn(move || {
 //!             let mut sum = 0u64;
-//!             // `get` drains what is left after `close`, then fails instead of blocking.
+//!             // `get` drains what is left after `shutdown(false)`, then fails instead of blocking.
 //!             while let Ok(n) = q.get() {
 //!                 sum += n;
 //!                 q.task_done().unwrap();
@@ -33,7 +34,7 @@
 //!     q.put(n).unwrap();
 //! }
 //! q.join(); // every item has been processed
-//! q.close(); // no more items: the workers' `get` returns `Closed`
+//! q.shutdown(false); // no more items: the workers' `get` returns `Closed`
 //! let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
 //! assert_eq!(total, 500_500);
 //! ```
@@ -47,14 +48,14 @@
 //! | the most recent item first (depth-first work, undo stacks) | [`LifoQueue`]                 |
 //! | the most urgent item first, ties in arrival order          | [`PriorityQueue`]             |
 //! | to wait until every item has been *processed*              | any of them: `task_done`/`join` |
-//! | consumers that learn the producers are done                | any of them: `close`          |
+//! | consumers that learn the producers are done                | any of them: `shutdown`, or `auto_shutdown` |
 //!
 //! And against the Rust alternatives:
 //!
 //! - **crossbeam-channel** is the closest peer: MPMC, bounded and unbounded, `select!`. Pick it
 //!   for `select!`, for zero-capacity rendezvous channels, or to close a channel by dropping
 //!   every sender. Pick a conveyor queue for LIFO or priority order, for `task_done`/`join`, for
-//!   an explicit `close` that any handle can call, for symmetric handles (one type that both
+//!   an explicit `shutdown` that any handle can call, for symmetric handles (one type that both
 //!   puts and gets, as in Python), or to swap in a process or network transport later through
 //!   [`Channel`]. The bounded `Queue` runs at crossbeam's speed (see Performance).
 //! - **`std::sync::mpsc`** has a single consumer; pick it to avoid a dependency when that is
@@ -72,10 +73,13 @@
 //! | `queue.Full` / `queue.Empty`             | [`PutError::is_full`] (and `is_timeout`) / [`GetError::is_empty`] (and `is_timeout`) |
 //! | `q.qsize()`, `q.empty()`, `q.full()`, `q.maxsize` | [`len`](Queue::len), [`is_empty`](Queue::is_empty), [`is_full`](Queue::is_full), [`capacity`](Queue::capacity) |
 //! | `q.task_done()`, `q.join()`              | [`task_done`](Queue::task_done) (`ValueError` -> [`TaskDoneError::TooManyCalls`]), [`join`](Queue::join), [`join_timeout`](Queue::join_timeout) |
-//! | `q.shutdown()` (3.13), `queue.ShutDown`  | [`close`](Queue::close), [`PutError::is_closed`] / [`GetError::is_closed`] |
+//! | `q.shutdown()` / `q.shutdown(immediate=True)` (3.13), `queue.ShutDown` | [`shutdown`](Queue::shutdown)`(false)` / `(true)`, [`PutError::is_closed`] / [`GetError::is_closed`] |
+//! | `q.is_shutdown` (3.13)                   | [`is_shutdown`](Queue::is_shutdown)            |
+//! | `multiprocessing.Queue.close()`          | [`close`](Queue::close): this handle puts no more (clones are other handles) |
+//! | `join_thread()`, `cancel_join_thread()`  | nothing needed: no feeder thread, a put is in the queue when it returns |
 //!
 //! Differences on purpose: a failed put hands the item back ([`PutError::into_inner`]); a
-//! consumer learns that producers are done through `close` instead of needing a sentinel or a
+//! consumer learns that producers are done through `shutdown` instead of needing a sentinel or a
 //! daemon thread; `PriorityQueue` is FIFO among equal items; timeouts are `Duration`s measured
 //! on the monotonic clock (a `Duration` too large for the clock waits forever).
 //!
@@ -90,9 +94,11 @@
 //! next lap by setting its stamp one lap ahead. Putters only contend with putters on `tail`,
 //! getters with getters on `head`, and a put and a get meet only on the slot they hand over.
 //!
-//! - *Closing* sets a mark bit in `tail` itself with one atomic `fetch_or`, so a put either
-//!   claimed its position before the close (and its item is drained by the gets) or sees the
-//!   mark and fails: none can slip in after it.
+//! - *Shutting down* sets a mark bit in `tail` itself with one atomic `fetch_or`, so a put
+//!   either claimed its position before the shutdown (and its item is drained by the gets) or
+//!   sees the mark and fails: none can slip in after it. `shutdown(true)` first raises a flag
+//!   that every get checks, then sets the mark and takes out what is left itself,
+//!   counting it as done. A handle's `close` is a flag in the handle, checked before a put.
 //! - *Waiting*: an operation that cannot proceed retries with exponential backoff (spin hints,
 //!   then `yield_now`), because the other side usually acts within a microsecond while parking
 //!   and waking a thread costs 5 to 18 µs. Then it parks on a condition variable, after

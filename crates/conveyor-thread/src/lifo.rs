@@ -1,6 +1,6 @@
 //! [`LifoQueue`]: the last-in, first-out queue, Python's `queue.LifoQueue`.
 
-use crate::core::shared_api;
+use crate::core::{shared_api, HandleMark};
 use crate::locked::{LifoStore, Locked};
 use std::sync::Arc;
 
@@ -23,6 +23,8 @@ use std::sync::Arc;
 /// ```
 pub struct LifoQueue<T> {
     core: Arc<Locked<LifoStore<T>>>,
+    /// This handle's close mark (see `close`).
+    closed: HandleMark,
 }
 
 impl<T> LifoQueue<T> {
@@ -42,6 +44,7 @@ impl<T> LifoQueue<T> {
         let cap = if capacity == 0 { usize::MAX } else { capacity };
         LifoQueue {
             core: Arc::new(Locked::new(LifoStore::new(), cap)),
+            closed: HandleMark::default(),
         }
     }
 

@@ -107,7 +107,7 @@ pub(crate) struct Locked<S> {
     state: Mutex<State<S>>,
     /// The length at the last unlock (written under the lock, read without it).
     len_hint: AtomicUsize,
-    /// Set once, under the lock, by `close`.
+    /// Set once, under the lock, by `shutdown`.
     closed_hint: AtomicBool,
     cap: usize,
     /// Threads waiting for an item (or the close).
@@ -240,19 +240,35 @@ impl<S: Store> Locked<S> {
         }
     }
 
-    /// Closes the queue: later puts fail, gets drain then fail, every waiting thread wakes.
-    pub(crate) fn close(&self) {
+    /// Shuts the queue down: later puts fail, every waiting thread wakes; gets drain then fail,
+    /// or, with `immediate`, the items left are taken out under the lock (so every later get
+    /// fails at once), counted as done (so `join` returns) and dropped after it is released.
+    pub(crate) fn shutdown(&self, immediate: bool) {
         let mut st = lock(&self.state);
         st.closed = true;
         self.closed_hint.store(true, Ordering::SeqCst);
+        let mut discarded = Vec::new();
+        if immediate {
+            while let Some(item) = st.store.pop() {
+                discarded.push(item);
+            }
+            st.unfinished -= discarded.len().min(st.unfinished);
+            self.len_hint.store(0, Ordering::Relaxed);
+        }
+        let all_done = st.unfinished == 0;
         drop(st);
         self.getters.notify_all();
         self.putters.notify_all();
+        if immediate && all_done {
+            self.joiners.notify_all();
+        }
+        // Dropped outside the lock: an item's `Drop` may use the queue.
+        drop(discarded);
     }
 
-    /// Whether [`close`](Self::close) was called.
+    /// Whether [`shutdown`](Self::shutdown) was called.
     #[inline]
-    pub(crate) fn is_closed(&self) -> bool {
+    pub(crate) fn is_shutdown(&self) -> bool {
         self.closed_hint.load(Ordering::SeqCst)
     }
 
@@ -360,7 +376,7 @@ mod loom_tests {
             });
             assert!(q.push(1u32, false, None).is_ok());
             assert!(q.join(None));
-            q.close();
+            q.shutdown(false);
             assert_eq!(worker.join().unwrap(), 1);
         });
     }

@@ -1,6 +1,6 @@
 //! [`PriorityQueue`]: smallest item first, Python's `queue.PriorityQueue`.
 
-use crate::core::shared_api;
+use crate::core::{shared_api, HandleMark};
 use crate::heap::Heap;
 use crate::locked::Locked;
 use crate::prioritized::{Prioritized, Priority, PriorityPutError};
@@ -56,6 +56,8 @@ use std::sync::Arc;
 /// ```
 pub struct PriorityQueue<T> {
     core: Arc<Locked<Heap<T>>>,
+    /// This handle's close mark (see `close`).
+    closed: HandleMark,
 }
 
 impl<T: Ord> PriorityQueue<T> {
@@ -77,6 +79,7 @@ impl<T: Ord> PriorityQueue<T> {
         let cap = if capacity == 0 { usize::MAX } else { capacity };
         PriorityQueue {
             core: Arc::new(Locked::new(Heap::new(), cap)),
+            closed: HandleMark::default(),
         }
     }
 

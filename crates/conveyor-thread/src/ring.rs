@@ -57,7 +57,7 @@ use std::time::Instant;
 use conveyor_core::{GetError, PutError, TaskDoneError};
 
 use crate::backoff::{batch_for, wait_for_batch, Backoff};
-use crate::sync::{fence, AtomicUsize, CachePadded, Ordering, UnsafeCell};
+use crate::sync::{fence, AtomicBool, AtomicUsize, CachePadded, Ordering, UnsafeCell};
 use crate::waiters::WaitSet;
 
 /// One cell of the ring.
@@ -102,6 +102,9 @@ pub(crate) struct Ring<T> {
     putters: WaitSet,
     /// Joiners parked until every task is done.
     joiners: WaitSet,
+    /// Set by `shutdown(true)` before the close mark: gets fail with `Closed` from then on, even
+    /// while the items left are still being discarded. Written once; read by every blocking get.
+    discarding: AtomicBool,
 }
 
 // SAFETY: values of type `T` are moved in by one thread and out by another, so `T: Send` is
@@ -139,6 +142,7 @@ impl<T> Ring<T> {
             getters: WaitSet::new(),
             putters: WaitSet::new(),
             joiners: WaitSet::new(),
+            discarding: AtomicBool::new(false),
         }
     }
 
@@ -303,7 +307,7 @@ impl<T> Ring<T> {
                     batch_for(self.cap),
                     false,
                     || self.cap - self.approx_len(),
-                    || self.is_closed(),
+                    || self.is_shutdown(),
                 );
             }
         }
@@ -313,6 +317,9 @@ impl<T> Ring<T> {
     pub(crate) fn pop(&self, block: bool, deadline: Option<Instant>) -> Result<T, GetError> {
         let mut backoff = Backoff::new();
         loop {
+            if self.discarding.load(Ordering::Acquire) {
+                return Err(GetError::Closed);
+            }
             match self.try_pop() {
                 Ok(v) => return Ok(v),
                 Err(PopError::Closed) => return Err(GetError::Closed),
@@ -333,7 +340,7 @@ impl<T> Ring<T> {
                     batch_for(self.cap),
                     false,
                     || self.approx_len(),
-                    || self.is_closed(),
+                    || self.is_shutdown(),
                 );
             }
         }
@@ -353,16 +360,59 @@ impl<T> Ring<T> {
         tail & self.mark_bit != 0 || tail != head
     }
 
-    /// Closes the ring: later puts fail, gets drain then fail, every parked thread wakes.
-    pub(crate) fn close(&self) {
+    /// Shuts the ring down: later puts fail, every parked thread wakes; gets drain then fail,
+    /// or, with `immediate`, fail at once while the items left are dropped here and counted as
+    /// done (so `join` returns).
+    pub(crate) fn shutdown(&self, immediate: bool) {
+        if immediate {
+            // Before the mark, so that no get starting after this call returns takes an item.
+            self.discarding.store(true, Ordering::Release);
+        }
         self.tail.fetch_or(self.mark_bit, Ordering::SeqCst);
+        if immediate {
+            // No put gets in after the mark; take what is left (waiting, inside `try_pop`, for a
+            // put that claimed its slot before the mark to finish writing it).
+            let mut discarded = 0;
+            while let Ok(value) = self.try_pop() {
+                drop(value);
+                discarded += 1;
+            }
+            self.count_done(discarded);
+            self.joiners.notify_all();
+        }
         self.getters.notify_all();
         self.putters.notify_all();
     }
 
-    /// Whether [`close`](Self::close) was called.
+    /// Adds `n` to the `task_done` count, without going past the number of puts (as CPython's
+    /// `shutdown(immediate=True)` never takes `unfinished_tasks` below zero).
+    fn count_done(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let mut done = self.done.load(Ordering::SeqCst);
+        loop {
+            let puts = self.count(self.tail.load(Ordering::SeqCst) & !self.mark_bit);
+            let step = n.min(self.diff(puts, done));
+            // `done + step` modulo `modulus`, without overflowing.
+            let next = if step >= self.modulus - done {
+                step - (self.modulus - done)
+            } else {
+                done + step
+            };
+            match self
+                .done
+                .compare_exchange(done, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return,
+                Err(current) => done = current,
+            }
+        }
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
     #[inline]
-    pub(crate) fn is_closed(&self) -> bool {
+    pub(crate) fn is_shutdown(&self) -> bool {
         self.tail.load(Ordering::SeqCst) & self.mark_bit != 0
     }
 
@@ -579,7 +629,7 @@ mod loom_tests {
                 let r = ring.clone();
                 thread::spawn(move || r.try_push(7u32).is_ok())
             };
-            ring.close();
+            ring.shutdown(false);
             let put_ok = putter.join().unwrap();
             let mut got = getter.join().unwrap();
             // Whatever the getter missed is still in the ring.
@@ -600,10 +650,42 @@ mod loom_tests {
                 let r = ring.clone();
                 thread::spawn(move || r.push(2, true, None).map_err(|e| e.is_closed()))
             };
-            ring.close();
+            ring.shutdown(false);
             assert_eq!(putter.join().unwrap(), Err(true));
             assert_eq!(ring.try_pop().ok(), Some(1));
             assert!(matches!(ring.try_pop(), Err(PopError::Closed)));
+        });
+    }
+
+    /// `shutdown(true)` racing a put and a get that marks its item done: the get takes an item
+    /// or fails with `Closed`, the put lands (and is taken or discarded) or fails, nothing is
+    /// left, and `join` returns: every item is taken and done, or discarded and counted done.
+    #[test]
+    fn loom_shutdown_immediate() {
+        model(|| {
+            let ring = Arc::new(Ring::new(2));
+            assert!(ring.try_push(1u32).is_ok());
+            let getter = {
+                let r = ring.clone();
+                thread::spawn(move || {
+                    let got = r.pop(true, None).ok();
+                    if got.is_some() {
+                        assert!(r.task_done().is_ok());
+                    }
+                    got
+                })
+            };
+            let putter = {
+                let r = ring.clone();
+                thread::spawn(move || r.try_push(2).is_ok())
+            };
+            ring.shutdown(true);
+            assert!(matches!(ring.try_pop(), Err(PopError::Closed)));
+            let _ = putter.join().unwrap();
+            let _ = getter.join().unwrap();
+            assert!(matches!(ring.try_pop(), Err(PopError::Closed)));
+            assert!(ring.pop(true, None).unwrap_err().is_closed());
+            assert!(ring.join(None), "join must return");
         });
     }
 

@@ -16,8 +16,9 @@
 //! - The 3.13 `shutdown` tests (`test_shutdown_empty`, `test_shutdown_nonempty`,
 //!   `test_shutdown_pending_get`, `_shutdown_put`, `_shutdown_get`, `_shutdown_join`,
 //!   `test_shutdown_put_join`, `test_shutdown_get_task_done_join`,
-//!   `_shutdown_all_methods_in_many_threads`) -> `close_*`: `close()` is conveyor's
-//!   `shutdown(immediate=False)`.
+//!   `_shutdown_all_methods_in_many_threads`, `test_shutdown_immediate_*`) -> `shutdown_*`:
+//!   conveyor's `shutdown(immediate)` is Python's; the discarded items of `shutdown(true)` count
+//!   as done (CPython gh-137088), so `join` returns.
 //! - `BaseSimpleQueueTest.test_many_threads`, `test_many_threads_nonblock`,
 //!   `test_many_threads_timeout` (`run_threads` with feed/consume functions and a check that
 //!   every input comes out once) -> `many_threads_*`, extended with a per-producer FIFO order
@@ -36,7 +37,8 @@
 //! - Negative timeouts (`test_negative_timeout_raises_exception`) cannot be expressed: a
 //!   `Duration` is never negative.
 //! - `test_shrinking_queue` changes `maxsize` after creation, which conveyor does not allow.
-//! - `shutdown(immediate=True)` has no counterpart: close, then drain with `try_get`.
+//! - `close()` is not `queue.Queue`'s (it has none) but `multiprocessing.Queue.close()`: this
+//!   handle puts no more; `close_is_per_handle_*` checks that clones are not affected.
 //! - `PriorityQueue` is checked to be FIFO among equal items, which Python does not promise.
 //! - The C/Python implementation pairs (`CQueueTest`, `PyQueueTest`, ...) become the three
 //!   flavors of `Queue` (ring, locked bounded, unbounded) and the other two kinds.
@@ -66,6 +68,7 @@ trait TestQueue:
     fn blocked_putters(&self) -> usize;
     fn blocked_getters(&self) -> usize;
     fn is_closed(&self) -> bool;
+    fn is_shutdown(&self) -> bool;
 }
 
 macro_rules! test_queue_impl {
@@ -79,6 +82,9 @@ macro_rules! test_queue_impl {
             }
             fn is_closed(&self) -> bool {
                 <$ty>::is_closed(self)
+            }
+            fn is_shutdown(&self) -> bool {
+                <$ty>::is_shutdown(self)
             }
         }
     )*};
@@ -471,15 +477,17 @@ fn task_done_too_many_priority() {
 }
 
 /// `test_shutdown_empty`, `test_shutdown_nonempty` and the put/get halves of the shutdown tests.
-fn close_with_items_left<Q: TestQueue>(kind: Kind<Q>) {
+fn shutdown_with_items_left<Q: TestQueue>(kind: Kind<Q>) {
     for q in [(kind.bounded)(QUEUE_SIZE), (kind.unbounded)()] {
         q.put(111).unwrap();
         q.put(333).unwrap();
         q.put(222).unwrap();
         assert!(!q.is_closed());
-        q.close();
-        q.close(); // twice is a no-op
+        assert!(!q.is_shutdown());
+        q.shutdown(false);
+        q.shutdown(false); // twice is a no-op
         assert!(q.is_closed());
+        assert!(q.is_shutdown());
         let err = q.put(5).unwrap_err();
         assert!(err.is_closed());
         assert_eq!(err.into_inner(), 5);
@@ -498,27 +506,27 @@ fn close_with_items_left<Q: TestQueue>(kind: Kind<Q>) {
         assert!(q.is_empty());
     }
     let q = (kind.unbounded)();
-    q.close();
+    q.shutdown(false);
     assert!(q.put(1).unwrap_err().is_closed());
     assert!(q.get().unwrap_err().is_closed());
 }
 
 #[test]
-fn close_with_items_left_fifo() {
-    close_with_items_left(fifo());
+fn shutdown_with_items_left_fifo() {
+    shutdown_with_items_left(fifo());
 }
 #[test]
-fn close_with_items_left_lifo() {
-    close_with_items_left(lifo());
+fn shutdown_with_items_left_lifo() {
+    shutdown_with_items_left(lifo());
 }
 #[test]
-fn close_with_items_left_priority() {
-    close_with_items_left(priority());
+fn shutdown_with_items_left_priority() {
+    shutdown_with_items_left(priority());
 }
 
 /// `test_shutdown_pending_get` and `_shutdown_put`: every blocked getter and putter wakes with
 /// `Closed`.
-fn close_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
+fn shutdown_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
     // Getters blocked on an empty queue, with and without a timeout.
     let q = (kind.bounded)(2);
     let getters: Vec<_> = (0..3)
@@ -534,7 +542,7 @@ fn close_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
         })
         .collect();
     wait_until("all getters are asleep", || q.blocked_getters() == 3);
-    q.close();
+    q.shutdown(false);
     for g in getters {
         assert!(g.recv_timeout(PATIENCE).unwrap().unwrap_err().is_closed());
     }
@@ -556,7 +564,7 @@ fn close_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
         })
         .collect();
     wait_until("all putters are asleep", || q.blocked_putters() == 3);
-    q.close();
+    q.shutdown(false);
     let mut returned: Vec<i64> = putters
         .into_iter()
         .map(|p| {
@@ -567,7 +575,7 @@ fn close_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
         .collect();
     returned.sort();
     assert_eq!(returned, [10, 11, 12], "every refused item comes back");
-    // What was in before the close is still drained.
+    // What was in before the shutdown is still drained.
     let mut left = vec![q.get().unwrap(), q.get().unwrap()];
     left.sort();
     assert_eq!(left, [1, 2]);
@@ -575,26 +583,29 @@ fn close_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
 }
 
 #[test]
-fn close_wakes_blocked_fifo() {
-    close_wakes_blocked(fifo());
+fn shutdown_wakes_blocked_fifo() {
+    shutdown_wakes_blocked(fifo());
 }
 #[test]
-fn close_wakes_blocked_lifo() {
-    close_wakes_blocked(lifo());
+fn shutdown_wakes_blocked_lifo() {
+    shutdown_wakes_blocked(lifo());
 }
 #[test]
-fn close_wakes_blocked_priority() {
-    close_wakes_blocked(priority());
+fn shutdown_wakes_blocked_priority() {
+    shutdown_wakes_blocked(priority());
 }
 
-/// `test_shutdown_put_join` and `test_shutdown_get_task_done_join`: closing does not release
-/// `join`; the items left must still be taken and marked done.
-fn close_then_join<Q: TestQueue>(kind: Kind<Q>) {
+/// `test_shutdown_put_join` and `test_shutdown_get_task_done_join`: `shutdown(false)` does not
+/// release `join`; the items left must still be taken and marked done.
+fn shutdown_then_join<Q: TestQueue>(kind: Kind<Q>) {
     let q = (kind.bounded)(QUEUE_SIZE);
     q.put(1).unwrap();
     q.put(2).unwrap();
-    q.close();
-    assert!(!q.join_timeout(SHORT), "close must not release join");
+    q.shutdown(false);
+    assert!(
+        !q.join_timeout(SHORT),
+        "shutdown(false) must not release join"
+    );
     let worker = {
         let q = q.clone();
         spawn(move || {
@@ -612,16 +623,238 @@ fn close_then_join<Q: TestQueue>(kind: Kind<Q>) {
 }
 
 #[test]
-fn close_then_join_fifo() {
-    close_then_join(fifo());
+fn shutdown_then_join_fifo() {
+    shutdown_then_join(fifo());
 }
 #[test]
-fn close_then_join_lifo() {
-    close_then_join(lifo());
+fn shutdown_then_join_lifo() {
+    shutdown_then_join(lifo());
 }
 #[test]
-fn close_then_join_priority() {
-    close_then_join(priority());
+fn shutdown_then_join_priority() {
+    shutdown_then_join(priority());
+}
+
+/// `test_shutdown_immediate_*` and `_shutdown_immediate_join` (with gh-137088's rule): the items
+/// left are discarded and count as done, so `join` waits only for the items already taken; every
+/// get, through any handle, fails with `Closed` at once.
+fn shutdown_immediate<Q: TestQueue>(kind: Kind<Q>) {
+    for q in [(kind.bounded)(QUEUE_SIZE), (kind.unbounded)()] {
+        let other = q.clone();
+        for i in 0..4 {
+            q.put(i).unwrap();
+        }
+        let taken = other.get().unwrap();
+        assert!((0..4).contains(&taken));
+        q.shutdown(true);
+        assert!(q.is_shutdown() && other.is_shutdown());
+        assert!(q.is_empty(), "the items left were not discarded");
+        assert!(other.get().unwrap_err().is_closed());
+        assert!(other.try_get().unwrap_err().is_closed());
+        assert!(other.get_timeout(SHORT).unwrap_err().is_closed());
+        assert_eq!(other.put(9).unwrap_err().into_inner(), 9);
+        // The taken item is still outstanding; the three discarded ones are done.
+        assert!(!q.join_timeout(SHORT), "join must wait for the item taken");
+        other.task_done().unwrap();
+        assert!(q.join_timeout(PATIENCE));
+        assert!(q.task_done().is_err(), "discarded items count as done once");
+    }
+    // `shutdown(true)` after `shutdown(false)` still discards.
+    let q = (kind.bounded)(QUEUE_SIZE);
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.shutdown(false);
+    assert!(q.get().is_ok());
+    q.shutdown(true);
+    assert!(q.get().unwrap_err().is_closed());
+    q.task_done().unwrap();
+    assert!(q.join_timeout(PATIENCE));
+    // Discarding never takes the count below zero: items marked done before they were taken.
+    let q = (kind.bounded)(QUEUE_SIZE);
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.task_done().unwrap();
+    q.task_done().unwrap();
+    q.shutdown(true);
+    assert!(q.task_done().is_err());
+    assert!(q.join_timeout(PATIENCE));
+}
+
+#[test]
+fn shutdown_immediate_fifo() {
+    shutdown_immediate(fifo());
+}
+#[test]
+fn shutdown_immediate_lifo() {
+    shutdown_immediate(lifo());
+}
+#[test]
+fn shutdown_immediate_priority() {
+    shutdown_immediate(priority());
+}
+
+/// `_shutdown_immediate_all_methods` with blocked callers: blocked getters and putters wake with
+/// `Closed` (putters get their items back), and a blocked `join` returns once the discarded items
+/// count as done.
+fn shutdown_immediate_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
+    let q = (kind.bounded)(2);
+    let getters: Vec<_> = (0..2)
+        .map(|_| {
+            let q = q.clone();
+            spawn(move || q.get())
+        })
+        .collect();
+    wait_until("both getters are asleep", || q.blocked_getters() == 2);
+    q.shutdown(true);
+    for g in getters {
+        assert!(g.recv_timeout(PATIENCE).unwrap().unwrap_err().is_closed());
+    }
+
+    let q = (kind.bounded)(2);
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    let putter = {
+        let q = q.clone();
+        spawn(move || q.put(3).map_err(|e| (e.is_closed(), e.into_inner())))
+    };
+    let joiner = {
+        let q = q.clone();
+        spawn(move || q.join_timeout(PATIENCE))
+    };
+    wait_until("the putter is asleep", || q.blocked_putters() == 1);
+    q.shutdown(true);
+    assert_eq!(putter.recv_timeout(PATIENCE).unwrap(), Err((true, 3)));
+    assert!(
+        joiner.recv_timeout(PATIENCE).unwrap(),
+        "join was not released"
+    );
+    assert!(q.get().unwrap_err().is_closed());
+}
+
+#[test]
+fn shutdown_immediate_wakes_blocked_fifo() {
+    shutdown_immediate_wakes_blocked(fifo());
+}
+#[test]
+fn shutdown_immediate_wakes_blocked_lifo() {
+    shutdown_immediate_wakes_blocked(lifo());
+}
+#[test]
+fn shutdown_immediate_wakes_blocked_priority() {
+    shutdown_immediate_wakes_blocked(priority());
+}
+
+/// `close()` is `multiprocessing.Queue.close()`: this handle puts no more. Clones are other
+/// handles; gets, `join` and the queue itself go on.
+fn close_is_per_handle<Q: TestQueue>(kind: Kind<Q>) {
+    let q = (kind.bounded)(QUEUE_SIZE);
+    let producer = q.clone();
+    producer.put(1).unwrap();
+    producer.close();
+    producer.close(); // twice is a no-op
+    assert!(producer.is_closed());
+    assert!(!producer.is_shutdown());
+    let err = producer.try_put(2).unwrap_err();
+    assert!(err.is_closed());
+    assert_eq!(err.into_inner(), 2);
+    assert!(producer.put(2).unwrap_err().is_closed());
+    assert!(producer.put_timeout(2, SHORT).unwrap_err().is_closed());
+    // Other handles, and a clone of the closed one, still put.
+    assert!(!q.is_closed());
+    q.put(3).unwrap();
+    producer.clone().put(4).unwrap();
+    // The closed handle still gets.
+    assert_eq!(producer.len(), 3);
+    for _ in 0..3 {
+        producer.get().unwrap();
+        producer.task_done().unwrap();
+    }
+    assert!(producer.try_get().unwrap_err().is_empty());
+    assert!(q.join_timeout(PATIENCE));
+}
+
+#[test]
+fn close_is_per_handle_fifo() {
+    close_is_per_handle(fifo());
+}
+#[test]
+fn close_is_per_handle_lifo() {
+    close_is_per_handle(lifo());
+}
+#[test]
+fn close_is_per_handle_priority() {
+    close_is_per_handle(priority());
+}
+
+/// `shutdown(true)` racing with producers and consumers that mark every item done: nothing is
+/// received twice, nothing is received that no put accepted, and `join` returns.
+fn shutdown_immediate_races<Q: TestQueue>(q: Q) {
+    let received = Arc::new(AtomicUsize::new(0));
+    let producers: Vec<_> = (0..2i64)
+        .map(|id| {
+            let q = q.clone();
+            spawn(move || {
+                let mut accepted = Vec::new();
+                for seq in 0.. {
+                    match q.put(id * 1_000_000 + seq) {
+                        Ok(()) => accepted.push(id * 1_000_000 + seq),
+                        Err(e) => {
+                            assert!(e.is_closed());
+                            return accepted;
+                        }
+                    }
+                }
+                unreachable!("the loop ends with the shutdown")
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let q = q.clone();
+            let received = received.clone();
+            spawn(move || {
+                let mut got = Vec::new();
+                loop {
+                    match q.get() {
+                        Ok(v) => {
+                            got.push(v);
+                            q.task_done().unwrap();
+                            received.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            assert!(e.is_closed());
+                            return got;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_until("some items went through", || {
+        received.load(Ordering::SeqCst) > 100
+    });
+    q.shutdown(true);
+    let accepted: HashSet<i64> = producers
+        .into_iter()
+        .flat_map(|p| p.recv_timeout(PATIENCE).expect("a producer hung"))
+        .collect();
+    let mut got = HashSet::new();
+    for c in consumers {
+        for v in c.recv_timeout(PATIENCE).expect("a consumer hung") {
+            assert!(got.insert(v), "{v} was received twice");
+        }
+    }
+    assert!(got.is_subset(&accepted), "an item no put accepted came out");
+    assert!(q.is_empty());
+    assert!(q.join_timeout(PATIENCE), "join was not released");
+}
+
+#[test]
+fn shutdown_immediate_races_all_kinds() {
+    shutdown_immediate_races(Queue::bounded(8));
+    shutdown_immediate_races(Queue::unbounded());
+    shutdown_immediate_races(LifoQueue::bounded(8));
+    shutdown_immediate_races(PriorityQueue::bounded(8));
 }
 
 /// How many items each producer puts in the many-threads tests.
@@ -700,7 +933,7 @@ fn many_threads<Q: TestQueue>(q: Q, p: i64, c: usize, mode: Mode, fifo: bool) {
     for prod in producers {
         prod.recv_timeout(PATIENCE).expect("a producer hung");
     }
-    q.close();
+    q.shutdown(false);
     let mut seen = HashSet::new();
     for cons in consumers {
         let got = cons.recv_timeout(PATIENCE).expect("a consumer hung");
@@ -998,10 +1231,10 @@ fn traits_and_inherent_methods_agree() {
     assert!(format!("{q:?}").contains("capacity: Some(2)"));
 }
 
-/// `_shutdown_all_methods_in_many_threads`: producers put until the queue is closed under them,
-/// consumers get until it is closed and drained. Every put that succeeded is received exactly
+/// `_shutdown_all_methods_in_many_threads`: producers put until the queue is shut down under
+/// them, consumers get until it is shut down and drained. Every put that succeeded is received exactly
 /// once, and every put that failed handed its item back.
-fn close_races_with_puts_and_gets<Q: TestQueue>(q: Q) {
+fn shutdown_races_with_puts_and_gets<Q: TestQueue>(q: Q) {
     let n = items_per_producer() / 5;
     let received = Arc::new(AtomicUsize::new(0));
     let producers: Vec<_> = (0..3i64)
@@ -1045,11 +1278,11 @@ fn close_races_with_puts_and_gets<Q: TestQueue>(q: Q) {
             })
         })
         .collect();
-    // Close once some items have gone through.
+    // Shut down once some items have gone through.
     wait_until("some items went through", || {
         received.load(Ordering::SeqCst) > 0
     });
-    q.close();
+    q.shutdown(false);
     let mut accepted: Vec<i64> = producers
         .into_iter()
         .flat_map(|p| p.recv_timeout(PATIENCE).expect("a producer hung"))
@@ -1063,22 +1296,79 @@ fn close_races_with_puts_and_gets<Q: TestQueue>(q: Q) {
     assert_eq!(
         got.len(),
         accepted.len(),
-        "items lost or duplicated around the close"
+        "items lost or duplicated around the shutdown"
     );
     assert_eq!(got, accepted);
     assert!(q.is_empty());
 }
 
 #[test]
-fn close_races_fifo() {
-    close_races_with_puts_and_gets(Queue::bounded(8));
-    close_races_with_puts_and_gets(Queue::unbounded());
+fn shutdown_races_fifo() {
+    shutdown_races_with_puts_and_gets(Queue::bounded(8));
+    shutdown_races_with_puts_and_gets(Queue::unbounded());
 }
 #[test]
-fn close_races_lifo() {
-    close_races_with_puts_and_gets(LifoQueue::bounded(8));
+fn shutdown_races_lifo() {
+    shutdown_races_with_puts_and_gets(LifoQueue::bounded(8));
 }
 #[test]
-fn close_races_priority() {
-    close_races_with_puts_and_gets(PriorityQueue::bounded(8));
+fn shutdown_races_priority() {
+    shutdown_races_with_puts_and_gets(PriorityQueue::bounded(8));
+}
+
+/// `auto_shutdown`: the queue shuts down (as `shutdown(false)`) once every handle that has put
+/// has closed or been dropped; handles that never put do not count, and nothing happens before
+/// some handle has put.
+fn auto_shutdown_when_producers_done<Q: TestQueue>(make: impl Fn() -> Q) {
+    let q = make();
+    let consumer = {
+        let q = q.clone();
+        spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                match q.get() {
+                    Ok(v) => got.push(v),
+                    Err(e) => {
+                        assert!(e.is_closed(), "{e}");
+                        return got;
+                    }
+                }
+            }
+        })
+    };
+    let idle = q.clone();
+    idle.close(); // never put: does not count
+    drop(idle);
+    assert!(!q.is_shutdown(), "shut down before anyone put");
+    let (a, b) = (q.clone(), q.clone());
+    a.put(1).unwrap();
+    b.put(2).unwrap();
+    a.close();
+    assert!(!q.is_shutdown(), "a producer is still open");
+    b.put(3).unwrap();
+    drop(b); // gone without closing: counts as closed
+    assert!(q.is_shutdown());
+    let mut got = consumer.recv_timeout(PATIENCE).expect("the consumer hung");
+    got.sort_unstable();
+    assert_eq!(got, [1, 2, 3]);
+    assert!(q.put(4).unwrap_err().is_closed());
+}
+
+#[test]
+fn auto_shutdown_all_kinds() {
+    auto_shutdown_when_producers_done(|| Queue::bounded(8).auto_shutdown());
+    auto_shutdown_when_producers_done(|| Queue::unbounded().auto_shutdown());
+    auto_shutdown_when_producers_done(|| LifoQueue::bounded(8).auto_shutdown());
+    auto_shutdown_when_producers_done(|| PriorityQueue::unbounded().auto_shutdown());
+}
+
+#[test]
+fn without_auto_shutdown_producers_going_leaves_the_queue_open() {
+    let q = Queue::bounded(4);
+    let p = q.clone();
+    p.put(1).unwrap();
+    drop(p);
+    assert!(!q.is_shutdown());
+    assert_eq!(q.get().unwrap(), 1);
+    assert!(q.try_get().unwrap_err().is_empty());
 }

@@ -101,15 +101,17 @@ macro_rules! proxy_impl {
         impl$(<$($g),*>)? $crate::proxy::Proxy for $name$(<$($g),*>)? {
             const KIND: $crate::protocol::Kind = $crate::protocol::Kind::$kind;
             fn from_handle(handle: $crate::proxy::Handle) -> Self {
-                $name { h: handle, _t: std::marker::PhantomData }
+                $name { h: handle, _t: Default::default() }
             }
             fn handle(&self) -> &$crate::proxy::Handle {
                 &self.h
             }
         }
         impl$(<$($g),*>)? Clone for $name$(<$($g),*>)? {
+            /// Another proxy to the same object; state of this proxy's own (a queue proxy's
+            /// close) starts afresh.
             fn clone(&self) -> Self {
-                $name { h: self.h.clone(), _t: std::marker::PhantomData }
+                $name { h: self.h.clone(), _t: Default::default() }
             }
         }
         impl$(<$($g),*>)? serde::Serialize for $name$(<$($g),*>)? {

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -33,15 +34,41 @@ use crate::protocol::{Blob, Op, Reply, Wait};
 /// assert_eq!(q.get().unwrap(), "wash");
 /// q.task_done().unwrap();
 /// q.join();
-/// q.close();
+/// let producer = q.clone();
+/// producer.close(); // this proxy puts no more: Python's `Queue.close()`
+/// assert!(producer.put("dry".into()).unwrap_err().is_closed());
+/// q.put("dry".into()).unwrap(); // other proxies still put
+/// q.shutdown(false); // for every client: gets drain, then fail with `Closed`
+/// assert_eq!(q.get().unwrap(), "dry");
 /// assert!(q.try_get().unwrap_err().is_closed());
 /// # Ok::<(), conveyor_manager::ManagerError>(())
 /// ```
+///
+/// [`shutdown`](Channel::shutdown) runs on the server, for every client: later puts fail,
+/// blocked calls wake, and with `immediate` the items left are discarded there and counted as
+/// done, so `join` returns. [`close`](Channel::close) belongs to this proxy (a clone, or a
+/// proxy received by another process, is another one): its later puts fail, nothing else
+/// changes. A manager queue does not shut itself down when its producers go: use `shutdown`.
 pub struct QueueProxy<T> {
     h: Handle,
-    _t: PhantomData<fn(T) -> T>,
+    _t: ProxyLocal<T>,
 }
 proxy_impl!(Queue, QueueProxy<T>);
+
+/// What belongs to one queue proxy and not to the queue: its close mark.
+struct ProxyLocal<T> {
+    closed: AtomicBool,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Default for ProxyLocal<T> {
+    fn default() -> Self {
+        ProxyLocal {
+            closed: AtomicBool::new(false),
+            _t: PhantomData,
+        }
+    }
+}
 
 /// A queue's state, as [`QueueProxy::state`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +79,7 @@ pub struct QueueState {
     pub capacity: Option<usize>,
     /// Items put and not yet marked done.
     pub unfinished: u64,
-    /// Whether it was closed.
+    /// Whether it was shut down ([`Channel::shutdown`]).
     pub closed: bool,
 }
 
@@ -91,6 +118,9 @@ fn get_error(e: ManagerError) -> GetError {
 
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     fn put_wait(&self, item: T, wait: Wait) -> std::result::Result<(), PutError<T>> {
+        if self._t.closed.load(Ordering::Acquire) {
+            return Err(PutError::Closed(item));
+        }
         let mut buf = Vec::new();
         if let Err(source) = Postcard.encode(&item, &mut buf) {
             return Err(PutError::Codec { item, source });
@@ -137,6 +167,18 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
         })
     }
 
+    /// [`Channel::shutdown`], with the error if the server cannot be reached (which
+    /// [`Channel::shutdown`] can only log): shuts the queue down on the server, for every
+    /// client; with `immediate` the items left are discarded and counted as done.
+    pub fn try_shutdown(&self, immediate: bool) -> Result<()> {
+        self.h.call(Op::QueueShutdown(immediate), unit)
+    }
+
+    /// Whether this proxy was [closed](Channel::close) (its puts fail; the queue may go on).
+    pub fn is_closed(&self) -> bool {
+        self._t.closed.load(Ordering::Acquire)
+    }
+
     /// The number of items (Python's `qsize()`), with the error if the server cannot be
     /// reached ([`QueueInfo::len`] answers 0 then).
     pub fn qsize(&self) -> Result<usize> {
@@ -169,16 +211,14 @@ impl<T: Serialize + DeserializeOwned> Channel<T> for QueueProxy<T> {
         self.get_wait(Wait::from_timeout(Some(timeout)))
     }
 
-    fn shutdown(&self, _immediate: bool) {
-        if let Err(e) = self.h.call(Op::QueueClose, unit) {
+    fn shutdown(&self, immediate: bool) {
+        if let Err(e) = self.try_shutdown(immediate) {
             tracing::warn!(queue = %self.h.name_str(), error = %e, "shutting a manager queue down failed");
         }
     }
 
     fn close(&self) {
-        if let Err(e) = self.h.call(Op::QueueClose, unit) {
-            tracing::warn!(queue = %self.h.name_str(), error = %e, "closing a manager queue failed");
-        }
+        self._t.closed.store(true, Ordering::Release);
     }
 }
 

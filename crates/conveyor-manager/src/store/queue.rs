@@ -131,11 +131,22 @@ pub(super) fn call(
                 },
             )
         }
-        Op::QueueClose => {
+        Op::QueueShutdown(immediate) => {
             let mut g = g;
-            q(&mut g.state).closed = true;
+            let qs = q(&mut g.state);
+            qs.closed = true;
+            if immediate {
+                // Discarded items count as done (CPython gh-137088), never below zero.
+                let discarded = qs.items.len() as u64;
+                qs.items.clear();
+                qs.unfinished -= discarded.min(qs.unfinished);
+            }
+            let all_done = qs.unfinished == 0;
             obj.notify(&g, NOT_EMPTY, true);
             obj.notify(&g, NOT_FULL, true);
+            if immediate && all_done {
+                obj.notify(&g, ALL_DONE, true);
+            }
             ok(out, Reply::Unit)
         }
         Op::QueueTaskDone => {

@@ -11,7 +11,8 @@
 //! is 64 bytes (8 units) with records of 2 and 3 units, so the models wrap around, fill the
 //! ring (puts retry) and write pad records. Gets go through both the copying `Proto::get` and
 //! `Proto::get_with` (the typed get's in-place path, `taking` journal included); a ring
-//! bounded by `max_items` and a close after the last put are modelled too.
+//! bounded by `max_items`, a close after the last put, and `shutdown(true)` racing a consumer
+//! (each record taken by exactly one of them, the task count back at zero) are modelled too.
 //!
 //! `RUSTFLAGS="--cfg loom" cargo test -p conveyor-shm --release --lib loom`
 
@@ -227,6 +228,38 @@ impl Shared {
     fn get(&self) -> Vec<u8> {
         self.take_copy().expect("never closed")
     }
+
+    /// Marks one task done under the put mutex, as `task_done` does.
+    fn task_done(&self) {
+        let _g = self.put_lock.lock().unwrap();
+        assert!(
+            self.proto().task_done().is_some(),
+            "task_done with none left"
+        );
+    }
+
+    /// `shutdown(true)` as `RawQueue::shutdown` and `discard_left` do it: close under the put
+    /// mutex, then take the records left one at a time under the get mutex and count each
+    /// done under the put mutex, never holding both. Returns the records discarded.
+    fn shutdown_immediate(&self) -> Vec<Vec<u8>> {
+        self.close();
+        let mut discarded = Vec::new();
+        loop {
+            let got = {
+                let _g = self.get_lock.lock().unwrap();
+                self.proto().get_with(|_, bytes| bytes.to_vec()).unwrap()
+            };
+            match got {
+                GetWith::Got(v) => {
+                    let _g = self.put_lock.lock().unwrap();
+                    // None would mean every task was already done; here none was.
+                    assert!(self.proto().task_done().is_some());
+                    discarded.push(v);
+                }
+                GetWith::Empty | GetWith::Closed => return discarded,
+            }
+        }
+    }
 }
 
 /// Payload `i` of producer `p`: 1 or 9 bytes (records of 2 or 3 units), all telling.
@@ -353,5 +386,43 @@ fn loom_ring_max_items_and_close() {
         assert_eq!(s.take(true), None, "closed and drained");
         assert_eq!(s.take(false), None, "closed and drained");
         producer.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_ring_shutdown_immediate_races_a_consumer() {
+    // Two records, then `shutdown(true)` racing a consumer that marks what it takes done:
+    // every record is taken once, by one of them, whole; the consumer then sees `Closed`; a
+    // put after the shutdown fails; and the task count ends at zero, so `join` returns.
+    model(2, || {
+        let s = Arc::new(Shared::new());
+        s.put(&payload(1, 0, false), false);
+        s.put(&payload(1, 1, true), true);
+        let consumer = {
+            let s = s.clone();
+            loom::thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Some(v) = s.take(true) {
+                    s.task_done();
+                    got.push(v);
+                }
+                got
+            })
+        };
+        let mut all = s.shutdown_immediate();
+        assert!(
+            !s.offer(&payload(1, 2, false), false),
+            "a put after shutdown"
+        );
+        all.extend(consumer.join().unwrap());
+        all.sort();
+        let mut expected = vec![payload(1, 0, false), payload(1, 1, true)];
+        expected.sort();
+        assert_eq!(all, expected, "a record lost, duplicated or torn");
+        assert_eq!(
+            s.words[2].load(Ordering::SeqCst),
+            0,
+            "tasks left unfinished"
+        );
     });
 }

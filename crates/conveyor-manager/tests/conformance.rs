@@ -1,0 +1,137 @@
+//! The `Channel` conformance suite (`conveyor_core::testing`) against the manager's queue
+//! proxy (`Manager().Queue()` / `JoinableQueue()`). Every handle is a proxy on a connection of
+//! its own (a blocking call holds its connection until the server answers); the cases that ask
+//! for other processes pass a proxy to a real child process (conveyor-process), where it
+//! connects on arrival.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use conveyor_core::testing::{
+    run_consumer, run_producer, Capacity, Factory, Item, Order, Profile, Remote, RemoteChild, Role,
+    GENEROUS,
+};
+use conveyor_core::{Channel, Joinable, QueueInfo};
+use conveyor_manager::proxy::QueueProxy;
+use conveyor_manager::{Manager, ManagerGuard};
+use conveyor_process::{init_test, Child, Process};
+
+/// A manager server (on threads of this process) holding the queue `"q"`.
+struct Served {
+    manager: ManagerGuard,
+    capacity: Option<usize>,
+}
+
+impl Served {
+    fn proxy(&self) -> QueueProxy<Item> {
+        let client = self.manager.connect().expect("connect to the manager");
+        client
+            .queue::<Item>("q", self.capacity)
+            .expect("open the manager's queue")
+    }
+}
+
+type Results = QueueProxy<Vec<u64>>;
+
+fn produce((q, first, count): (QueueProxy<Item>, u64, u64)) -> Result<(), String> {
+    run_producer(&q, first, count)
+}
+
+fn consume((q, results, task_done): (QueueProxy<Item>, Results, bool)) -> Result<(), String> {
+    let got = run_consumer(&q, task_done.then_some(&q as &dyn Joinable))?;
+    results.put(got).map_err(|e| format!("{e:?}"))
+}
+
+/// A child process with a proxy, and the queue its consumer reports on.
+struct ManagerChild {
+    child: Child,
+    results: Option<Results>,
+}
+
+impl RemoteChild for ManagerChild {
+    fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    fn finish(self: Box<Self>, timeout: Duration) -> Result<Vec<u64>, String> {
+        match self.child.join_timeout(timeout) {
+            Ok(Some(status)) if status.success() => {}
+            Ok(Some(status)) => return Err(format!("the child ended with {status}")),
+            Ok(None) => {
+                let _ = self.child.kill();
+                return Err(format!("the child did not end within {timeout:?}"));
+            }
+            Err(e) => return Err(format!("could not wait for the child: {e}")),
+        }
+        match &self.results {
+            Some(r) => r
+                .get_timeout(GENEROUS)
+                .map_err(|e| format!("the consumer sent no results: {e:?}")),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+struct ManagerQueue;
+
+impl Factory for ManagerQueue {
+    type Queue = Served;
+    type Handle = QueueProxy<Item>;
+
+    fn profile(&self) -> Profile {
+        Profile::queue("manager QueueProxy", Order::Fifo)
+    }
+    fn create(&self, capacity: Capacity) -> Served {
+        let capacity = match capacity {
+            Capacity::Bounded(n) => Some(n),
+            Capacity::Unbounded => None,
+        };
+        let manager = Manager::start().expect("start a manager");
+        let served = Served { manager, capacity };
+        drop(served.proxy()); // create the queue now, with its capacity
+        served
+    }
+    fn create_auto_shutdown(&self, _capacity: Capacity) -> Result<Served, &'static str> {
+        Err(
+            "the manager's queue has no option to shut itself down when its producers are \
+             done: producers end the stream with shutdown(false)",
+        )
+    }
+    fn producer(&self, q: &Served) -> QueueProxy<Item> {
+        q.proxy()
+    }
+    fn consumer(&self, q: &Served) -> QueueProxy<Item> {
+        q.proxy()
+    }
+    fn joinable(h: &QueueProxy<Item>) -> Result<&dyn Joinable, &'static str> {
+        Ok(h)
+    }
+    fn info(h: &QueueProxy<Item>) -> Result<&dyn QueueInfo, &'static str> {
+        Ok(h)
+    }
+    fn remote(&self) -> Result<&dyn Remote<Served>, &'static str> {
+        Ok(self)
+    }
+}
+
+impl Remote<Served> for ManagerQueue {
+    fn start(&self, q: &Served, role: Role) -> Result<Box<dyn RemoteChild>, String> {
+        let (child, results) = match role {
+            Role::Produce { first, count } => (
+                Process::new("produce", (q.proxy(), first, count)).start(),
+                None,
+            ),
+            Role::Consume { task_done } => {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                let name = format!("results-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+                let results: Results = q.manager.queue(&name, None).map_err(|e| format!("{e}"))?;
+                let child = Process::new("consume", (q.proxy(), results.clone(), task_done));
+                (child.start(), Some(results))
+            }
+        };
+        let child = child.map_err(|e| format!("{e}"))?;
+        Ok(Box::new(ManagerChild { child, results }))
+    }
+}
+
+conveyor_core::conformance_tests!(queue_proxy, ManagerQueue; init_test!(produce, consume););
