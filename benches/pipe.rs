@@ -9,13 +9,17 @@
 //! - `*_serde`: the same through the typed path, a `serde_bytes` payload so that no byte is
 //!   serialized one at a time (`send`/`recv` for conveyor, `IpcSender`/`IpcReceiver` for
 //!   ipc-channel);
+//! - `*_batched`: conveyor's bytes with buffered sends (`set_buffered_sends`), flushed once at
+//!   the end of the run instead of one system call per message;
 //! - `pingpong/64B`: the parent sends 64 bytes, the child echoes them, one round trip per
-//!   iteration (raw bytes for every peer).
+//!   iteration (raw bytes for every peer); conveyor with its adaptive spin (the default) and
+//!   without (`set_spin(false)` on both ends).
 //!
 //! After criterion's groups it measures each workload again, alternating the peers from round
 //! to round so that all see the same machine state, and prints median throughput and round trip
-//! with the ratios conveyor/raw and conveyor/ipc-channel. Targets: at least 0.9x the raw
-//! socketpair at every size, a ping-pong median within 1.2x.
+//! with the ratios conveyor/raw and conveyor/ipc-channel. Targets: conveyor's bytes at least
+//! 0.9x the raw socketpair at 1 MiB and 1.0x at 64 B; 64 B batched at least 5 M messages/s; a
+//! ping-pong median within 1.1x the raw socketpair's, and at most 3 us with the spin.
 //!
 //! ```text
 //! cargo bench -p conveyor --no-default-features --features pipe,process --bench pipe
@@ -53,6 +57,10 @@ enum Command {
     ProduceSerde { count: u64, size: u64 },
     /// Echo `count` messages back.
     Echo { count: u64 },
+    /// Send `count` messages of `size` bytes with buffered sends, then flush.
+    ProduceBuffered { count: u64, size: u64 },
+    /// Spin before sleeping in receives (1) or not (0).
+    Spin { on: u64 },
     /// Leave.
     Exit,
 }
@@ -63,6 +71,8 @@ impl Command {
             Command::Produce { count, size } => (1u64, count, size),
             Command::ProduceSerde { count, size } => (2, count, size),
             Command::Echo { count } => (3, count, 0),
+            Command::ProduceBuffered { count, size } => (4, count, size),
+            Command::Spin { on } => (5, on, 0),
             Command::Exit => (0, 0, 0),
         };
         let mut out = [0u8; 24];
@@ -84,6 +94,11 @@ impl Command {
                 size: word(2),
             },
             3 => Command::Echo { count: word(1) },
+            4 => Command::ProduceBuffered {
+                count: word(1),
+                size: word(2),
+            },
+            5 => Command::Spin { on: word(1) },
             _ => Command::Exit,
         }
     }
@@ -121,6 +136,15 @@ fn conveyor_peer(conn: Connection) {
                     conn.send_bytes(&buf).unwrap();
                 }
             }
+            Command::ProduceBuffered { count, size } => {
+                let payload = vec![7u8; size as usize];
+                conn.set_buffered_sends(true);
+                for _ in 0..count {
+                    conn.send_bytes(&payload).unwrap();
+                }
+                conn.set_buffered_sends(false);
+            }
+            Command::Spin { on } => conn.set_spin(on != 0),
             Command::Exit => return,
         }
     }
@@ -165,6 +189,22 @@ impl ConveyorPeer {
             debug_assert_eq!(p.0.len() as u64, size);
         }
         t0.elapsed()
+    }
+
+    fn receive_batched(&mut self, count: u64, size: u64) -> Duration {
+        self.command(Command::ProduceBuffered { count, size });
+        let t0 = Instant::now();
+        for _ in 0..count {
+            let n = self.conn.recv_bytes_into(&mut self.buf).unwrap();
+            debug_assert_eq!(n as u64, size);
+        }
+        t0.elapsed()
+    }
+
+    /// Turns the spin on or off on both ends.
+    fn spin(&mut self, on: bool) {
+        self.command(Command::Spin { on: on as u64 });
+        self.conn.set_spin(on);
     }
 
     fn pingpong(&mut self, count: u64) -> Duration {
@@ -227,12 +267,15 @@ fn raw_peer(end: RawEnd) {
     loop {
         s.recv(&mut buf);
         match Command::from_bytes(&buf) {
-            Command::Produce { count, size } | Command::ProduceSerde { count, size } => {
+            Command::Produce { count, size }
+            | Command::ProduceSerde { count, size }
+            | Command::ProduceBuffered { count, size } => {
                 let payload = vec![7u8; size as usize];
                 for _ in 0..count {
                     s.send(&payload);
                 }
             }
+            Command::Spin { .. } => {}
             Command::Echo { count } => {
                 for _ in 0..count {
                     let n = s.recv(&mut buf);
@@ -337,6 +380,7 @@ fn ipc_peer(server: String) {
                     data_tx.send(&m).unwrap();
                 }
             }
+            Command::ProduceBuffered { .. } | Command::Spin { .. } => {}
             Command::Exit => return,
         }
     }
@@ -432,6 +476,9 @@ fn bench(c: &mut Criterion, p: &mut Peers) {
         group.bench_function(BenchmarkId::new("conveyor_serde", name), |b| {
             b.iter_custom(|iters| p.conveyor.receive_serde(iters, size))
         });
+        group.bench_function(BenchmarkId::new("conveyor_batched", name), |b| {
+            b.iter_custom(|iters| p.conveyor.receive_batched(iters, size))
+        });
         group.bench_function(BenchmarkId::new("ipc_channel_bytes", name), |b| {
             b.iter_custom(|iters| p.ipc.receive(iters, size))
         });
@@ -462,10 +509,11 @@ fn side_by_side(p: &mut Peers) {
     let rounds = 21;
     println!("\nside by side, {rounds} alternating rounds each, medians (k messages/s):");
     println!(
-        "{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9} {:>9}",
+        "{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9} {:>9}",
         "workload",
         "raw",
         "conv bytes",
+        "conv batch",
         "conv serde",
         "ipc bytes",
         "ipc serde",
@@ -480,22 +528,24 @@ fn side_by_side(p: &mut Peers) {
             4096 => 40_000,
             _ => 400,
         };
-        let m = alternate(rounds, 5, |peer| {
+        let m = alternate(rounds, 6, |peer| {
             let t = match peer {
                 0 => p.raw.receive(count, size),
                 1 => p.conveyor.receive(count, size),
-                2 => p.conveyor.receive_serde(count, size),
-                3 => p.ipc.receive(count, size),
+                2 => p.conveyor.receive_batched(count, size),
+                3 => p.conveyor.receive_serde(count, size),
+                4 => p.ipc.receive(count, size),
                 _ => p.ipc.receive_serde(count, size),
             };
             count as f64 / t.as_secs_f64() / 1e3
         });
-        let (r, cb, cs, ib, is) = (m[0], m[1], m[2], m[3], m[4]);
+        let (r, cb, cx, cs, ib, is) = (m[0], m[1], m[2], m[3], m[4], m[5]);
         println!(
-            "{:<14} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} | {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x",
+            "{:<14} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} | {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x",
             format!("1p1c {name}"),
             r,
             cb,
+            cx,
             cs,
             ib,
             is,
@@ -506,31 +556,32 @@ fn side_by_side(p: &mut Peers) {
         );
     }
     let count = 20_000u64;
-    let m = alternate(rounds, 3, |peer| {
+    let m = alternate(rounds, 4, |peer| {
         let t = match peer {
             0 => p.raw.pingpong(count),
             1 => p.conveyor.pingpong(count),
+            2 => {
+                p.conveyor.spin(false);
+                let t = p.conveyor.pingpong(count);
+                p.conveyor.spin(true);
+                t
+            }
             _ => p.ipc.pingpong(count),
         };
         t.as_secs_f64() / count as f64 * 1e6
     });
-    let (r, cb, ib) = (m[0], m[1], m[2]);
+    let (r, cb, cn, ib) = (m[0], m[1], m[2], m[3]);
     println!(
-        "{:<14} {:>10.2} {:>10.2} {:>10} {:>10.2} {:>10} | {:>8.2}x {:>9} {:>8.2}x {:>9}",
-        "pingpong (us)",
-        r,
-        cb,
-        "-",
-        ib,
-        "-",
+        "round trip (us): raw {r:.2}, conveyor (spin) {cb:.2} ({:.2}x raw), conveyor (no spin) \
+         {cn:.2} ({:.2}x raw), ipc-channel {ib:.2} ({:.2}x conveyor/ipc)",
         cb / r,
-        "-",
-        cb / ib,
-        "-"
+        cn / r,
+        cb / ib
     );
     println!(
-        "(throughput: higher is better, conveyor/raw >= 0.9 is the target; \
-         round trip in us: lower is better, conveyor/raw <= 1.2 is the target)"
+        "(throughput: higher is better; targets conv bytes/raw >= 0.9 at 1 MiB and >= 1.0 at \
+         64 B, conv batch >= 5000 k/s at 64 B; round trip: lower is better, conveyor/raw <= 1.1 \
+         and <= 3 us with the spin)"
     );
 }
 

@@ -30,7 +30,7 @@ use conveyor_shm::{JoinableShmQueue, ShmQueue};
 use serde::{Deserialize, Serialize};
 
 use crate::payload::{Msg, Payload};
-use crate::peers::{Duplex, IpcChannelEnd, IpmpscChannel};
+use crate::peers::{Duplex, IpcChannelEnd, IpmpscChannel, RawFramed};
 use crate::python::python_name;
 use crate::transport::{Family, Scope, Transport, TransportInfo};
 use crate::workload::{
@@ -82,6 +82,10 @@ pub enum Endpoint {
     ShmPair(ShmQueue<Msg>, ShmQueue<Msg>),
     /// One end of a pipe.
     Pipe(PipeEnd),
+    /// One end of a pipe whose sends are buffered until a flush (or a receive, or the drop).
+    PipeBuffered(PipeEnd),
+    /// One end of a raw socketpair with length-prefixed frames (the baseline).
+    RawSocket(PipeEnd),
     /// A manager's queue: the server's endpoint, the queue's name and bound.
     Manager(conveyor_manager::Endpoint, String, usize),
     /// Two manager queues: gets from the first name, puts into the second (an echo's end).
@@ -273,6 +277,14 @@ fn open(chan: Endpoint) -> Result<Opened, RunError> {
         Endpoint::JoinableShm(q) => Ok(Opened::Joinable(Box::new(q))),
         Endpoint::ShmPair(from, to) => plain(Box::new(Duplex::new(to, from))),
         Endpoint::Pipe(end) => plain(Box::new(end.open()?)),
+        Endpoint::PipeBuffered(end) => {
+            let conn = end.open()?;
+            conn.set_buffered_sends(true);
+            plain(Box::new(conn))
+        }
+        Endpoint::RawSocket(end) => plain(Box::new(RawFramed::new(
+            std::os::unix::net::UnixStream::from(end.0),
+        ))),
         Endpoint::Manager(ep, name, cap) => {
             let q = manager_queue(&ep.connect().map_err(manager_err)?, &name, cap)?;
             Ok(Opened::Joinable(Box::new(q)))
@@ -561,6 +573,8 @@ enum Kind {
     Shm,
     JoinableShm,
     Pipe,
+    PipeBuffered,
+    RawSocket,
     Manager,
     Ipmpsc,
     IpcChannel,
@@ -702,20 +716,41 @@ impl ProcessTransport {
                 )?;
                 run.keep(ring);
             }
-            Kind::Pipe => {
+            Kind::Pipe | Kind::PipeBuffered => {
                 let (reader, writer) = pipe_oneway()
                     .map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
+                let writer = PipeEnd::new(writer);
                 run.start(
                     Role::Produce {
                         base: 0,
                         n: per_p,
                         size,
                     },
-                    Endpoint::Pipe(PipeEnd::new(writer)),
+                    if self.kind == Kind::Pipe {
+                        Endpoint::Pipe(writer)
+                    } else {
+                        Endpoint::PipeBuffered(writer)
+                    },
                 )?;
                 run.start(
                     Role::Consume { n: per_c, size },
                     Endpoint::Pipe(PipeEnd::new(reader)),
+                )?;
+            }
+            Kind::RawSocket => {
+                let (a, b) = std::os::unix::net::UnixStream::pair()
+                    .map_err(|e| RunError::new(format!("could not make a socketpair: {e}")))?;
+                run.start(
+                    Role::Produce {
+                        base: 0,
+                        n: per_p,
+                        size,
+                    },
+                    Endpoint::RawSocket(PipeEnd(a.into())),
+                )?;
+                run.start(
+                    Role::Consume { n: per_c, size },
+                    Endpoint::RawSocket(PipeEnd(b.into())),
                 )?;
             }
             Kind::Manager => {
@@ -807,15 +842,32 @@ impl ProcessTransport {
                 );
                 ping(&mine, size, rounds)
             }
-            Kind::Pipe => {
+            Kind::Pipe | Kind::PipeBuffered => {
                 let (mine, theirs) =
                     pipe().map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
+                let theirs = PipeEnd::new(theirs);
                 run.start(
                     Role::Echo { n: total },
-                    Endpoint::Pipe(PipeEnd::new(theirs)),
+                    if self.kind == Kind::Pipe {
+                        Endpoint::Pipe(theirs)
+                    } else {
+                        Endpoint::PipeBuffered(theirs)
+                    },
                 )?;
                 run.go()?;
+                // A buffered end's receive writes what it buffered: a ping-pong needs no flush.
+                mine.set_buffered_sends(self.kind == Kind::PipeBuffered);
                 ping(&mine, size, rounds)
+            }
+            Kind::RawSocket => {
+                let (mine, theirs) = std::os::unix::net::UnixStream::pair()
+                    .map_err(|e| RunError::new(format!("could not make a socketpair: {e}")))?;
+                run.start(
+                    Role::Echo { n: total },
+                    Endpoint::RawSocket(PipeEnd(theirs.into())),
+                )?;
+                run.go()?;
+                ping(&RawFramed::new(mine), size, rounds)
             }
         };
         let collected = sample.and_then(|s| run.collect(1).map(|_| s));
@@ -904,7 +956,7 @@ impl Transport for ProcessTransport {
         }
         match (self.kind, workload) {
             (
-                Kind::Pipe,
+                Kind::Pipe | Kind::PipeBuffered | Kind::RawSocket,
                 Workload::Throughput {
                     producers,
                     consumers,
@@ -940,7 +992,9 @@ impl Transport for ProcessTransport {
             (Kind::Shm, Workload::Joinable { .. }) => {
                 Err("no task_done/join (see JoinableShmQueue)".into())
             }
-            (Kind::Pipe, Workload::Joinable { .. }) => Err("no task_done/join".into()),
+            (Kind::Pipe | Kind::PipeBuffered | Kind::RawSocket, Workload::Joinable { .. }) => {
+                Err("no task_done/join".into())
+            }
             _ => Ok(()),
         }
     }
@@ -986,6 +1040,13 @@ pub fn transports() -> Vec<Arc<dyn Transport>> {
             Kind::Pipe,
         )),
         Arc::new(ProcessTransport::new(
+            process(
+                "conveyor pipe Connection, buffered sends",
+                "multiprocessing.Pipe",
+            ),
+            Kind::PipeBuffered,
+        )),
+        Arc::new(ProcessTransport::new(
             process("conveyor Manager queue", "Manager().Queue"),
             Kind::Manager,
         )),
@@ -1001,6 +1062,15 @@ pub fn transports() -> Vec<Arc<dyn Transport>> {
                 Some(&python_name("multiprocessing.Queue")),
             ),
             Kind::Ipmpsc,
+        )),
+        Arc::new(ProcessTransport::new(
+            TransportInfo::new(
+                "raw socketpair, length-prefixed",
+                Scope::Process,
+                Family::RustPeer,
+                Some(&python_name("multiprocessing.Pipe")),
+            ),
+            Kind::RawSocket,
         )),
         Arc::new(ProcessTransport::new(
             TransportInfo::new(
@@ -1052,8 +1122,8 @@ mod tests {
                 }
             }
         }
-        // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong), manager queue 5,
-        // ipmpsc 3, ipc-channel 3, manager dict 3
-        assert_eq!(ran, 26);
+        // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong), buffered pipe 3,
+        // manager queue 5, ipmpsc 3, raw socketpair 3, ipc-channel 3, manager dict 3
+        assert_eq!(ran, 32);
     }
 }

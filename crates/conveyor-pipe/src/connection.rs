@@ -5,16 +5,16 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conveyor_core::{Channel, Codec, GetError, Postcard, PutError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::SendError;
-use crate::frame;
-use crate::reader::{Payload, ReadAhead, ReadFailure};
+use crate::reader::{Payload, ReadAhead, ReadFailure, Source};
 use crate::sys::{self, FdKind};
+use crate::writer::Writer;
 
 /// The default largest message a connection accepts: 64 MiB.
 ///
@@ -28,11 +28,16 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 << 20;
 /// the same line at 16 KiB).
 pub const COPY_LIMIT: usize = 16 << 10;
 
+/// The send buffer asked for every Unix socket this crate makes (`pipe`, `pipe_oneway`,
+/// `Listener`/`Client`): a 1 MiB message then crosses in one or two hand-overs between the
+/// processes instead of five (the default is 208 KiB).
+pub(crate) const KERNEL_BUFFER: usize = 1 << 20;
+
 /// A scratch buffer (the encoding of a sent value, the bytes of a received one) up to this size
 /// is kept for the next message; a larger one is freed after use. Keeping it matters for large
 /// messages: a fresh multi-megabyte buffer is a fresh mapping, and faulting its pages in costs
 /// more than copying them (a 1 MiB `send`/`recv` ran 5x slower when its buffers were freed).
-const KEEP_SCRATCH: usize = 4 << 20;
+pub(crate) const KEEP_SCRATCH: usize = 4 << 20;
 
 // Why the receiving side can no longer be used (`Inner::broken`).
 const OK: u8 = 0;
@@ -59,6 +64,21 @@ const BROKEN_MALFORMED: u8 = 3;
 /// turns this off). [`poll`](Connection::poll) and [`wait`](crate::wait)
 /// count messages already read ahead, and a connection passed to a child process carries them
 /// along.
+///
+/// Before a receive sleeps it spins a short, adaptive while with non-blocking reads,
+/// yielding the CPU between them (see [`set_spin`](Connection::set_spin)): a peer that answers
+/// within microseconds is then met without a trip through the scheduler on either side.
+///
+/// # Sending
+///
+/// Each [`send_bytes`](Connection::send_bytes) or [`send`](Connection::send) is one system
+/// call that writes header and payload together; a large payload is gathered with the header
+/// (`sendmsg`/`writev`) straight from the caller's buffer. To send many small messages in few
+/// system calls, either pass them together to [`send_bytes_many`](Connection::send_bytes_many)
+/// or turn on [`set_buffered_sends`](Connection::set_buffered_sends): sends are then collected
+/// (up to 64 KiB) and written by [`flush`](Connection::flush), by a receive on this end (so a
+/// request and its reply never wait on each other), by [`close`](Connection::close), or when
+/// the connection is dropped. The bytes on the wire are the same either way.
 ///
 /// # Sharing
 ///
@@ -102,7 +122,6 @@ const BROKEN_MALFORMED: u8 = 3;
 /// assert!(b.recv_bytes().unwrap_err().is_closed());
 /// ```
 pub struct Connection<C: Codec = Postcard> {
-    fd: OwnedFd,
     kind: FdKind,
     readable: bool,
     writable: bool,
@@ -114,12 +133,22 @@ pub struct Connection<C: Codec = Postcard> {
     buffered: AtomicUsize,
     /// Whether a receive may read past the message it returns.
     read_ahead: AtomicBool,
-    /// Held for a whole send; the scratch buffer that `send` encodes into.
-    writer: Mutex<Vec<u8>>,
+    /// Held for a whole send: the sends buffered and not yet written, and the scratch buffer.
+    /// Declared before `fd`, so that dropping the connection flushes the buffered sends
+    /// while the descriptor is still open (see [`Writer`]).
+    writer: Mutex<Writer>,
+    /// Whether sends are buffered until a flush (see `set_buffered_sends`).
+    buffered_sends: AtomicBool,
+    /// Whether the writer holds bytes not yet written (checked by receives without the lock).
+    unflushed: AtomicBool,
+    /// Whether a receive spins before it sleeps.
+    spin: AtomicBool,
     /// Why receiving is no longer possible (`OK` while it is).
     broken: AtomicU8,
     /// Set once this end is closed for sending.
     write_closed: AtomicBool,
+    /// Dropped after `writer` (fields drop in declaration order).
+    fd: OwnedFd,
     codec: C,
 }
 
@@ -160,6 +189,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Reader {
     pub(crate) ahead: ReadAhead,
     scratch: Vec<u8>,
+    /// Every read fails with `TimedOut` once this passes (the handshake's one deadline).
+    deadline: Option<Instant>,
 }
 
 impl Connection<Postcard> {
@@ -198,7 +229,6 @@ impl<C: Codec> Connection<C> {
         codec: C,
     ) -> Self {
         Connection {
-            fd,
             kind,
             readable,
             writable,
@@ -206,9 +236,13 @@ impl<C: Codec> Connection<C> {
             reader: Mutex::new(Reader::default()),
             buffered: AtomicUsize::new(0),
             read_ahead: AtomicBool::new(true),
-            writer: Mutex::new(Vec::new()),
+            writer: Mutex::new(Writer::new(fd.as_raw_fd(), kind, writable)),
+            buffered_sends: AtomicBool::new(false),
+            unflushed: AtomicBool::new(false),
+            spin: AtomicBool::new(true),
             broken: AtomicU8::new(OK),
             write_closed: AtomicBool::new(false),
+            fd,
             codec,
         }
     }
@@ -227,7 +261,6 @@ impl<C: Codec> Connection<C> {
     pub fn with_codec<D: Codec>(self, codec: D) -> Connection<D> {
         // Everything moves across, the bytes read ahead included.
         Connection {
-            fd: self.fd,
             kind: self.kind,
             readable: self.readable,
             writable: self.writable,
@@ -236,8 +269,12 @@ impl<C: Codec> Connection<C> {
             buffered: self.buffered,
             read_ahead: self.read_ahead,
             writer: self.writer,
+            buffered_sends: self.buffered_sends,
+            unflushed: self.unflushed,
+            spin: self.spin,
             broken: self.broken,
             write_closed: self.write_closed,
+            fd: self.fd,
             codec,
         }
     }
@@ -286,6 +323,75 @@ impl<C: Codec> Connection<C> {
         self.read_ahead.store(on, Ordering::Relaxed);
     }
 
+    /// Whether a receive spins a while before it sleeps (on by default).
+    ///
+    /// The spin polls with non-blocking reads, yielding the CPU between polls, for an adaptive
+    /// budget of at most 50 us: it grows while the peer's messages come within it and falls to
+    /// nothing when they do not, and it stops at once when a yield shows another program
+    /// waiting for this CPU. It takes a round trip between two processes on different CPUs
+    /// from two scheduler wake-ups (tens of microseconds on a small virtual machine) to a few
+    /// microseconds. Turn it off where every microsecond of CPU counts more than latency.
+    pub fn set_spin(&self, on: bool) {
+        self.spin.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether sends are buffered until a flush (off by default; see "Sending" above).
+    pub fn buffered_sends(&self) -> bool {
+        self.buffered_sends.load(Ordering::Relaxed)
+    }
+
+    /// Buffers sends until [`flush`](Connection::flush) (or a receive on this end, or
+    /// [`close`](Connection::close), or the connection's drop, or 64 KiB of them), so that many
+    /// small messages go out in one system call. Turning it off flushes.
+    ///
+    /// Every way a send can fail is still reported by the send itself, except a failure of the
+    /// write, which is reported by the call that writes (a later send, `flush`, or the
+    /// receive that flushes). A connection dropped with buffered sends writes them before its
+    /// descriptor is closed, blocking until the peer's buffer takes them (as `BufWriter`
+    /// does); errors there are lost, so call `flush` or `close` first where they matter.
+    ///
+    /// ```
+    /// use conveyor_pipe::pipe;
+    ///
+    /// let (a, b) = pipe().unwrap();
+    /// a.set_buffered_sends(true);
+    /// for i in 0..1000u32 {
+    ///     a.send(&i).unwrap(); // collected, not written yet
+    /// }
+    /// a.flush().unwrap(); // one system call
+    /// assert_eq!(b.recv::<u32>().unwrap(), 0);
+    /// ```
+    pub fn set_buffered_sends(&self, on: bool) {
+        self.buffered_sends.store(on, Ordering::Relaxed);
+        if !on {
+            if let Err(e) = self.flush() {
+                tracing::debug!(error = %e, "flushing when buffering was turned off failed");
+            }
+        }
+    }
+
+    /// Writes every buffered send (see [`set_buffered_sends`](Connection::set_buffered_sends));
+    /// returns at once when nothing is buffered.
+    pub fn flush(&self) -> Result<(), SendError> {
+        if !self.unflushed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut w = lock(&self.writer);
+        let result = w.flush().map_err(send_error);
+        self.unflushed.store(false, Ordering::Release);
+        result
+    }
+
+    /// Flushes this end's buffered sends before a receive waits for the peer.
+    fn flush_before_receive(&self) -> Result<(), GetError> {
+        match self.flush() {
+            Ok(()) | Err(SendError::Closed) => Ok(()),
+            Err(e) => Err(GetError::Io(io::Error::other(format!(
+                "writing this end's buffered sends before receiving failed: {e}"
+            )))),
+        }
+    }
+
     // ---------------------------------------------------------------- sending
 
     fn check_send(&self, size: u64) -> Result<(), SendError> {
@@ -305,16 +411,9 @@ impl<C: Codec> Connection<C> {
         Ok(())
     }
 
-    fn write_parts(&self, parts: &[&[u8]]) -> Result<(), SendError> {
-        let result = match parts {
-            [one] => sys::write_all(self.fd.as_fd(), self.kind, one),
-            _ => sys::write_all_vectored(self.fd.as_fd(), self.kind, parts),
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(SendError::Closed),
-            Err(e) => Err(SendError::Io(e)),
-        }
+    /// After a send into `w`: whether bytes wait in it now.
+    fn note_unflushed(&self, w: &Writer) {
+        self.unflushed.store(w.has_pending(), Ordering::Release);
     }
 
     /// Sends `data` as one message (Python's `send_bytes`).
@@ -323,53 +422,122 @@ impl<C: Codec> Connection<C> {
     /// wire: up to [`COPY_LIMIT`] bytes they are copied into one buffer and sent with `send`
     /// (cheaper than gathering), above it they are gathered with `sendmsg`/`writev` without a
     /// copy. It blocks while the peer's buffer is full; a message of any size is written whole
-    /// before it returns.
+    /// before it returns. With [`set_buffered_sends`](Connection::set_buffered_sends), a
+    /// small message is only collected.
     pub fn send_bytes(&self, data: &[u8]) -> Result<(), SendError> {
         self.check_send(data.len() as u64)?;
-        let (header, n) = frame::encode_header(data.len() as u64);
-        let mut buf = lock(&self.writer);
+        let mut w = lock(&self.writer);
         if self.write_closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        if data.len() <= COPY_LIMIT {
-            buf.clear();
-            buf.extend_from_slice(&header[..n]);
-            buf.extend_from_slice(data);
-            self.write_parts(&[&buf])
-        } else {
-            self.write_parts(&[&header[..n], data])
+        let result = w.frame(data, self.buffered_sends()).map_err(send_error);
+        self.note_unflushed(&w);
+        result
+    }
+
+    /// Sends every message of `messages`, in order, in as few system calls as possible (one
+    /// for up to 64 KiB of small messages), whether or not sends are buffered: the same bytes
+    /// on the wire as one [`send_bytes`](Connection::send_bytes) each.
+    ///
+    /// Every size is checked before anything is written: a message over the maximum fails
+    /// the call with [`SendError::TooLarge`] and sends none of them.
+    ///
+    /// ```
+    /// use conveyor_pipe::pipe;
+    ///
+    /// let (a, b) = pipe().unwrap();
+    /// a.send_bytes_many(&[&b"one"[..], b"two", b"three"]).unwrap();
+    /// assert_eq!(b.recv_bytes().unwrap(), b"one");
+    /// assert_eq!(b.recv_bytes().unwrap(), b"two");
+    /// assert_eq!(b.recv_bytes().unwrap(), b"three");
+    /// ```
+    pub fn send_bytes_many<B: AsRef<[u8]>>(&self, messages: &[B]) -> Result<(), SendError> {
+        self.check_send(0)?;
+        let max = self.max_message_size();
+        if let Some(big) = messages.iter().find(|m| m.as_ref().len() as u64 > max) {
+            return Err(SendError::TooLarge {
+                size: big.as_ref().len() as u64,
+                max,
+            });
         }
+        let mut w = lock(&self.writer);
+        if self.write_closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let mut result = Ok(());
+        for m in messages {
+            result = w.frame(m.as_ref(), true);
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() && !self.buffered_sends() {
+            result = w.flush();
+        }
+        self.note_unflushed(&w);
+        result.map_err(send_error)
     }
 
     /// Encodes `value` with the connection's codec and sends it as one message
-    /// (Python's `send`).
+    /// (Python's `send`). With [`set_buffered_sends`](Connection::set_buffered_sends), a
+    /// small message is only collected (it is encoded straight into the buffer).
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
         self.check_send(0)?;
-        let mut buf = lock(&self.writer);
+        let mut w = lock(&self.writer);
         if self.write_closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        buf.clear();
-        buf.extend_from_slice(&[0; 4]);
-        let encoded = self.codec.encode(value, &mut buf);
-        let result = encoded.map_err(SendError::from).and_then(|()| {
-            let len = (buf.len() - 4) as u64;
-            let max = self.max_message_size();
-            if len > max {
-                return Err(SendError::TooLarge { size: len, max });
-            }
-            let (header, n) = frame::encode_header(len);
-            if n == 4 {
-                buf[..4].copy_from_slice(&header[..4]);
-                self.write_parts(&[&buf])
-            } else {
-                self.write_parts(&[&header[..n], &buf[4..]])
-            }
-        });
-        if buf.capacity() > KEEP_SCRATCH {
-            *buf = Vec::new();
-        }
+        let result = w.encoded(
+            &self.codec,
+            value,
+            self.max_message_size(),
+            self.buffered_sends(),
+        );
+        self.note_unflushed(&w);
         result
+    }
+
+    /// Passes open descriptors to the peer over a Unix socket (Python's
+    /// `multiprocessing.reduction.sendfds(sock, fds)`): one byte holding `fds.len() % 256`,
+    /// with the descriptors attached (`SCM_RIGHTS`). The peer takes them with
+    /// [`recv_fds`](Connection::recv_fds), or Python's `reduction.recvfds`. This end keeps its
+    /// own descriptors; the peer receives new ones for the same open files.
+    ///
+    /// Buffered sends are written first, so the descriptors come after every message sent
+    /// before them. A one-way pipe or a TCP socket cannot pass descriptors: the call fails.
+    ///
+    /// ```
+    /// use std::io::{Read, Seek, Write};
+    /// use std::os::fd::AsFd;
+    /// use conveyor_pipe::pipe;
+    ///
+    /// let (a, b) = pipe().unwrap();
+    /// let mut file = tempfile::tempfile().unwrap();
+    /// file.write_all(b"shared").unwrap();
+    /// a.send_fds(&[file.as_fd()]).unwrap();
+    /// let fds = b.recv_fds(4).unwrap();
+    /// let mut same = std::fs::File::from(fds.into_iter().next().unwrap());
+    /// same.rewind().unwrap();
+    /// let mut text = String::new();
+    /// same.read_to_string(&mut text).unwrap();
+    /// assert_eq!(text, "shared");
+    /// ```
+    pub fn send_fds(&self, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+        self.check_send(0)?;
+        if self.kind != FdKind::Socket {
+            return Err(SendError::Io(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "descriptors pass only over a Unix socket, not an OS pipe",
+            )));
+        }
+        let mut w = lock(&self.writer);
+        if self.write_closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let flushed = w.flush();
+        self.note_unflushed(&w);
+        flushed.map_err(send_error)?;
+        sys::send_fds(self.fd.as_fd(), fds).map_err(send_error)
     }
 
     // -------------------------------------------------------------- receiving
@@ -395,13 +563,32 @@ impl<C: Codec> Connection<C> {
     /// buffer or in `out` (cleared first), as the returned [`Payload`] says.
     fn read_frame(&self, r: &mut Reader, out: &mut Vec<u8>) -> Result<Payload, GetError> {
         self.check_recv()?;
-        let exact = !self.read_ahead.load(Ordering::Relaxed);
-        let result = r
-            .ahead
-            .next_frame(self.fd.as_fd(), self.max_message_size(), out, exact);
+        self.flush_before_receive()?;
+        let src = self.source(r);
+        let result = r.ahead.next_frame(&src, self.max_message_size(), out);
         self.buffered
             .store(r.ahead.pending().len(), Ordering::Release);
-        result.map_err(|failure| match failure {
+        result.map_err(|failure| self.read_error(failure))
+    }
+
+    fn source(&self, r: &Reader) -> Source<'_> {
+        Source {
+            fd: self.fd.as_fd(),
+            kind: self.kind,
+            exact: !self.read_ahead.load(Ordering::Relaxed),
+            spin: self.spin.load(Ordering::Relaxed),
+            deadline: r.deadline,
+        }
+    }
+
+    /// Sets (or clears) a deadline for every read from now on: a read that has not got its
+    /// bytes by then fails with `TimedOut`.
+    pub(crate) fn set_read_deadline(&self, deadline: Option<Instant>) {
+        lock(&self.reader).deadline = deadline;
+    }
+
+    fn read_error(&self, failure: ReadFailure) -> GetError {
+        match failure {
             ReadFailure::Closed => GetError::Closed,
             ReadFailure::TooLarge { size, max } => {
                 self.mark_broken(BROKEN_TOO_LARGE);
@@ -428,7 +615,61 @@ impl<C: Codec> Connection<C> {
                 }
                 GetError::Io(error)
             }
-        })
+        }
+    }
+
+    /// Receives descriptors the peer passed with [`send_fds`](Connection::send_fds) or
+    /// Python's `multiprocessing.reduction.sendfds` (Python's `reduction.recvfds(sock, size)`),
+    /// at most `max` of them: they are the next thing on the stream, after every message sent
+    /// before them. Blocks until they come.
+    ///
+    /// The descriptors are close-on-exec and owned by the caller. A byte without descriptors,
+    /// more than `max` of them, or a count that does not match the byte (as Python checks)
+    /// is an error of kind `InvalidData`, and the connection is unusable afterwards; end of
+    /// file before them is [`GetError::Closed`].
+    pub fn recv_fds(&self, max: usize) -> Result<Vec<OwnedFd>, GetError> {
+        let mut r = lock(&self.reader);
+        self.check_recv()?;
+        if self.kind != FdKind::Socket {
+            return Err(GetError::Io(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "descriptors pass only over a Unix socket, not an OS pipe",
+            )));
+        }
+        self.flush_before_receive()?;
+        let src = self.source(&r);
+        let result = r.ahead.take_fd_message(&src);
+        self.buffered
+            .store(r.ahead.pending().len(), Ordering::Release);
+        let (byte, fds) = result.map_err(|failure| self.read_error(failure))?;
+        let problem = if fds.is_empty() {
+            Some(format!(
+                "expected passed descriptors, got a plain byte ({byte}): the peer sent a \
+                 message where this end expected send_fds"
+            ))
+        } else if fds.len() > max {
+            Some(format!(
+                "the peer passed {} descriptors, more than the {max} expected",
+                fds.len()
+            ))
+        } else if fds.len() % 256 != usize::from(byte) {
+            Some(format!(
+                "the peer passed {} descriptors but its count byte says {byte}",
+                fds.len()
+            ))
+        } else {
+            None
+        };
+        match problem {
+            None => Ok(fds),
+            Some(why) => {
+                self.mark_broken(BROKEN_MALFORMED);
+                Err(GetError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    why,
+                )))
+            }
+        }
     }
 
     /// Receives one message's bytes (Python's `recv_bytes`), blocking until one arrives.
@@ -503,11 +744,22 @@ impl<C: Codec> Connection<C> {
         if self.buffered.load(Ordering::Acquire) > 0 {
             return Ok(true);
         }
+        if let Err(e) = self.flush() {
+            if !e.is_closed() {
+                return Err(io::Error::other(format!(
+                    "writing this end's buffered sends before waiting failed: {e}"
+                )));
+            }
+        }
         sys::poll_read(self.fd.as_fd(), timeout)
     }
 
     /// Whether bytes already read ahead wait to be received (so `poll` returns at once).
+    /// Writes this end's buffered sends first, as every wait does.
     pub(crate) fn has_buffered(&self) -> bool {
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "writing buffered sends before a wait failed");
+        }
         self.buffered.load(Ordering::Acquire) > 0
     }
 
@@ -530,7 +782,14 @@ impl<C: Codec> Connection<C> {
     /// error). For the writing end of a one-way pipe, `close` waits for a send in progress to
     /// finish instead.
     pub fn close(&self) {
-        if !self.writable || self.write_closed.swap(true, Ordering::AcqRel) {
+        if !self.writable || self.write_closed.load(Ordering::Acquire) {
+            return;
+        }
+        // What was buffered goes out before the end of file.
+        if let Err(e) = self.flush() {
+            tracing::debug!(error = %e, "writing buffered sends while closing failed");
+        }
+        if self.write_closed.swap(true, Ordering::AcqRel) {
             return;
         }
         let result = match self.kind {
@@ -569,6 +828,10 @@ impl<C: Codec> Connection<C> {
     /// (is a socket, readable, writable, closed for writing, max message size): what a handoff
     /// to another process carries besides the descriptor.
     pub(crate) fn wire_state(&self) -> (bool, bool, bool, bool, u64) {
+        // Messages buffered here go out before the new owner takes over.
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "writing buffered sends before a handoff failed");
+        }
         (
             self.kind == FdKind::Socket,
             self.readable,
@@ -606,6 +869,15 @@ impl<C: Codec> AsRawFd for Connection<C> {
 impl<C: Codec> IntoRawFd for Connection<C> {
     fn into_raw_fd(self) -> RawFd {
         self.fd.into_raw_fd()
+    }
+}
+
+/// A failed write, as a send reports it.
+fn send_error(e: io::Error) -> SendError {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        SendError::Closed
+    } else {
+        SendError::Io(e)
     }
 }
 

@@ -46,7 +46,8 @@
 //! ```
 
 use std::io;
-use std::time::Duration;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use conveyor_core::{Codec, GetError};
 use hmac::{Hmac, Mac};
@@ -293,6 +294,8 @@ pub(crate) struct AuthOptions {
     pub form: ChallengeForm,
     pub accept_md5: bool,
     pub timeout: Option<Duration>,
+    /// When the whole handshake must be over (`timeout` after it started).
+    pub deadline: Option<Instant>,
 }
 
 impl AuthOptions {
@@ -318,6 +321,18 @@ impl AuthOptions {
             GetError::Io(e) => ConnectError::Io(e),
             other => ConnectError::Io(io::Error::other(other.to_string())),
         }
+    }
+
+    /// Sends one handshake message within what is left of the deadline.
+    fn send<C: Codec>(&self, conn: &Connection<C>, message: &[u8]) -> Result<(), ConnectError> {
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.timed_out());
+            }
+            crate::sys::set_socket_timeouts(conn.as_fd(), Some(left))?;
+        }
+        conn.send_bytes(message).map_err(|e| self.send_error(e))
     }
 
     fn send_error(&self, e: SendError) -> ConnectError {
@@ -349,16 +364,16 @@ pub(crate) fn deliver_challenge<C: Codec>(
     let message = new_challenge(opts.form)?;
     let mut wire = CHALLENGE.to_vec();
     wire.extend_from_slice(&message);
-    conn.send_bytes(&wire).map_err(|e| opts.send_error(e))?;
+    opts.send(conn, &wire)?;
     let response = conn.recv_bytes().map_err(|e| opts.recv_error(e))?;
     match verify_response(&opts.authkey, &message, &response, opts.accept_md5) {
         Ok(()) => {
-            conn.send_bytes(WELCOME).map_err(|e| opts.send_error(e))?;
+            opts.send(conn, WELCOME)?;
             Ok(())
         }
         Err(e) => {
             // Best effort: the peer learns why, then the error is ours to report.
-            let _ = conn.send_bytes(FAILURE);
+            let _ = opts.send(conn, FAILURE);
             Err(e.into())
         }
     }
@@ -372,7 +387,7 @@ pub(crate) fn answer_challenge<C: Codec>(
     let frame = conn.recv_bytes().map_err(|e| opts.recv_error(e))?;
     let message = parse_challenge(&frame)?;
     let response = create_response(&opts.authkey, message)?;
-    conn.send_bytes(&response).map_err(|e| opts.send_error(e))?;
+    opts.send(conn, &response)?;
     let verdict = conn.recv_bytes().map_err(|e| opts.recv_error(e))?;
     if verdict == WELCOME {
         Ok(())

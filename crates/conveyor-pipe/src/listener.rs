@@ -8,12 +8,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conveyor_core::Postcard;
 
 use crate::address::Address;
-use crate::connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, KERNEL_BUFFER};
 use crate::error::ConnectError;
 use crate::handshake::{self, AuthOptions, ChallengeForm, MAX_HANDSHAKE_MESSAGE};
 use crate::sys::{self, FdKind};
@@ -44,12 +44,13 @@ impl Default for Auth {
 }
 
 impl Auth {
-    fn options(&self, key: &[u8]) -> AuthOptions {
+    fn options(&self, key: &[u8], deadline: Option<Instant>) -> AuthOptions {
         AuthOptions {
             authkey: key.to_vec(),
             form: self.form,
             accept_md5: self.accept_md5,
             timeout: self.timeout,
+            deadline,
         }
     }
 
@@ -60,6 +61,9 @@ impl Auth {
         fd: OwnedFd,
         as_listener: bool,
     ) -> Result<Connection<Postcard>, ConnectError> {
+        if sys::is_unix_socket(fd.as_fd()) {
+            sys::grow_send_buffer(fd.as_fd(), KERNEL_BUFFER);
+        }
         let conn = Connection::from_parts(fd, FdKind::Socket, true, true, Postcard);
         // CPython's Listener skips the handshake for an empty authkey; its Client does not
         // (only `None` skips it there). Both quirks are kept, so each side pairs with Python.
@@ -70,12 +74,15 @@ impl Auth {
                 return Ok(conn);
             }
         };
-        sys::set_socket_timeouts(conn.as_fd(), self.timeout)?;
+        // One deadline for the whole handshake: every read and every write of it gets what
+        // is left, so a peer dripping bytes cannot keep it alive past the timeout.
+        let deadline = self.timeout.and_then(|t| Instant::now().checked_add(t));
+        conn.set_read_deadline(deadline);
         conn.set_max_message_size(MAX_HANDSHAKE_MESSAGE);
         // Read the handshake exactly: whatever the peer sends right after it stays in the
         // socket, even for a caller that takes the descriptor with into_fd.
         conn.set_read_ahead(false);
-        let opts = self.options(key);
+        let opts = self.options(key, deadline);
         let result = if as_listener {
             handshake::deliver_challenge(&conn, &opts)
                 .and_then(|()| handshake::answer_challenge(&conn, &opts))
@@ -84,6 +91,7 @@ impl Auth {
                 .and_then(|()| handshake::deliver_challenge(&conn, &opts))
         };
         result?;
+        conn.set_read_deadline(None);
         sys::set_socket_timeouts(conn.as_fd(), None)?;
         conn.set_max_message_size(self.max_message_size);
         conn.set_read_ahead(true);
@@ -134,8 +142,9 @@ impl Drop for Unlink {
 /// # Handshake timeout
 ///
 /// [`accept`](Listener::accept) runs the handshake itself, with a per-connection timeout
-/// ([`DEFAULT_HANDSHAKE_TIMEOUT`], set with [`ListenerBuilder::handshake_timeout`]): a client
-/// that connects and says nothing holds an accept loop for at most that long, then `accept`
+/// ([`DEFAULT_HANDSHAKE_TIMEOUT`], set with [`ListenerBuilder::handshake_timeout`]) that bounds
+/// the whole handshake, not each read: a client that connects and says nothing, or sends its
+/// answer one byte at a time, holds an accept loop for at most that long, then `accept`
 /// fails with [`ConnectError::Timeout`] and the loop goes on. A server that must not wait even
 /// that long takes connections with [`accept_pending`](Listener::accept_pending) and runs each
 /// handshake ([`PendingConnection::authenticate`]) on its own thread.

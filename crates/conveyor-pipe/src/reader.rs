@@ -6,19 +6,52 @@
 //! (payload up to [`SMALL`] bytes) is read whole into the buffer and handed out from there; a
 //! larger one takes what the buffer already holds and reads the rest straight into the
 //! caller's vector, so a large payload is copied once, as without a buffer.
+//!
+//! Before a read would sleep, it may spin a while with non-blocking reads (see
+//! [`spin`](crate::spin)); a read with a deadline (the handshake's) waits for the descriptor
+//! with `poll` until then and fails with `TimedOut` after. Descriptors the peer passes arrive
+//! with the byte that carries them ([`sys::read_some`]): they are kept with that byte's
+//! position in the stream until [`ReadAhead::take_fd_message`] hands them out.
 
+use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::Instant;
 
 use crate::frame::{self, FrameError, Header, MAX_HEADER_LEN};
-use crate::sys::{self, ReadExact};
+use crate::spin::{Poll, Spin};
+use crate::sys::{self, FdKind, ReadExact};
+
+/// At most this many messages of passed descriptors wait to be taken; older ones are closed.
+const MAX_FD_MESSAGES: usize = 64;
+
+/// Where and how one receive reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source<'a> {
+    /// The descriptor.
+    pub fd: BorrowedFd<'a>,
+    /// What kind of file it is.
+    pub kind: FdKind,
+    /// Read nothing past the message being received.
+    pub exact: bool,
+    /// Spin before sleeping (see [`crate::spin`]).
+    pub spin: bool,
+    /// Fail with `TimedOut` if the bytes have not come by then.
+    pub deadline: Option<Instant>,
+}
 
 /// Capacity of the read-ahead buffer, allocated on the first receive.
 pub(crate) const READ_AHEAD: usize = 32 << 10;
 
 /// Payloads up to this size are read whole into the read-ahead buffer.
 pub(crate) const SMALL: usize = READ_AHEAD - MAX_HEADER_LEN;
+
+/// A large payload's vector is reserved this far ahead of the bytes that arrived (then
+/// doubled as they keep coming), so a peer that announces a large message and stops makes
+/// this end allocate at most this much. A message up to this size is read into a vector
+/// reserved once, at its exact size.
+pub(crate) const LARGE_STEP: usize = 4 << 20;
 
 /// Where a received payload is.
 #[derive(Debug)]
@@ -50,6 +83,18 @@ pub(crate) struct ReadAhead {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Bytes read from the descriptor so far: the stream position just past `buf[end]`.
+    read_total: u64,
+    /// Descriptors that arrived, with the stream position of the byte that carried them.
+    fds: VecDeque<(u64, Vec<OwnedFd>)>,
+    spin: Spin,
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the deadline passed before the peer's bytes came",
+    )
 }
 
 impl ReadAhead {
@@ -61,6 +106,8 @@ impl ReadAhead {
             buf,
             start: 0,
             end: pending.len(),
+            read_total: pending.len() as u64,
+            ..ReadAhead::default()
         }
     }
 
@@ -79,8 +126,8 @@ impl ReadAhead {
     }
 
     /// Makes room for `need` bytes from `start`, then reads once; returns how many bytes came.
-    /// With `exact`, it reads no further than those `need` bytes.
-    fn fill(&mut self, fd: BorrowedFd<'_>, need: usize, exact: bool) -> io::Result<usize> {
+    /// With `src.exact`, it reads no further than those `need` bytes.
+    fn fill(&mut self, src: &Source<'_>, need: usize) -> io::Result<usize> {
         if self.buf.len() < READ_AHEAD {
             self.buf.resize(READ_AHEAD, 0);
         }
@@ -89,28 +136,97 @@ impl ReadAhead {
             self.end -= self.start;
             self.start = 0;
         }
-        let limit = if exact {
+        let limit = if src.exact {
             self.start + need
         } else {
             self.buf.len()
         };
-        let space = &mut self.buf[self.end..limit];
-        let n = sys::read_some(fd.as_raw_fd(), space)?;
-        self.end += n;
+        // Nothing of a next message here yet: it was most likely just asked for, so it cannot
+        // have come yet (the spin yields first). Part of one here: the rest is in flight.
+        let fresh = self.start == self.end;
+        let ReadAhead {
+            buf,
+            end,
+            spin,
+            fds,
+            read_total,
+            ..
+        } = self;
+        let space = &mut buf[*end..limit];
+        let mut passed = Vec::new();
+        let n = if let Some(deadline) = src.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !sys::poll_read(src.fd, Some(left))? {
+                return Err(timed_out());
+            }
+            sys::read_some(src.fd, src.kind, space, &mut passed, false)?
+        } else {
+            let spun = if src.spin {
+                spin.run(fresh, || {
+                    match sys::read_some(src.fd, src.kind, space, &mut passed, true) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Empty,
+                        other => Poll::Ready(other),
+                    }
+                })
+            } else {
+                None
+            };
+            match spun {
+                Some(r) => r?,
+                None => sys::read_some(src.fd, src.kind, space, &mut passed, false)?,
+            }
+        };
+        *end += n;
+        *read_total += n as u64;
+        if !passed.is_empty() {
+            // Linux ends a read right after the byte carrying descriptors: it is the last one.
+            fds.push_back((*read_total - 1, passed));
+            if fds.len() > MAX_FD_MESSAGES {
+                tracing::debug!("closing descriptors passed long ago and never taken");
+                fds.pop_front();
+            }
+        }
         Ok(n)
     }
 
-    /// Reads until `need` bytes are available from `start`, or fails.
-    fn fill_to(
+    /// The stream position of the next byte not yet handed out.
+    fn position(&self) -> u64 {
+        self.read_total - self.available() as u64
+    }
+
+    /// Takes the next byte, which must carry descriptors passed by the peer (Python's
+    /// `reduction.sendfds` format: one byte, `count % 256`), and returns the byte and the
+    /// descriptors. `Ok(None)`: end of file before the byte.
+    pub(crate) fn take_fd_message(
         &mut self,
-        fd: BorrowedFd<'_>,
-        need: usize,
-        want: u64,
-        exact: bool,
-    ) -> Result<(), ReadFailure> {
+        src: &Source<'_>,
+    ) -> Result<(u8, Vec<OwnedFd>), ReadFailure> {
+        self.fill_to(src, 1, 1)?;
+        let at = self.position();
+        let byte = self.buf[self.start];
+        self.start += 1;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        // Descriptors that came with bytes already handed out as messages are stale.
+        while matches!(self.fds.front(), Some((p, _)) if *p < at) {
+            self.fds.pop_front();
+        }
+        match self.fds.front() {
+            Some((p, _)) if *p == at => {
+                let (_, fds) = self.fds.pop_front().expect("just seen");
+                Ok((byte, fds))
+            }
+            _ => Ok((byte, Vec::new())),
+        }
+    }
+
+    /// Reads until `need` bytes are available from `start`, or fails.
+    fn fill_to(&mut self, src: &Source<'_>, need: usize, want: u64) -> Result<(), ReadFailure> {
         while self.available() < need {
             let had = self.available();
-            match self.fill(fd, need, exact) {
+            match self.fill(src, need) {
                 Ok(0) if had == 0 => return Err(ReadFailure::Closed),
                 Ok(0) => {
                     return Err(ReadFailure::Eof {
@@ -133,21 +249,24 @@ impl ReadAhead {
     /// Receives the next message, refusing one longer than `max` before reading its payload.
     ///
     /// `out` is cleared first; the payload ends up in it or, if small, in the buffer. With
-    /// `exact`, nothing past this message is read from the descriptor.
+    /// `src.exact`, nothing past this message is read from the descriptor.
+    ///
+    /// Nothing is allocated for a payload before its header has passed the `max` check, and a
+    /// large payload's vector grows only as its bytes arrive (up to [`LARGE_STEP`] ahead of
+    /// them), so a peer that announces a large message and stops costs no more memory than it
+    /// sent.
     pub(crate) fn next_frame(
         &mut self,
-        fd: BorrowedFd<'_>,
+        src: &Source<'_>,
         max: u64,
         out: &mut Vec<u8>,
-        exact: bool,
     ) -> Result<Payload, ReadFailure> {
         out.clear();
         // The header: 4 bytes, or 12 after a -1.
         let (len, header_len) = loop {
             match frame::decode_header(self.pending(), max) {
                 Ok(Header::Complete { len, header_len }) => break (len, header_len),
-                Ok(Header::Incomplete { need }) => match self.fill_to(fd, need, need as u64, exact)
-                {
+                Ok(Header::Incomplete { need }) => match self.fill_to(src, need, need as u64) {
                     Ok(()) => {}
                     Err(ReadFailure::Closed) => return Err(ReadFailure::Closed),
                     Err(e) => return Err(e),
@@ -172,8 +291,7 @@ impl ReadAhead {
         };
         if len <= SMALL as u64 {
             let len = len as usize;
-            self.fill_to(fd, header_len + len, want, exact)
-                .map_err(mid)?;
+            self.fill_to(src, header_len + len, want).map_err(mid)?;
             let from = self.start + header_len;
             self.start = from + len;
             if self.start == self.end {
@@ -184,27 +302,38 @@ impl ReadAhead {
             }
             return Ok(Payload::Ahead(from..from + len));
         }
-        // A large payload: what is buffered, then the rest straight into `out`.
+        // A large payload: what is buffered, then the rest straight into `out`. One larger
+        // than this machine's memory could never be held: it is refused like one over the
+        // limit, before anything is allocated (the vector grows only as bytes arrive, so the
+        // allocator would not say so until the peer had sent that much).
+        let memory = sys::memory_size().unwrap_or(usize::MAX as u64);
+        if len > memory {
+            return Err(ReadFailure::TooLarge {
+                size: len,
+                max: memory,
+            });
+        }
         let len = usize::try_from(len).map_err(|_| ReadFailure::TooLarge {
             size: len,
             max: usize::MAX as u64,
         })?;
-        out.try_reserve(len).map_err(|e| ReadFailure::Io {
-            error: io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!("cannot allocate {len} bytes for an incoming message: {e}"),
-            ),
-            mid_frame: true,
-        })?;
         self.start += header_len;
         let have = self.available().min(len);
+        out.try_reserve(len.min(LARGE_STEP).max(have))
+            .map_err(|e| ReadFailure::Io {
+                error: io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!("cannot allocate {len} bytes for an incoming message: {e}"),
+                ),
+                mid_frame: true,
+            })?;
         out.extend_from_slice(&self.buf[self.start..self.start + have]);
         self.start += have;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        match sys::read_exact_append(fd, out, len - have) {
+        match sys::read_exact_append(src.fd, out, len - have, LARGE_STEP) {
             Ok(ReadExact::Full) => Ok(Payload::Out),
             Ok(ReadExact::Eof { got }) => Err(ReadFailure::Eof {
                 got: (header_len + have + got) as u64,

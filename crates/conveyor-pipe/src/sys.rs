@@ -49,36 +49,183 @@ unsafe fn read_raw(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
     }
 }
 
-/// Reads what is there (at least one byte, blocking until then) into `buf`; 0 is end of file.
-pub(crate) fn read_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
-    unsafe { read_raw(fd, buf.as_mut_ptr(), buf.len()) }
+/// The most descriptors one message can carry on Linux (`SCM_MAX_FD`).
+pub(crate) const MAX_FDS: usize = 253;
+
+/// Reads what is there into `buf`; 0 is end of file. With `nonblocking`, returns
+/// `WouldBlock` instead of waiting when nothing is there.
+///
+/// A socket is read with `recvmsg` and room for descriptors, so that descriptors the peer
+/// passes (`SCM_RIGHTS`, see [`send_fds`]) are never dropped by a read that happens to take
+/// their byte: they are appended to `fds`. (Linux ends a read right after the byte that
+/// carries descriptors, so they belong to the last byte read.)
+pub(crate) fn read_some(
+    fd: BorrowedFd<'_>,
+    kind: FdKind,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> io::Result<usize> {
+    match kind {
+        FdKind::Socket => recv_with_fds(fd, buf, fds, nonblocking),
+        FdKind::Pipe => {
+            if nonblocking && !poll_read(fd, Some(Duration::ZERO))? {
+                return Err(io::Error::from(io::ErrorKind::WouldBlock));
+            }
+            // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
+            unsafe { read_raw(fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) }
+        }
+    }
+}
+
+/// Room for [`MAX_FDS`] descriptors in a control buffer, 8-byte aligned.
+#[repr(C, align(8))]
+struct FdControl([u8; FD_CONTROL_LEN]);
+
+/// `CMSG_SPACE(MAX_FDS * size_of::<c_int>())` on 64- and 32-bit Linux, rounded up.
+const FD_CONTROL_LEN: usize = 1040;
+
+fn recv_with_fds(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> io::Result<usize> {
+    let mut control = FdControl([0; FD_CONTROL_LEN]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let flags = libc::MSG_CMSG_CLOEXEC | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+    loop {
+        // SAFETY: an all-zero msghdr is a valid empty message; it points at `iov` (which
+        // describes `buf`, live and writable) and at `control`, both of which outlive the
+        // call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = FD_CONTROL_LEN as _;
+        // SAFETY: `msg` is initialised as above.
+        let ret = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
+        let n = match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => other?,
+        };
+        if msg.msg_controllen > 0 {
+            // SAFETY: the kernel wrote `msg_controllen` bytes of control messages into
+            // `control`; the CMSG macros walk only inside them.
+            unsafe { take_fds(&msg, fds) };
+        }
+        return Ok(n);
+    }
+}
+
+/// Moves the descriptors of every `SCM_RIGHTS` control message of `msg` into `fds`.
+///
+/// # Safety
+/// `msg` must have been filled by a successful `recvmsg`.
+unsafe fn take_fds(msg: &libc::msghdr, fds: &mut Vec<OwnedFd>) {
+    // SAFETY: the caller guarantees the control messages are the kernel's;
+    // CMSG_FIRSTHDR/CMSG_NXTHDR stay inside msg_controllen, and each descriptor in an
+    // SCM_RIGHTS message is new and owned by this process from now on.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg);
+                let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                for i in 0..len / std::mem::size_of::<RawFd>() {
+                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    fds.push(OwnedFd::from_raw_fd(raw));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+}
+
+/// Sends `fds` over a Unix socket as Python's `multiprocessing.reduction.sendfds` does: one
+/// byte holding `len(fds) % 256`, with the descriptors attached (`SCM_RIGHTS`).
+pub(crate) fn send_fds(fd: BorrowedFd<'_>, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if fds.is_empty() || fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "send_fds passes 1 to {MAX_FDS} descriptors per call, not {}",
+                fds.len()
+            ),
+        ));
+    }
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let payload = std::mem::size_of_val(raw.as_slice());
+    let mut control = FdControl([0; FD_CONTROL_LEN]);
+    let mut byte = [(fds.len() % 256) as u8];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE only computes a size; it is at most FD_CONTROL_LEN for MAX_FDS.
+    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
+    debug_assert!(space <= FD_CONTROL_LEN);
+    // SAFETY: an all-zero msghdr is a valid empty message; it points at `iov` (the one byte)
+    // and `control`, which outlive the calls below. CMSG_FIRSTHDR/CMSG_DATA stay inside the
+    // control buffer, which is `space` bytes long and 8-byte aligned.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(payload as u32) as _;
+        std::ptr::copy_nonoverlapping(raw.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), payload);
+        loop {
+            match cvt(libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)) {
+                Ok(1) => return Ok(()),
+                Ok(_) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// Appends exactly `len` bytes read from `fd` to `vec`, unless end of file comes first.
 ///
 /// The bytes are read straight into the vector's spare capacity, so a large payload is not
-/// zeroed first. On end of file or error, `vec` keeps the bytes that did arrive.
+/// zeroed first. The vector grows as the bytes arrive: at most `step` bytes (or its own
+/// length, whichever is more) past what came, so that a peer announcing more than it sends
+/// cannot make this end allocate what it announced. (A vector whose capacity already holds
+/// `len` more bytes, the reused buffer of `recv_bytes_into`, does not grow.) On end of file or
+/// error, `vec` keeps the bytes that did arrive.
 pub(crate) fn read_exact_append(
     fd: BorrowedFd<'_>,
     vec: &mut Vec<u8>,
     len: usize,
+    step: usize,
 ) -> io::Result<ReadExact> {
-    vec.try_reserve(len).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::OutOfMemory,
-            format!("cannot allocate {len} bytes for an incoming message: {e}"),
-        )
-    })?;
     let start = vec.len();
     let mut got = 0;
     while got < len {
+        let left = len - got;
+        if vec.capacity() == vec.len() {
+            let grow = left.min(step.max(vec.len()));
+            vec.try_reserve(grow).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!("cannot allocate {grow} more bytes for an incoming message: {e}"),
+                )
+            })?;
+        }
         let spare = vec.spare_capacity_mut();
-        debug_assert!(spare.len() >= len - got);
-        // SAFETY: `spare` is the vector's spare capacity, at least `len - got` bytes long after
-        // the try_reserve above (every byte read so far was committed with set_len), and `read`
-        // writes at most that many bytes into it.
-        let n = unsafe { read_raw(fd.as_raw_fd(), spare.as_mut_ptr().cast(), len - got) }?;
+        let want = spare.len().min(left);
+        // SAFETY: `spare` is the vector's spare capacity, at least `want` bytes long (every
+        // byte read so far was committed with set_len), and `read` writes at most `want`
+        // bytes into it.
+        let n = unsafe { read_raw(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) }?;
         if n == 0 {
             return Ok(ReadExact::Eof { got });
         }
@@ -89,29 +236,44 @@ pub(crate) fn read_exact_append(
     Ok(ReadExact::Full)
 }
 
+/// The most buffers one `sendmsg`/`writev` takes (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
 /// Writes every byte of `parts`, in order, gathering them into as few system calls as possible.
 pub(crate) fn write_all_vectored(
     fd: BorrowedFd<'_>,
     kind: FdKind,
     parts: &[&[u8]],
 ) -> io::Result<()> {
-    const MAX_PARTS: usize = 4;
-    assert!(parts.len() <= MAX_PARTS, "at most {MAX_PARTS} parts");
-    let mut iov = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; MAX_PARTS];
-    let mut count = 0;
-    for p in parts.iter().filter(|p| !p.is_empty()) {
-        iov[count] = libc::iovec {
-            iov_base: p.as_ptr() as *mut libc::c_void,
-            iov_len: p.len(),
-        };
-        count += 1;
+    const ON_STACK: usize = 4;
+    let iovec = |p: &&[u8]| libc::iovec {
+        iov_base: p.as_ptr() as *mut libc::c_void,
+        iov_len: p.len(),
+    };
+    if parts.len() <= ON_STACK {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; ON_STACK];
+        let mut count = 0;
+        for p in parts.iter().filter(|p| !p.is_empty()) {
+            iov[count] = iovec(p);
+            count += 1;
+        }
+        write_all_iov(fd, kind, &mut iov[..count])
+    } else {
+        let mut iov: Vec<libc::iovec> = parts.iter().filter(|p| !p.is_empty()).map(iovec).collect();
+        write_all_iov(fd, kind, &mut iov)
     }
+}
+
+/// Writes every byte the entries of `iov` describe (each a live slice, none empty), in
+/// order; the entries are advanced past what was written.
+fn write_all_iov(fd: BorrowedFd<'_>, kind: FdKind, iov: &mut [libc::iovec]) -> io::Result<()> {
+    let count = iov.len();
     let mut first = 0;
     while first < count {
-        let vecs = &iov[first..count];
+        let vecs = &iov[first..count.min(first + IOV_MAX)];
         let ret = match kind {
             FdKind::Socket => {
                 // SAFETY: an all-zero msghdr is a valid empty header; the iovec array it points
@@ -300,16 +462,6 @@ pub(crate) fn access_mode(fd: BorrowedFd<'_>) -> io::Result<(bool, bool)> {
     })
 }
 
-/// A new OS pipe: (read end, write end), both close-on-exec.
-pub(crate) fn os_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` is a writable array of two descriptors, as pipe2 expects.
-    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    cvt(ret as isize)?;
-    // SAFETY: pipe2 succeeded, so both descriptors are new and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Sets (or, with `None`, clears) the socket's receive and send timeouts.
 pub(crate) fn set_socket_timeouts(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
     let tv = match timeout {
@@ -342,4 +494,56 @@ pub(crate) fn set_socket_timeouts(fd: BorrowedFd<'_>, timeout: Option<Duration>)
         cvt(ret as isize)?;
     }
     Ok(())
+}
+
+/// Raises a socket's send buffer to `bytes` (`SO_SNDBUF`; Linux doubles the figure for its
+/// bookkeeping and caps it at `net.core.wmem_max`), best effort. On a Unix stream socket the
+/// sender's buffer is what bounds the bytes in flight, so a large message crosses in fewer
+/// hand-overs between the two processes.
+pub(crate) fn grow_send_buffer(fd: BorrowedFd<'_>, bytes: usize) {
+    let v = bytes.min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: `v` is a live int and its size is passed along.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        tracing::trace!(error = %io::Error::last_os_error(), "could not grow a send buffer");
+    }
+}
+
+/// Whether `fd` is a Unix-domain socket (the only kind that passes descriptors).
+pub(crate) fn is_unix_socket(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: an all-zero sockaddr_storage is valid for getsockname to overwrite; `len` says
+    // how big it is.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` and `len` are live and writable for the call.
+    let ret = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    ret == 0 && addr.ss_family as libc::c_int == libc::AF_UNIX
+}
+
+/// The machine's memory and swap together, in bytes (`sysinfo`); `None` if unknown.
+pub(crate) fn memory_size() -> Option<u64> {
+    // SAFETY: an all-zero sysinfo is a valid value for the call to overwrite.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is live and writable for the call.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return None;
+    }
+    let unit = u64::from(info.mem_unit.max(1));
+    (info.totalram as u64)
+        .checked_add(info.totalswap as u64)?
+        .checked_mul(unit)
 }

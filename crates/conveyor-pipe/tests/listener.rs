@@ -278,3 +278,63 @@ fn data_sent_right_after_the_handshake_stays_in_the_socket() {
         drop(t.join().unwrap());
     }
 }
+
+#[test]
+fn one_deadline_bounds_a_dripping_handshake_and_the_next_client_is_served() {
+    // A client that answers the challenge one byte every 100 ms: each read gets a byte well
+    // within the 500 ms timeout, so only a deadline for the whole handshake stops it (a
+    // per-read timeout let such a client hold a serial accept loop for 20 s).
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let timeout = Duration::from_millis(500);
+    let listener = Listener::builder()
+        .authkey(b"key")
+        .handshake_timeout(Some(timeout))
+        .bind_private()
+        .unwrap();
+    let address = listener.address().clone();
+    let conveyor_pipe::Address::Unix(path) = address.clone() else {
+        unreachable!()
+    };
+    let mut wire = 200i32.to_be_bytes().to_vec();
+    wire.extend_from_slice(&[b'x'; 200]);
+    let total = wire.len();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (connected_tx, connected_rx) = mpsc::channel();
+    let dripper = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut s = UnixStream::connect(&path).unwrap();
+            connected_tx.send(()).unwrap();
+            for (i, b) in wire.iter().enumerate() {
+                if stop.load(Ordering::Acquire) || s.write_all(&[*b]).is_err() {
+                    return i;
+                }
+                // The adversary's pace, not a wait for another thread.
+                thread::sleep(Duration::from_millis(100));
+            }
+            wire.len()
+        })
+    };
+    // The good client connects after the dripper, so the serial loop takes it second.
+    connected_rx.recv_timeout(WAIT).unwrap();
+    let good = thread::spawn(move || Client::new().authkey(b"key").connect(&address));
+
+    let start = Instant::now();
+    let first = listener.accept();
+    let took = start.elapsed();
+    assert!(matches!(first, Err(ConnectError::Timeout(_))), "{first:?}");
+    assert!(
+        took >= timeout,
+        "timed out after {took:?}, before the deadline"
+    );
+    let second = listener.accept().unwrap();
+    echo_once(&second, &good.join().unwrap().unwrap());
+    stop.store(true, Ordering::Release);
+    let dripped = dripper.join().unwrap();
+    assert!(
+        dripped < total,
+        "the dripper sent all {total} bytes before the handshake gave up"
+    );
+}
