@@ -152,7 +152,6 @@ pub mod number;
 pub mod protocol;
 pub mod proxy;
 mod server;
-mod spin;
 pub mod standalone;
 mod store;
 mod transport;

@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::spin::{Poll, Spin};
+use conveyor_pipe::spin::{Poll, Spin};
 
 /// Why a frame could not be received.
 #[derive(Debug)]

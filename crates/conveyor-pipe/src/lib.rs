@@ -94,7 +94,10 @@ mod listener;
 pub mod pickle;
 mod pipe;
 mod reader;
-mod spin;
+// Public only so that conveyor-manager's transport spins with the one implementation until it
+// moves onto `Connection` (issue 16); not part of the crate's documented API.
+#[doc(hidden)]
+pub mod spin;
 mod sys;
 mod wait;
 mod writer;

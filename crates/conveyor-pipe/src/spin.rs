@@ -38,14 +38,14 @@ use std::time::{Duration, Instant};
 
 /// The longest a wait spins (a probe, or a budget grown to the limit): 50 us, a little more
 /// than two sleeping hops.
-pub(crate) const MAX: Duration = Duration::from_micros(50);
+pub const MAX: Duration = Duration::from_micros(50);
 
 /// A yield that takes longer than this gave the CPU to another program.
-pub(crate) const YIELD_SLOW: Duration = Duration::from_micros(250);
+pub const YIELD_SLOW: Duration = Duration::from_micros(250);
 
 /// Polls every wait makes (yielding between them) whatever its budget: with many busy
 /// threads per CPU a few yields let the others run and the bytes are often there after.
-pub(crate) const MIN_TRIES: u32 = 5;
+pub const MIN_TRIES: u32 = 5;
 
 /// Waits that go straight to sleep after a first yield that showed contention; doubled
 /// while it goes on, up to [`CALM_MAX`].
@@ -58,7 +58,7 @@ const CALM_MAX: u32 = 1024;
 const PROBE_GAP_MIN: u32 = 8;
 
 /// Waits between probes at most, after many failures.
-pub(crate) const PROBE_GAP_MAX: u32 = 1024;
+pub const PROBE_GAP_MAX: u32 = 1024;
 
 fn nanos(d: Duration) -> u32 {
     d.as_nanos().min(u128::from(u32::MAX)) as u32
@@ -66,7 +66,7 @@ fn nanos(d: Duration) -> u32 {
 
 /// The adaptive spin budget of one connection end.
 #[derive(Debug)]
-pub(crate) struct Spin {
+pub struct Spin {
     /// How long the next ordinary wait spins, in nanoseconds.
     budget: u32,
     /// Waits left before the next probe.
@@ -96,7 +96,8 @@ impl Default for Spin {
 }
 
 /// What one poll of the socket found.
-pub(crate) enum Poll<T> {
+#[derive(Debug)]
+pub enum Poll<T> {
     /// Bytes (or an error, or end of file): done.
     Ready(T),
     /// Nothing yet.
@@ -153,11 +154,7 @@ impl Spin {
     /// reply) nothing can have come back yet, so a first poll would be a wasted system call;
     /// and when the peer waits on this CPU, yielding at once lets it run (measured: 10 to 13
     /// percent more round trips with client and server pinned to one CPU).
-    pub(crate) fn run<T>(
-        &mut self,
-        yield_first: bool,
-        mut poll: impl FnMut() -> Poll<T>,
-    ) -> Option<T> {
+    pub fn run<T>(&mut self, yield_first: bool, mut poll: impl FnMut() -> Poll<T>) -> Option<T> {
         if self.calm > 0 {
             // Another program wants this CPU: yielding would hand it a whole time slice,
             // and spinning would keep the peer off; one look, then sleep.
