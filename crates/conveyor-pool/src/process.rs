@@ -32,7 +32,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -296,6 +296,8 @@ struct State {
 struct Shared {
     name: String,
     state: Mutex<State>,
+    /// Notified whenever a slot's worker starts, ends or the slot stops for good.
+    workers_changed: Condvar,
     max_tasks: Option<u64>,
     events: ShmQueue<Event>,
     initializer: Option<(String, Vec<u8>)>,
@@ -526,6 +528,7 @@ impl ProcessPoolBuilder {
         }
         let shared = Arc::new(Shared {
             name,
+            workers_changed: Condvar::new(),
             state: Mutex::new(State {
                 next_id: 0,
                 pending: VecDeque::new(),
@@ -670,6 +673,7 @@ fn supervise(
                 {
                     let mut st = shared.lock();
                     st.slots[slot].stopped = true;
+                    shared.workers_changed.notify_all();
                     if ready.is_none() {
                         // a replacement failed: nothing runs what is left
                         st.broken.get_or_insert(message.clone());
@@ -702,6 +706,7 @@ fn supervise(
             });
             st.fill(slot, shared.max_tasks, &mut out);
             st.close_if_finished();
+            shared.workers_changed.notify_all();
             if st.broken.is_some() {
                 if let Some(l) = &st.slots[slot].live {
                     l.orders.shutdown(false);
@@ -854,6 +859,7 @@ fn handle(shared: &Shared, st: &mut State, event: Event, out: &mut Deliveries) {
             if !again {
                 st.slots[s].stopped = true;
             }
+            shared.workers_changed.notify_all();
             if let Some(tx) = st.restart.get(s) {
                 let _ = tx.send(again);
             }
@@ -901,6 +907,45 @@ impl ProcessPool {
             .iter()
             .filter_map(|s| s.live.as_ref().map(|l| l.pid))
             .collect()
+    }
+
+    /// Blocks until every slot has a running worker (after a replacement has started, for
+    /// instance) and answers `true`; answers `false` at the timeout, or as soon as a slot has
+    /// stopped for good (the pool is broken or shutting down), since then it never will.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conveyor_pool::ProcessPool;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let _children = conveyor_pool::init(&[], &[]);
+    ///     let pool = ProcessPool::new(2)?;
+    ///     assert!(pool.wait_for_workers(Duration::from_secs(30)));
+    ///     assert_eq!(pool.worker_pids().len(), 2);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn wait_for_workers(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut st = self.shared.lock();
+        loop {
+            if st.slots.iter().any(|s| s.stopped) {
+                return false;
+            }
+            if st.slots.iter().all(|s| s.live.is_some()) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .shared
+                .workers_changed
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 
     fn enqueue(
