@@ -169,11 +169,13 @@
 
 #![warn(missing_docs)]
 
+mod child;
 mod entry;
 mod error;
 mod exit;
 mod handle;
-mod launch;
+mod init;
+mod payload;
 mod process;
 mod registry;
 mod status;
@@ -183,10 +185,14 @@ pub use entry::{Entry, EntryResult};
 pub use error::Error;
 pub use exit::{InitGuard, DAEMON_GRACE};
 pub use handle::Child;
-pub use process::{Process, DEFAULT_START_TIMEOUT};
-pub use registry::init;
+pub use init::init;
 #[doc(hidden)]
-pub use registry::init_test as __init_test;
+pub use init::init_test as __init_test;
+#[doc(hidden)]
+pub use inventory as __inventory;
+pub use process::{Process, DEFAULT_START_TIMEOUT};
+#[doc(hidden)]
+pub use registry::StaticEntry as __StaticEntry;
 pub use status::ExitStatus;
 
 /// The name of this process if it was started by [`Process::start`] (Python's
@@ -197,7 +203,7 @@ pub use status::ExitStatus;
 /// assert_eq!(conveyor_process::current_name(), None);
 /// ```
 pub fn current_name() -> Option<&'static str> {
-    launch::CURRENT.get().map(|c| c.name.as_str())
+    child::CURRENT.get().map(|c| c.name.as_str())
 }
 
 /// The children this process started that are still running: Python's
@@ -212,12 +218,12 @@ pub fn active_children() -> Vec<Child> {
 
 /// Whether this process is a daemon child started by [`Process::start`].
 pub fn is_daemon() -> bool {
-    launch::CURRENT.get().is_some_and(|c| c.daemon)
+    child::CURRENT.get().is_some_and(|c| c.daemon)
 }
 
 /// The entry point this process runs, if it was started by [`Process::start`].
 pub fn current_entry() -> Option<&'static str> {
-    launch::CURRENT.get().map(|c| c.entry.as_str())
+    child::CURRENT.get().map(|c| c.entry.as_str())
 }
 
 #[cfg(test)]
