@@ -257,7 +257,8 @@ fn comparison(m: &ManagerGuard) {
 }
 
 fn main() {
-    let _children = process::init(&[manager::server_entry()]);
+    // The manager's server entry point registers itself; init is where a child branches off.
+    let _children = process::init(&[]);
     let m = Manager::builder()
         .spawn()
         .expect("start the manager process");

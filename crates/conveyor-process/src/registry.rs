@@ -213,7 +213,8 @@ pub(crate) fn test_name_from_path(path: &str) -> String {
 /// a child branches off), with or without entries of its own.
 ///
 /// Place it outside any function, once per entry point: `register_entry!(worker)` names the
-/// entry after the function, `register_entry!("name" => path::to::f)` gives another name.
+/// entry after the function, `register_entry!("name" => path::to::f)` gives another name (any
+/// `&'static str` constant expression: `register_entry!(NAME => f)` with `const NAME: &str`).
 /// conveyor-manager registers its server's entry point this way and conveyor-pool its
 /// worker's, which is why `Manager::builder().spawn()` and `ProcessPool::new` need nothing
 /// from the user. An entry registered by `init`/`init_test!` under the same name takes
@@ -239,7 +240,7 @@ pub(crate) fn test_name_from_path(path: &str) -> String {
 /// registration runs before `main`, in programs, test binaries, doctests and examples alike.
 #[macro_export]
 macro_rules! register_entry {
-    ($name:literal => $f:expr) => {
+    ($name:expr => $f:expr) => {
         $crate::__inventory::submit! {
             $crate::__StaticEntry { make: || $crate::Entry::new($name, $f) }
         }
