@@ -180,6 +180,8 @@ mod process;
 mod registry;
 mod status;
 mod sys;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use entry::{Entry, EntryResult};
 pub use error::Error;
