@@ -21,7 +21,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use conveyor::manager::{self, Client, DictProxy, Manager, ManagerGuard};
+use conveyor::manager::{Client, DictProxy, Manager, ManagerGuard};
 use conveyor::process;
 use conveyor::Channel;
 use criterion::{Criterion, Throughput};

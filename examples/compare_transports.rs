@@ -60,7 +60,7 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use conveyor::manager::{self, Manager};
+use conveyor::manager::Manager;
 use conveyor::pipe::pipe;
 use conveyor::process::{self as process, Entry, Process};
 use conveyor::shm::{JoinableShmQueue, ShmQueue};

@@ -78,6 +78,18 @@
 //! implements `Deserialize`; it returns `()`, an exit code, or a `Result` (see
 //! [`EntryResult`]). [`entry!`]`(f)` names it after the function.
 //!
+//! # Entry points that register themselves
+//!
+//! A library crate that starts children of its own registers their entry points once, at link
+//! time, with [`register_entry!`] (on the `inventory` crate): conveyor-manager's server
+//! (`Manager::builder().spawn()`) and conveyor-pool's workers (`ProcessPool`) do, so a program
+//! lists only its own functions in `init`, and a program that has none calls `init(&[])`.
+//! `init` (or, in a test, `init_test!()`) is still needed: it is where a child branches off
+//! into its entry point, and a process that called neither refuses to start one
+//! ([`Error::NotInitialized`]) rather than re-running its whole `main` in the child. An
+//! application may register its own functions this way too; one given to `init` or
+//! `init_test!` under the same name takes precedence.
+//!
 //! # In tests
 //!
 //! libtest owns a test binary's `main`, so a test registers its entries with
@@ -110,6 +122,8 @@
 //!
 //! Good to know:
 //!
+//! - Entry points registered with [`register_entry!`] (a manager's server, a pool's workers)
+//!   need no listing: `init_test!()` with nothing in it is their branch point.
 //! - Any test that registers an entry point can serve it (the test that starts the child is
 //!   preferred); two tests of one binary that register *different* functions under one name
 //!   make [`Error::AmbiguousEntry`] unless the starting test registered it itself.
