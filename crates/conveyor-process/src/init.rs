@@ -34,7 +34,7 @@ use crate::registry;
 /// each child create one too, and leak it (the child exits from inside `init`, never dropping
 /// it): such a child refuses to run its entry point, unwinds its `main` so that what it made is
 /// dropped and removed, and the parent's [`Process::start`](crate::Process::start) fails with
-/// [`Error::InitTooLate`] naming what was made.
+/// [`Error::InitTooLate`](crate::Error::InitTooLate) naming what was made.
 ///
 /// A child runs the same binary with the same arguments as its parent (`std::env::args`, as
 /// Python's spawn children get the parent's `sys.argv`). So code that only reads the arguments
