@@ -62,9 +62,8 @@ conveyor_process::register_entry!(WORKER_ENTRY => worker_main);
 static POOLS: AtomicU64 = AtomicU64::new(0);
 
 /// One order: run `task` on `args` (one call, or a chunk of calls).
-#[doc(hidden)]
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Order {
+pub(crate) struct Order {
     id: u64,
     task: String,
     chunk: bool,
@@ -74,9 +73,8 @@ pub struct Order {
 
 /// What the collector reads: from workers (`Started`, `Done`, `InitFailed`) and from the
 /// supervisors (`Exited`).
-#[doc(hidden)]
 #[derive(Debug, Serialize, Deserialize)]
-pub enum Event {
+pub(crate) enum Event {
     Started {
         slot: u32,
         generation: u32,
