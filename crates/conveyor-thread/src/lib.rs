@@ -6,6 +6,10 @@
 //! Every queue implements conveyor's [`Channel`], [`QueueInfo`] and [`Joinable`] traits, so code
 //! written against them moves to a process or network transport by changing one line; the same
 //! methods also exist as inherent methods, so nothing needs importing to use a queue directly.
+//! The inherent ones return plain values (`q.len()` is a `usize`, `q.join()` returns `()`):
+//! a queue in this process always knows the answer. The traits' versions return a `Result`
+//! whose error ([`conveyor_core::Unavailable`]) a thread queue never returns, because a queue
+//! on a server may not know it; code written over the traits handles it with `?`.
 //!
 //! # Example
 //!
