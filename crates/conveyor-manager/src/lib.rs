@@ -163,6 +163,7 @@ pub use client::Client;
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
 pub use conveyor_core::{
     Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+    Unavailable, UnavailableKind,
 };
 pub use error::{ErrorKind, ManagerError, RemoteError, Result};
 pub use manager::{

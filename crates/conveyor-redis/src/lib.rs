@@ -119,7 +119,8 @@ pub mod server;
 #[cfg(feature = "pickle")]
 pub use conveyor_core::Pickle;
 pub use conveyor_core::{
-    Channel, Codec, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+    Channel, Codec, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError, Unavailable,
+    UnavailableKind,
 };
 pub use error::Error;
 pub use queue::{Builder, DeadLetter, JoinableRedisQueue, RedisQueue};

@@ -353,6 +353,7 @@ pub use array::{Array, ArrayError, ArrayGuard};
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
 pub use conveyor_core::{
     Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+    Unavailable, UnavailableKind,
 };
 pub use error::{LockError, ShmError};
 pub use joinable::JoinableShmQueue;

@@ -173,7 +173,9 @@ mod ring;
 mod sync;
 mod waiters;
 
-pub use conveyor_core::{Channel, GetError, Joinable, PutError, QueueInfo, TaskDoneError};
+pub use conveyor_core::{
+    Channel, GetError, Joinable, PutError, QueueInfo, TaskDoneError, Unavailable,
+};
 pub use fifo::Queue;
 pub use lifo::LifoQueue;
 pub use prioritized::{NanPriority, Prioritized, Priority, PriorityPutError};
