@@ -122,7 +122,10 @@
 //! ```
 //!
 //! A queue proxy answers the [`Channel`], [`QueueInfo`] and [`Joinable`] traits, which this
-//! crate re-exports (with their error types), so one `use` of it is enough:
+//! crate re-exports (with their error types), so one `use` of it is enough. Every answer comes
+//! from the server, so `len`, `join` and `shutdown` return `Result`s: when the server is gone
+//! they fail with an [`Unavailable`] (its source the [`ManagerError`]) instead of answering
+//! `0` or "done".
 //!
 //! ```
 //! use conveyor_manager::{Channel, Joinable, Manager, QueueInfo};
@@ -130,10 +133,10 @@
 //! let m = Manager::start()?;
 //! let jobs = m.queue::<u32>("jobs", Some(8))?;
 //! jobs.put(7)?;
-//! assert_eq!(jobs.len(), 1);
+//! assert_eq!(jobs.len()?, 1);
 //! assert_eq!(jobs.get()?, 7);
 //! jobs.task_done()?;
-//! jobs.join();
+//! jobs.join()?;
 //! assert!(jobs.try_get().unwrap_err().is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
