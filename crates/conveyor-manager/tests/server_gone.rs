@@ -174,22 +174,52 @@ fn a_join_blocked_when_the_server_is_killed_wakes_with_the_error() {
         let (stx, srx) = mpsc::channel();
         let (jtx, jrx) = mpsc::channel();
         thread::spawn(move || {
-            // This thread's own connection, made before the join blocks on it.
+            // This thread's own connection, made before the join blocks on it, so that the
+            // first time the thread sleeps after reporting is in the join's wait for the reply.
             assert!(!q.join_timeout(Duration::ZERO).unwrap());
-            stx.send(()).unwrap();
+            // SAFETY: gettid(2) takes no arguments and touches no memory.
+            let tid = unsafe { libc::gettid() };
+            stx.send(tid).unwrap();
             let _ = jtx.send(q.join());
         });
         (srx, jrx)
     };
-    started.recv_timeout(PATIENCE).unwrap();
-    // The join is blocked on the server now or is about to be: either way the server dies
-    // with a task outstanding, so no answer can be "done".
+    let tid = started.recv_timeout(PATIENCE).unwrap();
+    until_asleep(tid);
+    assert!(
+        joined.try_recv().is_err(),
+        "join returned with a task outstanding"
+    );
+    // The join is blocked on the server with a task outstanding: the server dies, and the
+    // answer cannot be "done".
     server.kill().unwrap();
     server.wait().unwrap();
     let r = joined
         .recv_timeout(PATIENCE)
         .expect("the blocked join did not wake when the server died");
     says_so("join", r, false);
+}
+
+/// Waits until the thread `tid` of this process is asleep in the kernel (state `S` in
+/// `/proc`), as a call blocked on the server is; fails the test after `PATIENCE`.
+fn until_asleep(tid: libc::pid_t) {
+    let path = format!("/proc/self/task/{tid}/stat");
+    let start = std::time::Instant::now();
+    loop {
+        let stat = std::fs::read_to_string(&path).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if state == Some('S') {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the joining thread never fell asleep (state {state:?})"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// A TCP forwarder between clients and a server, whose connections can be cut as a network
