@@ -32,7 +32,9 @@ fn worker((address, authkey): (Address, Vec<u8>)) -> Result<(), ManagerError> {
             .map_err(|e| ManagerError::Io(std::io::Error::other(e)))?;
         done.fetch_add(1)?;
     }
-    results.shutdown(false);
+    results
+        .shutdown(false)
+        .map_err(|e| ManagerError::Io(e.into()))?;
     Ok(())
 }
 

@@ -227,7 +227,7 @@ fn inspect_shows_a_queues_state_and_a_values_type() {
     assert_eq!(d["queue"]["closed"], false);
     assert!(d["queue"]["bytes_queued"].as_u64().unwrap() >= 6);
     q.get().unwrap();
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     let d: Json =
         serde_json::from_slice(&conveyor(&["shm", "inspect", q.name(), "--json"]).stdout).unwrap();
     assert_eq!(d["queue"]["items"], 1);

@@ -124,7 +124,10 @@
 //! ```
 //!
 //! A queue proxy answers the [`Channel`], [`QueueInfo`] and [`Joinable`] traits, which this
-//! crate re-exports (with their error types), so one `use` of it is enough:
+//! crate re-exports (with their error types), so one `use` of it is enough. Every answer comes
+//! from the server, so `len`, `join` and `shutdown` return `Result`s: when the server is gone
+//! they fail with an [`Unavailable`] (its source the [`ManagerError`]) instead of answering
+//! `0` or "done".
 //!
 //! ```
 //! use conveyor_manager::{Channel, Joinable, Manager, QueueInfo};
@@ -132,10 +135,10 @@
 //! let m = Manager::start()?;
 //! let jobs = m.queue::<u32>("jobs", Some(8))?;
 //! jobs.put(7)?;
-//! assert_eq!(jobs.len(), 1);
+//! assert_eq!(jobs.len()?, 1);
 //! assert_eq!(jobs.get()?, 7);
 //! jobs.task_done()?;
-//! jobs.join();
+//! jobs.join()?;
 //! assert!(jobs.try_get().unwrap_err().is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -165,6 +168,7 @@ pub use client::Client;
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
 pub use conveyor_core::{
     Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+    Unavailable, UnavailableKind,
 };
 pub use error::{ErrorKind, ManagerError, RemoteError, Result};
 pub use manager::{Endpoint, Manager, ManagerBuilder, ManagerGuard};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use conveyor_core::{Channel, Codec, GetError, Postcard, PutError};
+use conveyor_core::{Channel, Codec, GetError, Postcard, PutError, Unavailable, UnavailableKind};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -781,16 +781,27 @@ impl<C: Codec> Connection<C> {
     /// [`SendError::Closed`]; the peer then sees that message cut short (an `UnexpectedEof`
     /// error). For the writing end of a one-way pipe, `close` waits for a send in progress to
     /// finish instead.
+    ///
+    /// Buffered sends ([`set_buffered_sends`](Self::set_buffered_sends)) are written first; if
+    /// that fails (the peer went away), this end is closed all the same and the failure is
+    /// logged: [`try_close`](Self::try_close) returns it instead.
     pub fn close(&self) {
+        if let Err(e) = self.try_close() {
+            tracing::debug!(error = %e, "closing the connection for sending failed");
+        }
+    }
+
+    /// [`close`](Self::close), with the error if what was buffered could not be sent before
+    /// the end of file (the peer went away: those messages are lost), or if the operating
+    /// system refused to close this end for sending. This end is closed for sending either way.
+    pub fn try_close(&self) -> Result<(), SendError> {
         if !self.writable || self.write_closed.load(Ordering::Acquire) {
-            return;
+            return Ok(());
         }
         // What was buffered goes out before the end of file.
-        if let Err(e) = self.flush() {
-            tracing::debug!(error = %e, "writing buffered sends while closing failed");
-        }
+        let flushed = self.flush();
         if self.write_closed.swap(true, Ordering::AcqRel) {
-            return;
+            return flushed;
         }
         let result = match self.kind {
             // No lock: shutting the socket down is what wakes a blocked send.
@@ -800,8 +811,12 @@ impl<C: Codec> Connection<C> {
                 sys::replace_with_dev_null(self.fd.as_fd())
             }
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not close the connection for sending");
+        flushed?;
+        match result {
+            Ok(()) => Ok(()),
+            // The peer has gone already: nothing was lost by closing.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            Err(e) => Err(SendError::Io(e)),
         }
     }
 
@@ -897,6 +912,8 @@ fn put_error<T>(item: T, e: SendError) -> PutError<T> {
 /// A connection is a [`Channel`] to its peer: `put` sends, `get` receives.
 ///
 /// - `put` blocks while the peer's socket buffer is full (a few hundred KiB on Linux).
+/// - `close` and `shutdown` fail with [`Unavailable`] only when buffered sends could not be
+///   written first (the peer went away).
 /// - `try_put` and `put_timeout` wait only for the socket to accept *some* data; once writing
 ///   starts the whole message is written, blocking if needed (a message is never cut short).
 ///   So `try_put` of a message smaller than the free socket buffer never blocks; a large one may
@@ -951,11 +968,38 @@ where
 
     /// For a point-to-point connection, shutting down is closing this end (see
     /// [`Connection::close`]): there is no one else to shut the channel for.
-    fn shutdown(&self, _immediate: bool) {
-        Connection::close(self)
+    fn shutdown(&self, _immediate: bool) -> Result<(), Unavailable> {
+        close_for_trait(self, "shutdown")
     }
 
-    fn close(&self) {
-        Connection::close(self)
+    /// Fails if buffered sends could not be written before the end of file (see
+    /// [`Connection::try_close`]): the peer went away, and those messages are lost.
+    fn close(&self) -> Result<(), Unavailable> {
+        close_for_trait(self, "close")
     }
+}
+
+/// [`Connection::try_close`] for the [`Channel`] trait: the [`SendError`] as the source of an
+/// [`Unavailable`] (unreachable: the peer went away; failed: anything else).
+fn close_for_trait<C: Codec>(
+    conn: &Connection<C>,
+    operation: &'static str,
+) -> Result<(), Unavailable> {
+    conn.try_close().map_err(|e| {
+        let kind = match &e {
+            SendError::Closed => UnavailableKind::Unreachable,
+            SendError::Io(io)
+                if matches!(
+                    io.kind(),
+                    io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::NotConnected
+                ) =>
+            {
+                UnavailableKind::Unreachable
+            }
+            _ => UnavailableKind::Failed,
+        };
+        Unavailable::new(kind, operation, "a pipe connection's peer", e)
+    })
 }

@@ -107,7 +107,9 @@ pub use client::{connect, Client};
 pub use connection::{Connection, COPY_LIMIT, DEFAULT_MAX_MESSAGE_SIZE};
 /// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
-pub use conveyor_core::{Channel, Codec, CodecError, GetError, Postcard, PutError};
+pub use conveyor_core::{
+    Channel, Codec, CodecError, GetError, Postcard, PutError, Unavailable, UnavailableKind,
+};
 pub use error::{AuthFailure, AuthenticationError, ConnectError, SendError};
 pub use handshake::ChallengeForm;
 pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHAKE_TIMEOUT};
