@@ -140,25 +140,25 @@
 
 #![warn(missing_docs)]
 
-mod address;
 pub mod batch;
 mod client;
+mod connection;
 pub mod error;
 #[cfg(test)]
 mod fault_tests;
 mod manager;
-mod net;
 pub mod number;
 pub mod protocol;
 pub mod proxy;
 mod server;
 pub mod standalone;
 mod store;
-mod transport;
 
-pub use address::{Address, AddressParseError};
 pub use batch::{Batch, BatchResults, Ticket};
-pub use client::Client;
+pub use client::{Client, Endpoint};
+/// Where a manager listens: conveyor-pipe's address, the one of the workspace (`unix:PATH`
+/// or a path, `tcp:HOST:PORT` or `HOST:PORT`).
+pub use conveyor_pipe::Address;
 /// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
 pub use conveyor_core::{
@@ -166,8 +166,8 @@ pub use conveyor_core::{
 };
 pub use error::{ErrorKind, ManagerError, RemoteError, Result};
 pub use manager::{
-    run_child_server, server_entry, ChildServerArgs, Endpoint, Manager, ManagerBuilder,
-    ManagerGuard, SERVER_ENTRY,
+    run_child_server, server_entry, ChildServerArgs, Manager, ManagerBuilder, ManagerGuard,
+    SERVER_ENTRY,
 };
 pub use number::{NumOp, Number};
 pub use protocol::Kind;
@@ -176,4 +176,5 @@ pub use proxy::{
     LockGuard, LockProxy, NamespaceProxy, Proxy, QueueProxy, RLockGuard, RLockProxy,
     SemaphoreProxy, ValueProxy,
 };
-pub use server::{Server, DEFAULT_MAX_FRAME};
+pub use protocol::DEFAULT_MAX_FRAME;
+pub use server::Server;

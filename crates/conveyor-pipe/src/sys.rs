@@ -410,6 +410,28 @@ pub(crate) fn poll_write(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::R
     Ok(poll_many(&[fd], libc::POLLOUT, timeout)?[0])
 }
 
+/// Whether the peer of `fd` has gone: a socket whose peer closed or shut down its sending side
+/// (or that is in error), a pipe whose other end is closed. Never waits. Bytes still waiting
+/// to be read do not hide a hang-up.
+pub(crate) fn hung_up(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: `pfd` is one live pollfd structure.
+        let ret = unsafe { libc::poll(&mut pfd, 1, 0) };
+        match cvt(ret as isize) {
+            Ok(_) => {
+                return Ok(pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Shuts a socket down for writing: the peer reads what was sent, then end of file.
 pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: plain system call on a descriptor we borrow.

@@ -12,7 +12,7 @@ use conveyor_core::Postcard;
 use conveyor_core::{Channel, Codec, GetError, Joinable, PutError, QueueInfo, TaskDoneError};
 
 use super::{proxy_impl, Handle};
-use crate::client::{decode, unexpected, unit};
+use crate::protocol::{decode, unexpected, unit};
 use crate::error::{ErrorKind, ManagerError, Result};
 use crate::protocol::{Blob, Op, Reply, Wait};
 

@@ -4,7 +4,8 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::{proxy_impl, Handle};
-use crate::client::{unexpected, unit, WeakConn};
+use crate::client::WeakConn;
+use crate::protocol::{unexpected, unit};
 use crate::error::Result;
 use crate::protocol::{Op, Reply, Wait};
 

@@ -14,8 +14,7 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Handle, Proxy};
-use crate::client::Client;
-use crate::manager::Endpoint;
+use crate::client::{Client, Endpoint};
 
 #[derive(Serialize, Deserialize)]
 struct Token<'a> {
@@ -63,7 +62,6 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>, P: Proxy>(d: D) -> Result<P
             t.name
         ))
     })?;
-    client
-        .open::<P>(&t.name)
+    super::open::<P>(&client, &t.name, None)
         .map_err(|e| D::Error::custom(format!("cannot open {:?} on its manager: {e}", t.name)))
 }

@@ -1,0 +1,281 @@
+//! One connection to a manager server, on conveyor-pipe's [`Connection`], and the one request
+//! loop every call, batch and proxy goes through.
+//!
+//! The bytes are conveyor-pipe's: CPython's `multiprocessing.connection` framing and authkey
+//! handshake, buffered sends written by one flush (or by the next receive), reads that take
+//! in every small frame that has arrived with one system call, and the adaptive spin before
+//! a receive sleeps. The server's side of a connection (`crate::server`) uses the same
+//! [`Connection`]; this module adds what a client needs on top: request ids, the hello, and
+//! [`Conn::pipeline`], which keeps up to [`WINDOW`] bytes of requests in flight and hands
+//! each reply to the caller in order.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use conveyor_core::{Codec, GetError, Postcard};
+use conveyor_pipe::{Address, ConnectError, Connection, Connector, SendError};
+
+use crate::error::{ErrorKind, ManagerError, RemoteError, Result};
+use crate::protocol::{decode_frame, Reply, Request, Response, MAGIC, PROTOCOL_VERSION};
+
+/// The largest reply a client accepts: 1 GiB.
+const MAX_REPLY: u64 = 1 << 30;
+
+/// The most request bytes in flight (sent, not yet answered) while requests are pipelined:
+/// below what the socket buffers of both sides hold together, so that neither side ever
+/// blocks writing while the other does.
+pub const WINDOW: usize = 128 * 1024;
+
+/// A connection's failure to send, as a manager error (the typed source kept).
+pub(crate) fn send_error(e: SendError) -> ManagerError {
+    match e {
+        SendError::Io(e) => ManagerError::Io(e),
+        SendError::Closed => ManagerError::Io(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the manager closed the connection",
+        )),
+        other => ManagerError::Io(io::Error::other(other)),
+    }
+}
+
+/// A connection's failure to receive, as a manager error (the typed source kept).
+pub(crate) fn recv_error(e: GetError) -> ManagerError {
+    match e {
+        GetError::Io(e) => ManagerError::Io(e),
+        GetError::Closed => ManagerError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the manager closed the connection (the server stopped or dropped this client)",
+        )),
+        other => ManagerError::Io(io::Error::new(io::ErrorKind::InvalidData, other)),
+    }
+}
+
+fn connect_error(e: ConnectError) -> ManagerError {
+    match e {
+        ConnectError::Io(e) => ManagerError::Io(e),
+        other if other.is_authentication() || other.is_timeout() => ManagerError::Auth(other),
+        other => ManagerError::Io(io::Error::other(other)),
+    }
+}
+
+/// Shuts a socket down both ways from another thread, waking a receive blocked on it: what
+/// the server calls on every connection when it stops. It holds a duplicate of the
+/// descriptor, so it never touches a descriptor number reused by something else.
+#[derive(Debug)]
+pub(crate) struct Closer(UnixStream);
+
+impl Closer {
+    /// A closer for `socket` (a Unix or TCP socket: `shutdown(2)` is the same call for both).
+    pub(crate) fn new(socket: impl AsFd) -> io::Result<Closer> {
+        Ok(Closer(UnixStream::from(socket.as_fd().try_clone_to_owned()?)))
+    }
+
+    /// Shuts the socket down; errors (already shut down, not connected) mean there is
+    /// nothing left to wake.
+    pub(crate) fn close(&self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Sets a connection up the way both sides of the manager use it: sends are buffered until
+/// a flush or the next receive, and frames up to `max` bytes are accepted.
+pub(crate) fn prepare(conn: &Connection, max: u64) {
+    conn.set_buffered_sends(true);
+    conn.set_max_message_size(max);
+}
+
+/// One authenticated connection of a client, with the ids of its requests.
+pub(crate) struct Conn {
+    conn: Connection,
+    next_id: u64,
+    out: Vec<u8>,
+    inbuf: Vec<u8>,
+    /// Set after a failure that may have left the stream mid-frame: not used again.
+    pub(crate) broken: bool,
+}
+
+impl Conn {
+    /// Connects to `address`, authenticates with `authkey` (the handshake bounded by
+    /// `handshake_timeout`), and says hello. Answers the connection and the largest request
+    /// the server accepts.
+    pub(crate) fn open(
+        address: &Address,
+        authkey: &[u8],
+        handshake_timeout: Option<Duration>,
+    ) -> Result<(Conn, usize)> {
+        let conn = Connector::new()
+            .authkey(authkey)
+            .handshake_timeout(handshake_timeout)
+            .connect(address)
+            .map_err(connect_error)?;
+        prepare(&conn, MAX_REPLY);
+        let mut conn = Conn {
+            conn,
+            next_id: 0,
+            out: Vec::new(),
+            inbuf: Vec::new(),
+            broken: false,
+        };
+        let max = conn.request(
+            usize::MAX,
+            &Request::Hello {
+                magic: MAGIC,
+                version: PROTOCOL_VERSION,
+            },
+            |r| match r {
+                Reply::Hello { version, max_frame } if version == PROTOCOL_VERSION => {
+                    Ok(max_frame)
+                }
+                other => Err(crate::protocol::unexpected(&other)),
+            },
+        )?;
+        tracing::debug!(%address, "connected to a manager");
+        Ok((conn, usize::try_from(max).unwrap_or(usize::MAX)))
+    }
+
+    /// Sends one request (refused here if it is larger than `max`, the server's limit) and
+    /// hands its reply to `f`: a pipeline of one.
+    pub(crate) fn request<R>(
+        &mut self,
+        max: usize,
+        req: &Request<'_>,
+        f: impl FnOnce(Reply<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let mut req = Some(req);
+        let mut f = Some(f);
+        let mut answer = None;
+        self.pipeline(
+            max,
+            |out| match req.take() {
+                Some(r) => Postcard.encode(r, out).map(|()| true).map_err(Into::into),
+                None => Ok(false),
+            },
+            |resp| {
+                let f = f.take().expect("one request, one reply");
+                answer = Some(match resp {
+                    Response::Ok(r) => f(r),
+                    Response::Err(e) => Err(e.into()),
+                });
+                Ok(())
+            },
+        )?;
+        answer.expect("the pipeline answered its one request")
+    }
+
+    /// The request loop. `next` encodes the next request into the buffer it is given (after
+    /// its id) and answers whether there was one; `reply` gets each reply in order. Requests
+    /// are sent while fewer than [`WINDOW`] bytes are in flight, the sends flushed before
+    /// each wait for a reply, so a long run of requests costs a few large writes and reads.
+    ///
+    /// A request larger than `max` is refused before anything of it is sent. A failure of
+    /// the connection, or a reply that does not follow the protocol, marks the connection
+    /// broken; an error `reply` returns stops the loop and is returned.
+    pub(crate) fn pipeline(
+        &mut self,
+        max: usize,
+        mut next: impl FnMut(&mut Vec<u8>) -> Result<bool>,
+        mut reply: impl FnMut(Response<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if self.broken {
+            return Err(ManagerError::Io(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection to the manager failed earlier: connect again",
+            )));
+        }
+        let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
+        let mut in_flight_bytes = 0usize;
+        // An encoded request that did not fit in the window yet: (id, its bytes in `out`).
+        let mut waiting: Option<u64> = None;
+        let mut done = false;
+        loop {
+            while !done {
+                if waiting.is_none() {
+                    self.out.clear();
+                    let id = self.next_id + 1;
+                    Postcard.encode(&id, &mut self.out)?;
+                    if !next(&mut self.out)? {
+                        done = true;
+                        break;
+                    }
+                    self.next_id = id;
+                    if self.out.len() > max {
+                        // Nothing of it was sent; the replies of those before it are read
+                        // first, so the connection stays at a frame boundary.
+                        self.drain(&mut in_flight, &mut reply)?;
+                        return Err(ManagerError::Remote(RemoteError::new(
+                            ErrorKind::TooLarge,
+                            format!(
+                                "the request is {} bytes, more than the {max} bytes the server \
+                                 accepts",
+                                self.out.len()
+                            ),
+                        )));
+                    }
+                    waiting = Some(id);
+                }
+                let bytes = self.out.len();
+                if !in_flight.is_empty() && in_flight_bytes + bytes > WINDOW {
+                    break;
+                }
+                let id = waiting.take().expect("set above");
+                if let Err(e) = self.conn.send_bytes(&self.out) {
+                    self.broken = true;
+                    return Err(send_error(e));
+                }
+                in_flight.push_back((id, bytes));
+                in_flight_bytes += bytes;
+            }
+            let Some((id, bytes)) = in_flight.pop_front() else {
+                return Ok(());
+            };
+            in_flight_bytes -= bytes;
+            self.receive(id, &mut reply)?;
+        }
+    }
+
+    /// Reads the replies of every request still in flight, handing them to `reply`.
+    fn drain(
+        &mut self,
+        in_flight: &mut VecDeque<(u64, usize)>,
+        reply: &mut impl FnMut(Response<'_>) -> Result<()>,
+    ) -> Result<()> {
+        while let Some((id, _)) = in_flight.pop_front() {
+            self.receive(id, reply)?;
+        }
+        Ok(())
+    }
+
+    /// Receives the reply to request `id` (flushing the sends first) and hands it over.
+    fn receive(
+        &mut self,
+        id: u64,
+        reply: &mut impl FnMut(Response<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if let Err(e) = self.conn.recv_bytes_into(&mut self.inbuf) {
+            self.broken = true;
+            return Err(recv_error(e));
+        }
+        let (rid, resp) = match decode_frame(&self.inbuf) {
+            Ok(v) => v,
+            Err(e) => {
+                self.broken = true;
+                return Err(e);
+            }
+        };
+        if rid != id {
+            self.broken = true;
+            return Err(match resp {
+                // An error about no request in particular (id 0: an oversize frame); the
+                // server closes the connection after it.
+                Response::Err(e) => e.into(),
+                Response::Ok(_) => {
+                    ManagerError::protocol(format!("reply {rid} came for request {id}"))
+                }
+            });
+        }
+        reply(resp)
+    }
+}
