@@ -355,5 +355,4 @@ impl Client {
     pub fn shutdown_server(&self) -> Result<()> {
         self.request(&Request::Shutdown, unit)
     }
-
 }

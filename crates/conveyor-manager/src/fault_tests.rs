@@ -340,12 +340,142 @@ fn release_of_a_lock_not_held_is_refused() {
 }
 
 #[test]
-fn a_request_to_move_to_pipes_is_refused_and_the_connection_goes_on() {
+fn a_unix_socket_client_moves_to_pipes_and_a_tcp_one_does_not() {
+    let m = Manager::start().unwrap();
+    let c = m.connect().unwrap();
+    assert!(matches!(c.address(), Some(crate::Address::Unix(_))));
+    assert!(c.thread_conn().unwrap().lock().wire().uses_pipes());
+    let d = c.dict::<u32, u32>("d").unwrap();
+    d.set(&1, &2).unwrap();
+    assert_eq!(d.get(&1).unwrap(), Some(2));
+
+    let tcp = Manager::builder()
+        .address("127.0.0.1:0".parse().unwrap())
+        .start()
+        .unwrap();
+    let c = tcp.connect().unwrap();
+    assert!(!c.thread_conn().unwrap().lock().wire().uses_pipes());
+    assert_eq!(c.value("v", &5u32).unwrap().get().unwrap(), 5);
+}
+
+#[test]
+fn a_move_to_pipes_with_requests_behind_it_is_declined_and_the_socket_goes_on() {
     let m = Manager::start().unwrap();
     let mut r = Raw::hello(&m);
-    let text = r.request(2, &Request::Pipes);
+    // The move and a ping in one write: the server sees the ping buffered behind the move.
+    let mut a = Vec::new();
+    Postcard.encode(&(2u64, Request::Pipes), &mut a).unwrap();
+    let mut b = Vec::new();
+    Postcard.encode(&(3u64, Request::Ping), &mut b).unwrap();
+    r.t.send_bytes_many(&[a, b]).unwrap();
+    let (id, text) = r.recv();
+    assert_eq!(id, 2);
     assert!(kind_in(&text, ErrorKind::Malformed), "{text}");
-    assert_eq!(r.request(3, &Request::Ping), "Ok(Unit)");
+    assert_eq!(r.recv(), (3, "Ok(Unit)".to_string()));
+    assert_eq!(r.request(4, &Request::Ping), "Ok(Unit)");
+    still_serving(&m);
+}
+
+#[test]
+fn a_client_that_never_hands_over_its_pipes_is_dropped() {
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    assert_eq!(r.request(2, &Request::Pipes), "Ok(Unit)");
+    // A plain frame instead of the pipe ends: the server ends the connection.
+    r.send_bytes(b"");
+    assert!(r.is_closed());
+    still_serving(&m);
+}
+
+#[test]
+fn a_client_handing_over_devices_instead_of_pipes_is_dropped_and_shutdown_still_works() {
+    let m = Manager::start().unwrap();
+    let mut r = Raw::hello(&m);
+    assert_eq!(r.request(2, &Request::Pipes), "Ok(Unit)");
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    r.t.send_fds(&[zero.as_fd(), null.as_fd()]).unwrap();
+    // Refused: the server ends the connection (end of file on the socket) instead of reading
+    // /dev/zero forever.
+    assert!(r.is_closed(), "the server kept the connection");
+    // The wrong ends of real pipes are refused too.
+    let mut r = Raw::hello(&m);
+    assert_eq!(r.request(2, &Request::Pipes), "Ok(Unit)");
+    let (rd, wr) = rustix::pipe::pipe().unwrap();
+    r.t.send_fds(&[wr.as_fd(), rd.as_fd()]).unwrap();
+    assert!(r.is_closed(), "the server took the wrong pipe ends");
+    still_serving(&m);
+    // And the server still shuts down (no connection thread is left spinning).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        m.shutdown();
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the server shut down");
+}
+
+#[test]
+fn shutdown_wakes_a_connection_waiting_on_its_request_pipe() {
+    let m = Manager::start().unwrap();
+    // An idle piped client: its server thread waits on the request pipe, which the client
+    // keeps open. Shutting the server down must wake that thread (through the watched
+    // socket), or the shutdown would wait for it forever.
+    let idle = m.connect().unwrap();
+    idle.ping().unwrap();
+    assert!(idle.thread_conn().unwrap().lock().wire().uses_pipes());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        m.shutdown();
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the server shut down with a piped client connected");
+    assert!(idle.ping().is_err());
+}
+
+#[test]
+fn a_client_that_drips_its_handshake_is_cut_off_at_the_deadline() {
+    use std::io::Read;
+    let m = Manager::builder()
+        .handshake_timeout(Some(Duration::from_millis(300)))
+        .start()
+        .unwrap();
+    let crate::Address::Unix(path) = m.address() else {
+        unreachable!("the default address is a Unix socket")
+    };
+    let mut s = UnixStream::connect(path).unwrap();
+    // The server's challenge comes first; then the client answers one byte at a time, each
+    // well inside a per-read timeout of the same length. Only a deadline for the whole
+    // handshake cuts it off.
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut challenge = [0u8; 4];
+    s.read_exact(&mut challenge).unwrap();
+    let started = std::time::Instant::now();
+    let mut cut_off = false;
+    for _ in 0..400 {
+        // A frame header announcing a 64-byte answer, then the answer's bytes, dripped.
+        if s.write_all(&[0]).is_err() {
+            cut_off = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !cut_off {
+        // Writes into a socket whose reader closed may still succeed once; a read tells.
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        cut_off = matches!(s.read_to_end(&mut rest), Ok(_));
+    }
+    assert!(cut_off, "the server kept a dripping handshake open");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "cut off only after {:?}",
+        started.elapsed()
+    );
     still_serving(&m);
 }
 

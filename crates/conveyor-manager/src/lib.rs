@@ -156,14 +156,14 @@ mod store;
 
 pub use batch::{Batch, BatchResults, Ticket};
 pub use client::{Client, Endpoint};
-/// Where a manager listens: conveyor-pipe's address, the one of the workspace (`unix:PATH`
-/// or a path, `tcp:HOST:PORT` or `HOST:PORT`).
-pub use conveyor_pipe::Address;
 /// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
 pub use conveyor_core::{
     Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
 };
+/// Where a manager listens: conveyor-pipe's address, the one of the workspace (`unix:PATH`
+/// or a path, `tcp:HOST:PORT` or `HOST:PORT`).
+pub use conveyor_pipe::Address;
 pub use error::{ErrorKind, ManagerError, RemoteError, Result};
 pub use manager::{
     run_child_server, server_entry, ChildServerArgs, Manager, ManagerBuilder, ManagerGuard,
@@ -171,10 +171,10 @@ pub use manager::{
 };
 pub use number::{NumOp, Number};
 pub use protocol::Kind;
+pub use protocol::DEFAULT_MAX_FRAME;
 pub use proxy::{
     ArrayProxy, BarrierProxy, ConditionGuard, ConditionProxy, DictProxy, EventProxy, ListProxy,
     LockGuard, LockProxy, NamespaceProxy, Proxy, QueueProxy, RLockGuard, RLockProxy,
     SemaphoreProxy, ValueProxy,
 };
-pub use protocol::DEFAULT_MAX_FRAME;
 pub use server::Server;

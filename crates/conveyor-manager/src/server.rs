@@ -18,9 +18,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use conveyor_core::{Codec, GetError, Postcard};
-use conveyor_pipe::{Address, Connection, Listener, PendingConnection};
+use conveyor_pipe::{Address, Listener, PendingConnection};
 
-use crate::connection::{prepare, Closer};
+use crate::connection::{sigpipe_is_safe, Closer, Wire};
 use crate::error::{ErrorKind, ManagerError, RemoteError};
 use crate::protocol::{Call, Op, Reply, Request, Response, MAGIC, PROTOCOL_VERSION};
 use crate::store::{self, Ctx, Object, Store};
@@ -261,14 +261,14 @@ fn spawn_connection(shared: &Arc<Shared>, pending: PendingConnection) {
             // bounded by conveyor-pipe's handshake timeout).
             match pending.authenticate() {
                 Ok(conn) => {
-                    prepare(&conn, s2.max_frame as u64);
+                    let mut wire = Wire::new(conn, s2.max_frame as u64);
                     let registered = {
                         let mut conns = s2.conns.lock().unwrap_or_else(|e| e.into_inner());
                         // Checked under the table's lock: either shutdown sees this closer,
                         // or this thread sees shutdown.
                         match conns.get_mut(&id) {
                             Some(e) if !s2.stopping.load(Ordering::Acquire) => {
-                                match Closer::new(&conn) {
+                                match Closer::new(wire.socket()) {
                                     Ok(c) => {
                                         e.closer = Some(c);
                                         true
@@ -283,7 +283,7 @@ fn spawn_connection(shared: &Arc<Shared>, pending: PendingConnection) {
                         }
                     };
                     if registered {
-                        serve_connection(&s2, id, &conn);
+                        serve_connection(&s2, id, &mut wire);
                     }
                     // Forget the closer before the socket closes, so it is never called on a
                     // reused descriptor.
@@ -291,7 +291,7 @@ fn spawn_connection(shared: &Arc<Shared>, pending: PendingConnection) {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&id);
-                    drop(conn);
+                    drop(wire);
                 }
                 Err(e) => {
                     tracing::warn!(conn = id, error = %e, "manager client failed authentication");
@@ -345,13 +345,13 @@ enum After {
 
 /// Whether the client of `c` has gone (closed its end, or shut it down): a request waiting
 /// for it gives up, and one that would take something (an item, a lock) takes nothing.
-fn peer_closed(c: &Connection) -> bool {
-    c.hung_up().unwrap_or(true)
+fn peer_closed(c: &Wire) -> bool {
+    c.hung_up()
 }
 
 /// Sends one reply (buffered until the next receive or flush). A reply over the request
 /// limit is still sent, up to what a client accepts.
-fn send_reply(shared: &Shared, c: &Connection, out: &[u8]) -> Result<(), conveyor_pipe::SendError> {
+fn send_reply(shared: &Shared, c: &Wire, out: &[u8]) -> Result<(), conveyor_pipe::SendError> {
     if out.len() > shared.max_frame {
         c.set_max_message_size(MAX_REPLY);
         let sent = c.send_bytes(out);
@@ -364,7 +364,7 @@ fn send_reply(shared: &Shared, c: &Connection, out: &[u8]) -> Result<(), conveyo
 
 /// The request loop of one connection: each receive writes the replies buffered so far
 /// first, so a client that pipelines requests gets their replies in few writes.
-fn serve_connection(shared: &Shared, conn: u64, c: &Connection) {
+fn serve_connection(shared: &Shared, conn: u64, w: &mut Wire) {
     tracing::debug!(conn, "manager client connected");
     let mut session = Session {
         conn,
@@ -375,6 +375,7 @@ fn serve_connection(shared: &Shared, conn: u64, c: &Connection) {
     let mut inbuf = Vec::new();
     let mut out = Vec::new();
     loop {
+        let c: &Wire = w;
         match c.recv_bytes_into(&mut inbuf) {
             Ok(_) => {}
             Err(GetError::Closed) => break,
@@ -405,6 +406,20 @@ fn serve_connection(shared: &Shared, conn: u64, c: &Connection) {
         }
         out.clear();
         let after = match postcard::take_from_bytes::<(u64, Request<'_>)>(&inbuf) {
+            Ok(((id, Request::Pipes), []))
+                if session.hello && !c.has_read_ahead() && sigpipe_is_safe() =>
+            {
+                // Answer, then take the pipe ends the client sends once it has the answer.
+                let _ = Postcard.encode(&(id, Response::Ok(Reply::Unit)), &mut out);
+                if c.send_bytes(&out).and_then(|()| c.flush()).is_err() {
+                    break;
+                }
+                if let Err(e) = w.take_over() {
+                    tracing::debug!(conn, error = %e, "manager client failed to hand over pipes");
+                    break;
+                }
+                continue;
+            }
             Ok(((id, req), [])) => {
                 if request_may_block(&req) {
                     // Replies queued so far go out before this one waits; and a client that
@@ -459,7 +474,7 @@ fn serve_connection(shared: &Shared, conn: u64, c: &Connection) {
             }
         }
     }
-    let _ = c.flush();
+    let _ = w.flush();
     drop(session);
     tracing::debug!(conn, "manager client disconnected");
 }
@@ -604,10 +619,12 @@ fn handle(
             };
         }
         Request::Ping => store::ok(out, Reply::Unit),
+        // Reaches here only after hello, with requests already buffered behind it or in a
+        // process where a write to a closed pipe would kill it.
         Request::Pipes => Err(RemoteError::new(
             ErrorKind::Malformed,
-            "this server keeps every connection on its socket (the move to pipes is gone); \
-             the connection goes on",
+            "this connection cannot move to pipes (requests are in flight behind the move, \
+             or SIGPIPE is not ignored in the server's process); it stays on its socket",
         )),
     };
     if let Err(e) = result {

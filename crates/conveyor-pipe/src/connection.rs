@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use conveyor_core::{Channel, Codec, GetError, Postcard, PutError};
@@ -147,6 +147,8 @@ pub struct Connection<C: Codec = Postcard> {
     broken: AtomicU8,
     /// Set once this end is closed for sending.
     write_closed: AtomicBool,
+    /// A socket whose hang-up ends a blocked receive (see `watch_hangup`).
+    watch: OnceLock<OwnedFd>,
     /// Dropped after `writer` (fields drop in declaration order).
     fd: OwnedFd,
     codec: C,
@@ -242,6 +244,7 @@ impl<C: Codec> Connection<C> {
             spin: AtomicBool::new(true),
             broken: AtomicU8::new(OK),
             write_closed: AtomicBool::new(false),
+            watch: OnceLock::new(),
             fd,
             codec,
         }
@@ -274,6 +277,7 @@ impl<C: Codec> Connection<C> {
             spin: self.spin,
             broken: self.broken,
             write_closed: self.write_closed,
+            watch: self.watch,
             fd: self.fd,
             codec,
         }
@@ -578,7 +582,38 @@ impl<C: Codec> Connection<C> {
             exact: !self.read_ahead.load(Ordering::Relaxed),
             spin: self.spin.load(Ordering::Relaxed),
             deadline: r.deadline,
+            watch: self.watch.get().map(|w| w.as_fd()),
         }
+    }
+
+    /// From now on, a receive that waits for the peer also watches `socket`, and ends as if
+    /// the peer had closed (end of file: [`GetError::Closed`] between messages) once that
+    /// socket hangs up: its peer closed it or shut it down, or it was shut down here (from
+    /// any thread, on any duplicate of it). Set once; a second call fails.
+    ///
+    /// It is for a connection over an OS pipe that a socket accompanies: a server whose
+    /// client moved its messages to pipes keeps the socket to learn that the client went, and
+    /// shuts it down to wake the thread waiting on the pipe. A wait in the middle of a large
+    /// message (its rest read straight into place) does not watch. Not carried by
+    /// [`try_clone`](Connection::try_clone) or a handoff to another process.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use conveyor_pipe::pipe_oneway;
+    ///
+    /// let (reader, _writer) = pipe_oneway().unwrap(); // the writer stays, silent
+    /// let (sock, peer) = UnixStream::pair().unwrap();
+    /// reader.watch_hangup(sock.into()).unwrap();
+    /// drop(peer); // the socket's peer goes: the receive ends instead of waiting forever
+    /// assert!(reader.recv_bytes().unwrap_err().is_closed());
+    /// ```
+    pub fn watch_hangup(&self, socket: OwnedFd) -> io::Result<()> {
+        self.watch.set(socket).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "this connection already watches a socket",
+            )
+        })
     }
 
     /// Sets (or clears) a deadline for every read from now on: a read that has not got its

@@ -83,8 +83,8 @@
 #![warn(missing_docs)]
 
 mod address;
-mod connector;
 mod connection;
+mod connector;
 pub mod error;
 pub mod frame;
 mod handoff;
@@ -100,8 +100,8 @@ mod wait;
 mod writer;
 
 pub use address::Address;
-pub use connector::{connect, Connector};
 pub use connection::{Connection, COPY_LIMIT, DEFAULT_MAX_MESSAGE_SIZE};
+pub use connector::{connect, Connector};
 /// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
 pub use conveyor_core::{Channel, Codec, CodecError, GetError, Postcard, PutError};

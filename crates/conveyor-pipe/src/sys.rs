@@ -432,6 +432,43 @@ pub(crate) fn hung_up(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
+/// Waits until `fd` is readable (or at end of file, or in error): true; or until the socket
+/// `watch` hangs up (its peer closed it or shut it down, or it was shut down here) while `fd`
+/// is not readable: false.
+pub(crate) fn wait_readable_unless_hangup(
+    fd: BorrowedFd<'_>,
+    watch: BorrowedFd<'_>,
+) -> io::Result<bool> {
+    let mut pfds = [
+        libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: watch.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `pfds` is a live array of two pollfd structures.
+        let ret = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
+        match cvt(ret as isize) {
+            Ok(_) => {
+                if pfds[0].revents != 0 {
+                    return Ok(true);
+                }
+                if pfds[1].revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+                    return Ok(false);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Shuts a socket down for writing: the peer reads what was sent, then end of file.
 pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: plain system call on a descriptor we borrow.

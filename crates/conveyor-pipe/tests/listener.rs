@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use conveyor_pipe::{
-    AuthFailure, ChallengeForm, Connector, ConnectError, Connection, Listener, ListenerBuilder,
+    AuthFailure, ChallengeForm, ConnectError, Connection, Connector, Listener, ListenerBuilder,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -238,7 +238,10 @@ fn client_refuses_a_listener_that_does_not_challenge() {
         c.send_bytes(b"hello, I am not a challenge").unwrap();
         c
     });
-    let e = Connector::new().authkey(b"key").connect(&address).unwrap_err();
+    let e = Connector::new()
+        .authkey(b"key")
+        .connect(&address)
+        .unwrap_err();
     match e {
         ConnectError::Authentication(a) => assert_eq!(a.failure(), AuthFailure::Protocol),
         other => panic!("{other:?}"),

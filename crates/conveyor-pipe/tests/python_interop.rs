@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use conveyor_pipe::{Address, ChallengeForm, Connector, ConnectError, Connection, Listener};
+use conveyor_pipe::{Address, ChallengeForm, ConnectError, Connection, Connector, Listener};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -164,7 +164,6 @@ impl Client {
     pub fn namespace(&self, name: &str) -> Result<NamespaceProxy> {
         self.open_raw(name, Some(Create::Namespace))
     }
-
 }
 
 /// What every proxy holds: the connection, the object's id, and its name.

@@ -12,8 +12,8 @@ use conveyor_core::Postcard;
 use conveyor_core::{Channel, Codec, GetError, Joinable, PutError, QueueInfo, TaskDoneError};
 
 use super::{proxy_impl, Handle};
-use crate::protocol::{decode, unexpected, unit};
 use crate::error::{ErrorKind, ManagerError, Result};
+use crate::protocol::{decode, unexpected, unit};
 use crate::protocol::{Blob, Op, Reply, Wait};
 
 /// A shared queue (`Manager().Queue()` / `JoinableQueue()`), FIFO, bounded or not.

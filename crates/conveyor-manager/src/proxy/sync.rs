@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::{proxy_impl, Handle};
 use crate::client::WeakConn;
-use crate::protocol::{unexpected, unit};
 use crate::error::Result;
+use crate::protocol::{unexpected, unit};
 use crate::protocol::{Op, Reply, Wait};
 
 fn acquired(r: Reply<'_>) -> Result<bool> {
