@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use conveyor_core::{Codec, Postcard};
 
-use crate::client::Client;
+use crate::client::ManagerConnection;
 pub use crate::connection::WINDOW;
 use crate::error::{ManagerError, RemoteError, Result};
 use crate::number::{Num, NumOp, Number};
@@ -145,9 +145,9 @@ fn to_num<T: Number>(o: &Outcome) -> Result<T> {
     }
 }
 
-/// Operations collected to be sent together. Made by [`Client::batch`].
+/// Operations collected to be sent together. Made by [`ManagerConnection::batch`].
 pub struct Batch<'c> {
-    client: &'c Client,
+    client: &'c ManagerConnection,
     arena: Vec<u8>,
     ops: Vec<(u64, BOp)>,
 }
@@ -161,7 +161,7 @@ impl fmt::Debug for Batch<'_> {
 }
 
 impl<'c> Batch<'c> {
-    pub(crate) fn new(client: &'c Client) -> Self {
+    pub(crate) fn new(client: &'c ManagerConnection) -> Self {
         Batch {
             client,
             arena: Vec::new(),
@@ -440,7 +440,7 @@ impl BatchResults {
     }
 }
 
-impl Client {
+impl ManagerConnection {
     /// Starts a batch: many operations sent together and answered together.
     pub fn batch(&self) -> Batch<'_> {
         Batch::new(self)

@@ -48,12 +48,12 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     /// Connects to the manager.
-    pub fn connect(&self) -> Result<Client> {
-        Client::connect(&self.address, &self.authkey)
+    pub fn connect(&self) -> Result<ManagerConnection> {
+        ManagerConnection::connect(&self.address, &self.authkey)
     }
 }
 
-/// One thread's connection of a [`Client`], shared with the lock guards acquired through it
+/// One thread's connection of a [`ManagerConnection`], shared with the lock guards acquired through it
 /// (which release through the connection that owns the lock, whichever thread drops them).
 #[derive(Clone)]
 pub(crate) struct ConnRef(Arc<Mutex<Conn>>);
@@ -115,20 +115,20 @@ struct Inner {
 
 /// A connection to a manager server, and the factory of proxies to its objects.
 ///
-/// Cloning a `Client` shares it; every proxy made from it uses it too. As in Python, each
+/// Cloning a `ManagerConnection` shares it; every proxy made from it uses it too. As in Python, each
 /// thread that makes calls through a client (or any proxy made from it) gets a connection of
 /// its own, made on its first call and closed when the thread ends or the client goes: a
 /// blocking get on one thread never holds up another thread's put on the same proxy, and a
 /// lock acquired by one thread makes another wait (an [`RLockProxy`] nests for the thread
 /// that holds it only).
 #[derive(Clone)]
-pub struct Client {
+pub struct ManagerConnection {
     inner: Arc<Inner>,
 }
 
-impl fmt::Debug for Client {
+impl fmt::Debug for ManagerConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("ManagerConnection")
             .field("address", &self.inner.address)
             .finish_non_exhaustive()
     }
@@ -162,30 +162,30 @@ thread_local! {
     };
 }
 
-impl Client {
+impl ManagerConnection {
     /// Connects to the manager at `address` and authenticates with `authkey`.
     ///
     /// ```no_run
-    /// use conveyor_manager::Client;
+    /// use conveyor_manager::ManagerConnection;
     ///
-    /// let client = Client::connect(&"/tmp/manager.sock".parse()?, b"secret")?;
+    /// let client = ManagerConnection::connect(&"/tmp/manager.sock".parse()?, b"secret")?;
     /// let hits = client.value("hits", &0u64)?;
     /// hits.fetch_add(1)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn connect(address: &Address, authkey: &[u8]) -> Result<Client> {
-        Client::connect_with(address, authkey, Some(DEFAULT_HANDSHAKE_TIMEOUT))
+    pub fn connect(address: &Address, authkey: &[u8]) -> Result<ManagerConnection> {
+        ManagerConnection::connect_with(address, authkey, Some(DEFAULT_HANDSHAKE_TIMEOUT))
     }
 
-    /// As [`connect`](Client::connect), with each connection's handshake bounded by
+    /// As [`connect`](ManagerConnection::connect), with each connection's handshake bounded by
     /// `handshake_timeout` (`None`: unbounded) instead of conveyor-pipe's default.
     pub fn connect_with(
         address: &Address,
         authkey: &[u8],
         handshake_timeout: Option<Duration>,
-    ) -> Result<Client> {
+    ) -> Result<ManagerConnection> {
         let (conn, max) = Conn::open(address, authkey, handshake_timeout)?;
-        let client = Client {
+        let client = ManagerConnection {
             inner: Arc::new(Inner {
                 conns: Mutex::new(HashMap::new()),
                 address: address.clone(),
@@ -239,8 +239,8 @@ impl Client {
 
     /// Opens another connection to the same server, with the same authkey: a client of its
     /// own, whose locks are its own even on a thread that also uses this one.
-    pub fn connect_again(&self) -> Result<Client> {
-        Client::connect_with(
+    pub fn connect_again(&self) -> Result<ManagerConnection> {
+        ManagerConnection::connect_with(
             &self.inner.address,
             &self.inner.authkey,
             self.inner.handshake_timeout,
@@ -287,7 +287,7 @@ impl Client {
     }
 
     /// Whether `other` is this same client.
-    pub(crate) fn same_connection(&self, other: &Client) -> bool {
+    pub(crate) fn same_connection(&self, other: &ManagerConnection) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 

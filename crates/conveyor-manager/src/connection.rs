@@ -233,7 +233,7 @@ impl Wire {
                 .is_some_and(|(rx, _)| rx.hung_up().unwrap_or(true))
     }
 
-    /// Client side of the move to pipes (after the server agreed): makes nothing itself;
+    /// The client side of the move to pipes (after the server agreed): makes nothing itself;
     /// sends the server's ends of `pipes` over the socket and moves frames to this side's.
     fn hand_over(&mut self, pipes: [OwnedFd; 4]) -> io::Result<()> {
         let [req_rd, req_wr, rep_rd, rep_wr] = pipes;

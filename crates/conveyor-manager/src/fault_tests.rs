@@ -15,7 +15,7 @@ use crate::protocol::{
     decode_frame, Blob, Call, Kind, Op, Reply, Request, Response, Wait, MAGIC, PROTOCOL_VERSION,
 };
 use crate::server::PANIC_NAME;
-use crate::Client;
+use crate::ManagerConnection;
 
 /// A connection that speaks frames by hand.
 struct Raw {
@@ -222,7 +222,7 @@ fn oversize_request_is_refused_before_reading() {
 #[test]
 fn wrong_authkey_is_refused() {
     let m = Manager::start().unwrap();
-    let e = Client::connect(m.address(), b"not the key").unwrap_err();
+    let e = ManagerConnection::connect(m.address(), b"not the key").unwrap_err();
     assert!(matches!(e, crate::ManagerError::Auth(_)), "{e}");
     // The typed cause travels along.
     let source = std::error::Error::source(&e).expect("a source");

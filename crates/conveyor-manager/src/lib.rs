@@ -10,7 +10,7 @@
 //! results, a counter, a registry), possibly across machines, or when the data lives longer
 //! than any one worker. For moving a stream of items between processes on one machine, a
 //! shared-memory queue (`conveyor-shm`) is one to two orders of magnitude faster: every manager
-//! operation is a round trip through a socket. Batches ([`Client::batch`]) take most of that
+//! operation is a round trip through a socket. Batches ([`ManagerConnection::batch`]) take most of that
 //! cost away for bulk work.
 //!
 //! **Where it differs from Python.**
@@ -18,8 +18,8 @@
 //! - Compound updates are atomic on the server: [`ValueProxy::fetch_add`],
 //!   [`DictProxy::fetch_add`] (seed 004's `d["n"] += 1` race, fixed in one round trip) and
 //!   compare-and-swap based [`ValueProxy::update`] / [`DictProxy::update_with`].
-//! - Objects have names; any client finds them again with [`Client::open`].
-//! - As in Python, each thread gets its own connection to the server (per [`Client`], made on
+//! - Objects have names; any client finds them again with [`ManagerConnection::open`].
+//! - As in Python, each thread gets its own connection to the server (per [`ManagerConnection`], made on
 //!   its first call), so a call that waits on one thread never stalls another thread's call
 //!   on the same proxy, and locks belong to threads: a [`LockProxy`] held by one thread makes
 //!   another wait, an [`RLockProxy`] nests for the thread that holds it only. A thread or
@@ -32,11 +32,11 @@
 //! `conveyor manager serve --listen ADDR --authkey-file FILE` command (crate conveyor-cli; the
 //! `conveyor-manager serve` binary is the same, both run [`standalone::serve`]) runs a
 //! standalone one.
-//! [`Client::connect`] reaches a running one by address and authkey, and proxies passed to a
+//! [`ManagerConnection::connect`] reaches a running one by address and authkey, and proxies passed to a
 //! child process in its arguments connect on arrival.
 //!
 //! **On the wire.** Connections are conveyor-pipe's [`Listener`](conveyor_pipe::Listener) and
-//! [`Client`](conveyor_pipe::Client): a Unix socket by default, TCP to reach another machine,
+//! [`Connector`](conveyor_pipe::Connector): a Unix socket by default, TCP to reach another machine,
 //! each authenticated with CPython's `multiprocessing.connection` authkey handshake and framed
 //! as that module frames messages. Requests and replies are postcard-encoded, versioned and
 //! numbered (see [`protocol`]); a client may send many before reading the replies ([`Batch`]).
@@ -155,7 +155,7 @@ pub mod standalone;
 mod store;
 
 pub use batch::{Batch, BatchResults, Ticket};
-pub use client::{Client, Endpoint};
+pub use client::{Endpoint, ManagerConnection};
 /// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
 pub use conveyor_core::{

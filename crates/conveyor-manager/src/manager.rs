@@ -15,7 +15,7 @@ use conveyor_core::{Codec, Postcard};
 
 use conveyor_pipe::{Address, DEFAULT_HANDSHAKE_TIMEOUT};
 
-use crate::client::{Client, Endpoint};
+use crate::client::{Endpoint, ManagerConnection};
 use crate::error::{ManagerError, Result};
 use crate::protocol::DEFAULT_MAX_FRAME;
 use crate::server::Server;
@@ -218,7 +218,8 @@ impl ManagerBuilder {
     pub fn start(self) -> Result<ManagerGuard> {
         let handshake_timeout = self.handshake_timeout;
         let (server, authkey) = self.serve()?;
-        let client = Client::connect_with(server.address(), &authkey, handshake_timeout)?;
+        let client =
+            ManagerConnection::connect_with(server.address(), &authkey, handshake_timeout)?;
         Ok(ManagerGuard {
             client,
             address: server.address().clone(),
@@ -261,7 +262,7 @@ impl ManagerBuilder {
             ))));
         }
         let address: Address = Postcard.decode(&msg)?;
-        let client = Client::connect(&address, &authkey)?;
+        let client = ManagerConnection::connect(&address, &authkey)?;
         Ok(ManagerGuard {
             client,
             address,
@@ -279,11 +280,11 @@ enum Running {
     Stopped,
 }
 
-/// A running server and a connection to it. Dereferences to the [`Client`]; shuts the server
+/// A running server and a connection to it. Dereferences to the [`ManagerConnection`]; shuts the server
 /// down when dropped.
 #[derive(Debug)]
 pub struct ManagerGuard {
-    client: Client,
+    client: ManagerConnection,
     address: Address,
     running: Running,
     authkey: Arc<[u8]>,
@@ -301,13 +302,13 @@ impl ManagerGuard {
     }
 
     /// The connection of this guard.
-    pub fn client(&self) -> &Client {
+    pub fn client(&self) -> &ManagerConnection {
         &self.client
     }
 
     /// A new connection to the server (for another thread).
-    pub fn connect(&self) -> Result<Client> {
-        Client::connect(&self.address, &self.authkey)
+    pub fn connect(&self) -> Result<ManagerConnection> {
+        ManagerConnection::connect(&self.address, &self.authkey)
     }
 
     /// The address and authkey, to hand to another process.
@@ -350,7 +351,7 @@ impl ManagerGuard {
         }
     }
 
-    /// Blocks until the server stops (a client called [`Client::shutdown_server`]).
+    /// Blocks until the server stops (a client called [`ManagerConnection::shutdown_server`]).
     pub fn wait(&self) {
         match &self.running {
             Running::Thread(s) => s.wait(),
@@ -369,9 +370,9 @@ impl Drop for ManagerGuard {
 }
 
 impl Deref for ManagerGuard {
-    type Target = Client;
+    type Target = ManagerConnection;
 
-    fn deref(&self) -> &Client {
+    fn deref(&self) -> &ManagerConnection {
         &self.client
     }
 }

@@ -22,13 +22,17 @@ pub use sync::{
     RLockGuard, RLockProxy, SemaphoreProxy,
 };
 
-use crate::client::{Client, ConnRef};
+use crate::client::{ConnRef, ManagerConnection};
 use crate::error::Result;
 use crate::protocol::{encode, unexpected, Blob, Create, Kind, Op, Reply, Request};
 
 /// Opens the object `name` of kind `P::KIND` (made from `create` if it does not exist and
 /// `create` is given) and answers a proxy to it.
-pub(crate) fn open<P: Proxy>(client: &Client, name: &str, create: Option<Create<'_>>) -> Result<P> {
+pub(crate) fn open<P: Proxy>(
+    client: &ManagerConnection,
+    name: &str,
+    create: Option<Create<'_>>,
+) -> Result<P> {
     let kind = P::KIND;
     let id = client.request(&Request::Open { name, kind, create }, |r| match r {
         Reply::Opened { id, .. } => Ok(id),
@@ -38,7 +42,7 @@ pub(crate) fn open<P: Proxy>(client: &Client, name: &str, create: Option<Create<
 }
 
 /// The client's proxy constructors: each opens (or makes) a named object on the server.
-impl Client {
+impl ManagerConnection {
     fn open_raw<P: Proxy>(&self, name: &str, create: Option<Create<'_>>) -> Result<P> {
         open(self, name, create)
     }
@@ -169,13 +173,13 @@ impl Client {
 /// What every proxy holds: the connection, the object's id, and its name.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    client: Client,
+    client: ManagerConnection,
     id: u64,
     name: Arc<str>,
 }
 
 impl Handle {
-    pub(crate) fn new(client: Client, id: u64, name: &str) -> Handle {
+    pub(crate) fn new(client: ManagerConnection, id: u64, name: &str) -> Handle {
         Handle {
             client,
             id,
@@ -207,7 +211,7 @@ impl Handle {
         self.id
     }
 
-    pub(crate) fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &ManagerConnection {
         &self.client
     }
 
@@ -237,13 +241,13 @@ pub trait Proxy: Sized + Clone + sealed::Sealed {
     }
 
     /// The connection this proxy talks through.
-    fn client(&self) -> &Client {
+    fn client(&self) -> &ManagerConnection {
         &self.handle().client
     }
 
     /// The same object reached through another client (for example one made with
-    /// [`Client::connect_again`], whose locks are its own even on the same thread).
-    fn rebind(&self, client: &Client) -> Self {
+    /// [`ManagerConnection::connect_again`], whose locks are its own even on the same thread).
+    fn rebind(&self, client: &ManagerConnection) -> Self {
         let h = self.handle();
         Self::from_handle(Handle {
             client: client.clone(),

@@ -21,7 +21,7 @@ use crate::protocol::{Blob, Op, Reply, Wait};
 /// It implements [`Channel`], so code written for any conveyor queue runs over it; every
 /// call is a round trip to the server. A blocking call waits on the server, in the thread
 /// that serves this connection, so other clients go on; other users of the *same* connection
-/// wait behind it (see [`Client`](crate::Client)).
+/// wait behind it (see [`ManagerConnection`](crate::ManagerConnection)).
 ///
 /// ```
 /// use conveyor_core::{Channel, Joinable, QueueInfo};

@@ -14,7 +14,7 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Handle, Proxy};
-use crate::client::{Client, Endpoint};
+use crate::client::{Endpoint, ManagerConnection};
 
 #[derive(Serialize, Deserialize)]
 struct Token<'a> {
@@ -33,8 +33,8 @@ pub(crate) fn serialize<S: Serializer>(h: &Handle, s: S) -> Result<S::Ok, S::Err
     .serialize(s)
 }
 
-fn shared_client(endpoint: &Endpoint) -> crate::Result<Client> {
-    static CLIENTS: OnceLock<Mutex<HashMap<Endpoint, Client>>> = OnceLock::new();
+fn shared_client(endpoint: &Endpoint) -> crate::Result<ManagerConnection> {
+    static CLIENTS: OnceLock<Mutex<HashMap<Endpoint, ManagerConnection>>> = OnceLock::new();
     let mut clients = CLIENTS
         .get_or_init(Default::default)
         .lock()
