@@ -1,10 +1,11 @@
 //! The server: accepts connections, authenticates them, and answers their requests.
 //!
-//! One thread accepts; each connection gets a thread of its own, so a request that waits (a
-//! blocking get, an acquire) holds up only its own client. A connection thread reads requests
-//! as they come and writes the replies in order, flushing them when no further request is
-//! already buffered or before a request that may wait: a client that pipelines many requests
-//! gets its replies in a few large writes.
+//! One thread accepts; each connection gets a thread of its own (which runs the handshake, so
+//! a slow client holds up no one), so a request that waits (a blocking get, an acquire) holds
+//! up only its own client. A connection thread reads requests as they come and queues the
+//! replies in order, writing them before it waits for the next request (on pipes, only when
+//! no further request was already read) and before a request that may wait: a client that pipelines many requests gets its replies in a few
+//! large writes.
 //!
 //! Faults are confined to their connection: a malformed request is answered with an error and
 //! the connection goes on; an oversize one is answered and the connection is closed (its

@@ -72,13 +72,13 @@ fn serve_on_a_unix_socket_and_stop_on_sigterm() {
 #[test]
 fn bad_arguments_are_refused_with_the_reason() {
     let out = Command::new(env!("CARGO_BIN_EXE_conveyor-manager"))
-        .args(["serve", "--listen", "nonsense", "--authkey-file", "k"])
+        .args(["serve", "--listen", "tcp:nonsense", "--authkey-file", "k"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a usage error");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("'nonsense'") && err.contains("--listen"),
+        err.contains("'tcp:nonsense'") && err.contains("--listen"),
         "{err}"
     );
     // A missing option: clap's usage line.

@@ -1,7 +1,6 @@
 //! [`Address`]: where a [`Listener`](crate::Listener) listens and a [`Connector`](crate::Connector)
 //! connects.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,9 +52,35 @@ impl Address {
     }
 }
 
+/// Why text given to [`Address`]'s `FromStr` is not an address: it is empty, `unix:` names
+/// no path, or `tcp:` is not followed by `HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an address: write a socket path (unix:PATH) or tcp:HOST:PORT")]
+pub struct AddressParseError(String);
+
+/// As [`Address::parse`], refusing what cannot be meant as an address (an empty string, an
+/// empty `unix:` path, a `tcp:` without `HOST:PORT`), for a command line to report at once.
+///
+/// ```
+/// use conveyor_pipe::Address;
+///
+/// assert!("tcp:nonsense".parse::<Address>().is_err());
+/// assert!("".parse::<Address>().is_err());
+/// assert_eq!("tcp:h:1".parse::<Address>().unwrap(), Address::Tcp("h:1".into()));
+/// ```
 impl FromStr for Address {
-    type Err = Infallible;
-    fn from_str(s: &str) -> Result<Self, Infallible> {
+    type Err = AddressParseError;
+    fn from_str(s: &str) -> Result<Self, AddressParseError> {
+        let bad = || AddressParseError(s.to_string());
+        if s.is_empty() || s == "unix:" {
+            return Err(bad());
+        }
+        if let Some(hostport) = s.strip_prefix("tcp:") {
+            match hostport.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+                _ => return Err(bad()),
+            }
+        }
         Ok(Address::parse(s))
     }
 }

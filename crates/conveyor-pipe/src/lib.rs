@@ -99,7 +99,7 @@ mod sys;
 mod wait;
 mod writer;
 
-pub use address::Address;
+pub use address::{Address, AddressParseError};
 pub use connection::{Connection, COPY_LIMIT, DEFAULT_MAX_MESSAGE_SIZE};
 pub use connector::{connect, Connector};
 /// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
