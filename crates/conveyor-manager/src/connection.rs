@@ -224,13 +224,11 @@ impl Wire {
         self.rx().has_read_ahead()
     }
 
-    /// Whether the peer has gone (closed or shut down its socket, or its pipe's end).
+    /// Whether the peer has gone (closed or shut down its socket). One system call: after a
+    /// move the socket is enough, as a peer that goes closes its pipe ends and its socket
+    /// together.
     pub(crate) fn hung_up(&self) -> bool {
         self.socket.hung_up().unwrap_or(true)
-            || self
-                .pipes
-                .as_ref()
-                .is_some_and(|(rx, _)| rx.hung_up().unwrap_or(true))
     }
 
     /// The client side of the move to pipes (after the server agreed): makes nothing itself;

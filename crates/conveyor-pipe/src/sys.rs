@@ -69,11 +69,54 @@ pub(crate) fn read_some(
     match kind {
         FdKind::Socket => recv_with_fds(fd, buf, fds, nonblocking),
         FdKind::Pipe => {
-            if nonblocking && !poll_read(fd, Some(Duration::ZERO))? {
-                return Err(io::Error::from(io::ErrorKind::WouldBlock));
+            if nonblocking {
+                if let Some(r) = read_nowait(fd, buf) {
+                    return r;
+                }
+                if !poll_read(fd, Some(Duration::ZERO))? {
+                    return Err(io::Error::from(io::ErrorKind::WouldBlock));
+                }
             }
             // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
             unsafe { read_raw(fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) }
+        }
+    }
+}
+
+/// Whether `preadv2(RWF_NOWAIT)` was refused for a pipe here (an older kernel): the
+/// non-blocking read then polls first.
+static NOWAIT_UNSUPPORTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// One non-blocking read of a pipe whose descriptor blocks, in one system call:
+/// `preadv2(RWF_NOWAIT)` (Linux 5.6 and later for pipes) fails with `EAGAIN` instead of
+/// waiting. `None` where the kernel does not support it (the caller polls, then reads: two
+/// system calls for every spin that finds bytes).
+fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    use std::sync::atomic::Ordering;
+    if NOWAIT_UNSUPPORTED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    loop {
+        // SAFETY: `iov` describes `buf`, live and writable for the call; offset -1 reads at
+        // the current position, as read(2) does (a pipe has no offset).
+        let ret = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS)
+                ) =>
+            {
+                NOWAIT_UNSUPPORTED.store(true, Ordering::Relaxed);
+                return None;
+            }
+            other => return Some(other),
         }
     }
 }
