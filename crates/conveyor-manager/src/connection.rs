@@ -209,10 +209,11 @@ impl Wire {
     pub(crate) fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, GetError> {
         if let Some((rx, tx)) = &self.pipes {
             if !rx.has_read_ahead() {
-                tx.flush().map_err(|e| {
-                    GetError::Io(io::Error::other(format!(
-                        "writing the frames queued before receiving failed: {e}"
-                    )))
+                // The send's own error, kept typed, is what the receive reports.
+                tx.flush().map_err(|e| match e {
+                    SendError::Io(e) => GetError::Io(e),
+                    SendError::Closed => GetError::Closed,
+                    other => GetError::Io(io::Error::other(other)),
                 })?;
             }
         }
