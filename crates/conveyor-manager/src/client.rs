@@ -119,7 +119,7 @@ struct Inner {
 /// thread that makes calls through a client (or any proxy made from it) gets a connection of
 /// its own, made on its first call and closed when the thread ends or the client goes: a
 /// blocking get on one thread never holds up another thread's put on the same proxy, and a
-/// lock acquired by one thread makes another wait (an [`RLockProxy`] nests for the thread
+/// lock acquired by one thread makes another wait (an [`RLockProxy`](crate::RLockProxy) nests for the thread
 /// that holds it only).
 #[derive(Clone)]
 pub struct ManagerConnection {
