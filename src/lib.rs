@@ -62,7 +62,7 @@ pub use conveyor_process as process;
 #[cfg(feature = "shm")]
 pub use conveyor_shm as shm;
 
-/// Pipes, connections, `Listener` and `Client` (crate `conveyor-pipe`).
+/// Pipes, connections, `Listener` and `Connector` (crate `conveyor-pipe`).
 #[cfg(feature = "pipe")]
 pub use conveyor_pipe as pipe;
 

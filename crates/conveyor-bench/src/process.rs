@@ -390,7 +390,7 @@ fn manager_err(e: conveyor_manager::ManagerError) -> RunError {
 }
 
 fn manager_queue(
-    client: &conveyor_manager::Client,
+    client: &conveyor_manager::ManagerConnection,
     name: &str,
     cap: usize,
 ) -> Result<conveyor_manager::QueueProxy<Msg>, RunError> {

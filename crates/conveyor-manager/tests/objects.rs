@@ -528,7 +528,7 @@ fn tcp_server() {
         panic!("tcp")
     };
     assert!(!a.ends_with(":0"));
-    let c = conveyor_manager::Client::connect(m.address(), b"k").unwrap();
+    let c = conveyor_manager::ManagerConnection::connect(m.address(), b"k").unwrap();
     let v = c.value("x", &1u8).unwrap();
     v.fetch_add(1).unwrap();
     assert_eq!(m.value("x", &0u8).unwrap().get().unwrap(), 2);

@@ -14,8 +14,8 @@ use conveyor_core::{
 };
 
 use super::{proxy_impl, Handle};
-use crate::client::{decode, unexpected, unit};
 use crate::error::{ErrorKind, ManagerError, Result};
+use crate::protocol::{decode, unexpected, unit};
 use crate::protocol::{Blob, Op, Reply, Wait};
 
 /// A shared queue (`Manager().Queue()` / `JoinableQueue()`), FIFO, bounded or not.
@@ -23,7 +23,7 @@ use crate::protocol::{Blob, Op, Reply, Wait};
 /// It implements [`Channel`], so code written for any conveyor queue runs over it; every
 /// call is a round trip to the server. A blocking call waits on the server, in the thread
 /// that serves this connection, so other clients go on; other users of the *same* connection
-/// wait behind it (see [`Client`](crate::Client)).
+/// wait behind it (see [`ManagerConnection`](crate::ManagerConnection)).
 ///
 /// ```
 /// use conveyor_core::{Channel, Joinable, QueueInfo};
