@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use conveyor_core::{Channel, Joinable, QueueInfo, Unavailable};
 use conveyor_manager::proxy::QueueProxy;
-use conveyor_manager::{Address, Client, ManagerError};
+use conveyor_manager::{Address, ManagerConnection, ManagerError};
 
 const KEY: &[u8] = b"gone";
 /// How long a call that must fail at once may take before the test says it hung.
@@ -134,8 +134,8 @@ fn every_call_says_so(q: &QueueProxy<u64>, lost: bool) {
 
 /// A queue `jobs` of capacity 4 with one item in it (a task outstanding), through a proxy
 /// made on this thread.
-fn jobs(addr: &Address) -> (Client, QueueProxy<u64>) {
-    let client = Client::connect(addr, KEY).unwrap();
+fn jobs(addr: &Address) -> (ManagerConnection, QueueProxy<u64>) {
+    let client = ManagerConnection::connect(addr, KEY).unwrap();
     let q = client.queue::<u64>("jobs", Some(4)).unwrap();
     q.put(1).unwrap();
     assert_eq!(q.len().unwrap(), 1);
@@ -295,7 +295,7 @@ fn a_dropped_connection_is_reported_and_the_queue_is_untouched() {
     every_call_says_so(&q, false);
     // The server and the queue are fine: only the connection went. A direct client sees
     // the item that was put, and the task still outstanding.
-    let direct = Client::connect(&server_addr, KEY).unwrap();
+    let direct = ManagerConnection::connect(&server_addr, KEY).unwrap();
     let same = direct.queue::<u64>("jobs", Some(4)).unwrap();
     assert_eq!(same.len().unwrap(), 1);
     assert!(!same.join_timeout(Duration::ZERO).unwrap());
@@ -324,7 +324,7 @@ fn a_restarted_server_is_reported_unreachable_then_lost() {
     on_own_thread("calls on the restarted server", move || {
         every_call_says_so(&q2, true)
     });
-    Client::connect(&addr2, KEY)
+    ManagerConnection::connect(&addr2, KEY)
         .unwrap()
         .shutdown_server()
         .unwrap();
