@@ -210,7 +210,7 @@ fn sigkill_producers_and_consumers_at_random() {
         pool.push(start(entry, &q, next_id, &dir));
         next_id += 1;
     }
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     let t0 = Instant::now();
     for w in producers.iter().chain(consumers.iter()) {
         let status = w.child.join_timeout(Duration::from_secs(60)).unwrap();
