@@ -564,20 +564,15 @@ impl<C: Codec> Shared<C> {
                     .query(&mut link.conn)?;
                 if self.ack_on_get {
                     if let Some(id) = first_entry_id(&r) {
-                        // Remove and acknowledge it without waiting for the answers (read before
-                        // this connection's next command). Not a transaction: XDEL goes first,
-                        // so a connection lost between the two leaves at worst a pending id
-                        // without its entry, which the next XAUTOCLAIM drops (Redis 7), never
-                        // an entry that nobody will deliver.
-                        let mut pipe = redis::pipe();
-                        pipe.cmd("XDEL")
-                            .arg(&self.keys.items)
-                            .arg(&id)
-                            .cmd("XACK")
+                        // Acknowledge it without waiting for the answer (read before this
+                        // connection's next command); the take script trims it from the
+                        // stream later (see the scripts module).
+                        let packed = redis::cmd("XACK")
                             .arg(&self.keys.items)
                             .arg(GROUP)
-                            .arg(&id);
-                        link.send_later(&pipe.get_packed_pipeline(), 2)?;
+                            .arg(&id)
+                            .get_packed_command();
+                        link.send_later(&packed, 1)?;
                     }
                 }
                 Ok(r)

@@ -15,9 +15,15 @@
 //! `meta` also holds `auto` (`1`: the queue shuts itself down once its producers are done) and
 //! `had` (`1`: some handle has put).
 //!
-//! Invariants the scripts keep: an entry leaves `items` only when it is acknowledged (XDEL with
-//! its XACK), so the group's pending list is a subset of the stream, `XLEN` counts what is not
-//! yet done, and `XLEN - pending` counts what is not yet delivered.
+//! What counts: the group's `lag` (`XINFO GROUPS`) is the number of entries not yet delivered,
+//! its `pending` the number delivered and not yet acknowledged; a queue's `len` is the first,
+//! `join` waits until both are 0 (the `counts` procedure below). An acknowledged entry is no
+//! longer needed: `task_done`, the dead letters and `shutdown(immediate)` remove theirs at once
+//! (XDEL), a get of a [`RedisQueue`](crate::RedisQueue) only acknowledges (XACK, a fraction of
+//! an XDEL's cost in the server), and the take script, once per poll interval and consumer,
+//! trims the stream below the oldest entry still pending or not yet delivered (`XTRIM MINID`).
+//! An entry is only ever deleted once delivered, so the group's lag stays known; if a peer
+//! deletes an undelivered one, `counts` counts the entries after the last delivered id instead.
 //!
 //! # Shutdown that Redis enforces itself
 //!
@@ -101,8 +107,7 @@ if st[1] ~= 'open' then return {'closed'} end
 local n = #ARGV - 6
 local cap = tonumber(st[2])
 if cap > 0 then
-  local pending = redis.call('XPENDING', KEYS[1], 'conveyor')[1]
-  local room = cap - (redis.call('XLEN', KEYS[1]) - pending)
+  local room = cap - counts(KEYS[1])
   if room < n then n = math.max(room, 0) end
 end
 for i = 1, n do
@@ -136,6 +141,7 @@ local function field(e, name)
   end
   return ''
 end
+trim(KEYS[1])
 local entry
 while true do
   local r = redis.call('XAUTOCLAIM', KEYS[1], 'conveyor', ARGV[2], ARGV[3], '0-0', 'COUNT', 1)
@@ -173,7 +179,6 @@ if not entry then
   return {'empty'}
 end
 if ARGV[5] == '1' then
-  redis.call('XDEL', KEYS[1], entry[1])
   redis.call('XACK', KEYS[1], 'conveyor', entry[1])
 end
 return {'item', entry[1], field(entry, 'd')}
@@ -218,14 +223,14 @@ redis.call('XGROUP', 'DELCONSUMER', KEYS[1], 'conveyor', 'conveyor-shutdown')
 return n
 "#;
 
-/// Answers `{not done (XLEN), pending, state}`, or `{'lost'}`.
+/// Answers `{not done (undelivered + pending), pending, state}`, or `{'lost'}`.
 ///
 /// KEYS: items, meta. ARGV: token.
 const COUNTS: &str = r#"
 local st = redis.call('HMGET', KEYS[2], 'state', 'token')
 if st[2] ~= ARGV[1] then return {'lost'} end
-local pending = redis.call('XPENDING', KEYS[1], 'conveyor')[1]
-return {redis.call('XLEN', KEYS[1]), pending, st[1]}
+local undelivered, pending = counts(KEYS[1])
+return {undelivered + pending, pending, st[1]}
 "#;
 
 /// A producer handle closes (or goes): forget it, and shut a self-shutting queue down if it
@@ -313,6 +318,36 @@ local function shut(items, puts, frozen)
 end
 "#;
 
+/// The procedures that count a queue and trim its stream, prepended to the scripts that use
+/// them (see the module docs).
+///
+/// `counts(items)` answers the entries not yet delivered, those pending, and the group's last
+/// delivered id. `trim(items)` removes the entries below the oldest one still pending, or below
+/// the last delivered one if none is (the last delivered entry itself stays until the next
+/// trim: `XTRIM MINID` keeps the id it is given).
+const COUNT_AND_TRIM: &str = r#"
+local function counts(items)
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', items)) do
+    local f = {}
+    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+    if f['name'] == 'conveyor' then
+      local lag = f['lag']
+      if not lag then
+        lag = #redis.call('XRANGE', items, '(' .. f['last-delivered-id'], '+')
+      end
+      return lag, f['pending'], f['last-delivered-id']
+    end
+  end
+  return 0, 0, '0-0'
+end
+local function trim(items)
+  local _, pending, last = counts(items)
+  local floor = last
+  if pending > 0 then floor = redis.call('XPENDING', items, 'conveyor')[2] end
+  redis.call('XTRIM', items, 'MINID', floor)
+end
+"#;
+
 /// Every script, compiled once per process.
 #[derive(Debug)]
 pub(crate) struct Scripts {
@@ -333,11 +368,11 @@ pub(crate) fn scripts() -> &'static Scripts {
     static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
     SCRIPTS.get_or_init(|| Scripts {
         init: Script::new(INIT),
-        put: Script::new(PUT),
-        take: Script::new(&format!("{SHUT}{TAKE}")),
+        put: Script::new(&format!("{COUNT_AND_TRIM}{PUT}")),
+        take: Script::new(&format!("{SHUT}{COUNT_AND_TRIM}{TAKE}")),
         ack: Script::new(ACK),
         shutdown: Script::new(&format!("{SHUT}{SHUTDOWN}")),
-        counts: Script::new(COUNTS),
+        counts: Script::new(&format!("{COUNT_AND_TRIM}{COUNTS}")),
         retire: Script::new(RETIRE),
         leave: Script::new(&format!("{SHUT}{LEAVE}")),
         lease: Script::new(LEASE),
