@@ -35,41 +35,11 @@ pub(crate) enum Retry {
 pub(crate) struct Link {
     pub conn: Connection,
     pub lane: usize,
-    /// Replies to commands sent without waiting (see [`Link::send_later`]), read before the
-    /// connection's next command.
-    owed: usize,
 }
 
 impl Link {
     fn new(conn: Connection, lane: usize) -> Self {
-        Link {
-            conn,
-            lane,
-            owed: 0,
-        }
-    }
-
-    /// Sends `packed` (one or more commands, `replies` answers in all) without waiting for the
-    /// answers: the server applies them in order before anything sent later on this
-    /// connection, and the answers are read (and checked) before its next command.
-    pub fn send_later(&mut self, packed: &[u8], replies: usize) -> Result<(), RedisError> {
-        self.conn.send_packed_command(packed)?;
-        self.owed += replies;
-        Ok(())
-    }
-
-    /// Reads the answers owed by [`send_later`](Link::send_later).
-    fn settle(&mut self) -> Result<(), RedisError> {
-        while self.owed > 0 {
-            self.owed -= 1;
-            if let Err(e) = self.conn.recv_response() {
-                if is_broken(&e) {
-                    return Err(e);
-                }
-                tracing::warn!(error = %e, "a command sent without waiting failed");
-            }
-        }
-        Ok(())
+        Link { conn, lane }
     }
 }
 
@@ -236,7 +206,7 @@ impl Pool {
         let start = Instant::now();
         let mut link = self.checkout()?;
         loop {
-            match link.settle().and_then(|()| op(&mut link)) {
+            match op(&mut link) {
                 Ok(r) => {
                     self.give_back(link);
                     return Ok(r);

@@ -98,7 +98,7 @@
 //! put script instead, which also checks that the queue is the one the handle opened. A put to
 //! a bounded or self-shutting queue is one Lua script call (the state, the bound, and the
 //! lane's sequence checked with the XADD, atomically), which costs the server several times an
-//! XADD. A get is one XREADGROUP (its XACK is sent without waiting for the answer), and once
+//! XADD. A get is one XREADGROUP (with `NOACK` on a [`RedisQueue`]: delivered is done), and once
 //! per poll interval a get runs the take script instead (shutdown, redelivery, and trimming
 //! the entries already done from the stream).
 //! [`RedisQueue::put_batch`] sends many items in one transaction or script call: use it when

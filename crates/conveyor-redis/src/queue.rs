@@ -209,25 +209,6 @@ fn unique_name() -> String {
     )
 }
 
-/// The id of the first entry of an XREADGROUP answer, if it has one.
-fn first_entry_id(reply: &Value) -> Option<String> {
-    let entries = match reply {
-        Value::Array(streams) => match streams.first() {
-            Some(Value::Array(pair)) if pair.len() == 2 => &pair[1],
-            _ => return None,
-        },
-        Value::Map(streams) => &streams.first()?.1,
-        _ => return None,
-    };
-    let Value::Array(entries) = entries else {
-        return None;
-    };
-    let Some(Value::Array(entry)) = entries.first() else {
-        return None;
-    };
-    entry.first().and_then(text)
-}
-
 /// The first entry of an XREADGROUP answer, `(id, field d)`, taken out of it without a copy;
 /// `Ok(None)` when it has none, `Err` (the answer) when it is not an XREADGROUP answer.
 ///
@@ -550,31 +531,25 @@ impl<C: Codec> Shared<C> {
         let reply: Result<Value, Error> = self.pool.run_once(
             "get",
             |link| {
-                let r: Value = redis::cmd("XREADGROUP")
-                    .arg("GROUP")
+                let mut read = redis::cmd("XREADGROUP");
+                read.arg("GROUP")
                     .arg(GROUP)
                     .arg(&self.consumer)
                     .arg("COUNT")
                     .arg(1)
                     .arg("BLOCK")
-                    .arg(block_ms)
+                    .arg(block_ms);
+                if self.ack_on_get {
+                    // Delivered and done in the one step: the entry never enters the pending
+                    // list (at most once, as the crate docs say); the take script trims it
+                    // from the stream later (see the scripts module).
+                    read.arg("NOACK");
+                }
+                let r: Value = read
                     .arg("STREAMS")
                     .arg(&self.keys.items)
                     .arg(">")
                     .query(&mut link.conn)?;
-                if self.ack_on_get {
-                    if let Some(id) = first_entry_id(&r) {
-                        // Acknowledge it without waiting for the answer (read before this
-                        // connection's next command); the take script trims it from the
-                        // stream later (see the scripts module).
-                        let packed = redis::cmd("XACK")
-                            .arg(&self.keys.items)
-                            .arg(GROUP)
-                            .arg(&id)
-                            .get_packed_command();
-                        link.send_later(&packed, 1)?;
-                    }
-                }
                 Ok(r)
             },
             |source| self.interrupted(source),

@@ -19,8 +19,9 @@
 //! its `pending` the number delivered and not yet acknowledged; a queue's `len` is the first,
 //! `join` waits until both are 0 (the `counts` procedure below). An acknowledged entry is no
 //! longer needed: `task_done`, the dead letters and `shutdown(immediate)` remove theirs at once
-//! (XDEL), a get of a [`RedisQueue`](crate::RedisQueue) only acknowledges (XACK, a fraction of
-//! an XDEL's cost in the server), and the take script, once per poll interval and consumer,
+//! (XDEL), a get of a [`RedisQueue`](crate::RedisQueue) reads with `NOACK` (the entry is done as
+//! it is delivered, never pending; an XDEL each would cost the server more than the read), and
+//! the take script, once per poll interval and consumer,
 //! trims the stream below the oldest entry still pending or not yet delivered (`XTRIM MINID`).
 //! An entry is only ever deleted once delivered, so the group's lag stays known; if a peer
 //! deletes an undelivered one, `counts` counts the entries after the last delivered id instead.

@@ -548,7 +548,7 @@ fn timeouts_beyond_the_clock_wait_as_long_as_needed() {
     });
 }
 
-/// A get acknowledges without deleting; the take script, which a get runs once per poll
+/// A get takes an entry without deleting it (it reads with NOACK); the take script, which a get runs once per poll
 /// interval and a `try_get` every time, trims what is done, so the stream does not grow with
 /// every item ever put. Meanwhile `len` counts only what is not yet delivered.
 #[test]
@@ -573,7 +573,7 @@ fn done_entries_are_trimmed_from_the_stream() {
             assert_eq!(q.get().unwrap(), i);
         }
         assert_eq!(q.len(), 10, "len counts what is not yet delivered");
-        assert_eq!(xlen(&mut conn), 50, "the direct gets only acknowledged");
+        assert_eq!(xlen(&mut conn), 50, "the direct gets deleted nothing");
         // it trims before it takes: below the last delivered entry (39), which stays
         assert_eq!(q.try_get().unwrap(), 40);
         assert_eq!(xlen(&mut conn), 11, "not trimmed");
