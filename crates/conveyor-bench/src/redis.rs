@@ -8,7 +8,9 @@
 //! `multiprocessing` for Python), connected to the server over TCP on 127.0.0.1, and run the
 //! same loops as every other process transport ([`produce`], [`consume`], [`echo`], [`ping`]).
 //! Measured: 1 producer / 1 consumer at 8 B, 64 B and 4 KiB, and the ping-pong round trip;
-//! bigger payloads and 4/4 measure the server more than the client.
+//! bigger payloads and 4/4 measure the server more than the client. conveyor's queue is
+//! unbounded, as the raw loop is; the "bounded" row (the workload's bound, puts through the
+//! put script) shows what checking a bound costs.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
