@@ -466,7 +466,7 @@ mod tests {
         let _: Vec<Value> = fast_put(&keys, lane, 8, &[enc(2)])
             .query(&mut conn)
             .unwrap();
-        q.shutdown(false);
+        q.shutdown(false).unwrap();
         let r = retried_put(&mut conn, &keys, &token, (lane, 8), &enc(2));
         assert_eq!((word(&r), r.get(1)), ("ok".into(), Some(&Value::Int(1))));
         assert_eq!(xlen(&mut conn), 2);
