@@ -284,11 +284,12 @@ impl Forwarder {
 fn a_dropped_connection_is_reported_and_the_queue_is_untouched() {
     let dir = Dir::new("dropped");
     let (mut server, server_addr) = serve("tcp:127.0.0.1:0", &dir.0);
-    let upstream: SocketAddr = server_addr
-        .to_string()
-        .strip_prefix("tcp:")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("a TCP address expected, got {server_addr}"));
+    let upstream: SocketAddr = match &server_addr {
+        Address::Tcp(a) => a
+            .parse()
+            .unwrap_or_else(|e| panic!("the server's TCP address {a:?} does not parse: {e}")),
+        other => panic!("a TCP address expected, got {other:?}"),
+    };
     let forwarder = Forwarder::new(upstream);
     let (_client, q) = jobs(&forwarder.address);
     forwarder.cut();
