@@ -89,6 +89,7 @@ pub mod error;
 pub mod frame;
 mod handoff;
 pub mod handshake;
+mod lane;
 mod listener;
 #[cfg(feature = "pickle")]
 pub mod pickle;
@@ -113,5 +114,5 @@ pub use handshake::ChallengeForm;
 pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHAKE_TIMEOUT};
 #[cfg(feature = "pickle")]
 pub use pickle::Pickle;
-pub use pipe::{pipe, pipe_oneway};
+pub use pipe::{pipe, pipe_oneway, PipeBuilder};
 pub use wait::{wait, Waitable};

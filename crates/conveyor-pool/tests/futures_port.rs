@@ -643,7 +643,10 @@ fn a_worker_killed_mid_task_fails_only_that_task() {
             .result_timeout(LONG),
         Ok(25)
     );
-    assert!(pool.wait_for_workers(LONG), "the replacements never started");
+    assert!(
+        pool.wait_for_workers(LONG),
+        "the replacements never started"
+    );
     let after = pool.worker_pids();
     assert_eq!(after.len(), 2);
     assert!(
