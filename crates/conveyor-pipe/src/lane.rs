@@ -374,9 +374,16 @@ impl Lane {
             other => return other,
         }
         if spin && !rx.eof {
-            let spun = rx.spin.run(false, || match attempt(&dir.ring) {
-                Err(GetError::Empty) => Poll::Empty,
-                other => Poll::Ready(other),
+            let ring = &dir.ring;
+            // A look at the ring's indices costs two loads; the lock is taken only for a record.
+            let spun = rx.spin.run_busy_first(|| {
+                if conveyor_core::QueueInfo::is_empty(ring) && !ring.is_shutdown() {
+                    return Poll::Empty;
+                }
+                match attempt(ring) {
+                    Err(GetError::Empty) => Poll::Empty,
+                    other => Poll::Ready(other),
+                }
             });
             if let Some(r) = spun {
                 return r;
