@@ -269,6 +269,16 @@ impl<C: Codec> Connection<C> {
         self.lane.as_ref()
     }
 
+    /// The names of the shared-memory rings this end sends on and receives on, for the fuzz
+    /// targets, which put records of their own there. Not part of the documented API.
+    #[doc(hidden)]
+    pub fn __lane_ring_names(&self) -> (Option<String>, Option<String>) {
+        match &self.lane {
+            Some(lane) => lane.ring_names(),
+            None => (None, None),
+        }
+    }
+
     /// Whether this end's messages travel through shared memory (a pipe built with
     /// [`PipeBuilder::shared_memory`](crate::PipeBuilder::shared_memory)).
     pub fn is_shared_memory(&self) -> bool {

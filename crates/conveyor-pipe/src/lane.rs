@@ -207,6 +207,12 @@ impl Lane {
         Lane::counted(self.tx.clone(), self.rx.clone())
     }
 
+    /// The names of the rings this end sends on and receives on.
+    pub(crate) fn ring_names(&self) -> (Option<String>, Option<String>) {
+        let name = |d: &Option<Direction>| d.as_ref().map(|d| d.ring.name().to_string());
+        (name(&self.tx), name(&self.rx))
+    }
+
     fn tx(&self) -> Result<&Direction, SendError> {
         self.tx.as_ref().ok_or_else(|| {
             SendError::Io(io::Error::new(
