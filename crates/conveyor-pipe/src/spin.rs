@@ -208,29 +208,42 @@ impl Spin {
     /// nanoseconds, without a system call on either side; a yield costs a system call, and
     /// under load it hands the CPU to another program for a whole time slice. Four busy phases
     /// in a row that find nothing skip it for the next 64 waits (an idle peer costs at most
-    /// `BUSY_MAX` of CPU per wait, and far less on average).
+    /// `BUSY_MAX` of CPU per wait, and far less on average), and so do the waits that the
+    /// yielding spin makes calm after it saw contention.
     pub fn run_busy_first<T>(&mut self, mut poll: impl FnMut() -> Poll<T>) -> Option<T> {
+        match self.busy(&mut poll) {
+            Some(t) => Some(t),
+            None => self.run(false, poll),
+        }
+    }
+
+    /// The busy phase of [`run_busy_first`](Spin::run_busy_first).
+    fn busy<T>(&mut self, poll: &mut impl FnMut() -> Poll<T>) -> Option<T> {
         if self.busy_skip > 0 {
             self.busy_skip -= 1;
-        } else {
-            let t0 = Instant::now();
-            loop {
-                if let Poll::Ready(t) = poll() {
-                    self.busy_misses = 0;
-                    return Some(t);
-                }
-                if t0.elapsed() >= BUSY_MAX {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-            self.busy_misses += 1;
-            if self.busy_misses >= BUSY_MISSES {
-                self.busy_misses = 0;
-                self.busy_skip = BUSY_SKIP;
-            }
+            return None;
         }
-        self.run(false, poll)
+        if self.calm > 0 {
+            // Another program wants this CPU (see `run`): no busy phase either.
+            return None;
+        }
+        let t0 = Instant::now();
+        loop {
+            if let Poll::Ready(t) = poll() {
+                self.busy_misses = 0;
+                return Some(t);
+            }
+            if t0.elapsed() >= BUSY_MAX {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        self.busy_misses += 1;
+        if self.busy_misses >= BUSY_MISSES {
+            self.busy_misses = 0;
+            self.busy_skip = BUSY_SKIP;
+        }
+        None
     }
 
     /// Yields the CPU; false if that took long enough to show another program had it (the
@@ -375,45 +388,51 @@ mod tests {
     fn a_busy_phase_that_keeps_missing_is_skipped_for_a_while() {
         let mut s = Spin::default();
         for _ in 0..BUSY_MISSES {
-            assert_eq!(s.run_busy_first(|| Poll::<()>::Empty), None);
+            let t0 = Instant::now();
+            assert_eq!(s.busy(&mut || Poll::<()>::Empty), None);
+            assert!(
+                t0.elapsed() >= BUSY_MAX,
+                "a busy phase lasts its whole time"
+            );
         }
         assert_eq!(s.busy_skip, BUSY_SKIP);
-        // Skipped: the next wait's polls are only those of the yielding spin.
-        let t0 = Instant::now();
+        // Skipped: no poll at all.
         let mut n = 0;
         assert_eq!(
-            s.run_busy_first(|| {
+            s.busy(&mut || {
                 n += 1;
-                if n == 3 {
-                    Poll::Ready(n)
-                } else {
-                    Poll::Empty
-                }
+                Poll::Ready(())
             }),
-            Some(3)
+            None
         );
-        assert!(t0.elapsed() < Duration::from_secs(1));
+        assert_eq!(n, 0);
         assert_eq!(s.busy_skip, BUSY_SKIP - 1);
     }
 
     #[test]
     fn a_busy_phase_that_finds_resets_the_misses() {
         let mut s = Spin::default();
-        assert_eq!(s.run_busy_first(|| Poll::<()>::Empty), None);
+        assert_eq!(s.busy(&mut || Poll::<()>::Empty), None);
         assert_eq!(s.busy_misses, 1);
+        assert_eq!(s.busy(&mut || Poll::Ready(5)), Some(5));
+        assert_eq!(s.busy_misses, 0);
+    }
+
+    #[test]
+    fn no_busy_phase_while_calm() {
+        let mut s = Spin::default();
+        s.contended();
         let mut n = 0;
         assert_eq!(
-            s.run_busy_first(|| {
+            s.busy(&mut || {
                 n += 1;
-                if n > 2 {
-                    Poll::Ready(())
-                } else {
-                    Poll::Empty
-                }
+                Poll::Ready(())
             }),
-            Some(())
+            None
         );
-        assert_eq!(s.busy_misses, 0);
+        assert_eq!(n, 0);
+        // The calm wait still looks once.
+        assert_eq!(s.run_busy_first(|| Poll::Ready(1)), Some(1));
     }
 
     #[test]
