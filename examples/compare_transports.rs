@@ -60,7 +60,7 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use conveyor::manager::{self, Manager};
+use conveyor::manager::Manager;
 use conveyor::pipe::pipe;
 use conveyor::process::{self as process, Entry, Process};
 use conveyor::shm::{JoinableShmQueue, ShmQueue};
@@ -186,12 +186,12 @@ where
     Tx: Channel<Reading> + Serialize + DeserializeOwned + 'static,
     Rx: Channel<Reading> + Serialize + DeserializeOwned + 'static,
 {
-    // In a child this runs the producer, the consumer or the manager's server, and exits.
-    // Kept to the end, the guard joins any child still running (as Python does at exit).
+    // In a child this runs the producer, the consumer or the manager's server (which
+    // conveyor-manager registers itself), and exits. Kept to the end, the guard joins any
+    // child still running (as Python does at exit).
     let _children = process::init(&[
         Entry::new("producer", producer::<Tx>),
         Entry::new("consumer", consumer::<Rx>),
-        manager::server_entry(),
     ]);
     let start = Instant::now();
     build(&|(tx, rx)| {

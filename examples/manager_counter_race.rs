@@ -68,7 +68,7 @@ fn run(m: &manager::ManagerGuard, way: &str) -> Result<i64, Box<dyn std::error::
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let _children = process::init(&[entry!(task), manager::server_entry()]);
+    let _children = process::init(&[entry!(task)]);
     let m = Manager::builder().spawn()?;
     println!("two processes, {TIMES} decrements and {TIMES} increments of dic[\"{KEY}\"]:");
     let racy = run(&m, "racy")?;

@@ -34,7 +34,7 @@ fn add_data(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let _children = process::init(&[entry!(add_data), manager::server_entry()]);
+    let _children = process::init(&[entry!(add_data)]);
 
     // `with Manager() as m:` - the server process stops when `m` drops.
     let m = Manager::builder().spawn()?;

@@ -44,15 +44,14 @@ pub const CHILD_ENTRY: &str = "conveyor_bench_child";
 /// How long the parent waits for a child's report before it gives up.
 const REPORT_LIMIT: Duration = Duration::from_secs(120);
 
-/// Registers the child entry points (the process transports', the Redis ones and the pool
-/// worker's); in a child, runs it and exits. Call first in `main`, and keep the guard until
+/// Registers the child entry points (the process transports' and the Redis ones; the pool's
+/// worker registers itself); in a child, runs it and exits. Call first in `main`, and keep the guard until
 /// `main` ends (see [`conveyor_process::InitGuard`]).
 pub fn init() -> conveyor_process::InitGuard {
     conveyor_pool::register(&crate::pool::tasks());
     conveyor_process::init(&[
         conveyor_process::entry!("conveyor_bench_child" => bench_child),
         conveyor_process::entry!("conveyor_bench_redis_child" => crate::redis::redis_child),
-        conveyor_pool::worker_entry(),
     ])
 }
 

@@ -28,7 +28,9 @@
 //!
 //! **Starting a server.** [`Manager::start`] runs one on threads of this process and returns
 //! a guard that shuts it down when dropped (Python's `with Manager() as m`);
-//! [`ManagerBuilder::spawn`] runs it in a child process (as Python does); the
+//! [`ManagerBuilder::spawn`] runs it in a child process (as Python does), with nothing for the
+//! program to register (the crate registers the server's entry point itself, at link time:
+//! the program's `conveyor_process::init`, or a test's `init_test!()`, finds it); the
 //! `conveyor manager serve --listen ADDR --authkey-file FILE` command (crate conveyor-cli; the
 //! `conveyor-manager serve` binary is the same, both run [`standalone::serve`]) runs a
 //! standalone one.
@@ -165,10 +167,7 @@ pub use conveyor_core::{
     Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
 };
 pub use error::{ErrorKind, ManagerError, RemoteError, Result};
-pub use manager::{
-    run_child_server, server_entry, ChildServerArgs, Endpoint, Manager, ManagerBuilder,
-    ManagerGuard, SERVER_ENTRY,
-};
+pub use manager::{Endpoint, Manager, ManagerBuilder, ManagerGuard};
 pub use number::{NumOp, Number};
 pub use protocol::Kind;
 pub use proxy::{

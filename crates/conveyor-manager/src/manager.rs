@@ -56,24 +56,15 @@ impl Endpoint {
 }
 
 /// The name of the entry point that runs a manager server in a child process
-/// ([`ManagerBuilder::spawn`]); register it with [`server_entry`].
-pub const SERVER_ENTRY: &str = "conveyor-manager-server";
+/// ([`ManagerBuilder::spawn`]). The crate registers it itself, at link time, so a program
+/// lists nothing for it: its `conveyor_process::init` (or a test's `init_test!`) finds it.
+const SERVER_ENTRY: &str = "conveyor-manager-server";
 
-/// The entry point that runs a manager server in a child process. A program that uses
-/// [`ManagerBuilder::spawn`] registers it in `main`:
-///
-/// ```no_run
-/// conveyor_process::init(&[conveyor_manager::server_entry()]);
-/// ```
-///
-/// and a test with `init_test!("conveyor-manager-server" => conveyor_manager::run_child_server)`.
-pub fn server_entry() -> conveyor_process::Entry {
-    conveyor_process::Entry::new(SERVER_ENTRY, run_child_server)
-}
+conveyor_process::register_entry!(SERVER_ENTRY => run_child_server);
 
 /// What a child-process server is started with.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct ChildServerArgs {
+struct ChildServerArgs {
     address: Address,
     #[serde(with = "serde_bytes")]
     authkey: Vec<u8>,
@@ -83,9 +74,9 @@ pub struct ChildServerArgs {
     ready: UnixStream,
 }
 
-/// Runs a manager server in this (child) process until a client shuts it down; the body of
-/// [`server_entry`].
-pub fn run_child_server(args: ChildServerArgs) -> std::result::Result<(), String> {
+/// Runs a manager server in this (child) process until a client shuts it down: the entry point
+/// [`SERVER_ENTRY`].
+fn run_child_server(args: ChildServerArgs) -> std::result::Result<(), String> {
     let max_frame = usize::try_from(args.max_frame).unwrap_or(usize::MAX);
     let server =
         Server::bind(&args.address, args.authkey.into(), max_frame).map_err(|e| e.to_string())?;
@@ -243,7 +234,9 @@ impl ManagerBuilder {
     }
 
     /// Starts the server in a child process (as Python's `Manager()` does) and connects to
-    /// it. The program must have registered [`server_entry`] with `conveyor_process::init`.
+    /// it. The program calls `conveyor_process::init` first in `main` (in a test,
+    /// `conveyor_process::init_test!()` first), as every program that starts children does;
+    /// the server's entry point needs no listing there, the crate registers it itself.
     /// The child is a daemon: it dies with this process. Dropping the guard asks it to shut
     /// down and waits for it.
     pub fn spawn(self) -> Result<ManagerGuard> {

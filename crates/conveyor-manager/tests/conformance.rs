@@ -5,16 +5,15 @@
 //! connects on arrival.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use conveyor_core::testing::{
     run_consumer, run_producer, Capacity, Factory, Item, Order, Profile, Remote, RemoteChild, Role,
-    GENEROUS,
 };
 use conveyor_core::{Channel, Joinable, QueueInfo};
 use conveyor_manager::proxy::QueueProxy;
 use conveyor_manager::{Manager, ManagerGuard};
-use conveyor_process::{init_test, Child, Process};
+use conveyor_process::testing::RemoteProcess;
+use conveyor_process::{init_test, Process};
 
 /// A manager server (on threads of this process) holding the queue `"q"`.
 struct Served {
@@ -40,36 +39,6 @@ fn produce((q, first, count): (QueueProxy<Item>, u64, u64)) -> Result<(), String
 fn consume((q, results, task_done): (QueueProxy<Item>, Results, bool)) -> Result<(), String> {
     let got = run_consumer(&q, task_done.then_some(&q as &dyn Joinable))?;
     results.put(got).map_err(|e| format!("{e:?}"))
-}
-
-/// A child process with a proxy, and the queue its consumer reports on.
-struct ManagerChild {
-    child: Child,
-    results: Option<Results>,
-}
-
-impl RemoteChild for ManagerChild {
-    fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-
-    fn finish(self: Box<Self>, timeout: Duration) -> Result<Vec<u64>, String> {
-        match self.child.join_timeout(timeout) {
-            Ok(Some(status)) if status.success() => {}
-            Ok(Some(status)) => return Err(format!("the child ended with {status}")),
-            Ok(None) => {
-                let _ = self.child.kill();
-                return Err(format!("the child did not end within {timeout:?}"));
-            }
-            Err(e) => return Err(format!("could not wait for the child: {e}")),
-        }
-        match &self.results {
-            Some(r) => r
-                .get_timeout(GENEROUS)
-                .map_err(|e| format!("the consumer sent no results: {e:?}")),
-            None => Ok(Vec::new()),
-        }
-    }
 }
 
 struct ManagerQueue;
@@ -116,21 +85,18 @@ impl Factory for ManagerQueue {
 
 impl Remote<Served> for ManagerQueue {
     fn start(&self, q: &Served, role: Role) -> Result<Box<dyn RemoteChild>, String> {
-        let (child, results) = match role {
-            Role::Produce { first, count } => (
-                Process::new("produce", (q.proxy(), first, count)).start(),
-                None,
-            ),
+        match role {
+            Role::Produce { first, count } => {
+                RemoteProcess::producer(Process::new("produce", (q.proxy(), first, count)))
+            }
             Role::Consume { task_done } => {
                 static NEXT: AtomicU64 = AtomicU64::new(0);
                 let name = format!("results-{}", NEXT.fetch_add(1, Ordering::Relaxed));
                 let results: Results = q.manager.queue(&name, None).map_err(|e| format!("{e}"))?;
-                let child = Process::new("consume", (q.proxy(), results.clone(), task_done));
-                (child.start(), Some(results))
+                let child = Process::new("consume", (q.proxy(), &results, task_done));
+                RemoteProcess::consumer(child, results)
             }
-        };
-        let child = child.map_err(|e| format!("{e}"))?;
-        Ok(Box::new(ManagerChild { child, results }))
+        }
     }
 }
 

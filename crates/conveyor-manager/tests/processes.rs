@@ -20,10 +20,7 @@ fn add_data((endpoint, key, value): (Endpoint, String, i32)) -> Result<(), Strin
 
 #[test]
 fn server_in_a_child_process_two_writers() {
-    init_test!(
-        "add_data" => add_data,
-        "conveyor-manager-server" => conveyor_manager::run_child_server
-    );
+    init_test!("add_data" => add_data);
     let m = Manager::builder().spawn().unwrap();
     assert!(m.child().is_some());
     let d = m.dict::<String, i32>("process_dict").unwrap();
@@ -45,6 +42,27 @@ fn server_in_a_child_process_two_writers() {
     drop(m);
     // The guard shut the server process down (and joined it).
     assert!(endpoint.connect().is_err());
+}
+
+/// `spawn` needs nothing registered by the user: the crate registers its server's entry point
+/// at link time, and the test's bare `init_test!()` is where the child branches off into it.
+#[test]
+fn a_spawned_server_needs_no_registration() {
+    init_test!();
+    let m = Manager::builder().spawn().unwrap();
+    let child = m.child().expect("the server runs in a child process");
+    assert_ne!(child.pid(), std::process::id());
+    assert_eq!(child.entry(), "conveyor-manager-server");
+    let counter = m.value::<i64>("counter", &0).unwrap();
+    counter.set(&41).unwrap();
+    let again = m.connect().unwrap().value::<i64>("counter", &0).unwrap();
+    assert_eq!(again.get().unwrap(), 41);
+    let endpoint = m.endpoint();
+    drop(m);
+    assert!(
+        endpoint.connect().is_err(),
+        "the guard shut the server process down"
+    );
 }
 
 /// Seed 001 as Python writes it: the proxy itself travels to the child.

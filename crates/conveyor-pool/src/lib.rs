@@ -129,7 +129,7 @@ mod wait;
 pub use error::{SubmitError, TaskError};
 pub use executor::Executor;
 pub use future::Future;
-pub use process::{PoolMap, ProcessPool, ProcessPoolBuilder, Unordered, PREFETCH, WORKER_ENTRY};
+pub use process::{PoolMap, ProcessPool, ProcessPoolBuilder, Unordered, PREFETCH};
 pub use task::{Task, TaskFn};
 pub use thread::{Map, ThreadPool, ThreadPoolBuilder};
 pub use wait::{
@@ -138,25 +138,17 @@ pub use wait::{
 
 #[doc(hidden)]
 pub use conveyor_process as __process;
-#[doc(hidden)]
-pub use process::worker_main as __worker_main;
-
-/// The conveyor-process entry point of a [`ProcessPool`] worker, for a program that calls
-/// `conveyor_process::init` itself: `init(&[conveyor_pool::worker_entry(), entry!(other)])`
-/// after [`register`].
-pub fn worker_entry() -> conveyor_process::Entry {
-    conveyor_process::Entry::new(WORKER_ENTRY, process::worker_main)
-}
-
 /// Registers tasks in this process, so that its [`ProcessPool`] workers can run them. Call it
 /// before `conveyor_process::init` (which, in a worker, runs the worker at once); [`init`]
-/// does both.
+/// does both. The worker's own entry point needs no registering: the crate registers it at
+/// link time, and `conveyor_process::init` finds it.
 pub fn register(tasks: &[Task]) {
     task::register(tasks);
 }
 
-/// Call first in `main`: registers `tasks` (and the pool's worker entry point with `entries`,
-/// the program's own conveyor-process entry points) and then calls `conveyor_process::init`.
+/// Call first in `main`: registers `tasks` and then calls `conveyor_process::init` with
+/// `entries`, the program's own conveyor-process entry points (the pool's worker entry point
+/// registers itself).
 /// In a worker process it runs the worker and exits; in the parent it returns at once, with
 /// conveyor-process's guard: keep it until `main` ends (`let _children = init(..)`), so that
 /// the program's children are joined (and its daemons, the pools' workers among them,
@@ -178,19 +170,17 @@ pub fn register(tasks: &[Task]) {
 /// ```
 pub fn init(tasks: &[Task], entries: &[conveyor_process::Entry]) -> conveyor_process::InitGuard {
     task::register(tasks);
-    let mut all = entries.to_vec();
-    all.push(worker_entry());
-    conveyor_process::init(&all)
+    conveyor_process::init(entries)
 }
 
 /// Call first in a `#[test]` that starts a [`ProcessPool`], with the tasks its workers run:
-/// `init_test!(square, crash)`. It registers them and calls conveyor-process's `init_test!`
-/// with the pool's worker entry point, so a worker (a re-executed copy of the test binary
-/// running only this test) branches off here.
+/// `init_test!(square, crash)`. It registers them and calls conveyor-process's `init_test!`,
+/// so a worker (a re-executed copy of the test binary running only this test) branches off
+/// here into the pool's worker entry point.
 #[macro_export]
 macro_rules! init_test {
     ($($f:path),* $(,)?) => {{
         $crate::register(&[$($crate::Task::from($crate::task!($f))),*]);
-        $crate::__process::init_test!("conveyor-pool-worker" => $crate::__worker_main);
+        $crate::__process::init_test!();
     }};
 }

@@ -52,16 +52,18 @@ use crate::thread::default_workers;
 /// while more orders wait than there are workers).
 pub const PREFETCH: usize = 2;
 
-/// The conveyor-process entry point of a pool worker; [`init`](crate::init) and
-/// [`init_test!`](crate::init_test!) register it.
-pub const WORKER_ENTRY: &str = "conveyor-pool-worker";
+/// The conveyor-process entry point of a pool worker. The crate registers it itself, at link
+/// time: a program's `conveyor_process::init` (or [`init`](crate::init), or a test's
+/// [`init_test!`](crate::init_test!)) finds it with nothing listed.
+const WORKER_ENTRY: &str = "conveyor-pool-worker";
+
+conveyor_process::register_entry!(WORKER_ENTRY => worker_main);
 
 static POOLS: AtomicU64 = AtomicU64::new(0);
 
 /// One order: run `task` on `args` (one call, or a chunk of calls).
-#[doc(hidden)]
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Order {
+pub(crate) struct Order {
     id: u64,
     task: String,
     chunk: bool,
@@ -71,9 +73,8 @@ pub struct Order {
 
 /// What the collector reads: from workers (`Started`, `Done`, `InitFailed`) and from the
 /// supervisors (`Exited`).
-#[doc(hidden)]
 #[derive(Debug, Serialize, Deserialize)]
-pub enum Event {
+pub(crate) enum Event {
     Started {
         slot: u32,
         generation: u32,
@@ -108,8 +109,7 @@ type WorkerArgs = (
 );
 
 /// The worker process's main loop: the entry point registered as [`WORKER_ENTRY`].
-#[doc(hidden)]
-pub fn worker_main((orders, events, slot, generation, init, max_tasks): WorkerArgs) -> i32 {
+fn worker_main((orders, events, slot, generation, init, max_tasks): WorkerArgs) -> i32 {
     if let Some((name, args)) = init {
         let outcome = match task::lookup(&name) {
             Some(t) => t.run(false, &args).map(drop),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use conveyor_core::CodecError;
 
-use crate::ExitStatus;
+use crate::status::ExitStatus;
 
 /// Why a child could not be started, or could not be waited for.
 ///
@@ -43,6 +43,22 @@ pub enum Error {
         name: String,
         /// The functions registered under it.
         paths: Vec<String>,
+    },
+
+    /// The entry point is registered at link time (by a library, with
+    /// [`register_entry!`](crate::register_entry!)), but this process never called
+    /// [`init`](crate::init) or [`init_test!`](crate::init_test!), so a re-executed copy of it
+    /// would not reach the entry point: call `init` first in `main`, or `init_test!()` first in
+    /// the test.
+    #[error(
+        "entry point `{entry}` is registered, but this process has not called \
+         `conveyor_process::init` (first in main) or `init_test!` (first in this test), where a \
+         child branches off into it; call `let _children = conveyor_process::init(&[]);` first \
+         in main, or `init_test!();` as the test's first line"
+    )]
+    NotInitialized {
+        /// The entry point.
+        entry: String,
     },
 
     /// The arguments could not be encoded (for example a handle that cannot travel).
@@ -154,6 +170,7 @@ impl Error {
 conveyor_core::debug_shows_message!(Error {
     UnknownEntry { name, known },
     AmbiguousEntry { name, paths },
+    NotInitialized { entry },
     Encode { entry, source },
     BadArgs { entry, message },
     Spawn { program, source },

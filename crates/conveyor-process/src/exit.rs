@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::handle::{self, Child};
-use crate::ExitStatus;
+use crate::status::ExitStatus;
 
 /// How long the children's end waits for a daemon that was sent SIGTERM before it sends
 /// SIGKILL (a daemon that handles SIGTERM gets this long to finish).

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::status::{Report, ReportReader};
-use crate::{sys, ExitStatus};
+use crate::status::{ExitStatus, Report, ReportReader};
+use crate::sys;
 
 /// A started child process (Python's `Process` after `start()`).
 ///

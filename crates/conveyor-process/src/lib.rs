@@ -78,6 +78,18 @@
 //! implements `Deserialize`; it returns `()`, an exit code, or a `Result` (see
 //! [`EntryResult`]). [`entry!`]`(f)` names it after the function.
 //!
+//! # Entry points that register themselves
+//!
+//! A library crate that starts children of its own registers their entry points once, at link
+//! time, with [`register_entry!`] (on the `inventory` crate): conveyor-manager's server
+//! (`Manager::builder().spawn()`) and conveyor-pool's workers (`ProcessPool`) do, so a program
+//! lists only its own functions in `init`, and a program that has none calls `init(&[])`.
+//! `init` (or, in a test, `init_test!()`) is still needed: it is where a child branches off
+//! into its entry point, and a process that called neither refuses to start one
+//! ([`Error::NotInitialized`]) rather than re-running its whole `main` in the child. An
+//! application may register its own functions this way too; one given to `init` or
+//! `init_test!` under the same name takes precedence.
+//!
 //! # In tests
 //!
 //! libtest owns a test binary's `main`, so a test registers its entries with
@@ -110,6 +122,8 @@
 //!
 //! Good to know:
 //!
+//! - Entry points registered with [`register_entry!`] (a manager's server, a pool's workers)
+//!   need no listing: `init_test!()` with nothing in it is their branch point.
 //! - Any test that registers an entry point can serve it (the test that starts the child is
 //!   preferred); two tests of one binary that register *different* functions under one name
 //!   make [`Error::AmbiguousEntry`] unless the starting test registered it itself.
@@ -169,24 +183,32 @@
 
 #![warn(missing_docs)]
 
+mod child;
 mod entry;
 mod error;
 mod exit;
 mod handle;
-mod launch;
+mod init;
+mod payload;
 mod process;
 mod registry;
 mod status;
 mod sys;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use entry::{Entry, EntryResult};
 pub use error::Error;
 pub use exit::{InitGuard, DAEMON_GRACE};
 pub use handle::Child;
-pub use process::{Process, DEFAULT_START_TIMEOUT};
-pub use registry::init;
+pub use init::init;
 #[doc(hidden)]
-pub use registry::init_test as __init_test;
+pub use init::init_test as __init_test;
+#[doc(hidden)]
+pub use inventory as __inventory;
+pub use process::{Process, DEFAULT_START_TIMEOUT};
+#[doc(hidden)]
+pub use registry::StaticEntry as __StaticEntry;
 pub use status::ExitStatus;
 
 /// The name of this process if it was started by [`Process::start`] (Python's
@@ -197,7 +219,7 @@ pub use status::ExitStatus;
 /// assert_eq!(conveyor_process::current_name(), None);
 /// ```
 pub fn current_name() -> Option<&'static str> {
-    launch::CURRENT.get().map(|c| c.name.as_str())
+    child::CURRENT.get().map(|c| c.name.as_str())
 }
 
 /// The children this process started that are still running: Python's
@@ -212,12 +234,12 @@ pub fn active_children() -> Vec<Child> {
 
 /// Whether this process is a daemon child started by [`Process::start`].
 pub fn is_daemon() -> bool {
-    launch::CURRENT.get().is_some_and(|c| c.daemon)
+    child::CURRENT.get().is_some_and(|c| c.daemon)
 }
 
 /// The entry point this process runs, if it was started by [`Process::start`].
 pub fn current_entry() -> Option<&'static str> {
-    launch::CURRENT.get().map(|c| c.entry.as_str())
+    child::CURRENT.get().map(|c| c.entry.as_str())
 }
 
 #[cfg(test)]

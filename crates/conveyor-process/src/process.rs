@@ -16,10 +16,10 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::handle::Child;
-use crate::launch::{self, Header};
+use crate::payload::{self, Header};
 use crate::registry::{self, Route};
-use crate::status::{Read1, Report, ReportReader};
-use crate::{sys, ExitStatus};
+use crate::status::{ExitStatus, Read1, Report, ReportReader};
+use crate::sys;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -200,9 +200,9 @@ impl Process {
             fds: fds.iter().map(|f| f.as_raw_fd()).collect(),
         };
         let mut memfd =
-            sys::memfd(launch::MEMFD_NAME).map_err(Error::io("creating the payload"))?;
+            sys::memfd(payload::MEMFD_NAME).map_err(Error::io("creating the payload"))?;
         memfd
-            .write_all(&launch::encode_prefix(&header))
+            .write_all(&payload::encode_prefix(&header))
             .and_then(|()| memfd.write_all(&args))
             .and_then(|()| sys::seal(memfd.as_fd()))
             .map_err(Error::io("writing the payload"))?;
@@ -218,7 +218,7 @@ impl Process {
             }
         }
         cmd.env(
-            launch::ENV_VAR,
+            payload::ENV_VAR,
             format!("{}:{}", memfd.as_raw_fd(), status_w.as_raw_fd()),
         );
         if let Some(s) = self.stdin {

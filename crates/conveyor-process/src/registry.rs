@@ -1,113 +1,83 @@
-//! `init` and `init_test!`: register the entry points, and branch into one when this process
-//! is a child.
+//! The entry points this process knows, and where a re-executed copy of it reaches them.
+//!
+//! Two kinds of registration meet here:
+//!
+//! - at run time, the entries given to [`init`](crate::init) (first in `main`) or to
+//!   [`init_test!`](crate::init_test!) (first in a test), each with the test that gave it;
+//! - at link time, the entries a library crate declares once with
+//!   [`register_entry!`](crate::register_entry!) (a manager's server, a pool's worker): they
+//!   are in every program that links the library, with nothing for the program to list.
+//!
+//! A child re-executes the binary, so the parent must also know a *branch point* the child
+//! reaches: `main` when it called `init`, or a test that called `init_test!`. Every call of
+//! either is recorded as one, even with no entries of its own.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::entry::Entry;
 use crate::error::Error;
-use crate::exit::InitGuard;
-use crate::launch;
 
-/// An entry point registered in this process, and the test that registered it (in a test
-/// binary, a child re-runs that one test to reach it).
+/// An entry point registered at run time, and the test that registered it (in a test binary,
+/// a child re-runs that one test to reach it).
 struct Registered {
     entry: Entry,
     test: Option<String>,
 }
 
-static REGISTRY: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
-
-fn registry() -> std::sync::MutexGuard<'static, Vec<Registered>> {
-    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+/// What [`init`](crate::init) and [`init_test!`](crate::init_test!) recorded.
+struct State {
+    entries: Vec<Registered>,
+    /// Each call of `init` (`None`) or `init_test!` (the test's name), once: where a child
+    /// re-executing this binary branches off into its entry point.
+    branch_points: Vec<Option<String>>,
 }
 
-fn register(entries: &[Entry], test: Option<String>) {
-    let mut reg = registry();
+static STATE: Mutex<State> = Mutex::new(State {
+    entries: Vec::new(),
+    branch_points: Vec::new(),
+});
+
+fn state() -> MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Records `entries` (from `init` when `test` is `None`, else from that test's `init_test!`)
+/// and the branch point.
+pub(crate) fn register(entries: &[Entry], test: Option<String>) {
+    let mut st = state();
     for e in entries {
-        let already = reg
+        let already = st
+            .entries
             .iter()
             .any(|r| r.entry.name() == e.name() && r.entry.path() == e.path() && r.test == test);
         if !already {
-            reg.push(Registered {
+            st.entries.push(Registered {
                 entry: e.clone(),
                 test: test.clone(),
             });
         }
     }
-}
-
-/// Call first in `main`, and keep what it returns until `main` ends: in a child started by
-/// [`Process::start`](crate::Process::start) it runs the requested entry point and exits with its
-/// status (it never returns there); in any other process it registers `entries` and returns an
-/// [`InitGuard`] which, when `main` ends and drops it, joins the children that are not daemons
-/// and terminates the daemons, as Python does at exit.
-///
-/// ```
-/// use conveyor_process::{entry, Process};
-///
-/// fn worker(n: u32) {
-///     println!("worker got {n}");
-/// }
-///
-/// fn main() {
-///     let _children = conveyor_process::init(&[entry!(worker)]);
-///     // only the parent gets here
-///     let child = Process::new("worker", 7u32).start().unwrap();
-///     assert!(child.join().unwrap().success());
-/// }
-/// ```
-///
-/// "First" matters: a child runs `main` from the top until it reaches `init`, so whatever
-/// `main` does before `init` is done again in every child. A program that creates a
-/// shared-memory queue or lock (or binds a listener's Unix socket) before `init` would make
-/// each child create one too, and leak it (the child exits from inside `init`, never dropping
-/// it): such a child refuses to run its entry point, unwinds its `main` so that what it made is
-/// dropped and removed, and the parent's [`Process::start`](crate::Process::start) fails with
-/// [`Error::InitTooLate`] naming what was made.
-///
-/// A child runs the same binary with the same arguments as its parent (`std::env::args`, as
-/// Python's spawn children get the parent's `sys.argv`). So code that only reads the arguments
-/// may come before `init`, for example to register the entry points of a generic function
-/// instantiated for the type the command line picked: the child takes the same path to the
-/// same `init`.
-pub fn init(entries: &[Entry]) -> InitGuard {
-    // Registered in a child too, so that it can start children of its own.
-    register(entries, None);
-    if launch::is_child() {
-        launch::run_child(entries);
+    if !st.branch_points.contains(&test) {
+        st.branch_points.push(test);
     }
-    InitGuard::new()
 }
 
-/// Call first in a `#[test]` that starts children: the [`init_test!`](crate::init_test!)
-/// macro passes the test's name. Not for direct use.
+/// An entry point registered at link time by [`register_entry!`](crate::register_entry!).
+/// Not for direct use.
 #[doc(hidden)]
-pub fn init_test(here: &str, entries: &[Entry]) {
-    let name = current_test_name().unwrap_or_else(|| test_name_from_path(here));
-    // Registered in a child too, so that it can start children of its own.
-    register(entries, Some(name));
-    if launch::is_child() {
-        launch::run_child(entries);
-    }
+#[derive(Debug)]
+pub struct StaticEntry {
+    /// Makes the entry (an [`Entry`] holds a closure, so it is built when it is looked up).
+    pub make: fn() -> Entry,
 }
 
-/// The test running on this thread: libtest names each test's thread after the test.
-fn current_test_name() -> Option<String> {
-    let t = std::thread::current();
-    match t.name() {
-        Some(n) if n != "main" => Some(n.to_string()),
-        _ => None,
-    }
-}
+inventory::collect!(StaticEntry);
 
-/// `"crate::module::test_fn::__here"` -> `"module::test_fn"`, the name libtest knows the test
-/// by (the path without the crate's name).
-pub(crate) fn test_name_from_path(path: &str) -> String {
-    let path = path.strip_suffix("::__here").unwrap_or(path);
-    match path.split_once("::") {
-        Some((_crate, rest)) => rest.to_string(),
-        None => path.to_string(),
-    }
+/// The entry points registered at link time, in no particular order.
+fn static_entries() -> impl Iterator<Item = Entry> {
+    inventory::iter::<StaticEntry>
+        .into_iter()
+        .map(|s| (s.make)())
 }
 
 /// How the parent reaches an entry point in a re-executed copy of itself.
@@ -121,18 +91,14 @@ pub(crate) enum Route {
 
 /// Finds the route to `name`, or a clear error when this process knows it cannot work.
 pub(crate) fn route(name: &str) -> Result<Route, Error> {
-    let reg = registry();
-    // A process that registered nothing has not called init: re-executing it would run its
-    // whole main (or, in a test binary, every test) in the child. Refuse instead.
-    let found: Vec<&Registered> = reg.iter().filter(|r| r.entry.name() == name).collect();
+    let st = state();
+    let found: Vec<&Registered> = st
+        .entries
+        .iter()
+        .filter(|r| r.entry.name() == name)
+        .collect();
     if found.is_empty() {
-        let mut known: Vec<String> = reg.iter().map(|r| r.entry.name().to_string()).collect();
-        known.sort();
-        known.dedup();
-        return Err(Error::UnknownEntry {
-            name: name.to_string(),
-            known,
-        });
+        return route_static(&st, name);
     }
     if found.iter().any(|r| r.test.is_none()) {
         return Ok(Route::Main);
@@ -157,71 +123,132 @@ pub(crate) fn route(name: &str) -> Result<Route, Error> {
     ))
 }
 
-/// An entry registered in this process under `name`, any.
-pub(crate) fn lookup_any(name: &str) -> Option<Entry> {
-    registry()
+/// The route to an entry point that only a library registered (at link time): any branch point
+/// reaches it, the current test's first.
+fn route_static(st: &State, name: &str) -> Result<Route, Error> {
+    let mut paths: Vec<String> = static_entries()
+        .filter(|e| e.name() == name)
+        .map(|e| e.path().to_string())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    if paths.is_empty() {
+        // A process that registered nothing has not called init: re-executing it would run its
+        // whole main (or, in a test binary, every test) in the child. Refuse instead.
+        let mut known: Vec<String> = st
+            .entries
+            .iter()
+            .map(|r| r.entry.name().to_string())
+            .chain(static_entries().map(|e| e.name().to_string()))
+            .collect();
+        known.sort();
+        known.dedup();
+        return Err(Error::UnknownEntry {
+            name: name.to_string(),
+            known,
+        });
+    }
+    if paths.len() > 1 {
+        return Err(Error::AmbiguousEntry {
+            name: name.to_string(),
+            paths,
+        });
+    }
+    if st.branch_points.contains(&None) {
+        return Ok(Route::Main);
+    }
+    let tests = || st.branch_points.iter().flatten();
+    if let Some(current) = current_test_name() {
+        if let Some(t) = tests().find(|t| **t == current) {
+            return Ok(Route::Test(t.clone()));
+        }
+    }
+    match tests().next() {
+        Some(t) => Ok(Route::Test(t.clone())),
+        None => Err(Error::NotInitialized {
+            entry: name.to_string(),
+        }),
+    }
+}
+
+/// The entry point registered under `name`: at run time (any test's) or else at link time.
+pub(crate) fn lookup(name: &str) -> Option<Entry> {
+    let runtime = state()
+        .entries
         .iter()
         .find(|r| r.entry.name() == name)
-        .map(|r| r.entry.clone())
+        .map(|r| r.entry.clone());
+    runtime.or_else(|| static_entries().find(|e| e.name() == name))
 }
 
-/// The names registered in this process (with repeats).
-pub(crate) fn registered_names_unsorted() -> Vec<&'static str> {
-    registry().iter().map(|r| r.entry.name()).collect()
+/// The names registered in this process, at run time and at link time (with repeats).
+pub(crate) fn known_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = state().entries.iter().map(|r| r.entry.name()).collect();
+    names.extend(static_entries().map(|e| e.name()));
+    names
 }
 
-/// Call first in a `#[test]` that starts child processes, with the entry points the test's
-/// children (and their children) run: functions, named after themselves as with
-/// [`entry!`](crate::entry!), or `"name" => function` pairs, in any mix:
-/// `init_test!(worker, "conveyor-manager-server" => conveyor_manager::run_child_server)`.
+/// The test running on this thread: libtest names each test's thread after the test.
+pub(crate) fn current_test_name() -> Option<String> {
+    let t = std::thread::current();
+    match t.name() {
+        Some(n) if n != "main" => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `"crate::module::test_fn::__here"` -> `"module::test_fn"`, the name libtest knows the test
+/// by (the path without the crate's name).
+pub(crate) fn test_name_from_path(path: &str) -> String {
+    let path = path.strip_suffix("::__here").unwrap_or(path);
+    match path.split_once("::") {
+        Some((_crate, rest)) => rest.to_string(),
+        None => path.to_string(),
+    }
+}
+
+/// Registers an entry point at link time, from a library crate (or any crate), so that every
+/// program linking it can start it with nothing to list in [`init`](crate::init) or
+/// [`init_test!`](crate::init_test!): the program still calls one of them first (that is where
+/// a child branches off), with or without entries of its own.
 ///
-/// In the test binary's normal run this registers the entries under the test's name and
-/// returns. A child started from it re-executes the test binary with only this test selected
-/// (`<test name> --exact --nocapture --test-threads=1 --include-ignored -q`); there,
-/// `init_test!` runs the entry point
-/// and exits, so the rest of the test never runs in the child.
+/// Place it outside any function, once per entry point: `register_entry!(worker)` names the
+/// entry after the function, `register_entry!("name" => path::to::f)` gives another name (any
+/// `&'static str` constant expression: `register_entry!(NAME => f)` with `const NAME: &str`).
+/// conveyor-manager registers its server's entry point this way and conveyor-pool its
+/// worker's, which is why `Manager::builder().spawn()` and `ProcessPool::new` need nothing
+/// from the user. An entry registered by `init`/`init_test!` under the same name takes
+/// precedence over one registered here.
 ///
-/// ```no_run
-/// use conveyor_process::{init_test, Process};
+/// ```
+/// use conveyor_process::Process;
 ///
-/// fn double(n: u32) -> i32 {
-///     (n * 2) as i32 // becomes the exit code
+/// fn double(n: i32) -> i32 {
+///     n * 2 // the exit code
 /// }
+/// conveyor_process::register_entry!("doubler" => double);
 ///
-/// #[test]
-/// fn child_doubles() {
-///     init_test!(double);
-///     let child = Process::new("double", 21u32).start().unwrap();
-///     assert_eq!(child.join().unwrap().code(), 42);
+/// fn main() -> Result<(), conveyor_process::Error> {
+///     let _children = conveyor_process::init(&[]); // first in main: the branch point
+///     let child = Process::new("doubler", 21).start()?;
+///     assert_eq!(child.join()?.code(), 42);
+///     Ok(())
 /// }
 /// ```
+///
+/// It works on every target the `inventory` crate supports (Linux among them): the
+/// registration runs before `main`, in programs, test binaries, doctests and examples alike.
 #[macro_export]
-macro_rules! init_test {
-    ($($f:tt)*) => {{
-        fn __here() {}
-        fn __type_name_of<T>(_: T) -> &'static str {
-            ::std::any::type_name::<T>()
+macro_rules! register_entry {
+    ($name:expr => $f:expr) => {
+        $crate::__inventory::submit! {
+            $crate::__StaticEntry { make: || $crate::Entry::new($name, $f) }
         }
-        $crate::__init_test(__type_name_of(__here), &$crate::__entries!($($f)*))
-    }};
-}
-
-/// The entries of [`init_test!`]: plain paths (`worker`) and renamed ones (`"name" => f`), in
-/// any mix.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __entries {
-    (@acc [$($acc:expr,)*]) => {
-        [$($acc,)*]
     };
-    (@acc [$($acc:expr,)*] $name:literal => $f:expr $(, $($rest:tt)*)?) => {
-        $crate::__entries!(@acc [$($acc,)* $crate::entry!($name => $f),] $($($rest)*)?)
-    };
-    (@acc [$($acc:expr,)*] $f:path $(, $($rest:tt)*)?) => {
-        $crate::__entries!(@acc [$($acc,)* $crate::entry!($f),] $($($rest)*)?)
-    };
-    ($($t:tt)*) => {
-        $crate::__entries!(@acc [] $($t)*)
+    ($f:path) => {
+        $crate::__inventory::submit! {
+            $crate::__StaticEntry { make: || $crate::Entry::new(stringify!($f), $f) }
+        }
     };
 }
 
@@ -229,29 +256,40 @@ macro_rules! __entries {
 mod tests {
     use super::*;
 
+    fn linked(_: ()) {}
+    crate::register_entry!("linked-in-unit-tests" => linked);
+
     #[test]
-    fn a_process_that_registered_nothing_refuses_to_start_children() {
-        // no test in this binary registers entries
+    fn an_unknown_name_is_refused_with_the_known_ones() {
+        // no test in this binary registers entries at run time; one is registered at link time
         match route("anything") {
             Err(Error::UnknownEntry { name, known }) => {
                 assert_eq!(name, "anything");
-                assert!(known.is_empty());
+                assert_eq!(known, ["linked-in-unit-tests"]);
             }
             other => panic!("expected UnknownEntry, got {other:?}"),
         }
     }
 
-    fn one(_: ()) {}
-    fn two(_: u8) {}
-
     #[test]
-    fn entry_lists_mix_plain_and_renamed_entries() {
-        let names = |entries: &[Entry]| entries.iter().map(|e| e.name()).collect::<Vec<_>>();
-        assert_eq!(names(&crate::__entries!(one, two)), ["one", "two"]);
-        assert_eq!(names(&crate::__entries!(one, "b" => two,)), ["one", "b"]);
-        assert_eq!(names(&crate::__entries!("a" => one, two)), ["a", "two"]);
-        assert_eq!(names(&crate::__entries!(self::one)), ["self::one"]);
-        assert!(names(&crate::__entries!()).is_empty());
+    fn a_linked_entry_is_reached_through_a_branch_point() {
+        let mut st = State {
+            entries: Vec::new(),
+            branch_points: Vec::new(),
+        };
+        let name = "linked-in-unit-tests";
+        match route_static(&st, name) {
+            Err(Error::NotInitialized { entry }) => assert_eq!(entry, name),
+            other => panic!("expected NotInitialized, got {other:?}"),
+        }
+        st.branch_points.push(Some("some::test".into()));
+        assert_eq!(
+            route_static(&st, name).unwrap(),
+            Route::Test("some::test".into())
+        );
+        st.branch_points.push(None);
+        assert_eq!(route_static(&st, name).unwrap(), Route::Main);
+        assert_eq!(lookup(name).map(|e| e.name()), Some(name));
     }
 
     #[test]

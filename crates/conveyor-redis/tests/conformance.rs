@@ -13,7 +13,8 @@ use conveyor_core::testing::{
     GENEROUS,
 };
 use conveyor_core::{Channel, Joinable, QueueInfo};
-use conveyor_process::{init_test, Child, Process};
+use conveyor_process::testing::RemoteProcess;
+use conveyor_process::{init_test, Process};
 use conveyor_redis::{Builder, JoinableRedisQueue, RedisQueue, Target};
 
 /// Whether a server can be had: `CONVEYOR_REDIS_URL`, or `redis-server` on `PATH`. Without
@@ -115,44 +116,11 @@ fn consume((at, results, task_done): (Where, String, bool)) -> Result<(), String
     out.put(got).map_err(|e| e.to_string())
 }
 
-struct RedisChild {
-    child: Child,
-    results: Option<Results>,
-}
-
-impl RemoteChild for RedisChild {
-    fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-
-    fn finish(self: Box<Self>, timeout: Duration) -> Result<Vec<u64>, String> {
-        match self.child.join_timeout(timeout) {
-            Ok(Some(status)) if status.success() => {}
-            Ok(Some(status)) => return Err(format!("the child ended with {status}")),
-            Ok(None) => {
-                let _ = self.child.kill();
-                return Err(format!("the child did not end within {timeout:?}"));
-            }
-            Err(e) => return Err(format!("could not wait for the child: {e}")),
-        }
-        match &self.results {
-            Some(r) => {
-                let got = r
-                    .get_timeout(GENEROUS)
-                    .map_err(|e| format!("the consumer sent no results: {e}"));
-                let _ = r.destroy();
-                got
-            }
-            None => Ok(Vec::new()),
-        }
-    }
-}
-
 fn start_child(spec: &Spec, role: Role, joinable: bool) -> Result<Box<dyn RemoteChild>, String> {
     let at: Where = (spec.url.clone(), spec.name.clone(), spec.auto);
-    let (child, results) = match role {
+    match role {
         Role::Produce { first, count } => {
-            (Process::new("produce", (at, first, count)).start(), None)
+            RemoteProcess::producer(Process::new("produce", (at, first, count)))
         }
         Role::Consume { task_done } => {
             if task_done && !joinable {
@@ -160,15 +128,20 @@ fn start_child(spec: &Spec, role: Role, joinable: bool) -> Result<Box<dyn Remote
                     "RedisQueue acknowledges at delivery: JoinableRedisQueue has task_done".into(),
                 );
             }
-            let (name, q) = results_queue(&spec.url)?;
-            (
-                Process::new("consume", (at, name, task_done)).start(),
-                Some(q),
+            let (name, results) = results_queue(&spec.url)?;
+            // the results stream is removed once read: the server may outlive the test
+            RemoteProcess::consumer_with(
+                Process::new("consume", (at, name, task_done)),
+                move || {
+                    let got = results
+                        .get_timeout(GENEROUS)
+                        .map_err(|e| format!("the consumer sent no results: {e}"));
+                    let _ = results.destroy();
+                    got
+                },
             )
         }
-    };
-    let child = child.map_err(|e| e.to_string())?;
-    Ok(Box::new(RedisChild { child, results }))
+    }
 }
 
 /// `RedisQueue`: every producer and consumer opens the queue by URL and name, as another

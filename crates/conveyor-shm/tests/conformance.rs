@@ -2,14 +2,12 @@
 //! `JoinableShmQueue`, with producers and consumers in real child processes
 //! (conveyor-process re-executes this test binary) for the cases that ask for other processes.
 
-use std::time::Duration;
-
 use conveyor_core::testing::{
     run_consumer, run_producer, Capacity, Factory, Item, Order, Profile, Remote, RemoteChild, Role,
-    GENEROUS,
 };
 use conveyor_core::{Channel, Joinable, QueueInfo};
-use conveyor_process::{init_test, Child, Process};
+use conveyor_process::testing::RemoteProcess;
+use conveyor_process::{init_test, Process};
 use conveyor_shm::{JoinableShmQueue, ShmQueue, ShmQueueBuilder};
 
 /// Ring size of the test queues: room for the thousand items of the unbounded case and more.
@@ -45,47 +43,6 @@ fn consume_joinable(
 ) -> Result<(), String> {
     let got = run_consumer(&q, task_done.then_some(&q as &dyn Joinable))?;
     results.put(got).map_err(|e| format!("{e:?}"))
-}
-
-/// A child process started for the suite, and the queue its consumer reports on.
-struct ShmChild {
-    child: Child,
-    results: Option<Results>,
-}
-
-impl RemoteChild for ShmChild {
-    fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-
-    fn finish(self: Box<Self>, timeout: Duration) -> Result<Vec<u64>, String> {
-        match self.child.join_timeout(timeout) {
-            Ok(Some(status)) if status.success() => {}
-            Ok(Some(status)) => return Err(format!("the child ended with {status}")),
-            Ok(None) => {
-                let _ = self.child.kill();
-                return Err(format!("the child did not end within {timeout:?}"));
-            }
-            Err(e) => return Err(format!("could not wait for the child: {e}")),
-        }
-        match &self.results {
-            Some(r) => r
-                .get_timeout(GENEROUS)
-                .map_err(|e| format!("the consumer sent no results: {e:?}")),
-            None => Ok(Vec::new()),
-        }
-    }
-}
-
-fn start(
-    entry: &str,
-    args: impl serde::Serialize,
-    results: Option<Results>,
-) -> Result<Box<dyn RemoteChild>, String> {
-    let child = Process::new(entry, args)
-        .start()
-        .map_err(|e| format!("{e}"))?;
-    Ok(Box::new(ShmChild { child, results }))
 }
 
 fn results() -> Result<Results, String> {
@@ -137,10 +94,12 @@ impl Factory for Shm {
 impl Remote<ShmQueue<Item>> for Shm {
     fn start(&self, q: &ShmQueue<Item>, role: Role) -> Result<Box<dyn RemoteChild>, String> {
         match role {
-            Role::Produce { first, count } => start("produce", (q, first, count), None),
+            Role::Produce { first, count } => {
+                RemoteProcess::producer(Process::new("produce", (q, first, count)))
+            }
             Role::Consume { task_done: false } => {
                 let r = results()?;
-                start("consume", (q, r.clone()), Some(r))
+                RemoteProcess::consumer(Process::new("consume", (q, &r)), r)
             }
             Role::Consume { task_done: true } => Err("ShmQueue keeps no task count".into()),
         }
@@ -193,10 +152,12 @@ impl Remote<JoinableShmQueue<Item>> for JoinableShm {
         role: Role,
     ) -> Result<Box<dyn RemoteChild>, String> {
         match role {
-            Role::Produce { first, count } => start("produce_joinable", (q, first, count), None),
+            Role::Produce { first, count } => {
+                RemoteProcess::producer(Process::new("produce_joinable", (q, first, count)))
+            }
             Role::Consume { task_done } => {
                 let r = results()?;
-                start("consume_joinable", (q, r.clone(), task_done), Some(r))
+                RemoteProcess::consumer(Process::new("consume_joinable", (q, &r, task_done)), r)
             }
         }
     }

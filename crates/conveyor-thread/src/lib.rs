@@ -152,7 +152,9 @@
 //! RUSTFLAGS="--cfg loom" cargo test -p conveyor-thread --release --lib loom
 //! ```
 //!
-//! (`LOOM_MAX_PREEMPTIONS=N` raises the preemption bound, 2 by default). The normal test suite
+//! (each model picks its preemption bound, 2 for most and 1 for the two-consumer model;
+//! `LOOM_MAX_PREEMPTIONS=N` overrides all of them, and N = 2 makes the two-consumer model run for
+//! over ten minutes where the whole set takes seconds). The normal test suite
 //! (`cargo test -p conveyor-thread`) ports CPython's `test_queue.py` and adds stress tests.
 
 #![warn(missing_docs)]

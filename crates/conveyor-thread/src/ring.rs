@@ -522,7 +522,9 @@ impl<T> Drop for Ring<T> {
 }
 
 /// Model tests of the ring's protocol: run them with
-/// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p conveyor-thread --release --lib loom`.
+/// `RUSTFLAGS="--cfg loom" cargo test -p conveyor-thread --release --lib loom` (each model picks
+/// its own preemption bound; setting `LOOM_MAX_PREEMPTIONS` overrides every model's, and a bound
+/// of 2 on `loom_two_consumers` runs for over ten minutes).
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;

@@ -1,17 +1,10 @@
-//! The launch payload, and the child's side of a launch: find the entry point, decode its
-//! arguments, report, run it, report how it ended, exit.
+//! The child's side of a launch: claim the payload and the status pipe, find the entry point,
+//! decode its arguments, report, run it, report how it ended, exit.
 //!
-//! The parent writes the payload into an anonymous memory file (`memfd`) and seals it against
-//! any further change, so arguments of any size are ready before the child starts, nobody
-//! blocks writing them, and the child maps the file and decodes the arguments in place:
-//!
-//! ```text
-//! "CVP1" | header length: u32 LE | header (postcard) | the entry's arguments (postcard)
-//! ```
-//!
-//! The child learns where the payload and the status pipe are from one environment variable,
-//! [`ENV_VAR`] = `"<payload fd>:<status fd>"`, which it removes at once so that its own
-//! children never see it.
+//! The payload's format is in `payload.rs`; the entry point is looked up in what
+//! [`init`](crate::init) or [`init_test!`](crate::init_test!) was given, then in `registry.rs`
+//! (entry points other tests registered, and those that library crates registered at link
+//! time with [`register_entry!`](crate::register_entry!)).
 
 use std::any::Any;
 use std::fs::File;
@@ -21,65 +14,11 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, ThreadId};
 
-use conveyor_core::{Codec, Postcard};
-use serde::{Deserialize, Serialize};
-
 use crate::entry::Entry;
+use crate::payload::{decode_payload, ENV_VAR, MEMFD_NAME};
+use crate::registry;
 use crate::status::{self, write_report, Report};
 use crate::sys;
-
-/// The environment variable that tells a process it was started as a conveyor child.
-pub(crate) const ENV_VAR: &str = "CONVEYOR_PROCESS_LAUNCH";
-/// The name the payload's memory file carries (visible in `/proc/<pid>/fd`).
-pub(crate) const MEMFD_NAME: &std::ffi::CStr = c"conveyor-launch";
-const MAGIC: &[u8; 4] = b"CVP1";
-
-/// What the child needs to know besides its arguments.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct Header {
-    /// The entry point to run.
-    pub entry: String,
-    /// The process's name (`Process-3` unless given).
-    pub name: String,
-    /// Whether the child is a daemon.
-    pub daemon: bool,
-    /// The inherited descriptors, in handoff index order.
-    pub fds: Vec<RawFd>,
-}
-
-/// Encodes what precedes the arguments in a payload: the magic, the header's length, the header.
-pub(crate) fn encode_prefix(header: &Header) -> Vec<u8> {
-    let mut head = Vec::new();
-    Postcard
-        .encode(header, &mut head)
-        .expect("a header of strings and numbers always encodes");
-    let mut out = Vec::with_capacity(8 + head.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(head.len() as u32).to_le_bytes());
-    out.extend_from_slice(&head);
-    out
-}
-
-/// Splits a payload into its header and the argument bytes.
-pub(crate) fn decode_payload(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
-    if bytes.len() < 8 || &bytes[..4] != MAGIC {
-        return Err(
-            "the payload does not start with the conveyor launch magic: parent and \
-                    child are different versions of conveyor-process"
-                .into(),
-        );
-    }
-    let len = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) as usize;
-    let rest = &bytes[8..];
-    if rest.len() < len {
-        return Err(format!(
-            "the payload's header claims {len} bytes but only {} follow",
-            rest.len()
-        ));
-    }
-    let header = Postcard.decode(&rest[..len]).map_err(|e| e.to_string())?;
-    Ok((header, &rest[len..]))
-}
 
 /// Who this process is, when it was started as a conveyor child.
 #[derive(Debug)]
@@ -164,7 +103,7 @@ pub(crate) fn run_child(entries: &[Entry]) -> ! {
 
     let Some(entry) = find(entries, &header.entry) else {
         let mut known: Vec<&str> = entries.iter().map(|e| e.name()).collect();
-        known.extend(crate::registry::registered_names_unsorted());
+        known.extend(registry::known_names());
         known.sort_unstable();
         known.dedup();
         report(&Report::UnknownEntry(known.join(",")));
@@ -234,7 +173,7 @@ fn find(entries: &[Entry], name: &str) -> Option<Entry> {
         .iter()
         .find(|e| e.name() == name)
         .cloned()
-        .or_else(|| crate::registry::lookup_any(name))
+        .or_else(|| registry::lookup(name))
 }
 
 /// Parses `"<payload fd>:<status fd>"` and takes ownership of both after checking that they
@@ -332,28 +271,6 @@ fn install_panic_hook() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn payload_round_trip() {
-        let h = Header {
-            entry: "worker".into(),
-            name: "Process-1".into(),
-            daemon: true,
-            fds: vec![5, 9],
-        };
-        let mut bytes = encode_prefix(&h);
-        bytes.extend_from_slice(&[1, 2, 3]);
-        let (back, args) = decode_payload(&bytes).unwrap();
-        assert_eq!(back, h);
-        assert_eq!(args, &[1, 2, 3]);
-    }
-
-    #[test]
-    fn damaged_payloads_are_errors() {
-        assert!(decode_payload(b"").is_err());
-        assert!(decode_payload(b"XXXX\0\0\0\0").is_err());
-        assert!(decode_payload(b"CVP1\xff\0\0\0abc").is_err());
-    }
 
     #[test]
     fn a_stale_variable_is_refused() {
