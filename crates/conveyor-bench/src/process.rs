@@ -85,7 +85,7 @@ pub enum Endpoint {
     PipeBuffered(PipeEnd),
     /// One end of a pipe whose messages travel through shared memory
     /// (`PipeBuilder::shared_memory`); the connection travels whole (its rings by name).
-    PipeShm(Connection),
+    PipeShm(Box<Connection>),
     /// One end of a raw socketpair with length-prefixed frames (the baseline).
     RawSocket(PipeEnd),
     /// A manager's queue: the server's endpoint, the queue's name and bound.
@@ -284,7 +284,7 @@ fn open(chan: Endpoint) -> Result<Opened, RunError> {
             conn.set_buffered_sends(true);
             plain(Box::new(conn))
         }
-        Endpoint::PipeShm(conn) => plain(Box::new(conn)),
+        Endpoint::PipeShm(conn) => plain(conn),
         Endpoint::RawSocket(end) => plain(Box::new(RawFramed::new(
             std::os::unix::net::UnixStream::from(end.0),
         ))),
@@ -753,9 +753,12 @@ impl ProcessTransport {
                         n: per_p,
                         size,
                     },
-                    Endpoint::PipeShm(writer),
+                    Endpoint::PipeShm(Box::new(writer)),
                 )?;
-                run.start(Role::Consume { n: per_c, size }, Endpoint::PipeShm(reader))?;
+                run.start(
+                    Role::Consume { n: per_c, size },
+                    Endpoint::PipeShm(Box::new(reader)),
+                )?;
             }
             Kind::RawSocket => {
                 let (a, b) = std::os::unix::net::UnixStream::pair()
@@ -884,7 +887,7 @@ impl ProcessTransport {
                     .shared_memory(true)
                     .build()
                     .map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
-                run.start(Role::Echo { n: total }, Endpoint::PipeShm(theirs))?;
+                run.start(Role::Echo { n: total }, Endpoint::PipeShm(Box::new(theirs)))?;
                 run.go()?;
                 ping(&mine, size, rounds)
             }
@@ -1160,7 +1163,8 @@ mod tests {
             }
         }
         // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong), buffered pipe 3,
-        // manager queue 5, ipmpsc 3, raw socketpair 3, ipc-channel 3, manager dict 3
-        assert_eq!(ran, 32);
+        // shared-memory pipe 3, manager queue 5, ipmpsc 3, raw socketpair 3, ipc-channel 3,
+        // manager dict 3
+        assert_eq!(ran, 35);
     }
 }
