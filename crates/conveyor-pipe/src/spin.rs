@@ -44,8 +44,12 @@ pub const MAX: Duration = Duration::from_micros(50);
 pub const YIELD_SLOW: Duration = Duration::from_micros(250);
 
 /// The longest a wait polls without yielding, before the yielding spin, when a poll is cheap
-/// (a look at shared memory, no system call): see [`Spin::run_busy_first`].
-pub const BUSY_MAX: Duration = Duration::from_micros(5);
+/// (a look at shared memory, no system call): see [`Spin::run_busy_first`]. Short, because a
+/// peer that shares this CPU can only answer once this thread gives the CPU up: conveyor-shm
+/// measured its ping-pong with both peers on one of the two vCPUs at 16-35 us with a 5 us
+/// busy phase and 5-10 us with a 1 us one (0.4 us either way with a CPU each); here a 5 us
+/// and a 20 us phase measured the same at load 30 (4.85 us median in the harness).
+pub const BUSY_MAX: Duration = Duration::from_micros(1);
 
 /// Busy phases in a row that find nothing before the busy phase is skipped for a while.
 const BUSY_MISSES: u32 = 4;
