@@ -353,3 +353,21 @@ fn a_killed_peer_is_end_of_file_and_a_full_ring_to_it_fails_closed() {
     }
     assert!(sent > 0);
 }
+
+#[test]
+fn a_peer_that_marks_descriptors_and_dies_or_writes_garbage_gets_clear_errors() {
+    use conveyor_shm::ShmQueue;
+    let (conn, peer) = shm_pipe();
+    let ring: ShmQueue<Vec<u8>> = ShmQueue::open(&conn.__lane_ring_names().1.unwrap()).unwrap();
+    // A record with an unknown tag, then a marker whose descriptors never come.
+    ring.put_bytes(&[5, 6, 7]).unwrap();
+    ring.put_bytes(&[1]).unwrap();
+    drop(peer);
+    let e = conn.recv_bytes().unwrap_err();
+    assert!(format!("{e}").contains("malformed record"), "{e}");
+    let e = conn.recv_fds(4).unwrap_err();
+    match e {
+        GetError::Io(e) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}"),
+        other => panic!("expected an UnexpectedEof, got {other:?}"),
+    }
+}
