@@ -21,7 +21,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use conveyor::manager::{Client, DictProxy, Manager, ManagerGuard};
+use conveyor::manager::{DictProxy, Manager, ManagerConnection, ManagerGuard};
 use conveyor::process;
 use conveyor::Channel;
 use criterion::{Criterion, Throughput};
@@ -37,7 +37,7 @@ fn dict_pair(d: &DictProxy<u32, u64>, i: u32) {
 fn dict_clients(m: &ManagerGuard, clients: usize, iters: u64) -> Duration {
     let proxies: Vec<DictProxy<u32, u64>> = (0..clients)
         .map(|_| {
-            let c: Client = m.connect().unwrap();
+            let c: ManagerConnection = m.connect().unwrap();
             c.dict("bench").unwrap()
         })
         .collect();

@@ -105,8 +105,10 @@ fn producer<C: Channel<Reading>>((tx, count): (C, u32)) -> Result<(), String> {
     });
     // Done, or failed: either way no more comes. The consumer drains what is left, then its
     // get answers `Closed`.
-    tx.shutdown(false);
-    sent
+    let shut = tx
+        .shutdown(false)
+        .map_err(|e| format!("shutdown after the last reading failed: {e}"));
+    sent.and(shut)
 }
 
 /// The consumer, written once over `Channel`: takes readings until the channel is closed and
@@ -116,7 +118,9 @@ fn consumer<C: Channel<Reading>>((rx, count): (C, u32)) -> Result<(), String> {
     if checked.is_err() {
         // Giving up: discard the rest, and fail the producer's puts rather than leave it
         // blocked on a full queue.
-        rx.shutdown(true);
+        if let Err(e) = rx.shutdown(true) {
+            eprintln!("the consumer could not shut the queue down: {e}");
+        }
     }
     checked
 }

@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use conveyor::pipe::{Address, Client, Connection, Listener};
+use conveyor::pipe::{Address, Connection, Connector, Listener};
 
 struct Args {
     listen: Option<Address>,
@@ -141,7 +141,7 @@ fn serve(address: Address, authkey: Option<String>, max_clients: Option<usize>) 
 }
 
 fn connect(address: Address, authkey: Option<String>) -> ExitCode {
-    let mut client = Client::new();
+    let mut client = Connector::new();
     if let Some(k) = &authkey {
         client = client.authkey(k);
     }

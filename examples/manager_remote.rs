@@ -15,13 +15,13 @@
 //! cargo run -p conveyor --no-default-features --features manager,process --example manager_remote
 //! ```
 
-use conveyor::manager::{Address, Client, Manager, ManagerError};
+use conveyor::manager::{Address, Manager, ManagerConnection, ManagerError};
 use conveyor::process::{self as process, entry, Process};
 use conveyor::{Channel, Joinable};
 
 /// The remote worker: knows only the server's address and the key.
 fn worker((address, authkey): (Address, Vec<u8>)) -> Result<(), ManagerError> {
-    let client = Client::connect(&address, &authkey)?;
+    let client = ManagerConnection::connect(&address, &authkey)?;
     let config = client.namespace("config")?;
     let upto: u64 = config.get("upto")?.unwrap_or(0);
     let results = client.queue::<(u64, u64)>("results", Some(16))?;
@@ -32,7 +32,9 @@ fn worker((address, authkey): (Address, Vec<u8>)) -> Result<(), ManagerError> {
             .map_err(|e| ManagerError::Io(std::io::Error::other(e)))?;
         done.fetch_add(1)?;
     }
-    results.shutdown(false);
+    results
+        .shutdown(false)
+        .map_err(|e| ManagerError::Io(e.into()))?;
     Ok(())
 }
 

@@ -39,7 +39,7 @@ fn producer(pipe: Connection) {
         pipe.put(format!("item {i}")).expect("put");
     }
     // Done: the consumer's get drains what was sent, then sees Closed.
-    Channel::<String>::close(&pipe);
+    Channel::<String>::close(&pipe).expect("close");
     let answer: String = pipe.recv().expect("the consumer's answer");
     println!("producer got back: {answer}");
 }

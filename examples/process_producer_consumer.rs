@@ -60,7 +60,7 @@ fn cook((q, unit): (ShmQueue<String>, Duration)) {
         q.put(format!("dish {i}"))
             .expect("the queue was closed under the cook");
     }
-    q.shutdown(false);
+    q.shutdown(false).expect("shut the queue down");
 }
 
 /// Eats until the cook is done and every dish is eaten.

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use conveyor::process::{self as process, entry, Process};
 use conveyor::shm::ShmQueue;
-use conveyor::{Channel, QueueInfo};
+use conveyor::Channel;
 
 /// `queue.put("a")`, then a pause.
 fn producer((queue, pause): (ShmQueue<String>, Duration)) -> Result<(), String> {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use conveyor::process::{self as process, entry, Process};
 use conveyor::shm::ShmQueue;
-use conveyor::{Channel, QueueInfo};
+use conveyor::Channel;
 
 /// Someone else: takes one item after a pause, then puts one after another pause.
 fn someone((q, pause): (ShmQueue<String>, Duration)) {

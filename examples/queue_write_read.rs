@@ -32,7 +32,8 @@
 //!     print("---parent process ends---")
 //! ```
 //!
-//! `q.full()` and `q.empty()` are [`QueueInfo::is_full`] and [`QueueInfo::is_empty`];
+//! `q.full()` and `q.empty()` are `ShmQueue::is_full` and `ShmQueue::is_empty` (plain `bool`s:
+//! the shared segment always answers; through the `QueueInfo` trait they are `Result`s);
 //! `q.get(True, 2)` is [`Channel::get_timeout`] with 2 seconds, which fails with a timeout
 //! error (Python's `queue.Empty`) if nothing arrives in time. As in Python, the reader relies
 //! on its one-second head start to find all five messages already written: `empty()` is only a
@@ -51,7 +52,7 @@ use std::time::Duration;
 
 use conveyor::process::{self as process, entry, Process};
 use conveyor::shm::ShmQueue;
-use conveyor::{Channel, QueueInfo};
+use conveyor::Channel;
 
 /// Writes five messages, if the queue has room.
 fn write_task(q: ShmQueue<String>) -> Result<(), String> {

@@ -88,13 +88,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let jianlin = Process::new("eater", (url.as_str(), name.as_str(), visibility))
         .name("jianlin")
         .start()?;
-    q.join();
+    q.join()?;
     println!(
         "every hot dog was eaten, {choked_on} too, {:.1} s after sicong died (visibility timeout {:?})",
         killed_at.elapsed().as_secs_f64(),
         visibility
     );
-    q.shutdown(false);
+    q.shutdown(false)?;
     jianlin.join()?;
     q.destroy()?;
     notes.destroy()?;

@@ -56,7 +56,7 @@ fn make_hotdog((name, url, queue, unit): (String, String, String, Duration)) {
         println!("{name} made hot dog {i}");
         q.put(format!("{name}'s hot dog {i}")).expect("put");
     }
-    q.close(); // this maker puts no more; the others go on
+    q.close().expect("close"); // this maker puts no more; the others go on
 }
 
 fn eat_hotdog((name, url, queue, unit): (String, String, String, Duration)) {
@@ -112,9 +112,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert!(status.success(), "{}: {status}", maker.name());
         println!("{ordinal} maker done");
     }
-    q.join();
+    q.join()?;
     println!("the eaters are done");
-    q.shutdown(false); // their next get returns Closed
+    q.shutdown(false)?; // their next get returns Closed
     for eater in &eaters {
         let status = eater.join()?;
         assert!(status.success(), "{}: {status}", eater.name());

@@ -225,7 +225,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::thread::sleep(d);
         }
     }
-    q.shutdown(false);
+    q.shutdown(false)?;
     let status = child.join()?;
     println!(
         "sampler: {sent} samples in {:.1} s; plotter {status}",

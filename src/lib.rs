@@ -40,12 +40,13 @@
 pub use conveyor_core as core;
 pub use conveyor_core::{
     Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+    Unavailable, UnavailableKind,
 };
 
 /// The traits every transport implements and their error types: `use conveyor::prelude::*;`.
 pub mod prelude {
     pub use conveyor_core::{
-        Channel, CodecError, GetError, Joinable, PutError, QueueInfo, TaskDoneError,
+        Channel, CodecError, GetError, Joinable, PutError, QueueInfo, TaskDoneError, Unavailable,
     };
 }
 
@@ -61,7 +62,7 @@ pub use conveyor_process as process;
 #[cfg(feature = "shm")]
 pub use conveyor_shm as shm;
 
-/// Pipes, connections, `Listener` and `Client` (crate `conveyor-pipe`).
+/// Pipes, connections, `Listener` and `Connector` (crate `conveyor-pipe`).
 #[cfg(feature = "pipe")]
 pub use conveyor_pipe as pipe;
 

@@ -143,15 +143,17 @@ impl<T> Channel<T> for CrossbeamChannel<T> {
         })
     }
 
-    fn shutdown(&self, immediate: bool) {
+    fn shutdown(&self, immediate: bool) -> Result<(), conveyor_core::Unavailable> {
         self.closed.set();
         if immediate {
             while self.try_get().is_ok() {}
         }
+        Ok(())
     }
 
-    fn close(&self) {
+    fn close(&self) -> Result<(), conveyor_core::Unavailable> {
         self.closed.set();
+        Ok(())
     }
 }
 
@@ -249,15 +251,17 @@ impl<T> Channel<T> for FlumeChannel<T> {
         })
     }
 
-    fn shutdown(&self, immediate: bool) {
+    fn shutdown(&self, immediate: bool) -> Result<(), conveyor_core::Unavailable> {
         self.closed.set();
         if immediate {
             while self.try_get().is_ok() {}
         }
+        Ok(())
     }
 
-    fn close(&self) {
+    fn close(&self) -> Result<(), conveyor_core::Unavailable> {
         self.closed.set();
+        Ok(())
     }
 }
 
@@ -393,15 +397,17 @@ impl<T> Channel<T> for MpscChannel<T> {
         })
     }
 
-    fn shutdown(&self, immediate: bool) {
+    fn shutdown(&self, immediate: bool) -> Result<(), conveyor_core::Unavailable> {
         self.closed.set();
         if immediate {
             while self.try_get().is_ok() {}
         }
+        Ok(())
     }
 
-    fn close(&self) {
+    fn close(&self) -> Result<(), conveyor_core::Unavailable> {
         self.closed.set();
+        Ok(())
     }
 }
 
@@ -443,11 +449,11 @@ impl<T, Tx: Channel<T>, Rx: Channel<T>> Channel<T> for Duplex<Tx, Rx> {
     fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.rx.get_timeout(timeout)
     }
-    fn shutdown(&self, immediate: bool) {
-        self.tx.shutdown(immediate);
+    fn shutdown(&self, immediate: bool) -> Result<(), conveyor_core::Unavailable> {
+        self.tx.shutdown(immediate)
     }
-    fn close(&self) {
-        self.tx.close();
+    fn close(&self) -> Result<(), conveyor_core::Unavailable> {
+        self.tx.close()
     }
 }
 
@@ -582,12 +588,14 @@ impl<T: Serialize + DeserializeOwned> Channel<T> for IpmpscChannel {
         }
     }
 
-    fn shutdown(&self, _immediate: bool) {
+    fn shutdown(&self, _immediate: bool) -> Result<(), conveyor_core::Unavailable> {
         self.closed.set();
+        Ok(())
     }
 
-    fn close(&self) {
+    fn close(&self) -> Result<(), conveyor_core::Unavailable> {
         self.closed.set();
+        Ok(())
     }
 }
 
@@ -695,12 +703,14 @@ where
         }
     }
 
-    fn shutdown(&self, _immediate: bool) {
+    fn shutdown(&self, _immediate: bool) -> Result<(), conveyor_core::Unavailable> {
         self.closed.set();
+        Ok(())
     }
 
-    fn close(&self) {
+    fn close(&self) -> Result<(), conveyor_core::Unavailable> {
         self.closed.set();
+        Ok(())
     }
 }
 
@@ -732,7 +742,7 @@ mod tests {
         let h = std::thread::spawn(move || (other.get().unwrap(), other.get().unwrap()));
         assert_eq!(h.join().unwrap(), (1, 2));
         ch.put(5).unwrap();
-        ch.shutdown(false);
+        ch.shutdown(false).unwrap();
         assert!(ch.put(6).unwrap_err().is_closed());
         assert_eq!(ch.get().unwrap(), 5);
         assert!(ch.get().unwrap_err().is_closed());
@@ -779,9 +789,9 @@ mod tests {
         assert_eq!(Channel::<u32>::get(&rx).unwrap(), 7);
         assert!(Channel::<u32>::get(&tx).unwrap_err().is_io());
         assert!(rx.put(1u32).unwrap_err().is_io());
-        Channel::<u32>::close(&tx);
+        Channel::<u32>::close(&tx).unwrap();
         assert!(tx.put(8u32).unwrap_err().is_closed());
-        Channel::<u32>::close(&rx);
+        Channel::<u32>::close(&rx).unwrap();
         assert!(Channel::<u32>::get(&rx).unwrap_err().is_closed());
     }
 
@@ -917,11 +927,13 @@ impl<T: Serialize + DeserializeOwned> Channel<T> for RawFramed {
         self.get()
     }
 
-    fn shutdown(&self, _immediate: bool) {
+    fn shutdown(&self, _immediate: bool) -> Result<(), conveyor_core::Unavailable> {
         let _ = self.sock.shutdown(std::net::Shutdown::Write);
+        Ok(())
     }
 
-    fn close(&self) {
+    fn close(&self) -> Result<(), conveyor_core::Unavailable> {
         let _ = self.sock.shutdown(std::net::Shutdown::Write);
+        Ok(())
     }
 }

@@ -394,7 +394,7 @@ fn manager_err(e: conveyor_manager::ManagerError) -> RunError {
 }
 
 fn manager_queue(
-    client: &conveyor_manager::Client,
+    client: &conveyor_manager::ManagerConnection,
     name: &str,
     cap: usize,
 ) -> Result<conveyor_manager::QueueProxy<Msg>, RunError> {
@@ -960,8 +960,10 @@ impl ProcessTransport {
         // is 0: it takes nothing.) If the consumer's report won the race, every task was done
         // before it reported, so its end stands in for `join` returning.
         let first = run.report()?;
-        if !q.join_timeout(REPORT_LIMIT) {
-            return Err(RunError::new("join did not return within 120 s"));
+        match q.join_timeout(REPORT_LIMIT) {
+            Ok(true) => {}
+            Ok(false) => return Err(RunError::new("join did not return within 120 s")),
+            Err(e) => return Err(RunError::new(format!("join failed: {e}"))),
         }
         let end = if first.sum == 0 {
             now_ns()

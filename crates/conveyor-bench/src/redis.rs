@@ -199,9 +199,13 @@ impl Channel<Msg> for RawStream {
         self.read(Some(ms))?.ok_or(GetError::Timeout)
     }
     /// The raw loop has no shutdown: the workloads never call it.
-    fn shutdown(&self, _immediate: bool) {}
+    fn shutdown(&self, _immediate: bool) -> Result<(), conveyor_core::Unavailable> {
+        Ok(())
+    }
     /// The raw loop has no close: the workloads never call it.
-    fn close(&self) {}
+    fn close(&self) -> Result<(), conveyor_core::Unavailable> {
+        Ok(())
+    }
 }
 
 /// Which Rust side runs in the children.

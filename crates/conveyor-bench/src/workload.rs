@@ -384,8 +384,13 @@ pub fn produce<C: Channel<Msg>>(
 ) -> Result<(), RunError> {
     for i in base..base + n {
         if let Err(e) = chan.put(Msg::new(i, payload.clone())) {
-            chan.shutdown(false);
-            return Err(RunError::new(format!("put failed: {e}")));
+            // Let the consumers end too; the put's failure is the one to report.
+            let shut = chan
+                .shutdown(false)
+                .err()
+                .map(|s| format!(" (and the shutdown that should end the consumers: {s})"))
+                .unwrap_or_default();
+            return Err(RunError::new(format!("put failed: {e}{shut}")));
         }
     }
     Ok(())
@@ -501,9 +506,13 @@ where
     let total = pingpong_total(rounds);
     let echo = thread::spawn(move || echo(&echo_end, total));
     let sample = ping(&main_end, size, rounds);
-    if sample.is_err() {
+    if let Err(e) = &sample {
         // Unblock the echo, which waits for a message that will not come.
-        main_end.shutdown(false);
+        if let Err(shut) = main_end.shutdown(false) {
+            return Err(RunError::new(format!(
+                "{e}; and the echo could not be ended ({shut})"
+            )));
+        }
     }
     let echoed = join_thread(echo);
     let sample = sample?;
@@ -549,8 +558,10 @@ where
     start.wait();
     // The producer reads the start time itself (the main thread may be descheduled).
     let t0 = join_thread(producer)?;
-    if !queue.join_timeout(Duration::from_secs(120)) {
-        return Err(RunError::new("join did not return within 120 s"));
+    match queue.join_timeout(Duration::from_secs(120)) {
+        Ok(true) => {}
+        Ok(false) => return Err(RunError::new("join did not return within 120 s")),
+        Err(e) => return Err(RunError::new(format!("join failed: {e}"))),
     }
     let elapsed = t0.elapsed();
     check_sum(join_thread(consumer)?, count)?;
@@ -646,7 +657,7 @@ mod tests {
     #[test]
     fn a_failing_transport_fails_the_run() {
         let ch = CrossbeamChannel::bounded(4);
-        ch.shutdown(false);
+        ch.shutdown(false).unwrap();
         let err = throughput(ch, 1, 1, 8, 10).unwrap_err();
         assert!(err.to_string().contains("put failed"), "{err}");
     }

@@ -227,7 +227,7 @@ fn inspect_shows_a_queues_state_and_a_values_type() {
     assert_eq!(d["queue"]["closed"], false);
     assert!(d["queue"]["bytes_queued"].as_u64().unwrap() >= 6);
     q.get().unwrap();
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     let d: Json =
         serde_json::from_slice(&conveyor(&["shm", "inspect", q.name(), "--json"]).stdout).unwrap();
     assert_eq!(d["queue"]["items"], 1);
@@ -359,9 +359,9 @@ fn manager_serve_is_the_standalone_server() {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
         .unwrap();
-    let c = conveyor_manager::Client::connect(&addr, b"k3y").unwrap();
+    let c = conveyor_manager::ManagerConnection::connect(&addr, b"k3y").unwrap();
     c.ping().unwrap();
-    assert!(conveyor_manager::Client::connect(&addr, b"wrong").is_err());
+    assert!(conveyor_manager::ManagerConnection::connect(&addr, b"wrong").is_err());
     c.shutdown_server().unwrap();
     assert!(child.wait().unwrap().success());
     std::fs::remove_dir_all(&dir).unwrap();

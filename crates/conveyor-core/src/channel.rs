@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{GetError, PutError, TaskDoneError};
+use crate::Unavailable;
 
 /// A channel that items are put into and taken out of: the common face of every transport.
 ///
@@ -47,6 +48,14 @@ use crate::error::{GetError, PutError, TaskDoneError};
 /// has none: when a put returns the item is in the queue (for a process queue, in the shared
 /// segment), so there is nothing to wait for or cancel.
 ///
+/// # When the answer lives elsewhere
+///
+/// `shutdown` and `close` return `Result<(), `[`Unavailable`]`>`: a manager's or Redis's queue
+/// shuts down on its server, and a server that cannot be reached has not shut it down, so the
+/// caller must hear of it (consumers would otherwise wait forever). A thread queue never fails
+/// there, and its inherent `shutdown`/`close` return `()`; code written over the trait writes
+/// `q.shutdown(false)?`.
+///
 /// # Example
 ///
 /// A function written once over the trait; any transport can be passed in.
@@ -72,8 +81,8 @@ use crate::error::{GetError, PutError, TaskDoneError};
 /// #     fn get(&self) -> Result<u32, GetError> { Err(GetError::Closed) }
 /// #     fn try_get(&self) -> Result<u32, GetError> { Err(GetError::Closed) }
 /// #     fn get_timeout(&self, _: std::time::Duration) -> Result<u32, GetError> { Err(GetError::Closed) }
-/// #     fn shutdown(&self, _: bool) {}
-/// #     fn close(&self) {}
+/// #     fn shutdown(&self, _: bool) -> Result<(), conveyor_core::Unavailable> { Ok(()) }
+/// #     fn close(&self) -> Result<(), conveyor_core::Unavailable> { Ok(()) }
 /// # }
 /// # assert!(drain(&Never).is_empty());
 /// ```
@@ -109,7 +118,11 @@ pub trait Channel<T> {
     /// are counted as done, so `join` returns, as CPython gh-137088 settled) and every get, blocked
     /// or later, fails with `Closed` at once. Shutting down twice is a no-op, except that
     /// `shutdown(true)` after `shutdown(false)` still discards what is left.
-    fn shutdown(&self, immediate: bool);
+    ///
+    /// Fails with [`Unavailable`] when the queue lives elsewhere (a server) and the shutdown
+    /// could not be carried out there: the queue may not be shut down, and its consumers may
+    /// not learn of it. In-process transports never fail.
+    fn shutdown(&self, immediate: bool) -> Result<(), Unavailable>;
 
     /// Closes this handle for puts (Python's `multiprocessing.Queue.close()`): later puts through
     /// it fail with `Closed`; other handles, clones and processes are not affected, and gets go on.
@@ -118,37 +131,79 @@ pub trait Channel<T> {
     /// has put closing (or going away) shuts the queue down as `shutdown(false)` does. For a
     /// point-to-point connection it closes this end: the peer's gets drain what was sent, then
     /// fail with `Closed`. Closing twice is a no-op.
-    fn close(&self);
+    ///
+    /// This handle is closed whatever the result. It fails with [`Unavailable`] when closing had
+    /// to tell someone elsewhere and could not: a Redis queue's server that should learn this
+    /// producer is done (its consumers learn only when its lease runs out), a connection's peer
+    /// that went away before what was buffered for it was sent. In-process transports never
+    /// fail.
+    fn close(&self) -> Result<(), Unavailable>;
 }
 
 /// What can be asked of a queue about its contents (not of point-to-point connections).
 ///
 /// Across processes the answers are approximate, as in Python: another process may put or get
 /// between the question and the use of the answer.
+///
+/// Each method returns a `Result`: a queue held by a server (the manager's, Redis) knows its
+/// length only by asking, and when the server cannot be reached the answer is an
+/// [`Unavailable`] error, never a made-up `0` or `false`. Queues in this process or in shared
+/// memory never fail here, and carry inherent methods of the same names that return the plain
+/// value, so that code using them directly stays as in Python:
+///
+/// ```
+/// # #[derive(Default)] struct Queue(std::sync::Mutex<Vec<u32>>);
+/// # impl Queue { fn len(&self) -> usize { self.0.lock().unwrap().len() } }
+/// # impl conveyor_core::QueueInfo for Queue {
+/// #     fn len(&self) -> Result<usize, conveyor_core::Unavailable> { Ok(Queue::len(self)) }
+/// #     fn is_empty(&self) -> Result<bool, conveyor_core::Unavailable> { Ok(Queue::len(self) == 0) }
+/// #     fn is_full(&self) -> Result<bool, conveyor_core::Unavailable> { Ok(false) }
+/// #     fn capacity(&self) -> Result<Option<usize>, conveyor_core::Unavailable> { Ok(None) }
+/// # }
+/// use conveyor_core::{QueueInfo, Unavailable};
+///
+/// /// Written over the trait: works for a manager's queue too, and says when it cannot tell.
+/// fn report(q: &impl QueueInfo) -> Result<String, Unavailable> {
+///     Ok(format!("{} waiting", q.len()?))
+/// }
+///
+/// let q = Queue::default(); // a local queue: its own `len()` is a plain usize
+/// assert_eq!(q.len(), 0);
+/// assert_eq!(report(&q)?, "0 waiting");
+/// # Ok::<(), Unavailable>(())
+/// ```
 pub trait QueueInfo {
     /// The number of items in the queue (Python's `qsize()`).
-    fn len(&self) -> usize;
+    fn len(&self) -> Result<usize, Unavailable>;
     /// Whether the queue holds no item (Python's `empty()`).
-    fn is_empty(&self) -> bool;
+    fn is_empty(&self) -> Result<bool, Unavailable>;
     /// Whether a put would block now (Python's `full()`); never true for an unbounded queue.
-    fn is_full(&self) -> bool;
+    fn is_full(&self) -> Result<bool, Unavailable>;
     /// The most items the queue holds, or `None` if it is unbounded (Python's `maxsize`).
-    fn capacity(&self) -> Option<usize>;
+    fn capacity(&self) -> Result<Option<usize>, Unavailable>;
 }
 
 /// Task accounting, as `queue.Queue` and `multiprocessing.JoinableQueue` do it.
 ///
 /// Every successful put adds one unfinished task; [`task_done`](Joinable::task_done) removes
 /// one; [`join`](Joinable::join) waits until none is left.
+///
+/// A `join` that returns `Ok` means every task was done; one that could not learn it (the
+/// queue's server cannot be reached, or lost the queue) fails with [`Unavailable`] instead of
+/// returning as if the work were finished. Queues in this process or in shared memory never
+/// fail, and their inherent `join()` returns `()` and `join_timeout` a plain `bool`.
 pub trait Joinable {
     /// Marks one task taken from the queue as finished.
     ///
-    /// Calling it more times than items were put is an error (Python raises `ValueError`).
+    /// Calling it more times than items were put is an error (Python raises `ValueError`), as
+    /// is a server that cannot be reached ([`TaskDoneError::Unavailable`]).
     fn task_done(&self) -> Result<(), TaskDoneError>;
-    /// Blocks until every item put has been marked done; returns at once if none is outstanding.
-    fn join(&self);
-    /// As [`join`](Joinable::join), for at most `timeout`; returns whether every task was done.
-    fn join_timeout(&self, timeout: Duration) -> bool;
+    /// Blocks until every item put has been marked done; returns at once if none is
+    /// outstanding. Fails if that cannot be known (see the trait's docs).
+    fn join(&self) -> Result<(), Unavailable>;
+    /// As [`join`](Joinable::join), for at most `timeout`: `Ok(true)` if every task was done,
+    /// `Ok(false)` if some were still outstanding when the timeout ran out.
+    fn join_timeout(&self, timeout: Duration) -> Result<bool, Unavailable>;
 }
 
 macro_rules! forward_impls {
@@ -169,27 +224,31 @@ macro_rules! forward_impls {
             #[inline]
             fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> { (**self).get_timeout(timeout) }
             #[inline]
-            fn shutdown(&self, immediate: bool) { (**self).shutdown(immediate) }
+            fn shutdown(&self, immediate: bool) -> Result<(), Unavailable> {
+                (**self).shutdown(immediate)
+            }
             #[inline]
-            fn close(&self) { (**self).close() }
+            fn close(&self) -> Result<(), Unavailable> { (**self).close() }
         }
         impl<C: QueueInfo + ?Sized> QueueInfo for $ptr {
             #[inline]
-            fn len(&self) -> usize { (**self).len() }
+            fn len(&self) -> Result<usize, Unavailable> { (**self).len() }
             #[inline]
-            fn is_empty(&self) -> bool { (**self).is_empty() }
+            fn is_empty(&self) -> Result<bool, Unavailable> { (**self).is_empty() }
             #[inline]
-            fn is_full(&self) -> bool { (**self).is_full() }
+            fn is_full(&self) -> Result<bool, Unavailable> { (**self).is_full() }
             #[inline]
-            fn capacity(&self) -> Option<usize> { (**self).capacity() }
+            fn capacity(&self) -> Result<Option<usize>, Unavailable> { (**self).capacity() }
         }
         impl<C: Joinable + ?Sized> Joinable for $ptr {
             #[inline]
             fn task_done(&self) -> Result<(), TaskDoneError> { (**self).task_done() }
             #[inline]
-            fn join(&self) { (**self).join() }
+            fn join(&self) -> Result<(), Unavailable> { (**self).join() }
             #[inline]
-            fn join_timeout(&self, timeout: Duration) -> bool { (**self).join_timeout(timeout) }
+            fn join_timeout(&self, timeout: Duration) -> Result<bool, Unavailable> {
+                (**self).join_timeout(timeout)
+            }
         }
     )*};
 }

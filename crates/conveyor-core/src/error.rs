@@ -465,8 +465,24 @@ impl From<io::Error> for GetError {
 pub enum TaskDoneError {
     /// `task_done` was called more times than items were put (Python's `ValueError`).
     TooManyCalls,
-    /// The queue lives elsewhere (a server, shared memory) and could not be reached.
+    /// The queue lives in shared memory and its state could not be used (a lock that cannot
+    /// be recovered).
     Io(io::Error),
+    /// The queue lives on a server that could not be reached or no longer holds it: whether
+    /// the task was marked done is not known.
+    Unavailable(crate::Unavailable),
+}
+
+impl TaskDoneError {
+    /// Whether `task_done` was called more times than items were put.
+    pub fn is_too_many_calls(&self) -> bool {
+        matches!(self, TaskDoneError::TooManyCalls)
+    }
+
+    /// Whether the queue's server could not be reached or no longer holds it.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, TaskDoneError::Unavailable(_))
+    }
 }
 
 impl fmt::Display for TaskDoneError {
@@ -477,6 +493,7 @@ impl fmt::Display for TaskDoneError {
                  call it once per item taken",
             ),
             TaskDoneError::Io(e) => write!(f, "I/O error in task_done: {e}"),
+            TaskDoneError::Unavailable(e) => write!(f, "task_done failed: {e}"),
         }
     }
 }
@@ -485,12 +502,23 @@ impl std::error::Error for TaskDoneError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             TaskDoneError::Io(e) => Some(e),
+            TaskDoneError::Unavailable(e) => Some(e),
             TaskDoneError::TooManyCalls => None,
         }
     }
 }
 
-debug_shows_message!(TaskDoneError { TooManyCalls, Io(e) });
+debug_shows_message!(TaskDoneError {
+    TooManyCalls,
+    Io(e),
+    Unavailable(e),
+});
+
+impl From<crate::Unavailable> for TaskDoneError {
+    fn from(e: crate::Unavailable) -> Self {
+        TaskDoneError::Unavailable(e)
+    }
+}
 
 impl From<io::Error> for TaskDoneError {
     fn from(e: io::Error) -> Self {

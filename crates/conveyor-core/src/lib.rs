@@ -31,7 +31,12 @@
 //!   every producer handle of a queue built for it has [closed](Channel::close) or gone, gets
 //!   drain what is left and then return [`GetError::Closed`] instead of blocking forever,
 //!   across processes too;
-//! - `PriorityQueue` is FIFO among equal items (Python's heap is not stable).
+//! - `PriorityQueue` is FIFO among equal items (Python's heap is not stable);
+//! - a question whose answer lives on a server ([`QueueInfo::len`], [`Joinable::join`],
+//!   [`Channel::shutdown`], ...) returns a `Result`, and fails with [`Unavailable`] when the
+//!   server cannot be reached, instead of answering as if all were well (Python's manager
+//!   proxies raise there too). Local queues never fail these, and their inherent methods of the
+//!   same names return plain values (`q.len()` is a `usize` on a thread queue).
 //!
 //! # Example
 //!
@@ -72,9 +77,11 @@ pub mod held;
 pub mod pickle;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod unavailable;
 
 pub use channel::{Channel, Joinable, QueueInfo};
 pub use codec::{Codec, Postcard};
 pub use error::{CodecError, GetError, PutError, TaskDoneError};
 #[cfg(feature = "pickle")]
 pub use pickle::Pickle;
+pub use unavailable::{Unavailable, UnavailableKind};

@@ -9,7 +9,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use conveyor_core::testing::{cases, Capacity, Factory, Item, Order, Profile, Remote};
-use conveyor_core::{Channel, GetError, Joinable, PutError, QueueInfo, TaskDoneError};
+use conveyor_core::{
+    Channel, GetError, Joinable, PutError, QueueInfo, TaskDoneError, Unavailable, UnavailableKind,
+};
 
 /// One contract rule a mutant breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +25,9 @@ enum Bug {
     Lifo,
     /// `get_timeout` gives up at once.
     NoWait,
+    /// Once cut off from its (pretend) server, answers from what it last knew, as if all were
+    /// well.
+    AnswersWhenDown,
 }
 
 #[derive(Default)]
@@ -34,6 +39,9 @@ struct State {
     /// Handles that have put and are still open (for a queue built to shut itself down).
     producers: usize,
     auto: bool,
+    /// The reference queue plays a queue held by a server: [`Factory::cut_off`] makes that
+    /// server unreachable, and every call that would ask it fails.
+    down: bool,
 }
 
 struct Shared {
@@ -79,6 +87,21 @@ impl RefQueue {
         self.shared.state.lock().unwrap()
     }
 
+    /// `Err` if the pretend server is cut off (and the queue is not the mutant that answers
+    /// anyway); the state otherwise.
+    fn reach(&self, operation: &'static str) -> Result<MutexGuard<'_, State>, Unavailable> {
+        let s = self.lock();
+        if s.down && self.shared.bug != Bug::AnswersWhenDown {
+            return Err(Unavailable::new(
+                UnavailableKind::Unreachable,
+                operation,
+                "the reference queue",
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            ));
+        }
+        Ok(s)
+    }
+
     /// Waits on the condition variable until `deadline` (`None`: forever); false once it passed.
     fn wait<'a>(
         &self,
@@ -109,7 +132,15 @@ impl RefQueue {
         if self.closed.load(Ordering::SeqCst) {
             return Err(PutError::Closed(item));
         }
-        let mut s = self.lock();
+        let mut s = match self.reach("put") {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(PutError::Io {
+                    item,
+                    source: e.into(),
+                })
+            }
+        };
         loop {
             if s.shutdown {
                 return Err(PutError::Closed(item));
@@ -136,7 +167,7 @@ impl RefQueue {
     }
 
     fn get_until(&self, deadline: Option<Instant>, wait: bool) -> Result<Item, GetError> {
-        let mut s = self.lock();
+        let mut s = self.reach("get").map_err(|e| GetError::Io(e.into()))?;
         loop {
             let next = match self.shared.bug {
                 Bug::Lifo => s.items.pop_back(),
@@ -208,8 +239,8 @@ impl Channel<Item> for RefQueue {
     fn get_timeout(&self, timeout: Duration) -> Result<Item, GetError> {
         self.get_until(deadline(timeout), true)
     }
-    fn shutdown(&self, immediate: bool) {
-        let mut s = self.lock();
+    fn shutdown(&self, immediate: bool) -> Result<(), Unavailable> {
+        let mut s = self.reach("shutdown")?;
         s.shutdown = true;
         if immediate && self.shared.bug != Bug::ImmediateKeeps {
             let discarded = s.items.len() as u64;
@@ -217,34 +248,36 @@ impl Channel<Item> for RefQueue {
             s.unfinished = s.unfinished.saturating_sub(discarded);
         }
         self.shared.changed.notify_all();
+        Ok(())
     }
-    fn close(&self) {
+    fn close(&self) -> Result<(), Unavailable> {
         if self.shared.bug == Bug::GlobalClose {
             return self.shutdown(false);
         }
         self.retire();
+        Ok(())
     }
 }
 
 impl QueueInfo for RefQueue {
-    fn len(&self) -> usize {
-        self.lock().items.len()
+    fn len(&self) -> Result<usize, Unavailable> {
+        Ok(self.reach("len")?.items.len())
     }
-    fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn is_empty(&self) -> Result<bool, Unavailable> {
+        Ok(self.reach("is_empty")?.items.is_empty())
     }
-    fn is_full(&self) -> bool {
-        let s = self.lock();
-        s.capacity.is_some_and(|c| s.items.len() >= c)
+    fn is_full(&self) -> Result<bool, Unavailable> {
+        let s = self.reach("is_full")?;
+        Ok(s.capacity.is_some_and(|c| s.items.len() >= c))
     }
-    fn capacity(&self) -> Option<usize> {
-        self.lock().capacity
+    fn capacity(&self) -> Result<Option<usize>, Unavailable> {
+        Ok(self.reach("capacity")?.capacity)
     }
 }
 
 impl Joinable for RefQueue {
     fn task_done(&self) -> Result<(), TaskDoneError> {
-        let mut s = self.lock();
+        let mut s = self.reach("task_done")?;
         if s.unfinished == 0 {
             return Err(TaskDoneError::TooManyCalls);
         }
@@ -252,20 +285,20 @@ impl Joinable for RefQueue {
         self.shared.changed.notify_all();
         Ok(())
     }
-    fn join(&self) {
-        self.join_timeout(Duration::MAX);
+    fn join(&self) -> Result<(), Unavailable> {
+        self.join_timeout(Duration::MAX).map(drop)
     }
-    fn join_timeout(&self, timeout: Duration) -> bool {
+    fn join_timeout(&self, timeout: Duration) -> Result<bool, Unavailable> {
         let end = deadline(timeout);
-        let mut s = self.lock();
+        let mut s = self.reach("join")?;
         while s.unfinished > 0 {
             let (g, more) = self.wait(s, end);
             s = g;
             if !more {
-                return s.unfinished == 0;
+                return Ok(s.unfinished == 0);
             }
         }
-        true
+        Ok(true)
     }
 }
 
@@ -305,6 +338,11 @@ impl Factory for Reference {
     }
     fn remote(&self) -> Result<&dyn Remote<RefQueue>, &'static str> {
         Err("the reference queue lives in one process's memory")
+    }
+    fn cut_off(&self, q: &mut RefQueue) -> Result<(), &'static str> {
+        q.lock().down = true;
+        q.shared.changed.notify_all();
+        Ok(())
     }
 }
 
@@ -351,4 +389,9 @@ fn a_lifo_declared_fifo_fails_the_order_cases() {
 fn a_get_timeout_that_does_not_wait_fails_the_timeout_cases() {
     assert!(fails(cases::get_timeout_waits_then_times_out, Bug::NoWait));
     assert!(fails(cases::blocked_get_wakes_on_put, Bug::NoWait));
+}
+
+#[test]
+fn a_queue_that_answers_when_cut_off_fails_the_cut_off_case() {
+    assert!(fails(cases::calls_fail_when_cut_off, Bug::AnswersWhenDown));
 }

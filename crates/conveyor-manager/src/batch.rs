@@ -2,9 +2,9 @@
 //!
 //! A round trip costs tens of microseconds; an operation on the server costs well under one.
 //! A [`Batch`] collects operations, then [`run`](Batch::run) sends them in frames of up to
-//! [`CALLS_PER_FRAME`] calls, pipelined (several frames on the wire before the first reply is
-//! read, up to [`WINDOW`] bytes of requests in flight so neither side ever blocks writing),
-//! and reads the replies. Each operation is done in order and on its own: a batch is not a
+//! [`CALLS_PER_FRAME`] calls through the connection's request loop, pipelined (several frames
+//! on the wire before the first reply is read, up to [`WINDOW`] bytes of requests in flight so
+//! neither side ever blocks writing), and reads the replies. Each operation is done in order and on its own: a batch is not a
 //! transaction, and one failing operation does not stop the others.
 //!
 //! ```
@@ -23,7 +23,6 @@
 //! # Ok::<(), conveyor_manager::ManagerError>(())
 //! ```
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
 
@@ -32,7 +31,8 @@ use serde::Serialize;
 
 use conveyor_core::{Codec, Postcard};
 
-use crate::client::{decode_frame, Client};
+use crate::client::ManagerConnection;
+pub use crate::connection::WINDOW;
 use crate::error::{ManagerError, RemoteError, Result};
 use crate::number::{Num, NumOp, Number};
 use crate::protocol::{Blob, Call, Op, Reply, Request, Response, Wait};
@@ -40,8 +40,6 @@ use crate::proxy::{DictProxy, ListProxy, Proxy, QueueProxy, ValueProxy};
 
 /// The most calls sent in one frame.
 pub const CALLS_PER_FRAME: usize = 1024;
-/// The most request bytes in flight (sent, not yet answered) while a batch runs.
-pub const WINDOW: usize = 128 * 1024;
 
 #[derive(Debug, Clone)]
 enum BOp {
@@ -147,9 +145,9 @@ fn to_num<T: Number>(o: &Outcome) -> Result<T> {
     }
 }
 
-/// Operations collected to be sent together. Made by [`Client::batch`].
+/// Operations collected to be sent together. Made by [`ManagerConnection::batch`].
 pub struct Batch<'c> {
-    client: &'c Client,
+    client: &'c ManagerConnection,
     arena: Vec<u8>,
     ops: Vec<(u64, BOp)>,
 }
@@ -163,7 +161,7 @@ impl fmt::Debug for Batch<'_> {
 }
 
 impl<'c> Batch<'c> {
-    pub(crate) fn new(client: &'c Client) -> Self {
+    pub(crate) fn new(client: &'c ManagerConnection) -> Self {
         Batch {
             client,
             arena: Vec::new(),
@@ -343,88 +341,56 @@ impl<'c> Batch<'c> {
 
     /// Sends every operation, pipelined, and collects the results.
     ///
-    /// Fails only if the connection fails or the server does not follow the protocol; each
-    /// operation's own error is in its result.
+    /// Fails only if the connection fails, the server does not follow the protocol, or a
+    /// frame of calls is larger than the server accepts (`TooLarge`: that frame and those
+    /// after it are not sent, those before it were done); each operation's own error is in
+    /// its result.
     pub fn run(self) -> Result<BatchResults> {
         let mut outcomes = Vec::with_capacity(self.ops.len());
         if self.ops.is_empty() {
             return Ok(BatchResults { outcomes });
         }
         let conn_ref = self.client.thread_conn()?;
-        let mut guard = conn_ref.lock();
-        let conn = &mut *guard;
-        if conn.broken {
-            return Err(ManagerError::Io(std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                "the connection to the manager failed earlier: connect again",
-            )));
-        }
-        let result = (|| -> Result<()> {
-            let mut chunks = self.ops.chunks(CALLS_PER_FRAME);
-            let mut in_flight: VecDeque<(u64, usize, usize)> = VecDeque::new(); // id, bytes, calls
-            let mut in_flight_bytes = 0usize;
-            let mut pending: Option<(u64, usize, usize)> = None;
-            let mut frame = Vec::new();
-            loop {
-                // Send while the window has room.
-                loop {
-                    if pending.is_none() {
-                        let Some(chunk) = chunks.next() else { break };
-                        conn.next_id += 1;
-                        let id = conn.next_id;
-                        let calls: Vec<Call<'_>> = chunk
-                            .iter()
-                            .map(|(obj, op)| Self::call(&self.arena, *obj, op))
-                            .collect();
-                        frame.clear();
-                        Postcard.encode(&(id, Request::Batch(calls)), &mut frame)?;
-                        pending = Some((id, frame.len(), chunk.len()));
-                    }
-                    let (id, bytes, n) = pending.expect("set above");
-                    if !in_flight.is_empty() && in_flight_bytes + bytes > WINDOW {
-                        break;
-                    }
-                    conn.t.send(&frame)?;
-                    in_flight.push_back((id, bytes, n));
-                    in_flight_bytes += bytes;
-                    pending = None;
-                }
-                conn.t.flush()?;
-                let Some((id, bytes, n)) = in_flight.pop_front() else {
-                    return Ok(());
+        let mut conn = conn_ref.lock();
+        let max = self.client.max_frame();
+        let total = self.ops.len();
+        let mut chunks = self.ops.chunks(CALLS_PER_FRAME);
+        // Replies come in the order the frames went: the k-th answers calls from
+        // k * CALLS_PER_FRAME on.
+        let mut answered = 0usize;
+        let result = conn.pipeline(
+            max,
+            |out| {
+                let Some(chunk) = chunks.next() else {
+                    return Ok(false);
                 };
-                in_flight_bytes -= bytes;
-                conn.t
-                    .recv(&mut conn.inbuf, 1 << 30)
-                    .map_err(|e| ManagerError::Io(e.into()))?;
-                let (rid, resp) = decode_frame(&conn.inbuf)?;
-                if rid != id {
-                    if let Response::Err(e) = resp {
-                        // An error about no request in particular (id 0: an oversize frame);
-                        // the server closes the connection after it.
-                        return Err(ManagerError::Io(std::io::Error::other(e)));
-                    }
-                    return Err(ManagerError::protocol(format!(
-                        "reply {rid} came for batch {id}"
-                    )));
-                }
+                let calls: Vec<Call<'_>> = chunk
+                    .iter()
+                    .map(|(obj, op)| Self::call(&self.arena, *obj, op))
+                    .collect();
+                Postcard.encode(&Request::Batch(calls), out)?;
+                Ok(true)
+            },
+            |resp| {
+                let n = (total - answered).min(CALLS_PER_FRAME);
+                answered += n;
                 match resp {
                     Response::Ok(Reply::Batch(rs)) if rs.len() == n => {
                         outcomes.extend(rs.into_iter().map(Outcome::from_response));
+                        Ok(())
                     }
                     Response::Err(e) => {
-                        // The whole frame was refused (for example too large): every call in
-                        // it gets the error.
+                        // The whole frame was refused (for example too large): every call
+                        // in it gets the error.
                         outcomes.extend((0..n).map(|_| Outcome::Err(e.clone())));
+                        Ok(())
                     }
-                    other => {
-                        return Err(ManagerError::protocol(format!(
-                            "a batch of {n} got the reply {other:?}"
-                        )))
-                    }
+                    other => Err(ManagerError::protocol(format!(
+                        "a batch of {n} got the reply {other:?}"
+                    ))),
                 }
-            }
-        })();
+            },
+        );
         if let Err(e) = result {
             if !matches!(e, ManagerError::Remote(_)) {
                 conn.broken = true;
@@ -471,5 +437,12 @@ impl BatchResults {
                 Outcome::Err(e) => Some((i, e)),
                 _ => None,
             })
+    }
+}
+
+impl ManagerConnection {
+    /// Starts a batch: many operations sent together and answered together.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self)
     }
 }

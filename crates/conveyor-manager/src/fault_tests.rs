@@ -2,33 +2,35 @@
 //! server keeps serving everyone else.
 
 use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use conveyor_core::{Codec, Postcard};
+use conveyor_pipe::{Connection, Connector};
 
-use crate::client::decode_frame;
 use crate::error::ErrorKind;
 use crate::manager::{Manager, ManagerGuard};
-use crate::net::{self, Stream};
 use crate::protocol::{
-    Blob, Call, Kind, Op, Reply, Request, Response, Wait, MAGIC, PROTOCOL_VERSION,
+    decode_frame, Blob, Call, Kind, Op, Reply, Request, Response, Wait, MAGIC, PROTOCOL_VERSION,
 };
-use crate::transport::{StreamTransport, Transport};
-use crate::Client;
+use crate::server::PANIC_NAME;
+use crate::ManagerConnection;
 
 /// A connection that speaks frames by hand.
 struct Raw {
-    t: StreamTransport<Stream>,
+    t: Connection,
     buf: Vec<u8>,
 }
 
 impl Raw {
     fn connect(m: &ManagerGuard) -> Raw {
-        let s = net::connect(m.address(), m.authkey()).unwrap();
-        Raw {
-            t: StreamTransport::new(s),
-            buf: Vec::new(),
-        }
+        let t = Connector::new()
+            .authkey(m.authkey())
+            .connect(m.address())
+            .unwrap();
+        t.set_max_message_size(1 << 20);
+        Raw { t, buf: Vec::new() }
     }
 
     fn hello(m: &ManagerGuard) -> Raw {
@@ -44,14 +46,18 @@ impl Raw {
         r
     }
 
+    /// The socket itself, to write bytes that are not whole frames.
+    fn socket(&self) -> UnixStream {
+        UnixStream::from(self.t.as_fd().try_clone_to_owned().unwrap())
+    }
+
     fn send_bytes(&mut self, frame: &[u8]) {
-        self.t.send(frame).unwrap();
-        self.t.flush().unwrap();
+        self.t.send_bytes(frame).unwrap();
     }
 
     /// The reply, as (id, debug text of the response).
     fn recv(&mut self) -> (u64, String) {
-        self.t.recv(&mut self.buf, 1 << 20).unwrap();
+        self.t.recv_bytes_into(&mut self.buf).unwrap();
         let (id, resp) = decode_frame(&self.buf).unwrap();
         (id, format!("{resp:?}"))
     }
@@ -74,7 +80,7 @@ impl Raw {
         };
         Postcard.encode(&(9u64, &req), &mut out).unwrap();
         self.send_bytes(&out);
-        self.t.recv(&mut self.buf, 1 << 20).unwrap();
+        self.t.recv_bytes_into(&mut self.buf).unwrap();
         match decode_frame(&self.buf).unwrap().1 {
             Response::Ok(Reply::Opened { id, .. }) => id,
             other => panic!("{other:?}"),
@@ -82,7 +88,7 @@ impl Raw {
     }
 
     fn is_closed(&mut self) -> bool {
-        self.t.recv(&mut self.buf, 1 << 20).is_err()
+        self.t.recv_bytes_into(&mut self.buf).is_err()
     }
 }
 
@@ -191,11 +197,7 @@ fn oversize_request_is_refused_before_reading() {
     let m = Manager::builder().max_frame(1024).start().unwrap();
     let mut r = Raw::hello(&m);
     // Only the header of a 1 GiB frame: the server must refuse without waiting for the rest.
-    let s = match &r.t.get_ref() {
-        Stream::Unix(s) => s.try_clone().unwrap(),
-        Stream::Tcp(_) => unreachable!(),
-    };
-    (&s).write_all(&(1u32 << 30).to_be_bytes()).unwrap();
+    r.socket().write_all(&(1u32 << 30).to_be_bytes()).unwrap();
     let (id, text) = r.recv();
     assert_eq!(id, 0);
     assert!(kind_in(&text, ErrorKind::TooLarge), "{text}");
@@ -205,22 +207,22 @@ fn oversize_request_is_refused_before_reading() {
     let e = conveyor_core::Channel::put(&q, vec![1u8; 4096]).unwrap_err();
     assert!(e.is_too_large());
     assert_eq!(e.into_inner().len(), 4096);
-    // A batch larger than a frame allows: every call fails with TooLarge, the client learns
-    // it, and a new connection works.
+    // A batch frame larger than the server takes: refused with TooLarge before it is sent,
+    // and the connection goes on.
     let d = m.dict::<u32, String>("d").unwrap();
     let mut b = m.batch();
-    let t = b.dict_set(&d, &1, &"x".repeat(2000)).unwrap();
-    match b.run() {
-        Ok(res) => assert_eq!(res.get(t).unwrap_err().kind(), Some(ErrorKind::TooLarge)),
-        Err(e) => assert!(e.is_io() && e.to_string().contains("TooLarge"), "{e}"),
-    }
+    b.dict_set(&d, &1, &"x".repeat(2000)).unwrap();
+    let e = b.run().unwrap_err();
+    assert_eq!(e.kind(), Some(ErrorKind::TooLarge), "{e}");
+    assert_eq!(d.len().unwrap(), 0);
+    m.ping().unwrap();
     still_serving(&m);
 }
 
 #[test]
 fn wrong_authkey_is_refused() {
     let m = Manager::start().unwrap();
-    let e = Client::connect(m.address(), b"not the key").unwrap_err();
+    let e = ManagerConnection::connect(m.address(), b"not the key").unwrap_err();
     assert!(matches!(e, crate::ManagerError::Auth(_)), "{e}");
     // The typed cause travels along.
     let source = std::error::Error::source(&e).expect("a source");
@@ -251,9 +253,7 @@ fn client_disconnecting_mid_request() {
         Postcard.encode(&(2u64, req), &mut out).unwrap();
         let mut framed = (out.len() as u32).to_be_bytes().to_vec();
         framed.extend_from_slice(&out);
-        let Stream::Unix(mut s) = r.t.get_ref().try_clone_stream() else {
-            unreachable!()
-        };
+        let mut s = r.socket();
         s.write_all(&framed[..cut]).unwrap();
         drop(s);
         drop(r);
@@ -339,25 +339,12 @@ fn release_of_a_lock_not_held_is_refused() {
     assert!(lock.is_locked().unwrap());
 }
 
-trait CloneStream {
-    fn try_clone_stream(&self) -> Stream;
-}
-
-impl CloneStream for Stream {
-    fn try_clone_stream(&self) -> Stream {
-        match self {
-            Stream::Unix(s) => Stream::Unix(s.try_clone().unwrap()),
-            Stream::Tcp(s) => Stream::Tcp(s.try_clone().unwrap()),
-        }
-    }
-}
-
 #[test]
 fn a_unix_socket_client_moves_to_pipes_and_a_tcp_one_does_not() {
     let m = Manager::start().unwrap();
     let c = m.connect().unwrap();
     assert!(matches!(c.address(), Some(crate::Address::Unix(_))));
-    assert!(c.thread_conn().unwrap().lock().t.uses_pipes());
+    assert!(c.thread_conn().unwrap().lock().wire().uses_pipes());
     let d = c.dict::<u32, u32>("d").unwrap();
     d.set(&1, &2).unwrap();
     assert_eq!(d.get(&1).unwrap(), Some(2));
@@ -367,7 +354,7 @@ fn a_unix_socket_client_moves_to_pipes_and_a_tcp_one_does_not() {
         .start()
         .unwrap();
     let c = tcp.connect().unwrap();
-    assert!(!c.thread_conn().unwrap().lock().t.uses_pipes());
+    assert!(!c.thread_conn().unwrap().lock().wire().uses_pipes());
     assert_eq!(c.value("v", &5u32).unwrap().get().unwrap(), 5);
 }
 
@@ -376,13 +363,11 @@ fn a_move_to_pipes_with_requests_behind_it_is_declined_and_the_socket_goes_on() 
     let m = Manager::start().unwrap();
     let mut r = Raw::hello(&m);
     // The move and a ping in one write: the server sees the ping buffered behind the move.
-    let mut out = Vec::new();
-    Postcard.encode(&(2u64, Request::Pipes), &mut out).unwrap();
-    r.t.send(&out).unwrap();
-    out.clear();
-    Postcard.encode(&(3u64, Request::Ping), &mut out).unwrap();
-    r.t.send(&out).unwrap();
-    r.t.flush().unwrap();
+    let mut a = Vec::new();
+    Postcard.encode(&(2u64, Request::Pipes), &mut a).unwrap();
+    let mut b = Vec::new();
+    Postcard.encode(&(3u64, Request::Ping), &mut b).unwrap();
+    r.t.send_bytes_many(&[a, b]).unwrap();
     let (id, text) = r.recv();
     assert_eq!(id, 2);
     assert!(kind_in(&text, ErrorKind::Malformed), "{text}");
@@ -396,19 +381,14 @@ fn a_client_that_never_hands_over_its_pipes_is_dropped() {
     let m = Manager::start().unwrap();
     let mut r = Raw::hello(&m);
     assert_eq!(r.request(2, &Request::Pipes), "Ok(Unit)");
-    // A plain byte instead of the pipe ends: the server ends the connection.
-    r.t.send(b"").unwrap();
-    r.t.flush().unwrap();
+    // A plain frame instead of the pipe ends: the server ends the connection.
+    r.send_bytes(b"");
     assert!(r.is_closed());
     still_serving(&m);
 }
 
-/// The name of an object whose open makes the server's handler panic (tests only).
-pub(crate) const PANIC_NAME: &str = "conveyor-manager fault test: panic here";
-
 #[test]
 fn a_client_handing_over_devices_instead_of_pipes_is_dropped_and_shutdown_still_works() {
-    use std::os::fd::AsRawFd;
     let m = Manager::start().unwrap();
     let mut r = Raw::hello(&m);
     assert_eq!(r.request(2, &Request::Pipes), "Ok(Unit)");
@@ -417,25 +397,16 @@ fn a_client_handing_over_devices_instead_of_pipes_is_dropped_and_shutdown_still_
         .write(true)
         .open("/dev/null")
         .unwrap();
-    let sock = match r.t.get_ref() {
-        Stream::Unix(s) => s.as_raw_fd(),
-        Stream::Tcp(_) => unreachable!(),
-    };
-    crate::transport::send_fds(sock, &[zero.as_raw_fd(), null.as_raw_fd()]).unwrap();
+    r.t.send_fds(&[zero.as_fd(), null.as_fd()]).unwrap();
     // Refused: the server ends the connection (end of file on the socket) instead of reading
-    // /dev/zero forever (the read would time out).
-    let mut s = match r.t.get_ref() {
-        Stream::Unix(s) => s.try_clone().unwrap(),
-        Stream::Tcp(_) => unreachable!(),
-    };
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut byte = [0u8; 1];
-    let read = std::io::Read::read(&mut s, &mut byte);
-    assert_eq!(
-        read.map_err(|e| e.kind()),
-        Ok(0),
-        "the server kept the connection"
-    );
+    // /dev/zero forever.
+    assert!(r.is_closed(), "the server kept the connection");
+    // The wrong ends of real pipes are refused too.
+    let mut r = Raw::hello(&m);
+    assert_eq!(r.request(2, &Request::Pipes), "Ok(Unit)");
+    let (rd, wr) = rustix::pipe::pipe().unwrap();
+    r.t.send_fds(&[wr.as_fd(), rd.as_fd()]).unwrap();
+    assert!(r.is_closed(), "the server took the wrong pipe ends");
     still_serving(&m);
     // And the server still shuts down (no connection thread is left spinning).
     let (tx, rx) = std::sync::mpsc::channel();
@@ -445,6 +416,78 @@ fn a_client_handing_over_devices_instead_of_pipes_is_dropped_and_shutdown_still_
     });
     rx.recv_timeout(Duration::from_secs(60))
         .expect("the server shut down");
+}
+
+#[test]
+fn shutdown_wakes_a_connection_waiting_on_its_request_pipe() {
+    let m = Manager::start().unwrap();
+    // An idle piped client: its server thread waits on the request pipe, which the client
+    // keeps open. Shutting the server down must wake that thread (through the watched
+    // socket), or the shutdown would wait for it forever.
+    let idle = m.connect().unwrap();
+    idle.ping().unwrap();
+    assert!(idle.thread_conn().unwrap().lock().wire().uses_pipes());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        m.shutdown();
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the server shut down with a piped client connected");
+    assert!(idle.ping().is_err());
+}
+
+#[test]
+fn a_client_that_drips_its_handshake_is_cut_off_at_the_deadline() {
+    use std::io::Read;
+    let m = Manager::builder()
+        .handshake_timeout(Some(Duration::from_millis(300)))
+        .start()
+        .unwrap();
+    let crate::Address::Unix(path) = m.address() else {
+        unreachable!("the default address is a Unix socket")
+    };
+    let mut s = UnixStream::connect(path).unwrap();
+    // The server's challenge comes first; then the client answers one byte at a time: a
+    // header announcing a 200-byte answer (within the handshake's 256-byte limit), then the
+    // answer's bytes, each well inside a per-read timeout of the deadline's length. Only a
+    // deadline for the whole handshake cuts it off before the 200 bytes (10 s) are in.
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut challenge = [0u8; 4];
+    s.read_exact(&mut challenge).unwrap();
+    let started = std::time::Instant::now();
+    let drip = (200u32.to_be_bytes().into_iter()).chain(std::iter::repeat(b'x').take(200));
+    let mut cut_off = false;
+    for byte in drip {
+        if s.write_all(&[byte]).is_err() {
+            cut_off = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    if !cut_off {
+        // Writes into a socket whose reader closed may still succeed once; a read tells.
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        cut_off = match s.read_to_end(&mut rest) {
+            Ok(_) => true,
+            // A reset says the server closed it too; only a read that timed out says not.
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+    }
+    assert!(cut_off, "the server kept a dripping handshake open");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut off only after {:?}",
+        started.elapsed()
+    );
+    still_serving(&m);
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! results, a counter, a registry), possibly across machines, or when the data lives longer
 //! than any one worker. For moving a stream of items between processes on one machine, a
 //! shared-memory queue (`conveyor-shm`) is one to two orders of magnitude faster: every manager
-//! operation is a round trip through a socket. Batches ([`Client::batch`]) take most of that
+//! operation is a round trip through a socket. Batches ([`ManagerConnection::batch`]) take most of that
 //! cost away for bulk work.
 //!
 //! **Where it differs from Python.**
@@ -18,8 +18,8 @@
 //! - Compound updates are atomic on the server: [`ValueProxy::fetch_add`],
 //!   [`DictProxy::fetch_add`] (seed 004's `d["n"] += 1` race, fixed in one round trip) and
 //!   compare-and-swap based [`ValueProxy::update`] / [`DictProxy::update_with`].
-//! - Objects have names; any client finds them again with [`Client::open`].
-//! - As in Python, each thread gets its own connection to the server (per [`Client`], made on
+//! - Objects have names; any client finds them again with [`ManagerConnection::open`].
+//! - As in Python, each thread gets its own connection to the server (per [`ManagerConnection`], made on
 //!   its first call), so a call that waits on one thread never stalls another thread's call
 //!   on the same proxy, and locks belong to threads: a [`LockProxy`] held by one thread makes
 //!   another wait, an [`RLockProxy`] nests for the thread that holds it only. A thread or
@@ -34,57 +34,49 @@
 //! `conveyor manager serve --listen ADDR --authkey-file FILE` command (crate conveyor-cli; the
 //! `conveyor-manager serve` binary is the same, both run [`standalone::serve`]) runs a
 //! standalone one.
-//! [`Client::connect`] reaches a running one by address and authkey, and proxies passed to a
+//! [`ManagerConnection::connect`] reaches a running one by address and authkey, and proxies passed to a
 //! child process in its arguments connect on arrival.
 //!
-//! **On the wire.** Connections are conveyor-pipe's [`Listener`](conveyor_pipe::Listener) and
-//! [`Client`](conveyor_pipe::Client): a Unix socket by default, TCP to reach another machine,
-//! each authenticated with CPython's `multiprocessing.connection` authkey handshake and framed
-//! as that module frames messages. Requests and replies are postcard-encoded, versioned and
-//! numbered (see [`protocol`]); a client may send many before reading the replies ([`Batch`]).
+//! **On the wire.** Connections are conveyor-pipe's: a [`Listener`](conveyor_pipe::Listener)
+//! on the server, a [`Connector`](conveyor_pipe::Connector) on the client, and a
+//! [`Connection`](conveyor_pipe::Connection) on each side, with its fast path (buffered sends
+//! and one flush, reads that take in every frame that has arrived, a short adaptive spin
+//! before a receive sleeps). A Unix socket is the default, TCP reaches another machine
+//! ([`Address`] is conveyor-pipe's, the workspace's one address type); each connection is
+//! authenticated with CPython's `multiprocessing.connection` authkey handshake, bounded by one
+//! deadline ([`ManagerBuilder::handshake_timeout`]), and framed as that module frames
+//! messages. Requests and replies are postcard-encoded, versioned and numbered (see
+//! [`protocol`]); a client may send many before reading the replies ([`Batch`]).
 //!
 //! **Faults.** A malformed request, an unknown object or an operation of the wrong kind gets
 //! an error reply and the connection goes on; an oversize request is refused before it is
-//! read and its connection closed; a wrong authkey is refused at the handshake; a client that
-//! disconnects mid-request or dies holding a lock is cleaned up (its locks released). A
-//! request's buffer grows as its bytes arrive (a bare header announcing 64 MiB costs nothing);
-//! the move to pipes takes only pipe ends of the right direction (a device handed over instead
-//! is refused); a number that would overflow (a counter, a semaphore's permits, a reentrant
-//! lock's depth) is answered with [`ErrorKind::Overflow`] and changes nothing; and a request
-//! that panics (a bug) gets an `Internal` error and closes only its own connection, whose
-//! locks are released. In every case the server goes on serving the others.
+//! read and its connection closed; a wrong authkey is refused at the handshake, and a client
+//! that drips its handshake is cut off at the deadline; a client that disconnects mid-request
+//! or dies holding a lock is cleaned up (its locks released). A request's buffer grows as its
+//! bytes arrive (a bare header announcing 64 MiB costs nothing); the move to pipes takes only
+//! pipe ends of the right direction (a device handed over instead is refused); a number that
+//! would overflow (a counter, a semaphore's permits, a reentrant lock's depth) is answered
+//! with [`ErrorKind::Overflow`] and changes nothing; and a request that panics (a bug) gets an
+//! `Internal` error and closes only its own connection, whose locks are released. In every
+//! case the server goes on serving the others.
 //!
-//! **Cost.** Every proxy call is a round trip to the server: a request written to the connection,
-//! and a reply read back. What a round trip costs depends mostly on how the two ends wait:
-//!
-//! **Waiting for a reply (and for the next request).** Sleeping in `read` and being woken by
-//! the peer's write goes through the scheduler on both sides; on the two-vCPU development
-//! machine, with the other CPU idle, that is about 35 us per round trip (most of Python's
-//! cost too). So a receive first polls the connection with non-blocking reads, yielding the CPU
-//! between polls (never a bare busy loop: a peer woken on this CPU must get to run), before
-//! it sleeps. How long it polls is learned per connection end: a budget (at most 50 us) grows
-//! to twice the wait that a poll ended, halves when a spin runs out, and starts at nothing;
-//! every few waits a probe spins the full 50 us to find out whether spinning would pay, and
-//! failed probes space out (up to one in 1024 waits). A yield that takes more than 250 us
-//! shows another program had the CPU: the wait sleeps at once, the budget drops to zero, and
-//! the next waits (8, doubling up to 1024 while that goes on) look once and sleep without
-//! yielding, since each yield could hand that program a whole time slice.
-//! Every wait polls at least five times (with several busy connections per CPU a few yields
-//! let the others run and the bytes are often there after), and a wait for a new frame
-//! yields before its first poll, since nothing can have come back yet. So a connection whose
-//! peer answers quickly never sleeps, an idle one (a client thinking, a blocked get) sleeps
-//! after at most 50 us of polling, and none spins unboundedly.
+//! **Cost.** Every proxy call is a round trip to the server: a request written to the
+//! connection, and a reply read back. Sleeping in `read` and being woken by the peer's write
+//! goes through the scheduler on both sides (about 35 us a round trip on the two-vCPU
+//! development machine, most of Python's cost too), so a receive first spins a short,
+//! adaptive while (conveyor-pipe's, at most 50 us, yielding the CPU between polls and giving
+//! up at once when another program wants it) before it sleeps.
 //!
 //! **Pipes on one machine.** A client that reached the server over a Unix socket moves the
-//! connection's frames to a pair of pipes right after hello (it makes them and hands the
-//! server's ends over the socket with `SCM_RIGHTS`); the socket stays open only to notice the
-//! peer going away and to be shut down. A pipe message costs about 30 percent less than a
-//! Unix socket message here (measured: 4.7 against 6.9 us a round trip between two
-//! processes on one CPU), which is most of what is left of a round trip once nobody sleeps.
-//! TCP connections stay on their socket. A piped connection holds two more descriptors on
-//! each side; the move is skipped (the connection stays on its socket) where the pipes cannot
-//! be made, or where `SIGPIPE` is not ignored or handled in either process (a write to a
-//! closed pipe raises it; Rust and Python programs ignore it from the start).
+//! connection's frames to a pair of OS pipes right after hello (it makes them and hands the
+//! server's ends over the socket with `SCM_RIGHTS`); the socket stays open to notice the peer
+//! going away and to be shut down. A pipe message costs less than a Unix socket message (kept
+//! on the socket, one client's dict set+get ran at 0.6-0.75x the rate of the earlier piped
+//! build side by side on the loaded two-vCPU machine; on pipes, 0.86-0.93x). TCP connections
+//! stay on their socket, and so does one
+//! where the pipes cannot be made, or where `SIGPIPE` is not ignored or handled in either
+//! process (a write to a closed pipe raises it; Rust and Python programs ignore it from the
+//! start).
 //!
 //! Measured with the server in another process (`benches/manager.rs`, medians of 0.3 s slices
 //! interleaved with Python 3.11's `multiprocessing.Manager` doing the same, on the shared
@@ -103,6 +95,12 @@
 //!
 //! (Python's rates in the same slices: 26-27 k dict ops/s with one client and 35-42 k with
 //! four as found, a sign the CPUs were mostly idle; 42-43 k and 35-36 k with the busy loop.)
+//!
+//! Those figures are from before the move onto conveyor-pipe's `Connection`. Measured again
+//! side by side with the build before the move, on the same machine under a load of 12-27
+//! (other programs on both CPUs): one client's round trips ran at 0.7-1.05x the earlier
+//! build's rates (medians about 0.9x), four clients' and batches' at 0.95-2x, and the ratio to
+//! Python stayed 3.5-5.5x for one client throughout.
 //!
 //! A [`Batch`] pays one round trip for up to a thousand operations.
 //!
@@ -124,7 +122,10 @@
 //! ```
 //!
 //! A queue proxy answers the [`Channel`], [`QueueInfo`] and [`Joinable`] traits, which this
-//! crate re-exports (with their error types), so one `use` of it is enough:
+//! crate re-exports (with their error types), so one `use` of it is enough. Every answer comes
+//! from the server, so `len`, `join` and `shutdown` return `Result`s: when the server is gone
+//! they fail with an [`Unavailable`] (its source the [`ManagerError`]) instead of answering
+//! `0` or "done".
 //!
 //! ```
 //! use conveyor_manager::{Channel, Joinable, Manager, QueueInfo};
@@ -132,47 +133,49 @@
 //! let m = Manager::start()?;
 //! let jobs = m.queue::<u32>("jobs", Some(8))?;
 //! jobs.put(7)?;
-//! assert_eq!(jobs.len(), 1);
+//! assert_eq!(jobs.len()?, 1);
 //! assert_eq!(jobs.get()?, 7);
 //! jobs.task_done()?;
-//! jobs.join();
+//! jobs.join()?;
 //! assert!(jobs.try_get().unwrap_err().is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![warn(missing_docs)]
 
-mod address;
 pub mod batch;
 mod client;
+mod connection;
 pub mod error;
 #[cfg(test)]
 mod fault_tests;
 mod manager;
-mod net;
 pub mod number;
 pub mod protocol;
 pub mod proxy;
 mod server;
 pub mod standalone;
 mod store;
-mod transport;
 
-pub use address::{Address, AddressParseError};
 pub use batch::{Batch, BatchResults, Ticket};
-pub use client::Client;
+pub use client::{Endpoint, ManagerConnection};
 /// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
 pub use conveyor_core::{
     Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+    Unavailable, UnavailableKind,
 };
+/// Where a manager listens: conveyor-pipe's address, the one of the workspace (`unix:PATH`
+/// or a path, `tcp:HOST:PORT` or `HOST:PORT`).
+pub use conveyor_pipe::{Address, AddressParseError};
 pub use error::{ErrorKind, ManagerError, RemoteError, Result};
-pub use manager::{Endpoint, Manager, ManagerBuilder, ManagerGuard};
+pub use manager::{Manager, ManagerBuilder, ManagerGuard};
 pub use number::{NumOp, Number};
 pub use protocol::Kind;
+pub use protocol::DEFAULT_MAX_FRAME;
 pub use proxy::{
     ArrayProxy, BarrierProxy, ConditionGuard, ConditionProxy, DictProxy, EventProxy, ListProxy,
     LockGuard, LockProxy, NamespaceProxy, Proxy, QueueProxy, RLockGuard, RLockProxy,
     SemaphoreProxy, ValueProxy,
 };
-pub use server::{Server, DEFAULT_MAX_FRAME};
+pub use server::Server;

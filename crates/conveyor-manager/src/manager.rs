@@ -13,47 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use conveyor_core::{Codec, Postcard};
 
-use crate::address::Address;
-use crate::client::Client;
+use conveyor_pipe::{Address, DEFAULT_HANDSHAKE_TIMEOUT};
+
+use crate::client::{Endpoint, ManagerConnection};
 use crate::error::{ManagerError, Result};
-use crate::server::{Server, DEFAULT_MAX_FRAME};
-
-/// Everything a client needs to reach a manager: its address and authkey. Serialisable, so it
-/// travels to child processes in their arguments.
-///
-/// ```
-/// use conveyor_manager::Manager;
-///
-/// let m = Manager::start()?;
-/// let endpoint = m.endpoint(); // send this to another process
-/// let client = endpoint.connect()?;
-/// client.ping()?;
-/// # Ok::<(), conveyor_manager::ManagerError>(())
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Endpoint {
-    /// Where the server listens.
-    pub address: Address,
-    /// The key clients authenticate with.
-    #[serde(with = "serde_bytes")]
-    pub authkey: Vec<u8>,
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("address", &self.address)
-            .field("authkey", &"<secret>")
-            .finish()
-    }
-}
-
-impl Endpoint {
-    /// Connects to the manager.
-    pub fn connect(&self) -> Result<Client> {
-        Client::connect(&self.address, &self.authkey)
-    }
-}
+use crate::protocol::DEFAULT_MAX_FRAME;
+use crate::server::Server;
 
 /// The name of the entry point that runs a manager server in a child process
 /// ([`ManagerBuilder::spawn`]). The crate registers it itself, at link time, so a program
@@ -136,6 +101,7 @@ pub struct ManagerBuilder {
     address: Option<Address>,
     authkey: Option<Vec<u8>>,
     max_frame: usize,
+    handshake_timeout: Option<Duration>,
 }
 
 impl Default for ManagerBuilder {
@@ -144,6 +110,7 @@ impl Default for ManagerBuilder {
             address: None,
             authkey: None,
             max_frame: DEFAULT_MAX_FRAME,
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
         }
     }
 }
@@ -194,6 +161,18 @@ impl ManagerBuilder {
         self
     }
 
+    /// Bounds each client's authkey handshake, from its connecting to its last byte, by
+    /// `timeout` (default conveyor-pipe's
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](conveyor_pipe::DEFAULT_HANDSHAKE_TIMEOUT); `None`:
+    /// unbounded). It is one deadline for the whole handshake, not a limit per read: a client
+    /// that sends its bytes one at a time is cut off when it passes. The guard's own client
+    /// uses the same bound. (A server started in a child process with
+    /// [`spawn`](ManagerBuilder::spawn) uses the default.)
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
     fn resolve(&self) -> Result<(Address, Arc<[u8]>)> {
         let address = match &self.address {
             Some(a) => a.clone(),
@@ -217,14 +196,21 @@ impl ManagerBuilder {
     /// Starts the server on threads of this process without connecting to it.
     pub fn serve(self) -> Result<(Server, Arc<[u8]>)> {
         let (address, authkey) = self.resolve()?;
-        let server = Server::bind(&address, authkey.clone(), self.max_frame)?;
+        let server = Server::bind_with(
+            &address,
+            authkey.clone(),
+            self.max_frame,
+            self.handshake_timeout,
+        )?;
         Ok((server, authkey))
     }
 
     /// Starts the server on threads of this process and connects to it.
     pub fn start(self) -> Result<ManagerGuard> {
+        let handshake_timeout = self.handshake_timeout;
         let (server, authkey) = self.serve()?;
-        let client = Client::connect(server.address(), &authkey)?;
+        let client =
+            ManagerConnection::connect_with(server.address(), &authkey, handshake_timeout)?;
         Ok(ManagerGuard {
             client,
             address: server.address().clone(),
@@ -269,7 +255,7 @@ impl ManagerBuilder {
             ))));
         }
         let address: Address = Postcard.decode(&msg)?;
-        let client = Client::connect(&address, &authkey)?;
+        let client = ManagerConnection::connect(&address, &authkey)?;
         Ok(ManagerGuard {
             client,
             address,
@@ -287,11 +273,11 @@ enum Running {
     Stopped,
 }
 
-/// A running server and a connection to it. Dereferences to the [`Client`]; shuts the server
+/// A running server and a connection to it. Dereferences to the [`ManagerConnection`]; shuts the server
 /// down when dropped.
 #[derive(Debug)]
 pub struct ManagerGuard {
-    client: Client,
+    client: ManagerConnection,
     address: Address,
     running: Running,
     authkey: Arc<[u8]>,
@@ -309,13 +295,13 @@ impl ManagerGuard {
     }
 
     /// The connection of this guard.
-    pub fn client(&self) -> &Client {
+    pub fn client(&self) -> &ManagerConnection {
         &self.client
     }
 
     /// A new connection to the server (for another thread).
-    pub fn connect(&self) -> Result<Client> {
-        Client::connect(&self.address, &self.authkey)
+    pub fn connect(&self) -> Result<ManagerConnection> {
+        ManagerConnection::connect(&self.address, &self.authkey)
     }
 
     /// The address and authkey, to hand to another process.
@@ -358,7 +344,7 @@ impl ManagerGuard {
         }
     }
 
-    /// Blocks until the server stops (a client called [`Client::shutdown_server`]).
+    /// Blocks until the server stops (a client called [`ManagerConnection::shutdown_server`]).
     pub fn wait(&self) {
         match &self.running {
             Running::Thread(s) => s.wait(),
@@ -377,9 +363,9 @@ impl Drop for ManagerGuard {
 }
 
 impl Deref for ManagerGuard {
-    type Target = Client;
+    type Target = ManagerConnection;
 
-    fn deref(&self) -> &Client {
+    fn deref(&self) -> &ManagerConnection {
         &self.client
     }
 }

@@ -21,10 +21,16 @@
 //! The server stores them as they are and never needs the type, except for the arithmetic of
 //! [`Op::ValueNum`] and its siblings, where the operand's [`Num`] variant names the type.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::RemoteError;
+use conveyor_core::{Codec, Postcard};
+
+use crate::error::{ManagerError, RemoteError, Result};
 use crate::number::{Num, NumOp};
+
+/// The largest request a server accepts unless configured otherwise: 64 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
 
 /// The protocol version this crate speaks. A server refuses a client with another version.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -493,10 +499,48 @@ pub enum Reply<'a> {
     },
 }
 
+/// Decodes a server frame: the id of the request it answers, and the response.
+pub(crate) fn decode_frame(bytes: &[u8]) -> Result<(u64, Response<'_>)> {
+    match postcard::take_from_bytes::<(u64, Response<'_>)>(bytes) {
+        Ok((v, [])) => Ok(v),
+        Ok((_, rest)) => Err(ManagerError::protocol(format!(
+            "{} stray bytes after a reply",
+            rest.len()
+        ))),
+        Err(e) => Err(ManagerError::Decode(e)),
+    }
+}
+
+/// Encodes a value for the wire.
+pub(crate) fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
+    let mut b = Vec::new();
+    Postcard.encode(v, &mut b)?;
+    Ok(b)
+}
+
+/// Decodes a value from the wire.
+pub(crate) fn decode<T: DeserializeOwned>(b: Blob<'_>) -> Result<T> {
+    Ok(Postcard.decode(b.0)?)
+}
+
+/// The error for a reply of the wrong shape.
+pub(crate) fn unexpected(r: &Reply<'_>) -> ManagerError {
+    let s = format!("{r:?}");
+    let s: String = s.chars().take(80).collect();
+    ManagerError::protocol(format!("unexpected reply {s}"))
+}
+
+/// Accepts only [`Reply::Unit`].
+pub(crate) fn unit(r: Reply<'_>) -> Result<()> {
+    match r {
+        Reply::Unit => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conveyor_core::{Codec, Postcard};
 
     #[test]
     fn frames_round_trip_borrowed() {

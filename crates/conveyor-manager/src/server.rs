@@ -1,40 +1,48 @@
 //! The server: accepts connections, authenticates them, and answers their requests.
 //!
-//! One thread accepts; each connection gets a thread of its own, so a request that waits (a
-//! blocking get, an acquire) holds up only its own client. A connection thread reads requests
-//! as they come and writes the replies in order, flushing them when no further request is
-//! already buffered or before a request that may wait: a client that pipelines many requests
-//! gets its replies in a few large writes.
+//! One thread accepts; each connection gets a thread of its own (which runs the handshake, so
+//! a slow client holds up no one), so a request that waits (a blocking get, an acquire) holds
+//! up only its own client. A connection thread reads requests as they come and queues the
+//! replies in order, writing them before it waits for the next request (on pipes, only when
+//! no further request was already read) and before a request that may wait: a client that pipelines many requests gets its replies in a few
+//! large writes.
 //!
 //! Faults are confined to their connection: a malformed request is answered with an error and
 //! the connection goes on; an oversize one is answered and the connection is closed (its
 //! bytes cannot be skipped safely); a client that goes away has its locks released.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use conveyor_core::{Codec, Postcard};
+use conveyor_core::{Codec, GetError, Postcard};
+use conveyor_pipe::{Address, Listener, PendingConnection};
 
-use crate::address::Address;
+use crate::connection::{sigpipe_is_safe, Closer, Wire};
 use crate::error::{ErrorKind, ManagerError, RemoteError};
-use crate::net::{Listener, Pending};
 use crate::protocol::{Call, Op, Reply, Request, Response, MAGIC, PROTOCOL_VERSION};
 use crate::store::{self, Ctx, Object, Store};
-use crate::transport::{RecvError, StreamTransport, Transport};
 
-/// The largest request a server accepts unless configured otherwise: 64 MiB.
-pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
+/// The largest reply a server sends (what a client accepts): 1 GiB.
+const MAX_REPLY: u64 = 1 << 30;
+
+/// The name of an object whose open makes the server's handler panic (tests only).
+#[cfg(test)]
+pub(crate) const PANIC_NAME: &str = "conveyor-manager fault test: panic here";
 
 struct ConnEntry {
-    closer: Option<Box<dyn Fn() + Send + Sync>>,
+    closer: Option<Closer>,
     thread: Option<JoinHandle<()>>,
 }
 
 struct Shared {
     store: Store,
     listener: Listener,
+    /// Wakes the accept thread at shutdown.
+    listener_closer: Closer,
     max_frame: usize,
     stopping: AtomicBool,
     conns: Mutex<HashMap<u64, ConnEntry>>,
@@ -50,7 +58,7 @@ impl Shared {
     fn request_stop(&self) {
         if !self.stopping.swap(true, Ordering::AcqRel) {
             tracing::info!("manager server shutting down");
-            self.listener.wake();
+            self.listener_closer.close();
         }
     }
 }
@@ -71,13 +79,46 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Listens on `address` and serves on background threads until shut down.
+    /// Listens on `address` and serves on background threads until shut down, with
+    /// conveyor-pipe's default handshake deadline.
     pub(crate) fn bind(
         address: &Address,
         authkey: Arc<[u8]>,
         max_frame: usize,
     ) -> Result<Server, ManagerError> {
-        let listener = Listener::bind(address, &authkey)?;
+        Server::bind_with(
+            address,
+            authkey,
+            max_frame,
+            Some(conveyor_pipe::DEFAULT_HANDSHAKE_TIMEOUT),
+        )
+    }
+
+    /// Listens on `address` and serves on background threads until shut down. Each client's
+    /// handshake must finish within `handshake_timeout` of its connecting (conveyor-pipe's
+    /// one deadline for the whole handshake, so a client that drips its bytes cannot hold a
+    /// connection thread longer); `None` waits forever.
+    pub(crate) fn bind_with(
+        address: &Address,
+        authkey: Arc<[u8]>,
+        max_frame: usize,
+        handshake_timeout: Option<Duration>,
+    ) -> Result<Server, ManagerError> {
+        let listener = Listener::builder()
+            .authkey(&authkey)
+            .handshake_timeout(handshake_timeout)
+            .bind(address)
+            .map_err(|e| match address {
+                Address::Unix(p) => io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot listen on {}: {e} (remove a stale socket file first)",
+                        p.display()
+                    ),
+                ),
+                Address::Tcp(a) => io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")),
+            })?;
+        let listener_closer = Closer::new(&listener)?;
         let address = listener.address().clone();
         let mut batch_prefix = Vec::new();
         Postcard.encode(&Response::Ok(Reply::Batch(Vec::new())), &mut batch_prefix)?;
@@ -85,6 +126,7 @@ impl Server {
         let shared = Arc::new(Shared {
             store: Store::default(),
             listener,
+            listener_closer,
             max_frame,
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
@@ -156,7 +198,7 @@ impl Drop for Server {
 
 fn accept_loop(shared: Arc<Shared>) {
     loop {
-        let accepted = shared.listener.accept();
+        let accepted = shared.listener.accept_pending();
         if shared.stopping.load(Ordering::Acquire) {
             break;
         }
@@ -176,7 +218,7 @@ fn accept_loop(shared: Arc<Shared>) {
         let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
         for e in conns.values() {
             if let Some(c) = &e.closer {
-                c();
+                c.close();
             }
         }
         conns.drain().map(|(_, e)| e).collect()
@@ -191,13 +233,15 @@ fn accept_loop(shared: Arc<Shared>) {
             }
         }
     }
-    shared.listener.cleanup();
+    if let Address::Unix(p) = shared.listener.address() {
+        let _ = std::fs::remove_file(p);
+    }
     *shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
     shared.stopped_cv.notify_all();
     tracing::info!("manager server stopped");
 }
 
-fn spawn_connection(shared: &Arc<Shared>, pending: Pending) {
+fn spawn_connection(shared: &Arc<Shared>, pending: PendingConnection) {
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
     shared
         .conns
@@ -217,22 +261,30 @@ fn spawn_connection(shared: &Arc<Shared>, pending: Pending) {
             // The handshake runs here, so a slow or silent client holds up no one (it is
             // bounded by conveyor-pipe's handshake timeout).
             match pending.authenticate() {
-                Ok(stream) => {
-                    let mut transport = StreamTransport::new(stream);
+                Ok(conn) => {
+                    let mut wire = Wire::new(conn, s2.max_frame as u64);
                     let registered = {
                         let mut conns = s2.conns.lock().unwrap_or_else(|e| e.into_inner());
                         // Checked under the table's lock: either shutdown sees this closer,
                         // or this thread sees shutdown.
                         match conns.get_mut(&id) {
                             Some(e) if !s2.stopping.load(Ordering::Acquire) => {
-                                e.closer = transport.closer();
-                                true
+                                match Closer::new(wire.socket()) {
+                                    Ok(c) => {
+                                        e.closer = Some(c);
+                                        true
+                                    }
+                                    Err(err) => {
+                                        tracing::warn!(conn = id, error = %err, "manager could not keep a closer for a connection; dropping it");
+                                        false
+                                    }
+                                }
                             }
                             _ => false,
                         }
                     };
                     if registered {
-                        serve_connection(&s2, id, &mut transport);
+                        serve_connection(&s2, id, &mut wire);
                     }
                     // Forget the closer before the socket closes, so it is never called on a
                     // reused descriptor.
@@ -240,7 +292,7 @@ fn spawn_connection(shared: &Arc<Shared>, pending: Pending) {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&id);
-                    drop(transport);
+                    drop(wire);
                 }
                 Err(e) => {
                     tracing::warn!(conn = id, error = %e, "manager client failed authentication");
@@ -292,7 +344,28 @@ enum After {
     StopServer,
 }
 
-fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
+/// Whether the client of `c` has gone (closed its end, or shut it down): a request waiting
+/// for it gives up, and one that would take something (an item, a lock) takes nothing.
+fn peer_closed(c: &Wire) -> bool {
+    c.hung_up()
+}
+
+/// Sends one reply (buffered until the next receive or flush). A reply over the request
+/// limit is still sent, up to what a client accepts.
+fn send_reply(shared: &Shared, c: &Wire, out: &[u8]) -> Result<(), conveyor_pipe::SendError> {
+    if out.len() > shared.max_frame {
+        c.set_max_message_size(MAX_REPLY);
+        let sent = c.send_bytes(out);
+        c.set_max_message_size(shared.max_frame as u64);
+        sent
+    } else {
+        c.send_bytes(out)
+    }
+}
+
+/// The request loop of one connection: each receive writes the replies buffered so far
+/// first, so a client that pipelines requests gets their replies in few writes.
+fn serve_connection(shared: &Shared, conn: u64, w: &mut Wire) {
     tracing::debug!(conn, "manager client connected");
     let mut session = Session {
         conn,
@@ -303,13 +376,11 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
     let mut inbuf = Vec::new();
     let mut out = Vec::new();
     loop {
-        if !t.has_buffered_input() && t.flush().is_err() {
-            break;
-        }
-        match t.recv(&mut inbuf, shared.max_frame) {
-            Ok(()) => {}
-            Err(RecvError::Eof) => break,
-            Err(RecvError::TooLarge { size, max }) => {
+        let c: &Wire = w;
+        match c.recv_bytes_into(&mut inbuf) {
+            Ok(_) => {}
+            Err(GetError::Closed) => break,
+            Err(GetError::TooLarge { size, max }) => {
                 tracing::warn!(conn, size, max, "manager refused an oversize request");
                 out.clear();
                 let err = RemoteError::new(
@@ -324,8 +395,8 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
                     .encode(&(0u64, Response::Err(err)), &mut out)
                     .is_ok()
                 {
-                    let _ = t.send(&out);
-                    let _ = t.flush();
+                    let _ = c.send_bytes(&out);
+                    let _ = c.flush();
                 }
                 break;
             }
@@ -337,16 +408,14 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
         out.clear();
         let after = match postcard::take_from_bytes::<(u64, Request<'_>)>(&inbuf) {
             Ok(((id, Request::Pipes), []))
-                if session.hello
-                    && !t.has_buffered_input()
-                    && crate::transport::sigpipe_is_safe() =>
+                if session.hello && !c.has_read_ahead() && sigpipe_is_safe() =>
             {
                 // Answer, then take the pipe ends the client sends once it has the answer.
                 let _ = Postcard.encode(&(id, Response::Ok(Reply::Unit)), &mut out);
-                if t.send(&out).and_then(|()| t.flush()).is_err() {
+                if c.send_bytes(&out).and_then(|()| c.flush()).is_err() {
                     break;
                 }
-                if let Err(e) = t.take_over() {
+                if let Err(e) = w.take_over() {
                     tracing::debug!(conn, error = %e, "manager client failed to hand over pipes");
                     break;
                 }
@@ -357,12 +426,11 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
                     // Replies queued so far go out before this one waits; and a client that
                     // is already gone does not get to take an item, a lock or a barrier
                     // place it cannot use.
-                    if t.flush().is_err() || (request_takes(&req) && t.peer_closed()) {
+                    if c.flush().is_err() || (request_takes(&req) && peer_closed(c)) {
                         break;
                     }
                 }
-                let tr: &dyn Transport = t;
-                let cancelled = || shared.stopping.load(Ordering::Relaxed) || tr.peer_closed();
+                let cancelled = || shared.stopping.load(Ordering::Relaxed) || peer_closed(c);
                 // A panic in a handler (a bug) ends this connection with an error reply; the
                 // locks it holds are released with the session, and every other connection
                 // goes on.
@@ -391,21 +459,23 @@ fn serve_connection(shared: &Shared, conn: u64, t: &mut dyn Transport) {
             ),
             Err(e) => malformed(&inbuf, &e.to_string(), &mut out),
         };
-        if t.send(&out).is_err() {
+        if let Err(e) = send_reply(shared, c, &out) {
+            tracing::debug!(conn, error = %e, "manager could not send a reply");
             break;
         }
         match after {
             After::Continue => {}
             After::Close => {
-                let _ = t.flush();
+                let _ = c.flush();
                 break;
             }
             After::StopServer => {
-                let _ = t.flush();
+                let _ = c.flush();
                 shared.request_stop();
             }
         }
     }
+    let _ = w.flush();
     drop(session);
     tracing::debug!(conn, "manager client disconnected");
 }
@@ -498,7 +568,7 @@ fn handle(
         };
     }
     #[cfg(test)]
-    if matches!(req, Request::Open { name, .. } if name == crate::fault_tests::PANIC_NAME) {
+    if matches!(req, Request::Open { name, .. } if name == PANIC_NAME) {
         panic!("a request the fault tests make panic on purpose");
     }
     let start = out.len();

@@ -4,7 +4,7 @@
 //! [`ServeArgs`] is the command line (clap), [`serve`] runs it: it blocks SIGINT and SIGTERM,
 //! starts a server on the address given, prints `listening on ADDRESS` (with the port chosen,
 //! for `tcp:HOST:0`) as its first line of output, and serves until a client asks it to shut
-//! down ([`Client::shutdown_server`](crate::Client::shutdown_server)) or one of those signals
+//! down ([`ManagerConnection::shutdown_server`](crate::ManagerConnection::shutdown_server)) or one of those signals
 //! arrives; then it removes its Unix socket and returns.
 //!
 //! ```no_run

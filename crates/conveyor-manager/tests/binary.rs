@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use conveyor_manager::{Address, Client};
+use conveyor_manager::{Address, ManagerConnection};
 
 fn key_file(dir: &std::path::Path, key: &[u8]) -> std::path::PathBuf {
     let p = dir.join("key");
@@ -38,11 +38,11 @@ fn serve_over_tcp_then_shut_down_by_a_client() {
     let key = key_file(&dir, b"s3cret\n");
     let (mut child, addr) = start("tcp:127.0.0.1:0", &key);
     // The final newline of the file is not part of the key.
-    let c = Client::connect(&addr, b"s3cret").unwrap();
+    let c = ManagerConnection::connect(&addr, b"s3cret").unwrap();
     let d = c.dict::<String, u32>("d").unwrap();
     d.set(&"x".into(), &1).unwrap();
     assert_eq!(d.get(&"x".into()).unwrap(), Some(1));
-    assert!(Client::connect(&addr, b"wrong").is_err());
+    assert!(ManagerConnection::connect(&addr, b"wrong").is_err());
     c.shutdown_server().unwrap();
     assert!(child.wait().unwrap().success());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -56,7 +56,10 @@ fn serve_on_a_unix_socket_and_stop_on_sigterm() {
     let sock = dir.join("m.sock");
     let (mut child, addr) = start(&format!("unix:{}", sock.display()), &key);
     assert_eq!(addr, Address::Unix(sock.clone()));
-    Client::connect(&addr, b"k").unwrap().ping().unwrap();
+    ManagerConnection::connect(&addr, b"k")
+        .unwrap()
+        .ping()
+        .unwrap();
     // SAFETY: kill(2) with a child's pid and a signal number touches no memory.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -69,13 +72,13 @@ fn serve_on_a_unix_socket_and_stop_on_sigterm() {
 #[test]
 fn bad_arguments_are_refused_with_the_reason() {
     let out = Command::new(env!("CARGO_BIN_EXE_conveyor-manager"))
-        .args(["serve", "--listen", "nonsense", "--authkey-file", "k"])
+        .args(["serve", "--listen", "tcp:nonsense", "--authkey-file", "k"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a usage error");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("'nonsense'") && err.contains("--listen"),
+        err.contains("'tcp:nonsense'") && err.contains("--listen"),
         "{err}"
     );
     // A missing option: clap's usage line.

@@ -17,13 +17,19 @@ use conveyor_process::{init_test, Process};
 
 /// A manager server (on threads of this process) holding the queue `"q"`.
 struct Served {
-    manager: ManagerGuard,
+    manager: Option<ManagerGuard>,
     capacity: Option<usize>,
 }
 
 impl Served {
+    fn manager(&self) -> &ManagerGuard {
+        self.manager
+            .as_ref()
+            .expect("the case asked for a handle after cutting the queue off")
+    }
+
     fn proxy(&self) -> QueueProxy<Item> {
-        let client = self.manager.connect().expect("connect to the manager");
+        let client = self.manager().connect().expect("connect to the manager");
         client
             .queue::<Item>("q", self.capacity)
             .expect("open the manager's queue")
@@ -56,7 +62,10 @@ impl Factory for ManagerQueue {
             Capacity::Unbounded => None,
         };
         let manager = Manager::start().expect("start a manager");
-        let served = Served { manager, capacity };
+        let served = Served {
+            manager: Some(manager),
+            capacity,
+        };
         drop(served.proxy()); // create the queue now, with its capacity
         served
     }
@@ -81,6 +90,13 @@ impl Factory for ManagerQueue {
     fn remote(&self) -> Result<&dyn Remote<Served>, &'static str> {
         Ok(self)
     }
+    /// Stops the server: its socket goes, every connection to it closes.
+    fn cut_off(&self, q: &mut Served) -> Result<(), &'static str> {
+        if let Some(m) = q.manager.take() {
+            m.shutdown();
+        }
+        Ok(())
+    }
 }
 
 impl Remote<Served> for ManagerQueue {
@@ -92,7 +108,8 @@ impl Remote<Served> for ManagerQueue {
             Role::Consume { task_done } => {
                 static NEXT: AtomicU64 = AtomicU64::new(0);
                 let name = format!("results-{}", NEXT.fetch_add(1, Ordering::Relaxed));
-                let results: Results = q.manager.queue(&name, None).map_err(|e| format!("{e}"))?;
+                let results: Results =
+                    q.manager().queue(&name, None).map_err(|e| format!("{e}"))?;
                 let child = Process::new("consume", (q.proxy(), &results, task_done));
                 RemoteProcess::consumer(child, results)
             }

@@ -169,17 +169,17 @@ fn registry_lookup_list_delete() {
 fn queue_nonblocking_and_info() {
     let m = Manager::start().unwrap();
     let q = m.queue::<u32>("q", Some(2)).unwrap();
-    assert_eq!(q.capacity(), Some(2));
-    assert!(q.is_empty());
+    assert_eq!(q.capacity().unwrap(), Some(2));
+    assert!(q.is_empty().unwrap());
     q.try_put(1).unwrap();
     q.put_timeout(2, Duration::from_millis(1)).unwrap();
-    assert!(q.is_full());
+    assert!(q.is_full().unwrap());
     let e = q.try_put(3).unwrap_err();
     assert!(e.is_full());
     assert_eq!(e.into_inner(), 3);
     let e = q.put_timeout(4, Duration::from_millis(20)).unwrap_err();
     assert!(e.is_timeout());
-    assert_eq!(q.len(), 2);
+    assert_eq!(q.len().unwrap(), 2);
     assert_eq!(q.try_get().unwrap(), 1);
     assert_eq!(q.get_timeout(Duration::from_millis(1)).unwrap(), 2);
     assert!(q.try_get().unwrap_err().is_empty());
@@ -188,24 +188,24 @@ fn queue_nonblocking_and_info() {
         .unwrap_err()
         .is_timeout());
     // task accounting
-    assert!(!q.join_timeout(Duration::from_millis(1)));
+    assert!(!q.join_timeout(Duration::from_millis(1)).unwrap());
     q.task_done().unwrap();
     q.task_done().unwrap();
     assert!(q.task_done().is_err());
-    assert!(q.join_timeout(Duration::from_millis(1)));
-    q.join();
+    assert!(q.join_timeout(Duration::from_millis(1)).unwrap());
+    q.join().unwrap();
     // shutdown(false): drains, then Closed
     q.put(7).unwrap();
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     assert!(q.try_put(8).unwrap_err().is_closed());
     assert_eq!(q.get().unwrap(), 7);
     assert!(q.get().unwrap_err().is_closed());
     let u = m.queue::<u8>("unbounded", None).unwrap();
-    assert_eq!(u.capacity(), None);
+    assert_eq!(u.capacity().unwrap(), None);
     for i in 0..100 {
         u.try_put(i).unwrap();
     }
-    assert!(!u.is_full());
+    assert!(!u.is_full().unwrap());
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn close_is_per_proxy() {
     let q = m.queue::<u8>("q", None).unwrap();
     let producer = q.rebind(&m.connect().unwrap());
     producer.put(1).unwrap();
-    producer.close();
+    producer.close().unwrap();
     assert!(producer.is_closed());
     let e = producer.put(2).unwrap_err();
     assert!(e.is_closed());
@@ -262,7 +262,7 @@ fn shutdown_immediate_discards_counts_done_and_wakes_everyone() {
     let (jtx, jrx) = mpsc::channel();
     let hp = thread::spawn(move || ptx.send(putter.put(4).map_err(|e| e.is_closed())).unwrap());
     let hj = thread::spawn(move || jtx.send(joiner.join_timeout(PATIENCE)).unwrap());
-    q.shutdown(true);
+    q.shutdown(true).unwrap();
     assert_eq!(prx.recv_timeout(PATIENCE).unwrap(), Err(true));
     let state = q.state().unwrap();
     assert!(state.closed);
@@ -270,7 +270,10 @@ fn shutdown_immediate_discards_counts_done_and_wakes_everyone() {
     assert_eq!(state.unfinished, 1, "only the item taken is outstanding");
     assert!(q.get().unwrap_err().is_closed());
     q.task_done().unwrap();
-    assert!(jrx.recv_timeout(PATIENCE).unwrap(), "join was not released");
+    assert!(
+        jrx.recv_timeout(PATIENCE).unwrap().unwrap(),
+        "join was not released"
+    );
     assert!(q.task_done().is_err());
     hp.join().unwrap();
     hj.join().unwrap();
@@ -284,7 +287,7 @@ fn shutdown_wakes_a_blocked_get() {
     let (tx, rx) = mpsc::channel();
     let h = thread::spawn(move || tx.send(waiting.get().map_err(|e| e.is_closed())).unwrap());
     // Whether the get is already parked on the server or not, it must end with Closed.
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), Err(true));
     h.join().unwrap();
 }
@@ -311,7 +314,7 @@ fn join_waits_for_task_done_from_another_client() {
     let joiner = q.rebind(&m.connect().unwrap());
     let (tx, rx) = mpsc::channel();
     let h = thread::spawn(move || {
-        joiner.join();
+        joiner.join().unwrap();
         tx.send(()).unwrap();
     });
     q.get().unwrap();
@@ -525,7 +528,7 @@ fn tcp_server() {
         panic!("tcp")
     };
     assert!(!a.ends_with(":0"));
-    let c = conveyor_manager::Client::connect(m.address(), b"k").unwrap();
+    let c = conveyor_manager::ManagerConnection::connect(m.address(), b"k").unwrap();
     let v = c.value("x", &1u8).unwrap();
     v.fetch_add(1).unwrap();
     assert_eq!(m.value("x", &0u8).unwrap().get().unwrap(), 2);

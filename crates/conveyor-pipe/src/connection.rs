@@ -4,10 +4,10 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use conveyor_core::{Channel, Codec, GetError, Postcard, PutError};
+use conveyor_core::{Channel, Codec, GetError, Postcard, PutError, Unavailable, UnavailableKind};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -30,7 +30,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 << 20;
 pub const COPY_LIMIT: usize = 16 << 10;
 
 /// The send buffer asked for every Unix socket this crate makes (`pipe`, `pipe_oneway`,
-/// `Listener`/`Client`): a 1 MiB message then crosses in one or two hand-overs between the
+/// `Listener`/`Connector`): a 1 MiB message then crosses in one or two hand-overs between the
 /// processes instead of five (the default is 208 KiB).
 pub(crate) const KERNEL_BUFFER: usize = 1 << 20;
 
@@ -48,7 +48,7 @@ const BROKEN_MALFORMED: u8 = 3;
 
 /// One end of a connection: a duplex [`pipe`](crate::pipe()), one end of a
 /// [`pipe_oneway`](crate::pipe_oneway), or a socket from a [`Listener`](crate::Listener) or
-/// [`Client`](crate::Client).
+/// [`Connector`](crate::Connector).
 ///
 /// Messages are whole: [`send_bytes`](Connection::send_bytes) on one end is one
 /// [`recv_bytes`](Connection::recv_bytes) on the other, framed exactly as CPython's
@@ -152,6 +152,8 @@ pub struct Connection<C: Codec = Postcard> {
     /// [`crate::lane`]): messages go through its rings, and the descriptor is the socket kept
     /// for doorbells, end of file and passed descriptors.
     lane: Option<Lane>,
+    /// A socket whose hang-up ends a blocked receive (see `watch_hangup`).
+    watch: OnceLock<OwnedFd>,
     /// Dropped after `writer` (fields drop in declaration order).
     fd: OwnedFd,
     codec: C,
@@ -205,7 +207,7 @@ impl Connection<Postcard> {
     /// Wraps a connected stream socket, or one end of an OS pipe, into a connection.
     ///
     /// Whether it reads, writes or both is taken from the descriptor (a socket does both, a
-    /// pipe end one of them). No handshake is made: use [`Client`](crate::Client) or
+    /// pipe end one of them). No handshake is made: use [`Connector`](crate::Connector) or
     /// [`Listener`](crate::Listener) for an authenticated one.
     ///
     /// ```
@@ -251,6 +253,7 @@ impl<C: Codec> Connection<C> {
             broken: AtomicU8::new(OK),
             write_closed: AtomicBool::new(false),
             lane: None,
+            watch: OnceLock::new(),
             fd,
             codec,
         }
@@ -313,6 +316,7 @@ impl<C: Codec> Connection<C> {
             broken: self.broken,
             write_closed: self.write_closed,
             lane: self.lane,
+            watch: self.watch,
             fd: self.fd,
             codec,
         }
@@ -356,7 +360,7 @@ impl<C: Codec> Connection<C> {
     /// Turn it off for a connection whose descriptor will be taken with
     /// [`into_fd`](Connection::into_fd) or read by other code: each receive then reads exactly
     /// one message (two system calls), so nothing that follows is taken from the socket.
-    /// Connections from a [`Listener`](crate::Listener) or [`Client`](crate::Client) run the
+    /// Connections from a [`Listener`](crate::Listener) or [`Connector`](crate::Connector) run the
     /// handshake this way, so the first message after it is still in the socket.
     pub fn set_read_ahead(&self, on: bool) {
         self.read_ahead.store(on, Ordering::Relaxed);
@@ -684,7 +688,38 @@ impl<C: Codec> Connection<C> {
             exact: !self.read_ahead.load(Ordering::Relaxed),
             spin: self.spin.load(Ordering::Relaxed),
             deadline: r.deadline,
+            watch: self.watch.get().map(|w| w.as_fd()),
         }
+    }
+
+    /// From now on, a receive that waits for the peer also watches `socket`, and ends as if
+    /// the peer had closed (end of file: [`GetError::Closed`] between messages) once that
+    /// socket hangs up: its peer closed it or shut it down, or it was shut down here (from
+    /// any thread, on any duplicate of it). Set once; a second call fails.
+    ///
+    /// It is for a connection over an OS pipe that a socket accompanies: a server whose
+    /// client moved its messages to pipes keeps the socket to learn that the client went, and
+    /// shuts it down to wake the thread waiting on the pipe. A wait in the middle of a large
+    /// message (its rest read straight into place) does not watch. Not carried by
+    /// [`try_clone`](Connection::try_clone) or a handoff to another process.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use conveyor_pipe::pipe_oneway;
+    ///
+    /// let (reader, _writer) = pipe_oneway().unwrap(); // the writer stays, silent
+    /// let (sock, peer) = UnixStream::pair().unwrap();
+    /// reader.watch_hangup(sock.into()).unwrap();
+    /// drop(peer); // the socket's peer goes: the receive ends instead of waiting forever
+    /// assert!(reader.recv_bytes().unwrap_err().is_closed());
+    /// ```
+    pub fn watch_hangup(&self, socket: OwnedFd) -> io::Result<()> {
+        self.watch.set(socket).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "this connection already watches a socket",
+            )
+        })
     }
 
     /// Sets (or clears) a deadline for every read from now on: a read that has not got its
@@ -994,6 +1029,43 @@ impl<C: Codec> Connection<C> {
         sys::poll_read(self.fd.as_fd(), timeout)
     }
 
+    /// Whether bytes of a next message were already read ahead, so that a receive starts
+    /// without waiting for the peer. Makes no system call and writes nothing (unlike
+    /// [`poll`](Connection::poll)): a server answering pipelined requests asks it to decide
+    /// whether to flush its buffered replies before the next receive.
+    ///
+    /// ```
+    /// use conveyor_pipe::pipe;
+    ///
+    /// let (a, b) = pipe().unwrap();
+    /// a.send_bytes_many(&[&b"one"[..], b"two"]).unwrap();
+    /// assert!(!b.has_read_ahead());
+    /// assert_eq!(b.recv_bytes().unwrap(), b"one"); // reads both messages at once
+    /// assert!(b.has_read_ahead());
+    /// ```
+    pub fn has_read_ahead(&self) -> bool {
+        self.buffered.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether the peer has gone: it closed its end, or shut it down for sending (or the
+    /// connection is in error). Never waits, reads nothing, and sees a hang-up even while
+    /// messages sent before it wait to be received: a server uses it to give up on a request
+    /// whose client left while it waited (for an item, a lock).
+    ///
+    /// ```
+    /// use conveyor_pipe::pipe;
+    ///
+    /// let (a, b) = pipe().unwrap();
+    /// assert!(!a.hung_up().unwrap());
+    /// b.send_bytes(b"last words").unwrap();
+    /// drop(b);
+    /// assert!(a.hung_up().unwrap());
+    /// assert_eq!(a.recv_bytes().unwrap(), b"last words");
+    /// ```
+    pub fn hung_up(&self) -> io::Result<bool> {
+        sys::hung_up(self.fd.as_fd())
+    }
+
     /// Whether bytes already read ahead wait to be received (so `poll` returns at once).
     /// Writes this end's buffered sends first, as every wait does.
     /// On a shared-memory lane, it also asks the peer to ring the socket's doorbell with its
@@ -1042,16 +1114,27 @@ impl<C: Codec> Connection<C> {
     /// [`SendError::Closed`]; the peer then sees that message cut short (an `UnexpectedEof`
     /// error). For the writing end of a one-way pipe, `close` waits for a send in progress to
     /// finish instead.
+    ///
+    /// Buffered sends ([`set_buffered_sends`](Self::set_buffered_sends)) are written first; if
+    /// that fails (the peer went away), this end is closed all the same and the failure is
+    /// logged: [`try_close`](Self::try_close) returns it instead.
     pub fn close(&self) {
+        if let Err(e) = self.try_close() {
+            tracing::debug!(error = %e, "closing the connection for sending failed");
+        }
+    }
+
+    /// [`close`](Self::close), with the error if what was buffered could not be sent before
+    /// the end of file (the peer went away: those messages are lost), or if the operating
+    /// system refused to close this end for sending. This end is closed for sending either way.
+    pub fn try_close(&self) -> Result<(), SendError> {
         if !self.writable || self.write_closed.load(Ordering::Acquire) {
-            return;
+            return Ok(());
         }
         // What was buffered goes out before the end of file.
-        if let Err(e) = self.flush() {
-            tracing::debug!(error = %e, "writing buffered sends while closing failed");
-        }
+        let flushed = self.flush();
         if self.write_closed.swap(true, Ordering::AcqRel) {
-            return;
+            return flushed;
         }
         if let Some(lane) = &self.lane {
             // No lock: shutting the ring down is what wakes a send blocked for room (it then
@@ -1066,8 +1149,12 @@ impl<C: Codec> Connection<C> {
                 sys::replace_with_dev_null(self.fd.as_fd())
             }
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not close the connection for sending");
+        flushed?;
+        match result {
+            Ok(()) => Ok(()),
+            // The peer has gone already: nothing was lost by closing.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            Err(e) => Err(SendError::Io(e)),
         }
     }
 
@@ -1166,6 +1253,8 @@ fn put_error<T>(item: T, e: SendError) -> PutError<T> {
 /// A connection is a [`Channel`] to its peer: `put` sends, `get` receives.
 ///
 /// - `put` blocks while the peer's socket buffer is full (a few hundred KiB on Linux).
+/// - `close` and `shutdown` fail with [`Unavailable`] only when buffered sends could not be
+///   written first (the peer went away).
 /// - `try_put` and `put_timeout` wait only for the socket to accept *some* data; once writing
 ///   starts the whole message is written, blocking if needed (a message is never cut short).
 ///   So `try_put` of a message smaller than the free socket buffer never blocks; a large one may
@@ -1231,11 +1320,38 @@ where
 
     /// For a point-to-point connection, shutting down is closing this end (see
     /// [`Connection::close`]): there is no one else to shut the channel for.
-    fn shutdown(&self, _immediate: bool) {
-        Connection::close(self)
+    fn shutdown(&self, _immediate: bool) -> Result<(), Unavailable> {
+        close_for_trait(self, "shutdown")
     }
 
-    fn close(&self) {
-        Connection::close(self)
+    /// Fails if buffered sends could not be written before the end of file (see
+    /// [`Connection::try_close`]): the peer went away, and those messages are lost.
+    fn close(&self) -> Result<(), Unavailable> {
+        close_for_trait(self, "close")
     }
+}
+
+/// [`Connection::try_close`] for the [`Channel`] trait: the [`SendError`] as the source of an
+/// [`Unavailable`] (unreachable: the peer went away; failed: anything else).
+fn close_for_trait<C: Codec>(
+    conn: &Connection<C>,
+    operation: &'static str,
+) -> Result<(), Unavailable> {
+    conn.try_close().map_err(|e| {
+        let kind = match &e {
+            SendError::Closed => UnavailableKind::Unreachable,
+            SendError::Io(io)
+                if matches!(
+                    io.kind(),
+                    io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::NotConnected
+                ) =>
+            {
+                UnavailableKind::Unreachable
+            }
+            _ => UnavailableKind::Failed,
+        };
+        Unavailable::new(kind, operation, "a pipe connection's peer", e)
+    })
 }

@@ -23,7 +23,7 @@
 //! challenger sending the `{sha256}` form accepts a raw HMAC-MD5 answer computed over the whole
 //! of `M` by default, because that is what a Python 3.11 peer sends: that is what lets a 3.11
 //! client talk to a 3.12 listener (and to ours). Turn it off with `accept_md5_answers(false)`
-//! on the [`ListenerBuilder`](crate::ListenerBuilder) or [`Client`](crate::Client) when every
+//! on the [`ListenerBuilder`](crate::ListenerBuilder) or [`Connector`](crate::Connector) when every
 //! peer is new enough.
 //!
 //! Digests are compared in constant time (`hmac`'s `verify_slice`). Digests computed here:

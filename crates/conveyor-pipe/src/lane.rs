@@ -343,12 +343,7 @@ impl Lane {
     /// file on the socket, or a marker already taken.
     pub(crate) fn ready(&self, rx: &LaneReader) -> bool {
         match &self.rx {
-            Some(dir) => {
-                rx.marker
-                    || rx.eof
-                    || !conveyor_core::QueueInfo::is_empty(&dir.ring)
-                    || dir.ring.is_shutdown()
-            }
+            Some(dir) => rx.marker || rx.eof || !dir.ring.is_empty() || dir.ring.is_shutdown(),
             None => false,
         }
     }
@@ -383,7 +378,7 @@ impl Lane {
             let ring = &dir.ring;
             // A look at the ring's indices costs two loads; the lock is taken only for a record.
             let spun = rx.spin.run_busy_first(|| {
-                if conveyor_core::QueueInfo::is_empty(ring) && !ring.is_shutdown() {
+                if ring.is_empty() && !ring.is_shutdown() {
                     return Poll::Empty;
                 }
                 match attempt(ring) {

@@ -7,7 +7,7 @@
 //!   [`Connection::recv_bytes`]) or serde values through a [`Codec`]
 //!   ([`Connection::send`], [`Connection::recv`]). It implements
 //!   [`Channel`], so code written for a queue runs over it.
-//! - A [`Listener`] accepts connections on a Unix socket path or a TCP port and a [`Client`]
+//! - A [`Listener`] accepts connections on a Unix socket path or a TCP port and a [`Connector`]
 //!   connects to one; with an authkey both run the HMAC challenge of Python's
 //!   `multiprocessing.connection` (see [`handshake`]), so either side may be a Python program.
 //! - [`wait`] blocks until any of several connections has something to receive.
@@ -55,7 +55,7 @@
 //! Frames are CPython's byte for byte (see [`frame`]): a Python program on the other end of a
 //! socket can `send_bytes`/`recv_bytes` with a Rust one. This holds for every connection
 //! a Python peer could be on the other end of: [`pipe()`], [`pipe_oneway`], and every
-//! connection of a [`Listener`] or [`Client`]. Only a pipe that asked for
+//! connection of a [`Listener`] or [`Connector`]. Only a pipe that asked for
 //! [`PipeBuilder::shared_memory`] speaks otherwise (its messages are not on its socket).
 //!
 //! # Close and shutdown
@@ -94,8 +94,8 @@
 #![warn(missing_docs)]
 
 mod address;
-mod client;
 mod connection;
+mod connector;
 pub mod error;
 pub mod frame;
 mod handoff;
@@ -106,20 +106,19 @@ mod listener;
 pub mod pickle;
 mod pipe;
 mod reader;
-// Public only so that conveyor-manager's transport spins with the one implementation until it
-// moves onto `Connection` (issue 16); not part of the crate's documented API.
-#[doc(hidden)]
-pub mod spin;
+mod spin;
 mod sys;
 mod wait;
 mod writer;
 
-pub use address::Address;
-pub use client::{connect, Client};
+pub use address::{Address, AddressParseError};
 pub use connection::{Connection, COPY_LIMIT, DEFAULT_MAX_MESSAGE_SIZE};
+pub use connector::{connect, Connector};
 /// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
-pub use conveyor_core::{Channel, Codec, CodecError, GetError, Postcard, PutError};
+pub use conveyor_core::{
+    Channel, Codec, CodecError, GetError, Postcard, PutError, Unavailable, UnavailableKind,
+};
 pub use error::{AuthFailure, AuthenticationError, ConnectError, SendError};
 pub use handshake::ChallengeForm;
 pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHAKE_TIMEOUT};

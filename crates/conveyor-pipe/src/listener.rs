@@ -152,12 +152,12 @@ impl Drop for Unlink {
 /// # Example
 ///
 /// ```
-/// use conveyor_pipe::{Client, Listener};
+/// use conveyor_pipe::{Connector, Listener};
 ///
 /// let listener = Listener::builder().authkey(b"secret").bind_private().unwrap();
 /// let address = listener.address().clone();
 /// let client = std::thread::spawn(move || {
-///     let conn = Client::new().authkey(b"secret").connect(&address).unwrap();
+///     let conn = Connector::new().authkey(b"secret").connect(&address).unwrap();
 ///     conn.send_bytes(b"hello").unwrap();
 ///     conn.recv_bytes().unwrap()
 /// });

@@ -86,7 +86,7 @@ pub fn pipe_oneway() -> io::Result<(Connection, Connection)> {
 /// read with its own `recv_bytes`; a pipe over shared memory carries no frames on its
 /// socket, so only a conveyor program can read it. That is why it is never automatic:
 /// `pipe()`, `pipe_oneway()`, and every connection of a [`Listener`](crate::Listener) or
-/// [`Client`](crate::Client) keep Python's wire byte for byte. Ask for shared memory for a
+/// [`Connector`](crate::Connector) keep Python's wire byte for byte. Ask for shared memory for a
 /// pipe whose two ends stay in conveyor programs: this process's threads, or children started
 /// by conveyor-process (an end travels in the child's arguments, the rings by name). Do not
 /// take its descriptor ([`Connection::into_fd`]) for other code, and hand an end over before

@@ -39,6 +39,8 @@ pub(crate) struct Source<'a> {
     pub spin: bool,
     /// Fail with `TimedOut` if the bytes have not come by then.
     pub deadline: Option<Instant>,
+    /// A socket whose hang-up ends a wait as end of file (see `Connection::watch_hangup`).
+    pub watch: Option<BorrowedFd<'a>>,
 }
 
 /// Capacity of the read-ahead buffer, allocated on the first receive.
@@ -173,7 +175,14 @@ impl ReadAhead {
             };
             match spun {
                 Some(r) => r?,
-                None => sys::read_some(src.fd, src.kind, space, &mut passed, false)?,
+                None => {
+                    if let Some(watch) = src.watch {
+                        if !sys::wait_readable_unless_hangup(src.fd, watch)? {
+                            return Ok(0);
+                        }
+                    }
+                    sys::read_some(src.fd, src.kind, space, &mut passed, false)?
+                }
             }
         };
         *end += n;

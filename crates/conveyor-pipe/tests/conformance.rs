@@ -106,6 +106,9 @@ impl Factory for Pipe {
     fn remote(&self) -> Result<&dyn Remote<Link>, &'static str> {
         Ok(self)
     }
+    fn cut_off(&self, _link: &mut Link) -> Result<(), &'static str> {
+        Err("a link is its two ends: a peer that goes away ends it (gets drain what was sent,              then Closed, as close_is_per_handle checks), and what it holds is in this end's              socket")
+    }
 }
 
 impl Remote<Link> for Pipe {

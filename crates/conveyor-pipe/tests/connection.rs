@@ -100,7 +100,7 @@ fn channel_shutdown_is_close_for_a_connection() {
         for i in 0..3u8 {
             Channel::put(&a, i).unwrap();
         }
-        Channel::<u8>::shutdown(&a, immediate);
+        Channel::<u8>::shutdown(&a, immediate).unwrap();
         assert!(Channel::put(&a, 9u8).unwrap_err().is_closed());
         for i in 0..3u8 {
             assert_eq!(Channel::<u8>::get(&b).unwrap(), i, "immediate: {immediate}");
@@ -180,7 +180,7 @@ fn oneway_pipe() {
     assert!(r.send_bytes(b"no").is_err());
     assert!(w.recv_bytes().is_err());
     assert!(w.poll(Some(Duration::ZERO)).is_err());
-    Channel::<u8>::close(&w);
+    Channel::<u8>::close(&w).unwrap();
     assert!(w.send_bytes(b"after close").unwrap_err().is_closed());
     assert!(r.recv_bytes().unwrap_err().is_closed());
 }
@@ -213,7 +213,7 @@ fn channel_face() {
         2
     );
     assert_eq!(Channel::<u32>::get_timeout(&b, WAIT).unwrap(), 3);
-    Channel::<u32>::close(&a);
+    Channel::<u32>::close(&a).unwrap();
     let e = a.put(4u32).unwrap_err();
     assert!(e.is_closed());
     assert_eq!(e.into_inner(), 4);
@@ -387,4 +387,37 @@ fn with_codec_keeps_messages_already_read_ahead() {
     let b = b.with_codec(conveyor_core::Postcard);
     assert_eq!(b.recv::<u32>().unwrap(), 2);
     assert_eq!(b.recv::<u32>().unwrap(), 3);
+}
+
+/// Closing with buffered sends the peer will never read says so: the messages are lost, and
+/// neither `try_close` nor the `Channel` trait's `close` answers as if they were sent.
+#[test]
+fn close_with_buffered_sends_to_a_gone_peer_says_they_were_lost() {
+    for via_trait in [false, true] {
+        let (a, b) = pipe().unwrap();
+        a.set_buffered_sends(true);
+        a.send(&7u64).unwrap(); // buffered here, not written yet
+        drop(b);
+        if via_trait {
+            let e = Channel::<u64>::close(&a).unwrap_err();
+            assert!(e.is_unreachable(), "{e:?}");
+            assert_eq!(e.operation(), "close");
+            assert!(
+                std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<SendError>())
+                    .is_some(),
+                "the pipe's own error is the source: {e:?}"
+            );
+        } else {
+            let e = a.try_close().unwrap_err();
+            assert!(e.is_closed(), "{e:?}");
+        }
+        // closed all the same: closing again has nothing left to lose
+        assert!(a.try_close().is_ok());
+        assert!(a.send(&8u64).unwrap_err().is_closed());
+    }
+    // with nothing buffered, closing after the peer went is not an error: nothing was lost
+    let (a, b) = pipe().unwrap();
+    drop(b);
+    Channel::<u64>::close(&a).unwrap();
 }

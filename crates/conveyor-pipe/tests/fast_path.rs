@@ -148,7 +148,7 @@ fn buffered_channel_puts_reach_a_consumer_in_another_thread() {
     for i in 0..10_000u64 {
         a.put(i).unwrap();
     }
-    Channel::<u64>::close(&a);
+    Channel::<u64>::close(&a).unwrap();
     assert_eq!(consumer.join().unwrap(), (0..10_000u64).sum::<u64>());
 }
 

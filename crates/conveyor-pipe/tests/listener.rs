@@ -1,4 +1,4 @@
-//! Listener and Client over Unix paths and TCP: both handshake forms, wrong keys, timeouts,
+//! Listener and Connector over Unix paths and TCP: both handshake forms, wrong keys, timeouts,
 //! garbage instead of a handshake.
 
 use std::io::{Read, Write};
@@ -10,14 +10,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use conveyor_pipe::{
-    AuthFailure, ChallengeForm, Client, ConnectError, Connection, Listener, ListenerBuilder,
+    AuthFailure, ChallengeForm, ConnectError, Connection, Connector, Listener, ListenerBuilder,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn exchange(
     listener: Listener,
-    client: Client,
+    client: Connector,
 ) -> (
     Result<Connection, ConnectError>,
     Result<Connection, ConnectError>,
@@ -56,7 +56,7 @@ fn given_unix_path_works_and_is_removed_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let address = conveyor_pipe::Address::Unix(dir.path().join("s"));
     let listener = Listener::bind(&address, Some(b"key")).unwrap();
-    let (s, c) = exchange(listener, Client::new().authkey(b"key"));
+    let (s, c) = exchange(listener, Connector::new().authkey(b"key"));
     echo_once(&s.unwrap(), &c.unwrap());
     assert!(!dir.path().join("s").exists());
 }
@@ -68,7 +68,7 @@ fn tcp_with_authkey_and_a_chosen_port() {
         panic!("not tcp")
     };
     assert!(!a.ends_with(":0"), "{a}");
-    let (s, c) = exchange(listener, Client::new().authkey(b"key"));
+    let (s, c) = exchange(listener, Connector::new().authkey(b"key"));
     let (s, c) = (s.unwrap(), c.unwrap());
     echo_once(&s, &c);
     // 1 MiB both ways over TCP.
@@ -86,7 +86,7 @@ fn tcp_with_authkey_and_a_chosen_port() {
 #[test]
 fn no_authkey_on_either_side() {
     let listener = Listener::bind_private(None).unwrap();
-    let (s, c) = exchange(listener, Client::new());
+    let (s, c) = exchange(listener, Connector::new());
     echo_once(&s.unwrap(), &c.unwrap());
 }
 
@@ -101,7 +101,7 @@ fn every_combination_of_challenge_forms() {
                     .accept_md5_answers(!strict)
                     .bind_private()
                     .unwrap();
-                let client = Client::new()
+                let client = Connector::new()
                     .authkey(b"key")
                     .challenge_form(cf)
                     .accept_md5_answers(!strict);
@@ -122,7 +122,7 @@ fn wrong_key_fails_on_both_sides_and_no_data_passes() {
             .challenge_form(form)
             .bind_private()
             .unwrap();
-        let (s, c) = exchange(listener, Client::new().authkey(b"wrong"));
+        let (s, c) = exchange(listener, Connector::new().authkey(b"wrong"));
         match s {
             Err(ConnectError::Authentication(e)) => {
                 assert_eq!(e.failure(), AuthFailure::WrongDigest, "{e}")
@@ -152,7 +152,7 @@ fn silent_client_times_out_and_the_next_client_is_served() {
     let silent = UnixStream::connect(&path).unwrap();
     let (tx, rx) = mpsc::channel();
     let good = thread::spawn(move || {
-        let r = Client::new().authkey(b"key").connect(&address);
+        let r = Connector::new().authkey(b"key").connect(&address);
         tx.send(()).unwrap();
         r
     });
@@ -180,7 +180,7 @@ fn pending_handshakes_on_threads_do_not_block_each_other() {
     let silent = UnixStream::connect(&path).unwrap();
     let pending = listener.accept_pending().unwrap();
     let stuck = thread::spawn(move || pending.authenticate());
-    let good = thread::spawn(move || Client::new().authkey(b"key").connect(&address));
+    let good = thread::spawn(move || Connector::new().authkey(b"key").connect(&address));
     let s = listener.accept_pending().unwrap().authenticate().unwrap();
     echo_once(&s, &good.join().unwrap().unwrap());
     // Hanging up the silent client ends its handshake with an error.
@@ -238,7 +238,10 @@ fn client_refuses_a_listener_that_does_not_challenge() {
         c.send_bytes(b"hello, I am not a challenge").unwrap();
         c
     });
-    let e = Client::new().authkey(b"key").connect(&address).unwrap_err();
+    let e = Connector::new()
+        .authkey(b"key")
+        .connect(&address)
+        .unwrap_err();
     match e {
         ConnectError::Authentication(a) => assert_eq!(a.failure(), AuthFailure::Protocol),
         other => panic!("{other:?}"),
@@ -249,7 +252,7 @@ fn client_refuses_a_listener_that_does_not_challenge() {
 #[test]
 fn connecting_to_nothing_is_an_io_error() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Client::new()
+    let e = Connector::new()
         .connect(&conveyor_pipe::Address::Unix(dir.path().join("none")))
         .unwrap_err();
     assert!(matches!(e, ConnectError::Io(_)));
@@ -264,7 +267,7 @@ fn data_sent_right_after_the_handshake_stays_in_the_socket() {
         let listener = Listener::bind_private(Some(b"key")).unwrap();
         let address = listener.address().clone();
         let t = thread::spawn(move || {
-            let c = Client::new().authkey(b"key").connect(&address).unwrap();
+            let c = Connector::new().authkey(b"key").connect(&address).unwrap();
             c.send_bytes(b"first").unwrap();
             c
         });
@@ -319,7 +322,7 @@ fn one_deadline_bounds_a_dripping_handshake_and_the_next_client_is_served() {
     };
     // The good client connects after the dripper, so the serial loop takes it second.
     connected_rx.recv_timeout(WAIT).unwrap();
-    let good = thread::spawn(move || Client::new().authkey(b"key").connect(&address));
+    let good = thread::spawn(move || Connector::new().authkey(b"key").connect(&address));
 
     let start = Instant::now();
     let first = listener.accept();

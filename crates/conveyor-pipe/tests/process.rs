@@ -42,7 +42,7 @@ fn a_connection_travels_into_a_child() {
         mine.put(i).unwrap();
         assert_eq!(Channel::<u64>::get_timeout(&mine, WAIT).unwrap(), i * 2);
     }
-    Channel::<u64>::close(&mine);
+    Channel::<u64>::close(&mine).unwrap();
     assert_eq!(mine.recv::<String>().unwrap(), "saw 100");
     assert_eq!(join(&child), ExitStatus::Exited(0));
     assert!(mine.recv_bytes().unwrap_err().is_closed());

@@ -1,5 +1,5 @@
 //! Real interop with CPython's `multiprocessing.connection` (the `python3` on this machine, or
-//! `$CONVEYOR_PYTHON`): a Python `Client` talks to a Rust `Listener` and a Rust `Client` to a
+//! `$CONVEYOR_PYTHON`): a Python `Client` talks to a Rust `Listener` and a Rust `Connector` to a
 //! Python `Listener`, over TCP and Unix sockets, with an authkey, small and 1 MiB messages.
 //!
 //! These tests need python3: where it is absent they fail with a message saying so, rather
@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use conveyor_pipe::{Address, ChallengeForm, Client, ConnectError, Connection, Listener};
+use conveyor_pipe::{Address, ChallengeForm, ConnectError, Connection, Connector, Listener};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -158,7 +158,7 @@ fn python_client_to_rust_listener_unix_legacy_form() {
     python_client_against(listener);
 }
 
-fn rust_client_against_python_listener(address: &str, client: Client) {
+fn rust_client_against_python_listener(address: &str, client: Connector) {
     let mut child = spawn_py(PY_LISTENER, &[address, "s3cret"]);
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap())
@@ -176,7 +176,7 @@ fn rust_client_against_python_listener(address: &str, client: Client) {
 
 #[test]
 fn rust_client_to_python_listener_tcp() {
-    rust_client_against_python_listener("-", Client::new().authkey(b"s3cret"));
+    rust_client_against_python_listener("-", Connector::new().authkey(b"s3cret"));
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn rust_client_to_python_listener_unix_legacy_form() {
     let path = dir.path().join("py.sock");
     rust_client_against_python_listener(
         path.to_str().unwrap(),
-        Client::new()
+        Connector::new()
             .authkey(b"s3cret")
             .challenge_form(ChallengeForm::LegacyMd5),
     );
@@ -208,7 +208,7 @@ fn wrong_key_fails_on_both_sides_with_python() {
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let e = Client::new()
+    let e = Connector::new()
         .authkey(b"wrong")
         .connect(&Address::parse(line.trim()))
         .unwrap_err();

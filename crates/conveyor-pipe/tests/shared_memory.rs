@@ -308,7 +308,7 @@ fn an_end_travels_into_a_child() {
         mine.put(i).unwrap();
         assert_eq!(Channel::<u64>::get_timeout(&mine, WAIT).unwrap(), i * 2);
     }
-    Channel::<u64>::close(&mine);
+    Channel::<u64>::close(&mine).unwrap();
     assert_eq!(mine.recv::<String>().unwrap(), "saw 1000");
     assert_eq!(
         child.join_timeout(WAIT).unwrap(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use conveyor_pipe::{pipe, wait, Client, Listener, Waitable};
+use conveyor_pipe::{pipe, wait, Connector, Listener, Waitable};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -88,7 +88,7 @@ fn a_listener_is_ready_when_a_client_waits() {
     let listener = Listener::bind_private(None).unwrap();
     assert!(wait(&[&listener], Some(Duration::ZERO)).unwrap().is_empty());
     let address = listener.address().clone();
-    let t = std::thread::spawn(move || Client::new().connect(&address).unwrap());
+    let t = std::thread::spawn(move || Connector::new().connect(&address).unwrap());
     let ready = wait(&[&listener as &dyn Waitable], Some(WAIT)).unwrap();
     assert_eq!(ready.len(), 1);
     let _server = listener.accept().unwrap();

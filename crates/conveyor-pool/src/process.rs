@@ -392,7 +392,7 @@ impl State {
         if self.shutting_down && self.tasks.is_empty() {
             for s in &self.slots {
                 if let Some(live) = &s.live {
-                    live.orders.shutdown(false);
+                    end_orders(&live.orders);
                 }
             }
         }
@@ -408,7 +408,7 @@ impl State {
             if let Some(live) = &mut s.live {
                 live.assigned.clear();
                 live.started = None;
-                live.orders.shutdown(false);
+                end_orders(&live.orders);
             }
         }
     }
@@ -709,7 +709,7 @@ fn supervise(
             shared.workers_changed.notify_all();
             if st.broken.is_some() {
                 if let Some(l) = &st.slots[slot].live {
-                    l.orders.shutdown(false);
+                    end_orders(&l.orders);
                 }
             }
         }
@@ -1360,5 +1360,14 @@ where
                 Err(e) => return Some((first, Err(e))),
             }
         }
+    }
+}
+
+/// Tells a worker to end: its orders queue shut down, so its get returns `Closed` once it has
+/// run what it was given. That fails only if the queue's lock in shared memory cannot be
+/// taken (the segment is broken); the pool's callers cannot act on it, so it is logged.
+fn end_orders(orders: &ShmQueue<Order>) {
+    if let Err(e) = orders.try_shutdown(false) {
+        tracing::warn!(error = %e, "could not tell a worker to end");
     }
 }

@@ -1,8 +1,10 @@
 //! [`Error`]: what can go wrong between a queue handle and its Redis server.
 //!
-//! The `Channel` methods report these inside `PutError::Io`, `GetError::Io` and
-//! `TaskDoneError::Io`, as an [`std::io::Error`] whose source is the [`Error`] (reach it with
-//! `io_error.get_ref()` and `downcast_ref::<Error>()`), so no detail is lost.
+//! The `Channel` methods report these inside `PutError::Io` and `GetError::Io`, as an
+//! [`std::io::Error`] whose source is the [`Error`] (reach it with `io_error.get_ref()` and
+//! `downcast_ref::<Error>()`); `QueueInfo`'s methods, `join`, `join_timeout`, `shutdown`,
+//! `close` and `task_done` inside a [`conveyor_core::Unavailable`] whose source is the
+//! [`Error`]. No detail is lost, and no call answers as if the server had when it did not.
 
 use std::io;
 use std::time::Duration;
@@ -102,6 +104,33 @@ impl Error {
     /// Whether the queue's keys are gone from the server (see [`Error::QueueLost`]).
     pub fn is_queue_lost(&self) -> bool {
         matches!(self, Error::QueueLost { .. })
+    }
+
+    /// Whether the connection broke (the next call reconnects, within the reconnect budget).
+    pub(crate) fn is_connection_dropped(&self) -> bool {
+        match self {
+            Error::Command { source, .. } => source.is_connection_dropped() || source.is_io_error(),
+            Error::GetInterrupted { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// This error as the [`Unavailable`](conveyor_core::Unavailable) of `operation` on the
+    /// queue `name`: unreachable if no connection could be made or it broke, lost if the
+    /// queue's keys are gone, failed otherwise.
+    pub(crate) fn unavailable(
+        self,
+        operation: &'static str,
+        name: &str,
+    ) -> conveyor_core::Unavailable {
+        use conveyor_core::UnavailableKind as K;
+        let kind = match &self {
+            Error::Connect { .. } => K::Unreachable,
+            Error::QueueLost { .. } => K::Lost,
+            e if e.is_connection_dropped() => K::Unreachable,
+            _ => K::Failed,
+        };
+        conveyor_core::Unavailable::new(kind, operation, format!("Redis queue `{name}`"), self)
     }
 
     fn io_kind(&self) -> io::ErrorKind {

@@ -14,11 +14,16 @@
 //! | `Queue(maxsize)`                            | [`RedisQueue::bounded`]`(url, name, maxsize)`  |
 //! | `q.put(x)`, `put_nowait`, `put(x, timeout=t)` | [`Channel::put`], `try_put`, `put_timeout`   |
 //! | `q.get()`, `get_nowait`, `get(timeout=t)`   | [`Channel::get`], `try_get`, `get_timeout`     |
-//! | `q.task_done()`, `q.join()`                 | [`Joinable::task_done`], [`Joinable::join`]    |
-//! | `q.qsize()`, `empty()`, `full()`            | [`QueueInfo::len`], `is_empty`, `is_full`      |
+//! | `q.task_done()`, `q.join()`                 | [`Joinable::task_done`], [`Joinable::join`] (`Result`s: see below) |
+//! | `q.qsize()`, `empty()`, `full()`            | [`QueueInfo::len`], `is_empty`, `is_full` (`Result`s) |
 //! | `q.shutdown(immediate)` (3.13)              | [`Channel::shutdown`]`(immediate)`          |
 //! | `q.close()` (this handle puts no more)      | [`Channel::close`]                             |
 //! | `r.xadd(stream, {"d": pickle.dumps(x)})`    | a put with the pickle codec ([`Builder::codec`]) |
+//!
+//! Every question whose answer is on the server (`len`, `is_empty`, `is_full`, `join`,
+//! `join_timeout`, `shutdown`, and `close` of a producer of a self-shutting queue) returns a
+//! `Result`: once the reconnect budget ([`Builder::reconnect_for`]) runs out it fails with an
+//! [`Unavailable`] whose source is this crate's [`Error`], never answers `0` or "done".
 //!
 //! # Example
 //!
@@ -36,7 +41,7 @@
 //! let hotdog = q.get()?;          // in another process, on another machine: the same lines
 //! assert_eq!(hotdog, "jerry's hot dog 0");
 //! q.task_done()?;
-//! q.join();
+//! q.join()?; // an error, not a return as if done, if Redis cannot be reached
 //! q.destroy()?;
 //! # Ok(()) }
 //! ```
@@ -119,7 +124,8 @@ pub mod server;
 #[cfg(feature = "pickle")]
 pub use conveyor_core::Pickle;
 pub use conveyor_core::{
-    Channel, Codec, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+    Channel, Codec, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError, Unavailable,
+    UnavailableKind,
 };
 pub use error::Error;
 pub use queue::{Builder, DeadLetter, JoinableRedisQueue, RedisQueue};

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use conveyor_core::{
     Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+    Unavailable,
 };
 use redis::{RedisError, Value};
 use serde::de::DeserializeOwned;
@@ -1082,26 +1083,31 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for RedisQueue<T, C> 
     }
 
     /// Python 3.13's `Queue.shutdown(immediate)`, for every handle on every machine (see
-    /// [`try_shutdown`](RedisQueue::try_shutdown), which reports a failure to reach the server;
-    /// this logs it).
-    fn shutdown(&self, immediate: bool) {
-        if let Err(e) = self.try_shutdown(immediate) {
-            tracing::warn!(name = %self.shared.name, error = %e, "shutdown did not reach Redis");
-        }
+    /// [`try_shutdown`](RedisQueue::try_shutdown)). Fails if it did not reach the server: the
+    /// queue may not be shut down, and its consumers may not learn of it.
+    fn shutdown(&self, immediate: bool) -> Result<(), Unavailable> {
+        self.try_shutdown(immediate)
+            .map(drop)
+            .map_err(|e| e.unavailable("shutdown", &self.shared.name))
     }
 
     /// Python's `multiprocessing.Queue.close()`: this handle puts no more (its later puts fail
     /// with `Closed`); other handles and clones, here and elsewhere, are not affected. To tell
     /// consumers that producers are done, call [`shutdown`](Channel::shutdown).
-    fn close(&self) {
+    ///
+    /// On a queue built to shut itself down, a handle that has put tells the server it is
+    /// done; if that does not reach the server this fails (the handle is closed all the same),
+    /// and the queue learns only when the producer's lease runs out.
+    fn close(&self) -> Result<(), Unavailable> {
         if self.me.closed.swap(true, Ordering::AcqRel) {
-            return;
+            return Ok(());
         }
         if self.me.registered.load(Ordering::Acquire) {
-            if let Err(e) = self.shared.leave(&self.me.id) {
-                tracing::warn!(name = %self.shared.name, error = %e, "close did not reach Redis: the producer's lease runs out instead");
-            }
+            self.shared
+                .leave(&self.me.id)
+                .map_err(|e| e.unavailable("close", &self.shared.name))?;
         }
+        Ok(())
     }
 }
 
@@ -1118,26 +1124,35 @@ impl<T, C> Drop for RedisQueue<T, C> {
     }
 }
 
+/// Every answer but the capacity (fixed when the queue was made) is a round trip; a server
+/// that cannot be reached is an [`Unavailable`] whose source is the [`Error`].
 impl<T, C: Codec> QueueInfo for RedisQueue<T, C> {
-    /// The number of items not yet delivered; 0 when the server cannot be reached (use
-    /// [`try_len`](RedisQueue::try_len) to see the error).
-    fn len(&self) -> usize {
-        self.try_len().unwrap_or_else(|e| {
-            tracing::warn!(name = %self.shared.name, error = %e, "len: Redis unreachable");
-            0
-        })
+    /// The number of items not yet delivered ([`try_len`](RedisQueue::try_len) gives the
+    /// [`Error`] itself).
+    fn len(&self) -> Result<usize, Unavailable> {
+        self.try_len()
+            .map_err(|e| e.unavailable("len", &self.shared.name))
     }
 
-    fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn is_empty(&self) -> Result<bool, Unavailable> {
+        self.try_len()
+            .map(|n| n == 0)
+            .map_err(|e| e.unavailable("is_empty", &self.shared.name))
     }
 
-    fn is_full(&self) -> bool {
-        self.shared.capacity.is_some_and(|c| self.len() >= c)
+    fn is_full(&self) -> Result<bool, Unavailable> {
+        match self.shared.capacity {
+            None => Ok(false),
+            Some(c) => self
+                .try_len()
+                .map(|n| n >= c)
+                .map_err(|e| e.unavailable("is_full", &self.shared.name)),
+        }
     }
 
-    fn capacity(&self) -> Option<usize> {
-        self.shared.capacity
+    /// Known here: it never changes.
+    fn capacity(&self) -> Result<Option<usize>, Unavailable> {
+        Ok(self.shared.capacity)
     }
 }
 
@@ -1256,25 +1271,25 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for JoinableRedisQueu
     }
     /// See [`RedisQueue`'s](RedisQueue) `shutdown`. With `immediate`, the items discarded count
     /// as done, so `join` returns once the items already taken are done (CPython gh-137088).
-    fn shutdown(&self, immediate: bool) {
+    fn shutdown(&self, immediate: bool) -> Result<(), Unavailable> {
         self.queue.shutdown(immediate)
     }
-    fn close(&self) {
+    fn close(&self) -> Result<(), Unavailable> {
         self.queue.close()
     }
 }
 
 impl<T, C: Codec> QueueInfo for JoinableRedisQueue<T, C> {
-    fn len(&self) -> usize {
+    fn len(&self) -> Result<usize, Unavailable> {
         self.queue.len()
     }
-    fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> Result<bool, Unavailable> {
         self.queue.is_empty()
     }
-    fn is_full(&self) -> bool {
+    fn is_full(&self) -> Result<bool, Unavailable> {
         self.queue.is_full()
     }
-    fn capacity(&self) -> Option<usize> {
+    fn capacity(&self) -> Result<Option<usize>, Unavailable> {
         self.queue.capacity()
     }
 }
@@ -1300,35 +1315,35 @@ impl<T, C: Codec> Joinable for JoinableRedisQueue<T, C> {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push_front(id);
-                Err(TaskDoneError::Io(e.into()))
+                Err(TaskDoneError::Unavailable(
+                    e.unavailable("task_done", &shared.name),
+                ))
             }
         }
     }
 
-    /// Waits until no item is undelivered or pending. While the server cannot be reached it
-    /// keeps waiting (and logs why); if the queue is gone from the server
-    /// ([`Error::QueueLost`]) it returns, as nothing of it is left to wait for. Use
-    /// [`try_join_timeout`](JoinableRedisQueue::try_join_timeout) to see errors.
-    fn join(&self) {
+    /// Waits until no item is undelivered or pending. A connection that breaks while waiting
+    /// is made again (a few times in a row at most, each within the reconnect budget); a
+    /// server that stays unreachable, or a queue gone from it ([`Error::QueueLost`]), fails
+    /// the join, since whether the work was done cannot be known.
+    fn join(&self) -> Result<(), Unavailable> {
+        /// Broken connections in a row a join rides through before it reports one.
+        const RETRIES: u32 = 3;
+        let mut broken = 0;
         loop {
             match self.try_join_timeout(None) {
-                Ok(_) => return,
-                Err(e) if e.is_queue_lost() => {
-                    tracing::error!(name = %self.queue.shared.name, error = %e, "join: the queue is gone");
-                    return;
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_connection_dropped() && broken < RETRIES => {
+                    broken += 1;
+                    tracing::debug!(name = %self.queue.shared.name, error = %e, "join: the connection broke; waiting on a new one");
                 }
-                Err(e) => {
-                    tracing::warn!(name = %self.queue.shared.name, error = %e, "join: Redis unreachable, still waiting");
-                    std::thread::sleep(self.queue.shared.opts.poll);
-                }
+                Err(e) => return Err(e.unavailable("join", &self.queue.shared.name)),
             }
         }
     }
 
-    fn join_timeout(&self, timeout: Duration) -> bool {
-        self.try_join_timeout(Some(timeout)).unwrap_or_else(|e| {
-            tracing::warn!(name = %self.queue.shared.name, error = %e, "join: Redis unreachable");
-            false
-        })
+    fn join_timeout(&self, timeout: Duration) -> Result<bool, Unavailable> {
+        self.try_join_timeout(Some(timeout))
+            .map_err(|e| e.unavailable("join_timeout", &self.queue.shared.name))
     }
 }

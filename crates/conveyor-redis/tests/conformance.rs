@@ -32,7 +32,7 @@ fn no_server() -> bool {
 /// One case's queue: the server it lives on (a redis-server of the case's own, stopped when
 /// the case ends, or `CONVEYOR_REDIS_URL`'s), its name, and how its handles are opened.
 struct Spec {
-    _server: Target,
+    server: Target,
     url: String,
     name: String,
     auto: bool,
@@ -45,7 +45,7 @@ impl Spec {
             .expect("a Redis server (checked by the prologue)");
         let spec = Spec {
             url: server.url(),
-            _server: server,
+            server,
             name: common::name("conformance"),
             auto,
         };
@@ -63,8 +63,25 @@ impl Spec {
         spec
     }
 
+    /// Stops the case's own server (SIGKILL); on a server named by `CONVEYOR_REDIS_URL`, which
+    /// this run does not own, removes the queue's keys instead, as a restart without
+    /// persistence loses them.
+    fn cut_off(&mut self) -> Result<(), &'static str> {
+        match self.server.local() {
+            Some(server) => server.stop(),
+            None => RedisQueue::<Item>::open(&self.url, &self.name)
+                .and_then(|q| q.destroy())
+                .expect("remove the queue's keys"),
+        }
+        Ok(())
+    }
+
     fn builder(&self) -> Builder {
-        let b = Builder::new(&self.url, &self.name).poll_interval(Duration::from_millis(20));
+        // A short reconnect budget: a server that is up answers within it on any machine, and
+        // the cut-off case's calls each wait it out before they report the server gone.
+        let b = Builder::new(&self.url, &self.name)
+            .poll_interval(Duration::from_millis(20))
+            .reconnect_for(Duration::from_secs(1));
         if self.auto {
             b.shutdown_when_producers_done()
                 .producer_lease(Duration::from_millis(500))
@@ -176,6 +193,9 @@ impl Factory for Plain {
     fn remote(&self) -> Result<&dyn Remote<Spec>, &'static str> {
         Ok(self)
     }
+    fn cut_off(&self, q: &mut Spec) -> Result<(), &'static str> {
+        q.cut_off()
+    }
 }
 
 impl Remote<Spec> for Plain {
@@ -214,6 +234,9 @@ impl Factory for Joinable_ {
     }
     fn remote(&self) -> Result<&dyn Remote<Spec>, &'static str> {
         Ok(self)
+    }
+    fn cut_off(&self, q: &mut Spec) -> Result<(), &'static str> {
+        q.cut_off()
     }
 }
 

@@ -18,7 +18,7 @@ fn produce((url, name, who, n): (String, String, u32, u32)) {
         q.put((who, i)).unwrap();
     }
     // Python's idiom: each producer closes its own handle when done; the others go on
-    q.close();
+    q.close().unwrap();
 }
 
 /// Takes one item, reports that it holds it, then works on it forever (until killed).
@@ -102,7 +102,7 @@ fn producers_in_processes_each_close_and_everything_arrives() {
         got.sort_unstable();
         let want: Vec<(u32, u32)> = (0..2).flat_map(|w| (0..100).map(move |i| (w, i))).collect();
         assert_eq!(got, want);
-        assert!(q.join_timeout(LONG));
+        assert!(q.join_timeout(LONG).unwrap());
         q.destroy().unwrap();
     });
 }
@@ -130,7 +130,7 @@ fn an_item_held_by_a_killed_consumer_goes_to_another() {
             .expect("killed child is reaped");
         assert_eq!(q.get_timeout(LONG).unwrap(), "hot dog 0");
         q.task_done().unwrap();
-        assert!(q.join_timeout(LONG));
+        assert!(q.join_timeout(LONG).unwrap());
         q.destroy().unwrap();
         notes.destroy().unwrap();
     });

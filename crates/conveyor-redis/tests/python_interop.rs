@@ -85,7 +85,7 @@ fn redis_py_reads_and_writes_the_same_stream() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            !q.join_timeout(Duration::ZERO),
+            !q.join_timeout(Duration::ZERO).unwrap(),
             "python's three items are not done yet"
         );
 
@@ -106,7 +106,7 @@ fn redis_py_reads_and_writes_the_same_stream() {
         let got = map.get().unwrap();
         assert_eq!(got["k"], vec![Some(1), Some(2), None]);
         assert!(
-            q.join_timeout(Duration::from_secs(5)),
+            q.join_timeout(Duration::from_secs(5)).unwrap(),
             "python's acks and these gets leave nothing to do"
         );
         q.destroy().unwrap();

@@ -6,8 +6,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use conveyor_redis::{
-    Builder, Channel, Error, Joinable, JoinableRedisQueue, LocalServer, LocalServerOptions,
-    QueueInfo, RedisQueue,
+    Builder, Channel, Error, Joinable, JoinableRedisQueue, LocalServerOptions, QueueInfo,
+    RedisQueue,
 };
 
 const LONG: Duration = Duration::from_secs(20);
@@ -20,15 +20,15 @@ fn put_get_in_order_and_try_get_on_empty() {
         for i in 0..10 {
             q.put(format!("item {i}")).unwrap();
         }
-        assert_eq!(q.len(), 10);
-        assert_eq!(q.capacity(), None);
-        assert!(!q.is_full());
+        assert_eq!(q.len().unwrap(), 10);
+        assert_eq!(q.capacity().unwrap(), None);
+        assert!(!q.is_full().unwrap());
         // another handle, as another process would open it
         let other: RedisQueue<String> = RedisQueue::open(&url, &name).unwrap();
         for i in 0..10 {
             assert_eq!(other.get().unwrap(), format!("item {i}"));
         }
-        assert!(q.is_empty());
+        assert!(q.is_empty().unwrap());
         assert!(other
             .get_timeout(Duration::from_millis(50))
             .unwrap_err()
@@ -41,10 +41,10 @@ fn put_get_in_order_and_try_get_on_empty() {
 fn bounded_put_full_timeout_and_blocking() {
     with_server!("bounded_put", |url, name| {
         let q: RedisQueue<u32> = RedisQueue::bounded(&url, &name, 2).unwrap();
-        assert_eq!(q.capacity(), Some(2));
+        assert_eq!(q.capacity().unwrap(), Some(2));
         q.put(1).unwrap();
         q.try_put(2).unwrap();
-        assert!(q.is_full());
+        assert!(q.is_full().unwrap());
         let e = q.try_put(3).unwrap_err();
         assert!(e.is_full(), "{e}");
         assert_eq!(e.into_inner(), 3);
@@ -116,7 +116,7 @@ fn shutdown_drains_then_closes_everywhere() {
         q.put(7).unwrap();
         rx.recv_timeout(LONG).unwrap();
         // the waiter is (or soon is) blocked on an empty queue: a shutdown wakes it
-        q.shutdown(false);
+        q.shutdown(false).unwrap();
         let (first, second) = t.join().unwrap();
         assert_eq!(first.unwrap(), 7);
         assert!(second.unwrap_err().is_closed());
@@ -135,7 +135,7 @@ fn shutdown_without_immediate_lets_gets_drain() {
         for i in 0..3 {
             q.put(i).unwrap();
         }
-        q.shutdown(false);
+        q.shutdown(false).unwrap();
         assert!(q.put(9).unwrap_err().is_closed());
         let consumer: RedisQueue<u32> = RedisQueue::open(&url, &name).unwrap();
         assert_eq!(consumer.get().unwrap(), 0);
@@ -160,9 +160,9 @@ fn shutdown_immediate_discards_and_releases_join() {
         assert_eq!(q.try_shutdown(true).unwrap(), 4);
         assert!(worker.get().unwrap_err().is_closed());
         assert!(q.put(5).unwrap_err().is_closed());
-        assert!(!q.join_timeout(Duration::from_millis(50)));
+        assert!(!q.join_timeout(Duration::from_millis(50)).unwrap());
         worker.task_done().unwrap();
-        assert!(q.join_timeout(LONG));
+        assert!(q.join_timeout(LONG).unwrap());
         q.destroy().unwrap();
     });
 }
@@ -173,8 +173,8 @@ fn close_stops_this_handle_only() {
         let a: RedisQueue<u32> = RedisQueue::open(&url, &name).unwrap();
         let b: RedisQueue<u32> = RedisQueue::open(&url, &name).unwrap();
         let a2 = a.clone();
-        a.close();
-        a.close();
+        a.close().unwrap();
+        a.close().unwrap();
         assert!(a.put(1).unwrap_err().is_closed());
         a2.put(2).unwrap();
         b.put(3).unwrap();
@@ -190,7 +190,7 @@ fn task_done_and_join() {
     with_server!("task_done_join", |url, name| {
         let q: JoinableRedisQueue<String> = JoinableRedisQueue::open(&url, &name).unwrap();
         assert!(
-            q.join_timeout(Duration::ZERO),
+            q.join_timeout(Duration::ZERO).unwrap(),
             "nothing put: join returns at once"
         );
         assert!(matches!(
@@ -211,7 +211,7 @@ fn task_done_and_join() {
             }
             eater
         });
-        q.join();
+        q.join().unwrap();
         let eaten: Vec<String> = rx.try_iter().collect();
         assert_eq!(
             eaten.len(),
@@ -251,9 +251,9 @@ fn unacknowledged_item_is_redelivered_after_the_visibility_timeout() {
             start.elapsed() >= Duration::from_millis(150),
             "redelivered too early"
         );
-        assert!(!q.join_timeout(Duration::ZERO));
+        assert!(!q.join_timeout(Duration::ZERO).unwrap());
         survivor.task_done().unwrap();
-        assert!(q.join_timeout(LONG));
+        assert!(q.join_timeout(LONG).unwrap());
         assert!(q.dead_letters().unwrap().is_empty());
         q.destroy().unwrap();
     });
@@ -289,7 +289,10 @@ fn poison_item_goes_to_the_dead_letters() {
         assert_eq!(dead.len(), 1, "{dead:?}");
         assert_eq!(*dead[0].item.as_ref().unwrap(), 666);
         assert_eq!(dead[0].deliveries, 3);
-        assert!(q.join_timeout(LONG), "a dead letter counts as done");
+        assert!(
+            q.join_timeout(LONG).unwrap(),
+            "a dead letter counts as done"
+        );
         q.destroy().unwrap();
     });
 }
@@ -331,8 +334,8 @@ fn many_producers_and_consumers_lose_and_duplicate_nothing() {
         for p in producers {
             p.join().unwrap();
         }
-        q.join();
-        q.shutdown(false);
+        q.join().unwrap();
+        q.shutdown(false).unwrap();
         let mut all: Vec<u64> = consumers
             .into_iter()
             .flat_map(|c| c.join().unwrap())
@@ -359,7 +362,7 @@ fn put_batch_puts_everything_in_order() {
         // more than the bound: the batch goes in as room appears
         q.put_batch((0..1000).collect()).unwrap();
         assert_eq!(t.join().unwrap(), (0..1000).collect::<Vec<_>>());
-        q.shutdown(false);
+        q.shutdown(false).unwrap();
         let e = q.put_batch(vec![1, 2]).unwrap_err();
         assert!(e.is_closed());
         assert_eq!(e.into_inner(), vec![1, 2]);
@@ -381,23 +384,9 @@ fn undecodable_item_is_a_codec_error() {
 
 /// A server of this test's own, when it needs one it may restart or give a password; outside
 /// CI without redis-server it says why it skips.
-fn own_server(test: &str, options: LocalServerOptions) -> Option<LocalServer> {
-    match LocalServer::start_with(options) {
-        Ok(s) => Some(s),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                && std::env::var("CI").as_deref() != Ok("true") =>
-        {
-            eprintln!("\n!!! SKIPPED {test}: it starts its own redis-server, and none is on PATH: {e} !!!\n");
-            None
-        }
-        Err(e) => panic!("{test}: {e}"),
-    }
-}
-
 #[test]
 fn url_with_password_and_a_wrong_one() {
-    let Some(server) = own_server(
+    let Some(server) = common::own_server(
         "url_with_password",
         LocalServerOptions {
             password: Some("s3cret".into()),
@@ -429,7 +418,8 @@ fn url_with_password_and_a_wrong_one() {
 
 #[test]
 fn server_restart_without_persistence_is_a_clear_error() {
-    let Some(mut server) = own_server("restart_volatile", LocalServerOptions::default()) else {
+    let Some(mut server) = common::own_server("restart_volatile", LocalServerOptions::default())
+    else {
         return;
     };
     let name = common::name("restart-volatile");
@@ -449,12 +439,15 @@ fn server_restart_without_persistence_is_a_clear_error() {
     let e = q.get().unwrap_err();
     assert!(e.is_io(), "{e}");
     assert!(e.to_string().contains("is gone"), "{e}");
-    assert!(!q.join_timeout(Duration::from_millis(10)));
+    // not "some tasks outstanding", nor "all done": the queue is gone, and join says so
+    let e = q.join_timeout(Duration::from_millis(10)).unwrap_err();
+    assert!(e.is_lost(), "{e:?}");
+    assert!(q.join().unwrap_err().is_lost());
 }
 
 #[test]
 fn server_restart_with_persistence_keeps_acknowledged_puts() {
-    let Some(mut server) = own_server(
+    let Some(mut server) = common::own_server(
         "restart_persistent",
         LocalServerOptions {
             password: None,
@@ -477,7 +470,7 @@ fn server_restart_with_persistence_keeps_acknowledged_puts() {
 
 #[test]
 fn server_down_is_an_error_after_the_reconnect_budget() {
-    let Some(mut server) = own_server("server_down", LocalServerOptions::default()) else {
+    let Some(mut server) = common::own_server("server_down", LocalServerOptions::default()) else {
         return;
     };
     let name = common::name("server-down");
@@ -515,7 +508,7 @@ fn a_self_shutting_queue_closes_when_its_producers_are_done() {
         let b = open();
         a.put(1).unwrap();
         b.put(2).unwrap();
-        a.close();
+        a.close().unwrap();
         assert!(!consumer.is_shutdown().unwrap(), "b has not closed yet");
         assert_eq!(consumer.get().unwrap(), 1);
         let (tx, rx) = mpsc::channel();
@@ -543,7 +536,7 @@ fn timeouts_beyond_the_clock_wait_as_long_as_needed() {
         q.put_timeout(1, Duration::MAX).unwrap();
         assert_eq!(q.get_timeout(Duration::MAX).unwrap(), 1);
         q.task_done().unwrap();
-        assert!(q.join_timeout(Duration::MAX));
+        assert!(q.join_timeout(Duration::MAX).unwrap());
         q.destroy().unwrap();
     });
 }

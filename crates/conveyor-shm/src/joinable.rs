@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use conveyor_core::{
-    Channel, Codec, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+    Channel, Codec, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError, Unavailable,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -91,6 +91,43 @@ impl<T, C: Codec> JoinableShmQueue<T, C> {
         self.inner
     }
 
+    /// The number of items in the queue (see [`ShmQueue::len`]).
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the queue holds no item (see [`ShmQueue::is_empty`]).
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// Whether a put would block now (see [`ShmQueue::is_full`]).
+    pub fn is_full(&self) -> bool {
+        self.inner.is_full()
+    }
+
+    /// The most items the queue holds (see [`ShmQueue::capacity`]).
+    pub fn capacity(&self) -> Option<usize> {
+        self.inner.capacity()
+    }
+
+    /// Closes this handle for puts (see [`ShmQueue::close`]).
+    pub fn close(&self) {
+        self.inner.close()
+    }
+
+    /// Blocks until every item put (by any process) has been marked done; at once if none
+    /// is outstanding. The segment always answers, so this returns `()`;
+    /// [`Joinable::join`] returns `Ok(())`.
+    pub fn join(&self) {
+        self.inner.raw.join(Deadline::Never);
+    }
+
+    /// As [`join`](Self::join), for at most `timeout`; whether every task was done.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.inner.raw.join(Deadline::after(timeout))
+    }
+
     /// The number of tasks put and not yet marked done (approximate while others work).
     pub fn unfinished(&self) -> u64 {
         self.inner.raw.ring.unfinished_hint()
@@ -123,26 +160,27 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for JoinableShmQueue<
     fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.inner.get_timeout(timeout)
     }
-    fn shutdown(&self, immediate: bool) {
-        self.inner.shutdown(immediate)
+    fn shutdown(&self, immediate: bool) -> Result<(), Unavailable> {
+        Channel::shutdown(&self.inner, immediate)
     }
-    fn close(&self) {
-        self.inner.close()
+    fn close(&self) -> Result<(), Unavailable> {
+        Channel::close(&self.inner)
     }
 }
 
+/// Never fails, as [`ShmQueue`]'s.
 impl<T, C: Codec> QueueInfo for JoinableShmQueue<T, C> {
-    fn len(&self) -> usize {
-        self.inner.len()
+    fn len(&self) -> Result<usize, Unavailable> {
+        Ok(self.inner.len())
     }
-    fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+    fn is_empty(&self) -> Result<bool, Unavailable> {
+        Ok(self.inner.is_empty())
     }
-    fn is_full(&self) -> bool {
-        self.inner.is_full()
+    fn is_full(&self) -> Result<bool, Unavailable> {
+        Ok(self.inner.is_full())
     }
-    fn capacity(&self) -> Option<usize> {
-        self.inner.capacity()
+    fn capacity(&self) -> Result<Option<usize>, Unavailable> {
+        Ok(self.inner.capacity())
     }
 }
 
@@ -155,12 +193,14 @@ impl<T, C: Codec> Joinable for JoinableShmQueue<T, C> {
         }
     }
 
-    fn join(&self) {
-        self.inner.raw.join(Deadline::Never);
+    /// Never fails: the task count is in the shared segment.
+    fn join(&self) -> Result<(), Unavailable> {
+        JoinableShmQueue::join(self);
+        Ok(())
     }
 
-    fn join_timeout(&self, timeout: Duration) -> bool {
-        self.inner.raw.join(Deadline::after(timeout))
+    fn join_timeout(&self, timeout: Duration) -> Result<bool, Unavailable> {
+        Ok(JoinableShmQueue::join_timeout(self, timeout))
     }
 }
 

@@ -184,7 +184,7 @@
 //! | Python                                  | conveyor                                          |
 //! |-----------------------------------------|---------------------------------------------------|
 //! | `q.shutdown()` / `q.shutdown(immediate=True)` (3.13's `queue.Queue`) | [`shutdown`](conveyor_core::Channel::shutdown)`(false)` / `(true)`, for every process |
-//! | `mp.Queue.close()`                      | [`close`](conveyor_core::Channel::close): this handle puts no more |
+//! | `mp.Queue.close()`                      | [`close`](ShmQueue::close): this handle puts no more |
 //! | `mp.Queue.join_thread()`                | nothing needed: a put is in the segment when it returns, there is no feeder thread to wait for |
 //! | `mp.Queue.cancel_join_thread()`         | nothing needed: no feeder thread, so nothing holds up a process's exit |
 //!
@@ -353,6 +353,7 @@ pub use array::{Array, ArrayError, ArrayGuard};
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
 pub use conveyor_core::{
     Channel, Codec, CodecError, GetError, Joinable, Postcard, PutError, QueueInfo, TaskDoneError,
+    Unavailable, UnavailableKind,
 };
 pub use error::{LockError, ShmError};
 pub use joinable::JoinableShmQueue;

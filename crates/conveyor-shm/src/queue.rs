@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use conveyor_core::{Channel, Codec, CodecError, GetError, Postcard, PutError, QueueInfo};
+use conveyor_core::{
+    Channel, Codec, CodecError, GetError, Postcard, PutError, QueueInfo, Unavailable,
+    UnavailableKind,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -155,7 +158,7 @@ impl<T, C: Codec> fmt::Debug for ShmQueue<T, C> {
 ///
 /// // Python's multiprocessing.Queue(3)
 /// let q = ShmQueue::<u32>::builder().max_items(3).ring_bytes(64 * 1024).create()?;
-/// assert_eq!(conveyor_core::QueueInfo::capacity(&q), Some(3));
+/// assert_eq!(q.capacity(), Some(3));
 /// # Ok::<(), conveyor_shm::ShmError>(())
 /// ```
 pub struct ShmQueueBuilder<T> {
@@ -391,6 +394,36 @@ impl<T, C: Codec> ShmQueue<T, C> {
         self.raw
             .shutdown(immediate)
             .map_err(|e| ShmError::io(self.name(), e))
+    }
+
+    /// The number of items in the queue (Python's `qsize()`), approximate while other
+    /// processes put and get. The segment always answers, so this is a plain `usize`;
+    /// [`QueueInfo::len`] returns the same value in `Ok`.
+    pub fn len(&self) -> usize {
+        self.raw.ring.len_hint()
+    }
+
+    /// Whether the queue holds no item (Python's `empty()`), approximate as [`len`](Self::len).
+    pub fn is_empty(&self) -> bool {
+        self.raw.ring.len_hint() == 0
+    }
+
+    /// Whether a put would block now (Python's `full()`), approximate as [`len`](Self::len).
+    pub fn is_full(&self) -> bool {
+        self.raw.ring.full_hint()
+    }
+
+    /// The most items the queue holds, or `None` if only its ring's bytes bound it.
+    pub fn capacity(&self) -> Option<usize> {
+        self.raw.ring.max_items()
+    }
+
+    /// Closes this handle for puts (Python's `multiprocessing.Queue.close()`): later puts
+    /// through it fail with `Closed`; other handles, clones and processes go on. On a queue
+    /// built with `auto_shutdown`, the last producer handle closing shuts the queue down.
+    /// Closing twice is a no-op. (The same as [`Channel::close`], which returns `Ok(())`.)
+    pub fn close(&self) {
+        self.close_handle();
     }
 
     /// Whether the queue has been shut down (by any process, or by `auto_shutdown`).
@@ -670,32 +703,43 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Channel<T> for ShmQueue<T, C> {
         self.get_deadline(Deadline::after(timeout))
     }
 
-    fn shutdown(&self, immediate: bool) {
-        if let Err(e) = self.try_shutdown(immediate) {
-            tracing::error!(queue = self.name(), error = %e, "could not shut the queue down");
-        }
+    /// Fails only if the queue's lock in the segment cannot be taken (see
+    /// [`try_shutdown`](ShmQueue::try_shutdown), whose [`ShmError`] is the source).
+    fn shutdown(&self, immediate: bool) -> Result<(), Unavailable> {
+        self.try_shutdown(immediate).map_err(|e| {
+            Unavailable::new(
+                UnavailableKind::Failed,
+                "shutdown",
+                format!("shared-memory queue `{}`", self.name()),
+                e,
+            )
+        })
     }
 
-    fn close(&self) {
+    /// Never fails.
+    fn close(&self) -> Result<(), Unavailable> {
         self.close_handle();
+        Ok(())
     }
 }
 
+/// Never fails: the answers come from the shared segment. The inherent methods of the same
+/// names return the plain values.
 impl<T, C: Codec> QueueInfo for ShmQueue<T, C> {
-    fn len(&self) -> usize {
-        self.raw.ring.len_hint()
+    fn len(&self) -> Result<usize, Unavailable> {
+        Ok(ShmQueue::len(self))
     }
 
-    fn is_empty(&self) -> bool {
-        self.raw.ring.len_hint() == 0
+    fn is_empty(&self) -> Result<bool, Unavailable> {
+        Ok(ShmQueue::is_empty(self))
     }
 
-    fn is_full(&self) -> bool {
-        self.raw.ring.full_hint()
+    fn is_full(&self) -> Result<bool, Unavailable> {
+        Ok(ShmQueue::is_full(self))
     }
 
-    fn capacity(&self) -> Option<usize> {
-        self.raw.ring.max_items()
+    fn capacity(&self) -> Result<Option<usize>, Unavailable> {
+        Ok(ShmQueue::capacity(self))
     }
 }
 

@@ -6,7 +6,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use conveyor_core::{Channel, QueueInfo};
+use conveyor_core::Channel;
 use conveyor_shm::{Lock, ShmError, ShmQueue};
 
 fn path(name: &str) -> PathBuf {

@@ -89,6 +89,9 @@ impl Factory for Shm {
     fn remote(&self) -> Result<&dyn Remote<ShmQueue<Item>>, &'static str> {
         Ok(self)
     }
+    fn cut_off(&self, _q: &mut ShmQueue<Item>) -> Result<(), &'static str> {
+        Err("every handle maps the queue's shared segment: there is no server to lose")
+    }
 }
 
 impl Remote<ShmQueue<Item>> for Shm {
@@ -142,6 +145,9 @@ impl Factory for JoinableShm {
     }
     fn remote(&self) -> Result<&dyn Remote<JoinableShmQueue<Item>>, &'static str> {
         Ok(self)
+    }
+    fn cut_off(&self, _q: &mut JoinableShmQueue<Item>) -> Result<(), &'static str> {
+        Err("every handle maps the queue's shared segment: there is no server to lose")
     }
 }
 

@@ -193,7 +193,7 @@ fn sigkill_producers_and_consumers_at_random() {
         "lock recovery took {worst_recovery:?}"
     );
 
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     let t0 = Instant::now();
     for w in producers.iter().chain(consumers.iter()) {
         let status = w.child.join_timeout(Duration::from_secs(60)).unwrap();

@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use conveyor_core::{Channel, GetError, QueueInfo};
+use conveyor_core::{Channel, GetError};
 use conveyor_process::{init_test, Process};
 use conveyor_shm::ShmQueue;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -127,7 +127,7 @@ fn poisoned_items_among_threads() {
     for p in producers {
         p.join().unwrap();
     }
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     let (mut all, mut panics, mut errors) = (Vec::new(), 0, 0);
     for c in consumers {
         let (got, p, e) = c.join().unwrap();

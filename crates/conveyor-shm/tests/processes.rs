@@ -48,7 +48,7 @@ fn four_producer_and_four_consumer_processes() {
     for p in producers {
         assert!(p.join().unwrap().success());
     }
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     for c in consumers {
         assert!(c.join().unwrap().success());
     }
@@ -96,7 +96,7 @@ fn shutdown_wakes_getters_in_other_processes() {
     for _ in 0..3 {
         ready.get_timeout(Duration::from_secs(30)).unwrap();
     }
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     for c in children {
         let status = c.join_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(status.map(|s| s.code()), Some(0));
@@ -211,7 +211,7 @@ fn joinable_across_processes() {
         "eaters did not finish"
     );
     assert_eq!(q.unfinished(), 0);
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     for e in eaters {
         assert!(e.join().unwrap().success());
     }
@@ -611,7 +611,7 @@ fn shutdown_immediate_releases_a_join_in_another_process() {
         .start()
         .unwrap();
     ready.get_timeout(Duration::from_secs(30)).unwrap();
-    q.shutdown(true);
+    q.shutdown(true).unwrap();
     let status = child.join_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!(status.map(|s| s.code()), Some(0));
     assert_eq!(q.unfinished(), 0);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use conveyor_core::{Channel, Joinable, QueueInfo};
+use conveyor_core::{Channel, Joinable};
 use conveyor_shm::{JoinableShmQueue, ShmError, ShmQueue};
 
 fn small<T: serde::Serialize + serde::de::DeserializeOwned>(ring: usize) -> ShmQueue<T> {
@@ -122,14 +122,14 @@ fn shutdown_wakes_blocked_getters_and_drains() {
         })
         .collect();
     barrier.wait();
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     for g in getters {
         assert!(g.join().unwrap().unwrap_err().is_closed());
     }
     // items put before the shutdown are still delivered
     let q: ShmQueue<u32> = small(4096);
     q.put(1).unwrap();
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     assert!(q.put(2).unwrap_err().is_closed());
     assert_eq!(q.get().unwrap(), 1);
     assert!(q.get().unwrap_err().is_closed());
@@ -147,7 +147,7 @@ fn shutdown_wakes_blocked_putters() {
     let q2 = q.clone();
     let t = std::thread::spawn(move || q2.put(1));
     // the putter is blocked or about to be; the shutdown must release it either way
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     let e = t.join().unwrap().unwrap_err();
     assert!(e.is_closed());
     assert_eq!(e.into_inner(), 1);
@@ -186,7 +186,7 @@ fn mpmc_threads_no_loss_no_duplicate_per_producer_order() {
     for p in producers {
         p.join().unwrap();
     }
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     let mut all = Vec::new();
     for c in consumers {
         let got = c.join().unwrap();
@@ -375,7 +375,7 @@ fn shutdown_immediate_discards_counts_done_and_wakes_everyone() {
         let q = q.clone();
         std::thread::spawn(move || q.join_timeout(Duration::from_secs(30)))
     };
-    q.shutdown(true);
+    q.shutdown(true).unwrap();
     assert_eq!(putter.join().unwrap(), Err((true, vec![5])));
     assert!(q.is_shutdown());
     assert!(q.is_empty(), "the items left were not discarded");
@@ -402,7 +402,7 @@ fn shutdown_immediate_with_items_marked_done_early_keeps_the_count_at_zero() {
     q.put(2).unwrap();
     q.task_done().unwrap();
     q.task_done().unwrap();
-    q.shutdown(true);
+    q.shutdown(true).unwrap();
     assert_eq!(q.unfinished(), 0);
     assert!(q.task_done().is_err());
     assert!(q.join_timeout(Duration::from_secs(30)));

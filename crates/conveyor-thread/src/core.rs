@@ -661,26 +661,32 @@ assert_eq!(q.blocked_getters(), 0);
             ) -> Result<$t, conveyor_core::GetError> {
                 $name::get_timeout(self, timeout)
             }
-            fn shutdown(&self, immediate: bool) {
-                $name::shutdown(self, immediate)
+            /// Never fails: the queue is in this process.
+            fn shutdown(&self, immediate: bool) -> Result<(), conveyor_core::Unavailable> {
+                $name::shutdown(self, immediate);
+                Ok(())
             }
-            fn close(&self) {
-                $name::close(self)
+            /// Never fails: the queue is in this process.
+            fn close(&self) -> Result<(), conveyor_core::Unavailable> {
+                $name::close(self);
+                Ok(())
             }
         }
 
         impl<$t $(: $bound)?> conveyor_core::QueueInfo for $name<$t> {
-            fn len(&self) -> usize {
-                $name::len(self)
+            /// Never fails: the queue is in this process (the inherent `len` returns the
+            /// plain value).
+            fn len(&self) -> Result<usize, conveyor_core::Unavailable> {
+                Ok($name::len(self))
             }
-            fn is_empty(&self) -> bool {
-                $name::is_empty(self)
+            fn is_empty(&self) -> Result<bool, conveyor_core::Unavailable> {
+                Ok($name::is_empty(self))
             }
-            fn is_full(&self) -> bool {
-                $name::is_full(self)
+            fn is_full(&self) -> Result<bool, conveyor_core::Unavailable> {
+                Ok($name::is_full(self))
             }
-            fn capacity(&self) -> Option<usize> {
-                $name::capacity(self)
+            fn capacity(&self) -> Result<Option<usize>, conveyor_core::Unavailable> {
+                Ok($name::capacity(self))
             }
         }
 
@@ -688,11 +694,16 @@ assert_eq!(q.blocked_getters(), 0);
             fn task_done(&self) -> Result<(), conveyor_core::TaskDoneError> {
                 $name::task_done(self)
             }
-            fn join(&self) {
-                $name::join(self)
+            /// Never fails: the queue is in this process (the inherent `join` returns `()`).
+            fn join(&self) -> Result<(), conveyor_core::Unavailable> {
+                $name::join(self);
+                Ok(())
             }
-            fn join_timeout(&self, timeout: std::time::Duration) -> bool {
-                $name::join_timeout(self, timeout)
+            fn join_timeout(
+                &self,
+                timeout: std::time::Duration,
+            ) -> Result<bool, conveyor_core::Unavailable> {
+                Ok($name::join_timeout(self, timeout))
             }
         }
     };

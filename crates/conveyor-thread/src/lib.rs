@@ -6,6 +6,10 @@
 //! Every queue implements conveyor's [`Channel`], [`QueueInfo`] and [`Joinable`] traits, so code
 //! written against them moves to a process or network transport by changing one line; the same
 //! methods also exist as inherent methods, so nothing needs importing to use a queue directly.
+//! The inherent ones return plain values (`q.len()` is a `usize`, `q.join()` returns `()`):
+//! a queue in this process always knows the answer. The traits' versions return a `Result`
+//! whose error ([`conveyor_core::Unavailable`]) a thread queue never returns, because a queue
+//! on a server may not know it; code written over the traits handles it with `?`.
 //!
 //! # Example
 //!
@@ -171,7 +175,9 @@ mod ring;
 mod sync;
 mod waiters;
 
-pub use conveyor_core::{Channel, GetError, Joinable, PutError, QueueInfo, TaskDoneError};
+pub use conveyor_core::{
+    Channel, GetError, Joinable, PutError, QueueInfo, TaskDoneError, Unavailable,
+};
 pub use fifo::Queue;
 pub use lifo::LifoQueue;
 pub use prioritized::{NanPriority, Prioritized, Priority, PriorityPutError};

@@ -90,6 +90,9 @@ impl<Q: ThreadQueue> Factory for Threads<Q> {
     fn remote(&self) -> Result<&dyn Remote<Q>, &'static str> {
         Err("a thread queue lives in one process's memory")
     }
+    fn cut_off(&self, _q: &mut Q) -> Result<(), &'static str> {
+        Err("a thread queue lives in this process's memory: there is no server to lose")
+    }
 }
 
 conveyor_core::conformance_tests!(queue, Threads::<Queue<Item>>::new());

@@ -131,7 +131,7 @@ fn a_put_with_priority_blocked_on_a_full_queue_fails_on_shutdown_with_its_item()
         assert!(start.elapsed() < PATIENCE, "the put never blocked");
         thread::yield_now();
     }
-    Channel::shutdown(&q, false);
+    Channel::shutdown(&q, false).unwrap();
     let err = putter.join().unwrap().unwrap_err();
     assert!(err.is_closed());
     assert_eq!(err.into_parts(), (0.5, Job(2)));

@@ -141,8 +141,8 @@ fn priority() -> Kind<PriorityQueue<i64>> {
 
 /// `BaseQueueTestMixin.basic_queue_test`.
 fn basic_queue_test<Q: TestQueue>(q: &Q, order: [i64; 3]) {
-    assert!(q.is_empty(), "{q:?} should be empty");
-    assert_eq!(q.len(), 0);
+    assert!(q.is_empty().unwrap(), "{q:?} should be empty");
+    assert_eq!(q.len().unwrap(), 0);
     q.put(111).unwrap();
     q.put(333).unwrap();
     q.put(222).unwrap();
@@ -150,14 +150,14 @@ fn basic_queue_test<Q: TestQueue>(q: &Q, order: [i64; 3]) {
     assert_eq!(got, order, "didn't come out in the right order");
     for i in 0..QUEUE_SIZE as i64 - 1 {
         q.put(i).unwrap();
-        assert!(!q.is_empty(), "queue should not be empty");
+        assert!(!q.is_empty().unwrap(), "queue should not be empty");
     }
-    assert!(!q.is_full(), "queue should not be full");
+    assert!(!q.is_full().unwrap(), "queue should not be full");
     let last = QUEUE_SIZE as i64 - 1;
     q.put(last).unwrap();
-    assert!(q.is_full(), "queue should be full");
-    assert!(!q.is_empty(), "queue should not be empty");
-    assert_eq!(q.len(), QUEUE_SIZE);
+    assert!(q.is_full().unwrap(), "queue should be full");
+    assert!(!q.is_empty().unwrap(), "queue should not be empty");
+    assert_eq!(q.len().unwrap(), QUEUE_SIZE);
     assert!(
         q.try_put(last).unwrap_err().is_full(),
         "didn't appear to block with a full queue"
@@ -169,7 +169,7 @@ fn basic_queue_test<Q: TestQueue>(q: &Q, order: [i64; 3]) {
     for _ in 0..QUEUE_SIZE {
         q.get().unwrap();
     }
-    assert!(q.is_empty(), "queue should be empty");
+    assert!(q.is_empty().unwrap(), "queue should be empty");
     assert!(
         q.try_get().unwrap_err().is_empty(),
         "didn't appear to block with an empty queue"
@@ -181,7 +181,7 @@ fn basic_queue_test<Q: TestQueue>(q: &Q, order: [i64; 3]) {
 
 /// `do_blocking_test(q.put, (item,), q.get, ())` on a full queue.
 fn blocked_put_released_by_get<Q: TestQueue>(q: &Q, item: i64) {
-    assert!(q.is_full());
+    assert!(q.is_full().unwrap());
     let putter = {
         let q = q.clone();
         spawn(move || q.put(item).is_ok())
@@ -193,12 +193,12 @@ fn blocked_put_released_by_get<Q: TestQueue>(q: &Q, item: i64) {
     );
     q.get().unwrap();
     assert!(putter.recv_timeout(PATIENCE).unwrap(), "the put failed");
-    assert!(q.is_full());
+    assert!(q.is_full().unwrap());
 }
 
 /// `do_blocking_test(q.get, (), q.put, (item,))` on an empty queue.
 fn blocked_get_released_by_put<Q: TestQueue>(q: &Q, item: i64) {
-    assert!(q.is_empty());
+    assert!(q.is_empty().unwrap());
     let getter = {
         let q = q.clone();
         spawn(move || q.get().ok())
@@ -210,7 +210,7 @@ fn blocked_get_released_by_put<Q: TestQueue>(q: &Q, item: i64) {
     );
     q.put(item).unwrap();
     assert_eq!(getter.recv_timeout(PATIENCE).unwrap(), Some(item));
-    assert!(q.is_empty());
+    assert!(q.is_empty().unwrap());
 }
 
 /// `test_basic`: twice, as Python does, to check the queue is left in a sane state.
@@ -330,12 +330,12 @@ fn timeouts_priority() {
 /// Unbounded queues never block a put, and `bounded(0)` is unbounded, as `maxsize=0` is.
 fn unbounded<Q: TestQueue>(kind: Kind<Q>) {
     for q in [(kind.unbounded)(), (kind.bounded)(0)] {
-        assert_eq!(q.capacity(), None);
+        assert_eq!(q.capacity().unwrap(), None);
         for i in 0..10_000 {
             q.try_put(i).unwrap();
-            assert!(!q.is_full());
+            assert!(!q.is_full().unwrap());
         }
-        assert_eq!(q.len(), 10_000);
+        assert_eq!(q.len().unwrap(), 10_000);
         let mut got: Vec<i64> = (0..10_000).map(|_| q.try_get().unwrap()).collect();
         got.sort();
         assert_eq!(got, (0..10_000).collect::<Vec<_>>());
@@ -387,7 +387,7 @@ fn queue_join_test<Q: TestQueue>(q: &Q) {
     for i in 0..100 {
         q.put(i).unwrap();
     }
-    assert!(q.join_timeout(PATIENCE), "join did not return");
+    assert!(q.join_timeout(PATIENCE).unwrap(), "join did not return");
     assert_eq!(
         cum.load(Ordering::SeqCst),
         (0..100).sum::<usize>(),
@@ -396,7 +396,7 @@ fn queue_join_test<Q: TestQueue>(q: &Q) {
     for _ in 0..2 {
         q.put(-1).unwrap(); // one sentinel per worker
     }
-    q.join();
+    q.join().unwrap();
     for w in workers {
         w.recv_timeout(PATIENCE).unwrap();
     }
@@ -406,8 +406,8 @@ fn queue_join_test<Q: TestQueue>(q: &Q) {
 fn join<Q: TestQueue>(kind: Kind<Q>) {
     for q in [(kind.bounded)(QUEUE_SIZE), (kind.unbounded)()] {
         // Nothing outstanding: join returns at once.
-        q.join();
-        assert!(q.join_timeout(Duration::ZERO));
+        q.join().unwrap();
+        assert!(q.join_timeout(Duration::ZERO).unwrap());
         queue_join_test(&q);
         queue_join_test(&q);
         assert!(
@@ -416,11 +416,14 @@ fn join<Q: TestQueue>(kind: Kind<Q>) {
         );
         // An item put and not done keeps join waiting.
         q.put(1).unwrap();
-        assert!(!q.join_timeout(SHORT));
+        assert!(!q.join_timeout(SHORT).unwrap());
         q.get().unwrap();
-        assert!(!q.join_timeout(Duration::ZERO), "a get is not a task_done");
+        assert!(
+            !q.join_timeout(Duration::ZERO).unwrap(),
+            "a get is not a task_done"
+        );
         q.task_done().unwrap();
-        assert!(q.join_timeout(Duration::ZERO));
+        assert!(q.join_timeout(Duration::ZERO).unwrap());
     }
 }
 
@@ -449,9 +452,9 @@ fn task_done_too_many<Q: TestQueue>(kind: Kind<Q>) {
     assert!(q.task_done().is_err());
     // The failed call changed nothing: one more put needs exactly one more task_done.
     q.put(3).unwrap();
-    assert!(!q.join_timeout(Duration::ZERO));
+    assert!(!q.join_timeout(Duration::ZERO).unwrap());
     q.task_done().unwrap();
-    assert!(q.join_timeout(Duration::ZERO));
+    assert!(q.join_timeout(Duration::ZERO).unwrap());
 }
 
 #[test]
@@ -484,8 +487,8 @@ fn shutdown_with_items_left<Q: TestQueue>(kind: Kind<Q>) {
         q.put(222).unwrap();
         assert!(!q.is_closed());
         assert!(!q.is_shutdown());
-        q.shutdown(false);
-        q.shutdown(false); // twice is a no-op
+        q.shutdown(false).unwrap();
+        q.shutdown(false).unwrap(); // twice is a no-op
         assert!(q.is_closed());
         assert!(q.is_shutdown());
         let err = q.put(5).unwrap_err();
@@ -493,7 +496,7 @@ fn shutdown_with_items_left<Q: TestQueue>(kind: Kind<Q>) {
         assert_eq!(err.into_inner(), 5);
         assert!(q.try_put(5).unwrap_err().is_closed());
         assert!(q.put_timeout(5, SHORT).unwrap_err().is_closed());
-        assert_eq!(q.len(), 3);
+        assert_eq!(q.len().unwrap(), 3);
         let drained = [
             q.get().unwrap(),
             q.try_get().unwrap(),
@@ -503,10 +506,10 @@ fn shutdown_with_items_left<Q: TestQueue>(kind: Kind<Q>) {
         assert!(q.get().unwrap_err().is_closed());
         assert!(q.try_get().unwrap_err().is_closed());
         assert!(q.get_timeout(SHORT).unwrap_err().is_closed());
-        assert!(q.is_empty());
+        assert!(q.is_empty().unwrap());
     }
     let q = (kind.unbounded)();
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     assert!(q.put(1).unwrap_err().is_closed());
     assert!(q.get().unwrap_err().is_closed());
 }
@@ -542,7 +545,7 @@ fn shutdown_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
         })
         .collect();
     wait_until("all getters are asleep", || q.blocked_getters() == 3);
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     for g in getters {
         assert!(g.recv_timeout(PATIENCE).unwrap().unwrap_err().is_closed());
     }
@@ -564,7 +567,7 @@ fn shutdown_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
         })
         .collect();
     wait_until("all putters are asleep", || q.blocked_putters() == 3);
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     let mut returned: Vec<i64> = putters
         .into_iter()
         .map(|p| {
@@ -601,9 +604,9 @@ fn shutdown_then_join<Q: TestQueue>(kind: Kind<Q>) {
     let q = (kind.bounded)(QUEUE_SIZE);
     q.put(1).unwrap();
     q.put(2).unwrap();
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     assert!(
-        !q.join_timeout(SHORT),
+        !q.join_timeout(SHORT).unwrap(),
         "shutdown(false) must not release join"
     );
     let worker = {
@@ -617,7 +620,7 @@ fn shutdown_then_join<Q: TestQueue>(kind: Kind<Q>) {
             n
         })
     };
-    assert!(q.join_timeout(PATIENCE));
+    assert!(q.join_timeout(PATIENCE).unwrap());
     assert_eq!(worker.recv_timeout(PATIENCE).unwrap(), 2);
     assert!(q.task_done().is_err());
 }
@@ -646,38 +649,41 @@ fn shutdown_immediate<Q: TestQueue>(kind: Kind<Q>) {
         }
         let taken = other.get().unwrap();
         assert!((0..4).contains(&taken));
-        q.shutdown(true);
+        q.shutdown(true).unwrap();
         assert!(q.is_shutdown() && other.is_shutdown());
-        assert!(q.is_empty(), "the items left were not discarded");
+        assert!(q.is_empty().unwrap(), "the items left were not discarded");
         assert!(other.get().unwrap_err().is_closed());
         assert!(other.try_get().unwrap_err().is_closed());
         assert!(other.get_timeout(SHORT).unwrap_err().is_closed());
         assert_eq!(other.put(9).unwrap_err().into_inner(), 9);
         // The taken item is still outstanding; the three discarded ones are done.
-        assert!(!q.join_timeout(SHORT), "join must wait for the item taken");
+        assert!(
+            !q.join_timeout(SHORT).unwrap(),
+            "join must wait for the item taken"
+        );
         other.task_done().unwrap();
-        assert!(q.join_timeout(PATIENCE));
+        assert!(q.join_timeout(PATIENCE).unwrap());
         assert!(q.task_done().is_err(), "discarded items count as done once");
     }
     // `shutdown(true)` after `shutdown(false)` still discards.
     let q = (kind.bounded)(QUEUE_SIZE);
     q.put(1).unwrap();
     q.put(2).unwrap();
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     assert!(q.get().is_ok());
-    q.shutdown(true);
+    q.shutdown(true).unwrap();
     assert!(q.get().unwrap_err().is_closed());
     q.task_done().unwrap();
-    assert!(q.join_timeout(PATIENCE));
+    assert!(q.join_timeout(PATIENCE).unwrap());
     // Discarding never takes the count below zero: items marked done before they were taken.
     let q = (kind.bounded)(QUEUE_SIZE);
     q.put(1).unwrap();
     q.put(2).unwrap();
     q.task_done().unwrap();
     q.task_done().unwrap();
-    q.shutdown(true);
+    q.shutdown(true).unwrap();
     assert!(q.task_done().is_err());
-    assert!(q.join_timeout(PATIENCE));
+    assert!(q.join_timeout(PATIENCE).unwrap());
 }
 
 #[test]
@@ -705,7 +711,7 @@ fn shutdown_immediate_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
         })
         .collect();
     wait_until("both getters are asleep", || q.blocked_getters() == 2);
-    q.shutdown(true);
+    q.shutdown(true).unwrap();
     for g in getters {
         assert!(g.recv_timeout(PATIENCE).unwrap().unwrap_err().is_closed());
     }
@@ -719,10 +725,10 @@ fn shutdown_immediate_wakes_blocked<Q: TestQueue>(kind: Kind<Q>) {
     };
     let joiner = {
         let q = q.clone();
-        spawn(move || q.join_timeout(PATIENCE))
+        spawn(move || q.join_timeout(PATIENCE).unwrap())
     };
     wait_until("the putter is asleep", || q.blocked_putters() == 1);
-    q.shutdown(true);
+    q.shutdown(true).unwrap();
     assert_eq!(putter.recv_timeout(PATIENCE).unwrap(), Err((true, 3)));
     assert!(
         joiner.recv_timeout(PATIENCE).unwrap(),
@@ -750,8 +756,8 @@ fn close_is_per_handle<Q: TestQueue>(kind: Kind<Q>) {
     let q = (kind.bounded)(QUEUE_SIZE);
     let producer = q.clone();
     producer.put(1).unwrap();
-    producer.close();
-    producer.close(); // twice is a no-op
+    producer.close().unwrap();
+    producer.close().unwrap(); // twice is a no-op
     assert!(producer.is_closed());
     assert!(!producer.is_shutdown());
     let err = producer.try_put(2).unwrap_err();
@@ -764,13 +770,13 @@ fn close_is_per_handle<Q: TestQueue>(kind: Kind<Q>) {
     q.put(3).unwrap();
     producer.clone().put(4).unwrap();
     // The closed handle still gets.
-    assert_eq!(producer.len(), 3);
+    assert_eq!(producer.len().unwrap(), 3);
     for _ in 0..3 {
         producer.get().unwrap();
         producer.task_done().unwrap();
     }
     assert!(producer.try_get().unwrap_err().is_empty());
-    assert!(q.join_timeout(PATIENCE));
+    assert!(q.join_timeout(PATIENCE).unwrap());
 }
 
 #[test]
@@ -833,7 +839,7 @@ fn shutdown_immediate_races<Q: TestQueue>(q: Q) {
     wait_until("some items went through", || {
         received.load(Ordering::SeqCst) > 100
     });
-    q.shutdown(true);
+    q.shutdown(true).unwrap();
     let accepted: HashSet<i64> = producers
         .into_iter()
         .flat_map(|p| p.recv_timeout(PATIENCE).expect("a producer hung"))
@@ -845,8 +851,8 @@ fn shutdown_immediate_races<Q: TestQueue>(q: Q) {
         }
     }
     assert!(got.is_subset(&accepted), "an item no put accepted came out");
-    assert!(q.is_empty());
-    assert!(q.join_timeout(PATIENCE), "join was not released");
+    assert!(q.is_empty().unwrap());
+    assert!(q.join_timeout(PATIENCE).unwrap(), "join was not released");
 }
 
 #[test]
@@ -933,7 +939,7 @@ fn many_threads<Q: TestQueue>(q: Q, p: i64, c: usize, mode: Mode, fifo: bool) {
     for prod in producers {
         prod.recv_timeout(PATIENCE).expect("a producer hung");
     }
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     let mut seen = HashSet::new();
     for cons in consumers {
         let got = cons.recv_timeout(PATIENCE).expect("a consumer hung");
@@ -1019,7 +1025,7 @@ fn drop_leftovers<Q: Channel<Counted> + Clone>(make: impl Fn() -> Q) {
     drop(q.get().unwrap());
     assert_eq!(drops.load(Ordering::SeqCst), 1);
     // A refused item comes back and is dropped by its owner, not by the queue.
-    other.close();
+    other.close().unwrap();
     drop(
         other
             .put(Counted(drops.clone(), 9))
@@ -1217,10 +1223,10 @@ fn handles_are_clone_send_sync_for_non_sync_items() {
 fn traits_and_inherent_methods_agree() {
     fn via_traits<C: Channel<u8> + QueueInfo + Joinable>(c: &C) {
         c.put(1).unwrap();
-        assert_eq!(c.len(), 1);
-        assert_eq!(c.capacity(), Some(2));
+        assert_eq!(c.len().unwrap(), 1);
+        assert_eq!(c.capacity().unwrap(), Some(2));
         c.task_done().unwrap();
-        assert!(c.join_timeout(Duration::ZERO));
+        assert!(c.join_timeout(Duration::ZERO).unwrap());
     }
     let q = Queue::bounded(2);
     via_traits(&q);
@@ -1282,7 +1288,7 @@ fn shutdown_races_with_puts_and_gets<Q: TestQueue>(q: Q) {
     wait_until("some items went through", || {
         received.load(Ordering::SeqCst) > 0
     });
-    q.shutdown(false);
+    q.shutdown(false).unwrap();
     let mut accepted: Vec<i64> = producers
         .into_iter()
         .flat_map(|p| p.recv_timeout(PATIENCE).expect("a producer hung"))
@@ -1299,7 +1305,7 @@ fn shutdown_races_with_puts_and_gets<Q: TestQueue>(q: Q) {
         "items lost or duplicated around the shutdown"
     );
     assert_eq!(got, accepted);
-    assert!(q.is_empty());
+    assert!(q.is_empty().unwrap());
 }
 
 #[test]
@@ -1337,13 +1343,13 @@ fn auto_shutdown_when_producers_done<Q: TestQueue>(make: impl Fn() -> Q) {
         })
     };
     let idle = q.clone();
-    idle.close(); // never put: does not count
+    idle.close().unwrap(); // never put: does not count
     drop(idle);
     assert!(!q.is_shutdown(), "shut down before anyone put");
     let (a, b) = (q.clone(), q.clone());
     a.put(1).unwrap();
     b.put(2).unwrap();
-    a.close();
+    a.close().unwrap();
     assert!(!q.is_shutdown(), "a producer is still open");
     b.put(3).unwrap();
     drop(b); // gone without closing: counts as closed

@@ -10,7 +10,8 @@
 //! per-handle [`close`](Channel::close) and [`shutdown`](Channel::shutdown) in both forms, with
 //! waiters that are really blocked woken; a queue that shuts itself down once its producers
 //! have closed or gone; `task_done`/`join` where the transport is
-//! [`Joinable`]; many producers and consumers with no loss and no duplicate; the order of each
+//! [`Joinable`]; no call answering as if all were well once the queue's server is gone; many
+//! producers and consumers with no loss and no duplicate; the order of each
 //! kind of queue; producers and consumers in other processes.
 //!
 //! # What a factory declares
@@ -46,8 +47,8 @@
 //! #     fn get(&self) -> Result<Item, GetError> { self.try_get() }
 //! #     fn try_get(&self) -> Result<Item, GetError> { self.0.lock().unwrap().pop_front().ok_or(GetError::Empty) }
 //! #     fn get_timeout(&self, _: Duration) -> Result<Item, GetError> { self.try_get() }
-//! #     fn shutdown(&self, _: bool) {}
-//! #     fn close(&self) {}
+//! #     fn shutdown(&self, _: bool) -> Result<(), conveyor_core::Unavailable> { Ok(()) }
+//! #     fn close(&self) -> Result<(), conveyor_core::Unavailable> { Ok(()) }
 //! # }
 //!
 //! struct MyFactory;
@@ -79,6 +80,9 @@
 //!     }
 //!     fn remote(&self) -> Result<&dyn Remote<MyQueue>, &'static str> {
 //!         Err("MyQueue lives in one process's memory")
+//!     }
+//!     fn cut_off(&self, _q: &mut MyQueue) -> Result<(), &'static str> {
+//!         Err("MyQueue lives in this process's memory: there is no server to lose")
 //!     }
 //! }
 //!
@@ -118,6 +122,11 @@
 //!   connection of its own, as the manager's factory does).
 //! - Every capability it lacks returns `Err` with the reason, in the user's words; the cases
 //!   print it (`--nocapture`) and check the documented alternative where there is one.
+//! - A transport whose queue lives on a server implements [`Factory::cut_off`] (stop the
+//!   server, or drop its connections), so that
+//!   [`calls_fail_when_cut_off`](cases::calls_fail_when_cut_off) checks that no call then
+//!   answers as if all were well; one with nothing to lose says why, and the case checks that
+//!   its answers are then all `Ok` and true.
 //! - A case it fails is a bug in the transport, or a difference to document and declare in the
 //!   [`Profile`]; never a case to leave out.
 //!
@@ -341,6 +350,13 @@ pub trait Factory: Send + Sync + 'static {
 
     /// How to run producers and consumers in other processes, or why they cannot.
     fn remote(&self) -> Result<&dyn Remote<Self::Queue>, &'static str>;
+
+    /// Cuts `queue`'s handles off from where the queue lives, for good, as a crash or a network
+    /// failure would (stops its server, or drops every connection to it); or why there is
+    /// nothing to cut off (the queue lives in this process's memory, or in shared memory that
+    /// every handle maps). After it, every call that needs the far side must fail and say so
+    /// ([`Unavailable`](crate::Unavailable), an I/O error), never answer as if all were well.
+    fn cut_off(&self, queue: &mut Self::Queue) -> Result<(), &'static str>;
 }
 
 /// What a child process started by [`Remote::start`] does.
@@ -398,8 +414,9 @@ pub fn run_producer<C: Channel<Item> + ?Sized>(
             return Err(format!("put of item {id} failed: {e}"));
         }
     }
-    handle.close();
-    Ok(())
+    handle
+        .close()
+        .map_err(|e| format!("close after {count} items failed: {e}"))
 }
 
 /// The consumer's side of [`Role::Consume`], for a child process (or a thread) to run: gets
@@ -471,6 +488,7 @@ macro_rules! conformance_tests {
             auto_shutdown_once_every_producer_closed,
             auto_shutdown_counts_a_dropped_producer,
             auto_shutdown_with_producers_in_other_processes,
+            calls_fail_when_cut_off,
             producers_in_other_processes,
             consumers_in_other_processes,
             consumer_in_another_process_woken_by_shutdown,

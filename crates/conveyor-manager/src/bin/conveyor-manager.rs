@@ -2,7 +2,7 @@
 //!
 //! The same server as `conveyor manager serve` (the `conveyor` command, crate conveyor-cli):
 //! both run [`conveyor_manager::standalone::serve`]. It serves until a client asks it to shut
-//! down (`Client::shutdown_server`) or it receives SIGINT or SIGTERM, then removes its Unix
+//! down (`ManagerConnection::shutdown_server`) or it receives SIGINT or SIGTERM, then removes its Unix
 //! socket and exits. It prints the address it listens on (with the port chosen, for
 //! `tcp:HOST:0`) on its first line of output.
 

@@ -6,9 +6,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{proxy_impl, Handle};
-use crate::client::{decode, encode, unexpected, unit};
 use crate::error::Result;
 use crate::number::{NumOp, Number};
+use crate::protocol::{decode, encode, unexpected, unit};
 use crate::protocol::{Blob, Op, Reply};
 
 fn item<T: DeserializeOwned>(r: Reply<'_>) -> Result<Option<T>> {

@@ -12,6 +12,9 @@ pub(crate) mod travel;
 
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 pub use collections::{ArrayProxy, DictProxy, ListProxy, NamespaceProxy, ValueProxy};
 pub use queue::{QueueProxy, QueueState};
 pub use sync::{
@@ -19,20 +22,164 @@ pub use sync::{
     RLockGuard, RLockProxy, SemaphoreProxy,
 };
 
-use crate::client::Client;
+use crate::client::{ConnRef, ManagerConnection};
 use crate::error::Result;
-use crate::protocol::{Kind, Op, Reply};
+use crate::protocol::{encode, unexpected, Blob, Create, Kind, Op, Reply, Request};
+
+/// Opens the object `name` of kind `P::KIND` (made from `create` if it does not exist and
+/// `create` is given) and answers a proxy to it.
+pub(crate) fn open<P: Proxy>(
+    client: &ManagerConnection,
+    name: &str,
+    create: Option<Create<'_>>,
+) -> Result<P> {
+    let kind = P::KIND;
+    let id = client.request(&Request::Open { name, kind, create }, |r| match r {
+        Reply::Opened { id, .. } => Ok(id),
+        other => Err(unexpected(&other)),
+    })?;
+    Ok(P::from_handle(Handle::new(client.clone(), id, name)))
+}
+
+/// The client's proxy constructors: each opens (or makes) a named object on the server.
+impl ManagerConnection {
+    fn open_raw<P: Proxy>(&self, name: &str, create: Option<Create<'_>>) -> Result<P> {
+        open(self, name, create)
+    }
+
+    /// A proxy to the existing object `name`; fails with `NotFound` if there is none, and
+    /// with `WrongType` if it is of another kind.
+    ///
+    /// ```
+    /// use conveyor_manager::{DictProxy, Manager};
+    ///
+    /// let m = Manager::start()?;
+    /// m.dict::<String, u32>("ages")?;
+    /// let again: DictProxy<String, u32> = m.open("ages")?;
+    /// assert!(m.open::<DictProxy<String, u32>>("nothing").unwrap_err().is_not_found());
+    /// # Ok::<(), conveyor_manager::ManagerError>(())
+    /// ```
+    pub fn open<P: Proxy>(&self, name: &str) -> Result<P> {
+        self.open_raw(name, None)
+    }
+
+    /// The dict `name`, made empty if it does not exist.
+    pub fn dict<K, V>(&self, name: &str) -> Result<DictProxy<K, V>>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned,
+    {
+        self.open_raw(name, Some(Create::Dict))
+    }
+
+    /// The list `name`, made empty if it does not exist.
+    pub fn list<T: Serialize + DeserializeOwned>(&self, name: &str) -> Result<ListProxy<T>> {
+        self.open_raw(name, Some(Create::List))
+    }
+
+    /// The value `name`, made holding `initial` if it does not exist.
+    pub fn value<T: Serialize + DeserializeOwned>(
+        &self,
+        name: &str,
+        initial: &T,
+    ) -> Result<ValueProxy<T>> {
+        let bytes = encode(initial)?;
+        self.open_raw(
+            name,
+            Some(Create::Value {
+                initial: Blob(&bytes),
+            }),
+        )
+    }
+
+    /// The array `name`, made holding `initial` if it does not exist. Its length never
+    /// changes.
+    pub fn array<T: Serialize + DeserializeOwned>(
+        &self,
+        name: &str,
+        initial: &[T],
+    ) -> Result<ArrayProxy<T>> {
+        let encoded = initial.iter().map(encode).collect::<Result<Vec<_>>>()?;
+        self.open_raw(
+            name,
+            Some(Create::Array {
+                initial: encoded.iter().map(|b| Blob(b)).collect(),
+            }),
+        )
+    }
+
+    /// The queue `name`, made holding at most `capacity` items (`None`: unbounded) if it does
+    /// not exist. Every queue is joinable (`task_done`/`join`).
+    pub fn queue<T: Serialize + DeserializeOwned>(
+        &self,
+        name: &str,
+        capacity: Option<usize>,
+    ) -> Result<QueueProxy<T>> {
+        self.open_raw(
+            name,
+            Some(Create::Queue {
+                capacity: capacity.map(|c| c as u64),
+            }),
+        )
+    }
+
+    /// The lock `name`, made unlocked if it does not exist.
+    pub fn lock(&self, name: &str) -> Result<LockProxy> {
+        self.open_raw(name, Some(Create::Lock))
+    }
+
+    /// The reentrant lock `name`, made unlocked if it does not exist.
+    pub fn rlock(&self, name: &str) -> Result<RLockProxy> {
+        self.open_raw(name, Some(Create::RLock))
+    }
+
+    /// The condition `name` (with a reentrant lock of its own), made if it does not exist.
+    pub fn condition(&self, name: &str) -> Result<ConditionProxy> {
+        self.open_raw(name, Some(Create::Condition))
+    }
+
+    /// The event `name`, made cleared if it does not exist.
+    pub fn event(&self, name: &str) -> Result<EventProxy> {
+        self.open_raw(name, Some(Create::Event))
+    }
+
+    /// The semaphore `name`, made with `value` permits if it does not exist.
+    pub fn semaphore(&self, name: &str, value: u64) -> Result<SemaphoreProxy> {
+        self.open_raw(name, Some(Create::Semaphore { value, bound: None }))
+    }
+
+    /// The bounded semaphore `name` (never above `value` permits), made if it does not exist.
+    pub fn bounded_semaphore(&self, name: &str, value: u64) -> Result<SemaphoreProxy> {
+        self.open_raw(
+            name,
+            Some(Create::Semaphore {
+                value,
+                bound: Some(value),
+            }),
+        )
+    }
+
+    /// The barrier `name` for `parties` waiters, made if it does not exist.
+    pub fn barrier(&self, name: &str, parties: u32) -> Result<BarrierProxy> {
+        self.open_raw(name, Some(Create::Barrier { parties }))
+    }
+
+    /// The namespace `name`, made empty if it does not exist.
+    pub fn namespace(&self, name: &str) -> Result<NamespaceProxy> {
+        self.open_raw(name, Some(Create::Namespace))
+    }
+}
 
 /// What every proxy holds: the connection, the object's id, and its name.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    client: Client,
+    client: ManagerConnection,
     id: u64,
     name: Arc<str>,
 }
 
 impl Handle {
-    pub(crate) fn new(client: Client, id: u64, name: &str) -> Handle {
+    pub(crate) fn new(client: ManagerConnection, id: u64, name: &str) -> Handle {
         Handle {
             client,
             id,
@@ -48,7 +195,7 @@ impl Handle {
     /// `op` on the connection `conn` (where a lock guard's lock was acquired).
     pub(crate) fn call_via<R>(
         &self,
-        conn: &crate::client::ConnRef,
+        conn: &ConnRef,
         op: Op<'_>,
         f: impl FnOnce(Reply<'_>) -> Result<R>,
     ) -> Result<R> {
@@ -56,7 +203,7 @@ impl Handle {
     }
 
     /// This thread's connection for this proxy's client.
-    pub(crate) fn thread_conn(&self) -> Result<crate::client::ConnRef> {
+    pub(crate) fn thread_conn(&self) -> Result<ConnRef> {
         self.client.thread_conn()
     }
 
@@ -64,7 +211,7 @@ impl Handle {
         self.id
     }
 
-    pub(crate) fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &ManagerConnection {
         &self.client
     }
 
@@ -94,13 +241,13 @@ pub trait Proxy: Sized + Clone + sealed::Sealed {
     }
 
     /// The connection this proxy talks through.
-    fn client(&self) -> &Client {
+    fn client(&self) -> &ManagerConnection {
         &self.handle().client
     }
 
     /// The same object reached through another client (for example one made with
-    /// [`Client::connect_again`], whose locks are its own even on the same thread).
-    fn rebind(&self, client: &Client) -> Self {
+    /// [`ManagerConnection::connect_again`], whose locks are its own even on the same thread).
+    fn rebind(&self, client: &ManagerConnection) -> Self {
         let h = self.handle();
         Self::from_handle(Handle {
             client: client.clone(),

@@ -1,6 +1,5 @@
 //! The queue proxy: conveyor's [`Channel`], [`QueueInfo`] and [`Joinable`] over a manager.
 
-use std::io;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -9,11 +8,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use conveyor_core::Postcard;
-use conveyor_core::{Channel, Codec, GetError, Joinable, PutError, QueueInfo, TaskDoneError};
+use conveyor_core::{
+    Channel, Codec, GetError, Joinable, PutError, QueueInfo, TaskDoneError, Unavailable,
+    UnavailableKind,
+};
 
 use super::{proxy_impl, Handle};
-use crate::client::{decode, unexpected, unit};
 use crate::error::{ErrorKind, ManagerError, Result};
+use crate::protocol::{decode, unexpected, unit};
 use crate::protocol::{Blob, Op, Reply, Wait};
 
 /// A shared queue (`Manager().Queue()` / `JoinableQueue()`), FIFO, bounded or not.
@@ -21,7 +23,7 @@ use crate::protocol::{Blob, Op, Reply, Wait};
 /// It implements [`Channel`], so code written for any conveyor queue runs over it; every
 /// call is a round trip to the server. A blocking call waits on the server, in the thread
 /// that serves this connection, so other clients go on; other users of the *same* connection
-/// wait behind it (see [`Client`](crate::Client)).
+/// wait behind it (see [`ManagerConnection`](crate::ManagerConnection)).
 ///
 /// ```
 /// use conveyor_core::{Channel, Joinable, QueueInfo};
@@ -29,19 +31,19 @@ use crate::protocol::{Blob, Op, Reply, Wait};
 ///
 /// let m = Manager::start()?;
 /// let q = m.queue::<String>("jobs", Some(8))?;
-/// q.put("wash".into()).unwrap();
-/// assert_eq!(q.len(), 1);
-/// assert_eq!(q.get().unwrap(), "wash");
-/// q.task_done().unwrap();
-/// q.join();
+/// q.put("wash".into())?;
+/// assert_eq!(q.len()?, 1); // a round trip: fails if the server cannot be reached
+/// assert_eq!(q.get()?, "wash");
+/// q.task_done()?;
+/// q.join()?; // Ok: every task is done (an error if that cannot be known)
 /// let producer = q.clone();
-/// producer.close(); // this proxy puts no more: Python's `Queue.close()`
+/// producer.close()?; // this proxy puts no more: Python's `Queue.close()`
 /// assert!(producer.put("dry".into()).unwrap_err().is_closed());
-/// q.put("dry".into()).unwrap(); // other proxies still put
-/// q.shutdown(false); // for every client: gets drain, then fail with `Closed`
-/// assert_eq!(q.get().unwrap(), "dry");
+/// q.put("dry".into())?; // other proxies still put
+/// q.shutdown(false)?; // for every client: gets drain, then fail with `Closed`
+/// assert_eq!(q.get()?, "dry");
 /// assert!(q.try_get().unwrap_err().is_closed());
-/// # Ok::<(), conveyor_manager::ManagerError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// [`shutdown`](Channel::shutdown) runs on the server, for every client: later puts fail,
@@ -49,6 +51,15 @@ use crate::protocol::{Blob, Op, Reply, Wait};
 /// done, so `join` returns. [`close`](Channel::close) belongs to this proxy (a clone, or a
 /// proxy received by another process, is another one): its later puts fail, nothing else
 /// changes. A manager queue does not shut itself down when its producers go: use `shutdown`.
+///
+/// When the server cannot be reached (stopped, killed, restarted, the connection dropped),
+/// every call says so: [`QueueInfo`]'s methods, [`join`](Joinable::join),
+/// [`join_timeout`](Joinable::join_timeout) and [`shutdown`](Channel::shutdown) fail with an
+/// [`Unavailable`] (unreachable; lost if a restarted server no longer knows the queue) whose
+/// source is the [`ManagerError`]; puts and gets fail with an I/O error that carries the same
+/// `Unavailable`, and `task_done` with [`TaskDoneError::Unavailable`]. No call answers `0`,
+/// "done" or "shut down" without the server having said so. [`close`](Channel::close) touches
+/// only this proxy and never fails.
 pub struct QueueProxy<T> {
     h: Handle,
     _t: ProxyLocal<T>,
@@ -83,7 +94,7 @@ pub struct QueueState {
     pub closed: bool,
 }
 
-fn put_error<T>(item: T, e: ManagerError, size: usize) -> PutError<T> {
+fn put_error<T>(item: T, e: ManagerError, size: usize, h: &Handle) -> PutError<T> {
     match e {
         ManagerError::Remote(r) => match r.kind {
             ErrorKind::Full => PutError::Full(item),
@@ -92,28 +103,48 @@ fn put_error<T>(item: T, e: ManagerError, size: usize) -> PutError<T> {
             ErrorKind::TooLarge => PutError::TooLarge { item, size, max: 0 },
             _ => PutError::Io {
                 item,
-                source: io::Error::other(r),
+                source: unavailable(h, "put", ManagerError::Remote(r)).into(),
             },
         },
         ManagerError::Codec(source) => PutError::Codec { item, source },
         other => PutError::Io {
             item,
-            source: other.into_io(),
+            source: unavailable(h, "put", other).into(),
         },
     }
 }
 
-fn get_error(e: ManagerError) -> GetError {
+fn get_error(e: ManagerError, h: &Handle) -> GetError {
     match e {
         ManagerError::Remote(r) => match r.kind {
             ErrorKind::Empty => GetError::Empty,
             ErrorKind::Timeout => GetError::Timeout,
             ErrorKind::Closed => GetError::Closed,
-            _ => GetError::Io(io::Error::other(r)),
+            _ => GetError::Io(unavailable(h, "get", ManagerError::Remote(r)).into()),
         },
         ManagerError::Codec(c) => GetError::Codec(c),
-        other => GetError::Io(other.into_io()),
+        other => GetError::Io(unavailable(h, "get", other).into()),
     }
+}
+
+/// `operation` on the queue behind `h` failed for `e`, with no answer from the queue: the
+/// server cannot be reached (the connection failed, or the server is shutting down), no longer
+/// holds the queue (a restarted server answers `NotFound`), or answered nonsense.
+fn unavailable(h: &Handle, operation: &'static str, e: ManagerError) -> Unavailable {
+    let kind = match &e {
+        ManagerError::Io(_) | ManagerError::Auth(_) => UnavailableKind::Unreachable,
+        ManagerError::Remote(r) => match r.kind {
+            ErrorKind::NotFound => UnavailableKind::Lost,
+            ErrorKind::ShuttingDown => UnavailableKind::Unreachable,
+            _ => UnavailableKind::Failed,
+        },
+        _ => UnavailableKind::Failed,
+    };
+    let channel = match h.client().address() {
+        Some(a) => format!("manager queue `{}` at {a}", h.name_str()),
+        None => format!("manager queue `{}`", h.name_str()),
+    };
+    Unavailable::new(kind, operation, channel, e)
 }
 
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
@@ -136,7 +167,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
         }
         match self.h.call(Op::QueuePut(Blob(&buf), wait), unit) {
             Ok(()) => Ok(()),
-            Err(e) => Err(put_error(item, e, buf.len())),
+            Err(e) => Err(put_error(item, e, buf.len(), &self.h)),
         }
     }
 
@@ -146,7 +177,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
                 Reply::Item(Some(b)) => decode(b),
                 other => Err(unexpected(&other)),
             })
-            .map_err(get_error)
+            .map_err(|e| get_error(e, &self.h))
     }
 
     /// The queue's length, capacity, unfinished tasks and closed flag, in one request.
@@ -167,9 +198,8 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
         })
     }
 
-    /// [`Channel::shutdown`], with the error if the server cannot be reached (which
-    /// [`Channel::shutdown`] can only log): shuts the queue down on the server, for every
-    /// client; with `immediate` the items left are discarded and counted as done.
+    /// [`Channel::shutdown`] with the manager's own error: shuts the queue down on the server,
+    /// for every client; with `immediate` the items left are discarded and counted as done.
     pub fn try_shutdown(&self, immediate: bool) -> Result<()> {
         self.h.call(Op::QueueShutdown(immediate), unit)
     }
@@ -179,8 +209,8 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
         self._t.closed.load(Ordering::Acquire)
     }
 
-    /// The number of items (Python's `qsize()`), with the error if the server cannot be
-    /// reached ([`QueueInfo::len`] answers 0 then).
+    /// The number of items (Python's `qsize()`), with the manager's own error
+    /// ([`QueueInfo::len`] wraps it in an [`Unavailable`]).
     pub fn qsize(&self) -> Result<usize> {
         Ok(self.state()?.len)
     }
@@ -211,35 +241,44 @@ impl<T: Serialize + DeserializeOwned> Channel<T> for QueueProxy<T> {
         self.get_wait(Wait::from_timeout(Some(timeout)))
     }
 
-    fn shutdown(&self, immediate: bool) {
-        if let Err(e) = self.try_shutdown(immediate) {
-            tracing::warn!(queue = %self.h.name_str(), error = %e, "shutting a manager queue down failed");
-        }
+    /// Fails if the server cannot be reached: the queue may not be shut down, and its
+    /// consumers may not learn of it.
+    fn shutdown(&self, immediate: bool) -> std::result::Result<(), Unavailable> {
+        self.try_shutdown(immediate)
+            .map_err(|e| unavailable(&self.h, "shutdown", e))
     }
 
-    fn close(&self) {
+    /// Never fails: closing belongs to this proxy, and the server has nothing to learn.
+    fn close(&self) -> std::result::Result<(), Unavailable> {
         self._t.closed.store(true, Ordering::Release);
+        Ok(())
     }
 }
 
+/// Every answer is a round trip; a server that cannot be reached is an [`Unavailable`].
 impl<T: Serialize + DeserializeOwned> QueueInfo for QueueProxy<T> {
-    /// The number of items; 0 if the server cannot be reached (see [`QueueProxy::qsize`]).
-    fn len(&self) -> usize {
-        self.state().map(|s| s.len).unwrap_or(0)
+    fn len(&self) -> std::result::Result<usize, Unavailable> {
+        self.state()
+            .map(|s| s.len)
+            .map_err(|e| unavailable(&self.h, "len", e))
     }
 
-    fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn is_empty(&self) -> std::result::Result<bool, Unavailable> {
+        self.state()
+            .map(|s| s.len == 0)
+            .map_err(|e| unavailable(&self.h, "is_empty", e))
     }
 
-    fn is_full(&self) -> bool {
+    fn is_full(&self) -> std::result::Result<bool, Unavailable> {
         self.state()
             .map(|s| s.capacity.is_some_and(|c| s.len >= c))
-            .unwrap_or(false)
+            .map_err(|e| unavailable(&self.h, "is_full", e))
     }
 
-    fn capacity(&self) -> Option<usize> {
-        self.state().ok().and_then(|s| s.capacity)
+    fn capacity(&self) -> std::result::Result<Option<usize>, Unavailable> {
+        self.state()
+            .map(|s| s.capacity)
+            .map_err(|e| unavailable(&self.h, "capacity", e))
     }
 }
 
@@ -249,27 +288,26 @@ impl<T: Serialize + DeserializeOwned> Joinable for QueueProxy<T> {
             ManagerError::Remote(r) if r.kind == ErrorKind::TooManyTaskDone => {
                 TaskDoneError::TooManyCalls
             }
-            other => TaskDoneError::Io(other.into_io()),
+            other => TaskDoneError::Unavailable(unavailable(&self.h, "task_done", other)),
         })
     }
 
-    fn join(&self) {
+    /// Waits on the server; fails, instead of returning as if every task were done, if the
+    /// server cannot be reached or no longer holds the queue.
+    fn join(&self) -> std::result::Result<(), Unavailable> {
         loop {
             match self.h.call(Op::QueueJoin(Wait::Forever), |r| match r {
                 Reply::Bool(b) => Ok(b),
                 other => Err(unexpected(&other)),
             }) {
-                Ok(true) => return,
+                Ok(true) => return Ok(()),
                 Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "join on a manager queue failed");
-                    return;
-                }
+                Err(e) => return Err(unavailable(&self.h, "join", e)),
             }
         }
     }
 
-    fn join_timeout(&self, timeout: Duration) -> bool {
+    fn join_timeout(&self, timeout: Duration) -> std::result::Result<bool, Unavailable> {
         self.h
             .call(
                 Op::QueueJoin(Wait::from_timeout(Some(timeout))),
@@ -278,6 +316,6 @@ impl<T: Serialize + DeserializeOwned> Joinable for QueueProxy<T> {
                     other => Err(unexpected(&other)),
                 },
             )
-            .unwrap_or(false)
+            .map_err(|e| unavailable(&self.h, "join_timeout", e))
     }
 }

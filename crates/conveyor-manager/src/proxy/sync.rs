@@ -4,8 +4,9 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::{proxy_impl, Handle};
-use crate::client::{unexpected, unit, WeakConn};
+use crate::client::WeakConn;
 use crate::error::Result;
+use crate::protocol::{unexpected, unit};
 use crate::protocol::{Op, Reply, Wait};
 
 fn acquired(r: Reply<'_>) -> Result<bool> {

@@ -14,8 +14,7 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Handle, Proxy};
-use crate::client::Client;
-use crate::manager::Endpoint;
+use crate::client::{Endpoint, ManagerConnection};
 
 #[derive(Serialize, Deserialize)]
 struct Token<'a> {
@@ -34,8 +33,8 @@ pub(crate) fn serialize<S: Serializer>(h: &Handle, s: S) -> Result<S::Ok, S::Err
     .serialize(s)
 }
 
-fn shared_client(endpoint: &Endpoint) -> crate::Result<Client> {
-    static CLIENTS: OnceLock<Mutex<HashMap<Endpoint, Client>>> = OnceLock::new();
+fn shared_client(endpoint: &Endpoint) -> crate::Result<ManagerConnection> {
+    static CLIENTS: OnceLock<Mutex<HashMap<Endpoint, ManagerConnection>>> = OnceLock::new();
     let mut clients = CLIENTS
         .get_or_init(Default::default)
         .lock()
@@ -63,7 +62,6 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>, P: Proxy>(d: D) -> Result<P
             t.name
         ))
     })?;
-    client
-        .open::<P>(&t.name)
+    super::open::<P>(&client, &t.name, None)
         .map_err(|e| D::Error::custom(format!("cannot open {:?} on its manager: {e}", t.name)))
 }

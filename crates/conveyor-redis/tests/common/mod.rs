@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use conveyor_redis::Target;
+use conveyor_redis::{LocalServer, LocalServerOptions, Target};
 
 /// The server for one test: `CONVEYOR_REDIS_URL`, or a redis-server of its own. Without
 /// either, outside CI, it prints loudly that the test is skipped and why (and the test
@@ -42,4 +42,20 @@ macro_rules! with_server {
         $body
         drop(target);
     }};
+}
+
+/// A redis-server of the test's own (one it may stop and restart), or `None` after saying why
+/// not; in CI a missing server fails the test.
+pub fn own_server(test: &str, options: LocalServerOptions) -> Option<LocalServer> {
+    match LocalServer::start_with(options) {
+        Ok(s) => Some(s),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && std::env::var("CI").as_deref() != Ok("true") =>
+        {
+            eprintln!("\n!!! SKIPPED {test}: it starts its own redis-server, and none is on PATH: {e} !!!\n");
+            None
+        }
+        Err(e) => panic!("{test}: {e}"),
+    }
 }

@@ -23,7 +23,7 @@ pub fn auto_shutdown_once_every_producer_closed<F: Factory>(f: &F) {
     let (p1, p2, c) = (f.producer(&q), f.producer(&q), f.consumer(&q));
     put(f, &p1, Item::new(1));
     put(f, &p2, Item::new(2));
-    p1.close();
+    known(f, "close", p1.close());
     let want = expected_order(f.profile().order, &[Item::new(1), Item::new(2)]);
     assert_eq!(take(f, &c, 2), want, "{}: items of both producers", name(f));
     let (c, r) = guarded("try_get with one producer left", c, |c| c.try_get());
@@ -36,7 +36,7 @@ pub fn auto_shutdown_once_every_producer_closed<F: Factory>(f: &F) {
         Ok(i) => panic!("{}: try_get returned item {} never put", name(f), i.id),
     }
     let w = Waiter::start("get with one producer left", move || c.get()).until_asleep();
-    p2.close();
+    known(f, "close", p2.close());
     expect_closed(f, "a blocked get when the last producer closed", w.finish());
     let late = f.producer(&q);
     let r = late.try_put(Item::new(3));
@@ -95,7 +95,7 @@ pub fn auto_shutdown_with_producers_in_other_processes<F: Factory>(f: &F) {
     for child in children {
         child.finish(f);
     }
-    here.close();
+    known(f, "close", here.close());
     let ids = consumer
         .finish()
         .unwrap_or_else(|e| panic!("{}: the consumer failed: {e}", name(f)));

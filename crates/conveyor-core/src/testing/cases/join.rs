@@ -11,19 +11,21 @@ pub fn join_with_nothing_outstanding<F: Factory>(f: &F) {
     let (p, c) = (f.producer(&q), f.consumer(&q));
     let j = joinable_or_return!(f, &p, "join_with_nothing_outstanding");
     assert!(
-        j.join_timeout(GENEROUS),
+        known(f, "join_timeout", j.join_timeout(GENEROUS)),
         "{}: join_timeout on a new queue",
         name(f)
     );
-    let (p, ()) = guarded("join on a new queue", p, |p| F::joinable(p).unwrap().join());
+    let (p, r) = guarded("join on a new queue", p, |p| F::joinable(p).unwrap().join());
+    known(f, "join on a new queue", r);
     put(f, &p, Item::new(1));
     take(f, &c, 1);
     let jc = F::joinable(&c).unwrap();
     jc.task_done()
         .unwrap_or_else(|e| panic!("{}: task_done: {e}", name(f)));
-    let (_p, ()) = guarded("join after every task_done", p, |p| {
+    let (_p, r) = guarded("join after every task_done", p, |p| {
         F::joinable(p).unwrap().join()
     });
+    known(f, "join after every task_done", r);
 }
 
 /// Each put adds a task and each `task_done` removes one, across handles; `join_timeout` waits
@@ -38,7 +40,7 @@ pub fn task_done_and_join<F: Factory>(f: &F) {
     }
     let t0 = Instant::now();
     assert!(
-        !jp.join_timeout(SHORT),
+        !known(f, "join_timeout", jp.join_timeout(SHORT)),
         "{}: join_timeout with 3 tasks outstanding",
         name(f)
     );
@@ -52,7 +54,7 @@ pub fn task_done_and_join<F: Factory>(f: &F) {
         take(f, &c, 1);
         jc.task_done()
             .unwrap_or_else(|e| panic!("{}: task_done {}: {e}", name(f), k + 1));
-        let done = jp.join_timeout(Duration::ZERO);
+        let done = known(f, "join_timeout", jp.join_timeout(Duration::ZERO));
         assert_eq!(
             done,
             k == 2,
@@ -61,9 +63,10 @@ pub fn task_done_and_join<F: Factory>(f: &F) {
             k + 1
         );
     }
-    let (p, ()) = guarded("join after every task_done", p, |p| {
+    let (p, r) = guarded("join after every task_done", p, |p| {
         F::joinable(p).unwrap().join()
     });
+    known(f, "join after every task_done", r);
     match jc.task_done() {
         Err(TaskDoneError::TooManyCalls) => {}
         other => panic!(
@@ -93,7 +96,7 @@ pub fn join_wakes_on_last_task_done<F: Factory>(f: &F) {
         name(f)
     );
     jc.task_done().unwrap();
-    w.finish();
+    known(f, "join woken by the last task_done", w.finish());
 }
 
 /// After `shutdown(false)` the items left are still tasks: `join` waits until they are got and
@@ -105,9 +108,9 @@ pub fn shutdown_keeps_tasks_until_done<F: Factory>(f: &F) {
     let jc = F::joinable(&c).unwrap();
     put(f, &p, Item::new(1));
     put(f, &p, Item::new(2));
-    p.shutdown(false);
+    known(f, "shutdown", p.shutdown(false));
     assert!(
-        !jp.join_timeout(SHORT),
+        !known(f, "join_timeout", jp.join_timeout(SHORT)),
         "{}: join with 2 tasks left after shutdown(false)",
         name(f)
     );
@@ -115,7 +118,7 @@ pub fn shutdown_keeps_tasks_until_done<F: Factory>(f: &F) {
     jc.task_done().unwrap();
     jc.task_done().unwrap();
     assert!(
-        jp.join_timeout(GENEROUS),
+        known(f, "join_timeout", jp.join_timeout(GENEROUS)),
         "{}: join once the drained items are done",
         name(f)
     );
@@ -132,15 +135,15 @@ pub fn shutdown_immediate_counts_discarded_as_done<F: Factory>(f: &F) {
         put(f, &p, Item::new(id));
     }
     take(f, &c, 1);
-    p.shutdown(true);
+    known(f, "shutdown", p.shutdown(true));
     assert!(
-        !jp.join_timeout(SHORT),
+        !known(f, "join_timeout", jp.join_timeout(SHORT)),
         "{}: join with one item taken and not done, after shutdown(true)",
         name(f)
     );
     jc.task_done().unwrap();
     assert!(
-        jp.join_timeout(GENEROUS),
+        known(f, "join_timeout", jp.join_timeout(GENEROUS)),
         "{}: join after shutdown(true) and the last task_done",
         name(f)
     );
@@ -164,6 +167,6 @@ pub fn shutdown_immediate_wakes_join<F: Factory>(f: &F) {
         F::joinable(&p).unwrap().join()
     })
     .until_asleep();
-    c.shutdown(true);
-    w.finish();
+    known(f, "shutdown", c.shutdown(true));
+    known(f, "join woken by shutdown(true)", w.finish());
 }

@@ -14,7 +14,7 @@ use super::{
     asleep, run_consumer, run_producer, within, Bound, Capacity, Factory, Immediate, Item, Order,
     RemoteChild, Role, Shape, Waiter, GENEROUS, SHORT,
 };
-use crate::{Channel, GetError, PutError, TaskDoneError};
+use crate::{Channel, GetError, PutError, TaskDoneError, Unavailable};
 
 /// How many items each producer puts in the many-producer and multi-process cases.
 const PER_PRODUCER: u64 = 1_000;
@@ -40,12 +40,14 @@ macro_rules! joinable_or_return {
 }
 
 mod auto_shutdown;
+mod cut_off;
 mod join;
 mod processes;
 mod put_get;
 mod shutdown;
 
 pub use auto_shutdown::*;
+pub use cut_off::*;
 pub use join::*;
 pub use processes::*;
 pub use put_get::*;
@@ -75,6 +77,11 @@ fn guarded<H: Send + 'static, R: Send + 'static>(
         let r = op(&handle);
         (handle, r)
     })
+}
+
+/// The answer of a call that must succeed here (the queue's server, if any, is up).
+fn known<F: Factory, T>(f: &F, what: &str, r: Result<T, Unavailable>) -> T {
+    r.unwrap_or_else(|e| panic!("{}: {what}: {e}", name(f)))
 }
 
 /// Asserts that a get failed with `Closed`.
@@ -215,8 +222,8 @@ fn put<F: Factory>(f: &F, handle: &F::Handle, item: Item) {
 /// a point-to-point link.
 fn end_of_stream<F: Factory>(f: &F, queue: &F::Queue) {
     match f.profile().shape {
-        Shape::Queue => f.producer(queue).shutdown(false),
-        Shape::PointToPoint => f.producer(queue).close(),
+        Shape::Queue => known(f, "shutdown(false)", f.producer(queue).shutdown(false)),
+        Shape::PointToPoint => known(f, "close", f.producer(queue).close()),
     }
 }
 

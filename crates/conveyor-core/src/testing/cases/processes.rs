@@ -101,7 +101,7 @@ pub fn producers_in_other_processes<F: Factory>(f: &F) {
         child.finish(f);
     }
     if f.profile().shape == Shape::Queue {
-        f.producer(&q).shutdown(false);
+        known(f, "shutdown", f.producer(&q).shutdown(false));
     }
     let (_c, r) = guarded("get after the producers are done", c, |c| c.get());
     expect_closed(f, "get after every producer finished", r);
@@ -166,10 +166,11 @@ pub fn join_across_processes<F: Factory>(f: &F) {
     for id in 0..total {
         put(f, &p, Item::new(id));
     }
-    let (p, ()) = guarded("join while consumers elsewhere mark items done", p, |p| {
+    let (p, r) = guarded("join while consumers elsewhere mark items done", p, |p| {
         F::joinable(p).unwrap().join()
     });
-    p.shutdown(false);
+    known(f, "join while consumers elsewhere mark items done", r);
+    known(f, "shutdown", p.shutdown(false));
     let mut all = Vec::new();
     for child in children {
         all.extend(child.finish(f));

@@ -278,12 +278,12 @@ pub fn unbounded_takes_puts_without_gets<F: Factory>(f: &F) {
             }
             if let Ok(info) = F::info(&p) {
                 assert!(
-                    !info.is_full(),
+                    !known(f, "is_full", info.is_full()),
                     "{}: an unbounded queue says it is full",
                     name(f)
                 );
                 assert_eq!(
-                    info.capacity(),
+                    known(f, "capacity", info.capacity()),
                     None,
                     "{}: an unbounded queue's capacity",
                     name(f)
@@ -327,37 +327,47 @@ pub fn queue_info<F: Factory>(f: &F) {
     };
     let n = name(f);
     assert_eq!(
-        info.capacity(),
+        known(f, "capacity", info.capacity()),
         Some(3),
         "{n}: capacity of a queue bounded to 3"
     );
-    assert_eq!(info.len(), 0, "{n}: len of a new queue");
-    assert!(info.is_empty(), "{n}: a new queue is empty");
+    assert_eq!(known(f, "len", info.len()), 0, "{n}: len of a new queue");
     assert!(
-        !info.is_full(),
+        known(f, "is_empty", info.is_empty()),
+        "{n}: a new queue is empty"
+    );
+    assert!(
+        !known(f, "is_full", info.is_full()),
         "{n}: a new queue of capacity 3 is not full"
     );
     fill(f, &p, 3, 0);
-    assert_eq!(info.len(), 3, "{n}: len after 3 puts");
+    assert_eq!(known(f, "len", info.len()), 3, "{n}: len after 3 puts");
     assert!(
-        info.is_full() && !info.is_empty(),
+        known(f, "is_full", info.is_full()) && !known(f, "is_empty", info.is_empty()),
         "{n}: full after 3 puts of 3"
     );
     take(f, &c, 1);
     let cinfo = F::info(&c).expect("a transport that reports its length does so on every handle");
     assert_eq!(
-        cinfo.len(),
+        known(f, "len", cinfo.len()),
         2,
         "{n}: len after a get, from the consumer's handle"
     );
-    assert!(!cinfo.is_full(), "{n}: not full after a get");
+    assert!(
+        !known(f, "is_full", cinfo.is_full()),
+        "{n}: not full after a get"
+    );
     let u = f.create(Capacity::Unbounded);
     let up = f.producer(&u);
     let uinfo = F::info(&up).expect("every queue of a transport reports its length");
     put(f, &up, Item::new(1));
-    assert_eq!(uinfo.capacity(), None, "{n}: an unbounded queue's capacity");
+    assert_eq!(
+        known(f, "capacity", uinfo.capacity()),
+        None,
+        "{n}: an unbounded queue's capacity"
+    );
     assert!(
-        !uinfo.is_full() && uinfo.len() == 1,
+        !known(f, "is_full", uinfo.is_full()) && known(f, "len", uinfo.len()) == 1,
         "{n}: an unbounded queue with one item"
     );
 }

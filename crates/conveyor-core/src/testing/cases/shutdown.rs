@@ -11,7 +11,7 @@ pub fn shutdown_drains_then_fails<F: Factory>(f: &F) {
     put(f, &p, Item::new(1));
     put(f, &p, Item::new(2));
     let who = shutter(f, &q);
-    who.shutdown(false);
+    known(f, "shutdown", who.shutdown(false));
     let (p, (a, b, d)) = guarded("puts after shutdown", p, |p| {
         (
             p.put(Item::new(3)),
@@ -56,7 +56,7 @@ pub fn shutdown_drains_then_fails<F: Factory>(f: &F) {
         "{}: gets after shutdown(false) drain what was left",
         name(f)
     );
-    who.shutdown(false);
+    known(f, "shutdown", who.shutdown(false));
     let (_c, (a, b, d)) = guarded("gets after shutdown, drained", c, |c| {
         (c.get(), c.try_get(), c.get_timeout(GENEROUS * 4))
     });
@@ -85,7 +85,7 @@ fn shutdown_wakes_getters<F: Factory>(f: &F, immediate: bool) {
         })
         .collect();
     let waiters: Vec<_> = waiters.into_iter().map(Waiter::until_asleep).collect();
-    shutter(f, &q).shutdown(immediate);
+    known(f, "shutdown", shutter(f, &q).shutdown(immediate));
     for w in waiters {
         expect_closed(
             f,
@@ -113,7 +113,7 @@ fn shutdown_wakes_putter<F: Factory>(f: &F, immediate: bool) {
     let (before, count) = full_for_a_blocked_put(f, &p);
     let w =
         Waiter::start("put on a full channel", move || put_from(&p, before, count)).until_asleep();
-    shutter(f, &q).shutdown(immediate);
+    known(f, "shutdown", shutter(f, &q).shutdown(immediate));
     let (stopped_at, r) = w.finish();
     let what = format!("a blocked put at shutdown({immediate})");
     expect_refused(f, &what, r, "Closed", PutError::is_closed, stopped_at);
@@ -142,7 +142,7 @@ pub fn shutdown_immediate_discards<F: Factory>(f: &F) {
     for id in 1..=3 {
         put(f, &p, Item::new(id));
     }
-    shutter(f, &q).shutdown(true);
+    known(f, "shutdown", shutter(f, &q).shutdown(true));
     let r = p.try_put(Item::new(4));
     expect_refused(
         f,
@@ -168,7 +168,12 @@ pub fn shutdown_immediate_discards<F: Factory>(f: &F) {
     expect_closed(f, "try_get after shutdown(true)", b);
     expect_closed(f, "get_timeout after shutdown(true)", d);
     if let Ok(info) = F::info(&c) {
-        assert_eq!(info.len(), 0, "{}: len after shutdown(true)", name(f));
+        assert_eq!(
+            known(f, "len", info.len()),
+            0,
+            "{}: len after shutdown(true)",
+            name(f)
+        );
     }
 }
 
@@ -180,10 +185,10 @@ pub fn shutdown_immediate_after_shutdown_discards<F: Factory>(f: &F) {
         put(f, &p, Item::new(id));
     }
     let s = shutter(f, &q);
-    s.shutdown(false);
+    known(f, "shutdown", s.shutdown(false));
     let first = take(f, &c, 1);
     assert_eq!(first.len(), 1);
-    s.shutdown(true);
+    known(f, "shutdown", s.shutdown(true));
     if !discards(f, "shutdown_immediate_after_shutdown_discards") {
         assert_eq!(
             take(f, &c, 2).len(),
@@ -206,7 +211,7 @@ pub fn close_is_per_handle<F: Factory>(f: &F) {
     let q = f.create(Capacity::Unbounded);
     let (p1, c) = (f.producer(&q), f.consumer(&q));
     put(f, &p1, Item::new(1));
-    p1.close();
+    known(f, "close", p1.close());
     let (p1, (a, b, d)) = guarded("puts through a closed handle", p1, |p| {
         (
             p.put(Item::new(2)),
@@ -238,7 +243,7 @@ pub fn close_is_per_handle<F: Factory>(f: &F) {
         PutError::is_closed,
         4,
     );
-    p1.close(); // twice: no-op
+    known(f, "close", p1.close()); // twice: no-op
     match f.profile().shape {
         Shape::Queue => {
             let p2 = f.producer(&q);
@@ -279,7 +284,7 @@ pub fn blocked_get_after_a_producer_closes<F: Factory>(f: &F) {
     let p1 = f.producer(&q);
     let c = f.consumer(&q);
     let w = Waiter::start("get on an empty queue", move || got(c.get())).until_asleep();
-    p1.close();
+    known(f, "close", p1.close());
     match f.profile().shape {
         Shape::Queue => {
             let p2 = f.producer(&q);

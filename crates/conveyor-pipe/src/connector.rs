@@ -1,4 +1,4 @@
-//! [`Client`]: connects to a [`Listener`](crate::Listener), or to a Python
+//! [`Connector`]: connects to a [`Listener`](crate::Listener), or to a Python
 //! `multiprocessing.connection.Listener` (Python's `multiprocessing.connection.Client`).
 
 use std::net::TcpStream;
@@ -15,29 +15,29 @@ use crate::listener::Auth;
 /// Connects to a listener and, with an authkey, runs the handshake: answers the listener's
 /// challenge, then challenges it back (Python's `Client(address, authkey=...)`).
 ///
-/// `Client::new()` starts with no authkey, the handshake timeout
+/// `Connector::new()` starts with no authkey, the handshake timeout
 /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::DEFAULT_HANDSHAKE_TIMEOUT) and the default challenge
 /// form; the methods change them.
 ///
 /// ```
-/// use conveyor_pipe::{Client, Listener};
+/// use conveyor_pipe::{Connector, Listener};
 ///
 /// let listener = Listener::bind_private(Some(b"key")).unwrap();
 /// let address = listener.address().clone();
 /// let t = std::thread::spawn(move || listener.accept().unwrap().recv::<String>().unwrap());
-/// let conn = Client::new().authkey(b"key").connect(&address).unwrap();
+/// let conn = Connector::new().authkey(b"key").connect(&address).unwrap();
 /// conn.send(&"hi").unwrap();
 /// assert_eq!(t.join().unwrap(), "hi");
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct Client {
+pub struct Connector {
     auth: Auth,
 }
 
-impl Client {
-    /// A client with no authkey and the default settings.
+impl Connector {
+    /// A connector with no authkey and the default settings.
     pub fn new() -> Self {
-        Client::default()
+        Connector::default()
     }
 
     /// Authenticates with `key` (an empty key still runs the handshake, as in CPython).
@@ -95,7 +95,7 @@ impl Client {
 /// Connects to `address`, authenticating with `authkey` if given (Python's
 /// `Client(address, authkey=...)`).
 pub fn connect(address: &Address, authkey: Option<&[u8]>) -> Result<Connection, ConnectError> {
-    let mut c = Client::new();
+    let mut c = Connector::new();
     if let Some(k) = authkey {
         c = c.authkey(k);
     }
