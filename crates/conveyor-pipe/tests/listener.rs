@@ -138,11 +138,26 @@ fn wrong_key_fails_on_both_sides_and_no_data_passes() {
     }
 }
 
+/// The listener's handshake timeout in the tests where a silent or dripping client must run
+/// into it and the next, well-behaved client must then finish its handshake within it: long
+/// enough for that client's thread to be scheduled twice on a loaded 2-core machine (300 ms
+/// was not), short enough to keep the tests quick.
+const SERIAL_HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// A well-behaved client that waits for the listener to finish with the silent or dripping
+/// client before it: its own handshake limit counts from its connect, so it must outlast
+/// [`SERIAL_HANDSHAKE`] with room to spare.
+fn patient_client() -> Connector {
+    Connector::new()
+        .authkey(b"key")
+        .handshake_timeout(Some(WAIT))
+}
+
 #[test]
 fn silent_client_times_out_and_the_next_client_is_served() {
     let listener = Listener::builder()
         .authkey(b"key")
-        .handshake_timeout(Some(Duration::from_millis(300)))
+        .handshake_timeout(Some(SERIAL_HANDSHAKE))
         .bind_private()
         .unwrap();
     let address = listener.address().clone();
@@ -152,7 +167,7 @@ fn silent_client_times_out_and_the_next_client_is_served() {
     let silent = UnixStream::connect(&path).unwrap();
     let (tx, rx) = mpsc::channel();
     let good = thread::spawn(move || {
-        let r = Connector::new().authkey(b"key").connect(&address);
+        let r = patient_client().connect(&address);
         tx.send(()).unwrap();
         r
     });
@@ -285,12 +300,12 @@ fn data_sent_right_after_the_handshake_stays_in_the_socket() {
 #[test]
 fn one_deadline_bounds_a_dripping_handshake_and_the_next_client_is_served() {
     // A client that answers the challenge one byte every 100 ms: each read gets a byte well
-    // within the 500 ms timeout, so only a deadline for the whole handshake stops it (a
-    // per-read timeout let such a client hold a serial accept loop for 20 s).
+    // within the timeout, so only a deadline for the whole handshake stops it (a per-read
+    // timeout let such a client hold a serial accept loop for 20 s).
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    let timeout = Duration::from_millis(500);
+    let timeout = SERIAL_HANDSHAKE;
     let listener = Listener::builder()
         .authkey(b"key")
         .handshake_timeout(Some(timeout))
@@ -322,7 +337,7 @@ fn one_deadline_bounds_a_dripping_handshake_and_the_next_client_is_served() {
     };
     // The good client connects after the dripper, so the serial loop takes it second.
     connected_rx.recv_timeout(WAIT).unwrap();
-    let good = thread::spawn(move || Connector::new().authkey(b"key").connect(&address));
+    let good = thread::spawn(move || patient_client().connect(&address));
 
     let start = Instant::now();
     let first = listener.accept();

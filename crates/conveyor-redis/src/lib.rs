@@ -65,7 +65,10 @@
 //!   operation then fails with [`Error::QueueLost`], never with a silent empty queue. With
 //!   `appendonly yes` the queue survives, and the handles reconnect.
 //! - **Shutdown reaches every machine**: it is state in the server, which waiting gets and puts
-//!   look at every poll interval ([`Builder::poll_interval`], 100 ms by default).
+//!   look at every poll interval ([`Builder::poll_interval`], 100 ms by default). A put that
+//!   starts after the shutdown fails, on every machine: the stream then refuses new entries
+//!   (its last id is set to the largest there is), so a redis-py peer's `xadd` fails too
+//!   ("The stream has exhausted the last possible ID").
 //!
 //! # Close and shutdown
 //!
@@ -93,13 +96,19 @@
 //!
 //! # Cost
 //!
-//! Every operation is a round trip to the server. A put is one Lua script call (the state,
-//! the bound, and the lane's sequence checked with the XADD, atomically), a get one XREADGROUP
-//! (its acknowledgement is sent without waiting for the answer), and once per poll interval a
-//! get runs the take script instead (shutdown, redelivery). [`RedisQueue::put_batch`] sends many
-//! items in one script call: use it when producing fast. The harness
-//! (`cargo xtask bench --filter redis`) compares this crate with the raw redis-rs loop and with
-//! redis-py, side by side.
+//! Every operation is a round trip to the server. A put to an unbounded queue that does not
+//! shut itself down is one transaction (`MULTI`, `XADD`, `HSET` of the lane's record, `EXEC`):
+//! a shutdown makes the stream refuse `XADD`s in the server itself, so the put needs no
+//! script; at least once per poll interval, and whenever the server refuses it, a put runs the
+//! put script instead, which also checks that the queue is the one the handle opened. A put to
+//! a bounded or self-shutting queue is one Lua script call (the state, the bound, and the
+//! lane's sequence checked with the XADD, atomically), which costs the server several times an
+//! XADD. A get is one XREADGROUP (with `NOACK` on a [`RedisQueue`]: delivered is done), and once
+//! per poll interval a get runs the take script instead (shutdown, redelivery, and trimming
+//! the entries already done from the stream).
+//! [`RedisQueue::put_batch`] sends many items in one transaction or script call: use it when
+//! producing fast. The harness (`cargo xtask bench --filter RedisQueue,redis-rs`) compares this
+//! crate with the raw redis-rs loop and with redis-py, side by side.
 //!
 //! # Servers for tests and examples
 //!

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::conn::{Pool, Retry};
 use crate::error::Error;
-use crate::scripts::{scripts, Keys, GROUP};
+use crate::scripts::{self, scripts, Keys, GROUP};
 
 /// The settings of a queue handle, set with [`Builder`]'s methods.
 #[derive(Debug, Clone)]
@@ -188,6 +188,8 @@ struct Shared<C> {
     taken: Mutex<VecDeque<String>>,
     /// When the take script last ran (ns since `epoch`; 0: never).
     last_check: AtomicU64,
+    /// When the put script last ran (ns since `epoch`; 0: never).
+    last_put_check: AtomicU64,
     epoch: Instant,
 }
 
@@ -208,23 +210,52 @@ fn unique_name() -> String {
     )
 }
 
-/// The id of the first entry of an XREADGROUP answer, if it has one.
-fn first_entry_id(reply: &Value) -> Option<String> {
+/// The first entry of an XREADGROUP answer, `(id, field d)`, taken out of it without a copy;
+/// `Ok(None)` when it has none, `Err` (the answer) when it is not an XREADGROUP answer.
+///
+/// RESP2 answers `[[stream, [[id, [field, value, ...]]]]]`, RESP3 a map of stream to entries.
+fn take_entry(reply: Value) -> Result<Option<(String, Vec<u8>)>, Value> {
     let entries = match reply {
-        Value::Array(streams) => match streams.first() {
-            Some(Value::Array(pair)) if pair.len() == 2 => &pair[1],
-            _ => return None,
+        Value::Nil => return Ok(None),
+        Value::Array(ref streams) if streams.is_empty() => return Ok(None),
+        Value::Map(ref streams) if streams.is_empty() => return Ok(None),
+        Value::Array(mut streams) => match streams.swap_remove(0) {
+            Value::Array(mut pair) if pair.len() == 2 => pair.pop(),
+            other => return Err(other),
         },
-        Value::Map(streams) => &streams.first()?.1,
-        _ => return None,
+        Value::Map(mut streams) => Some(streams.swap_remove(0).1),
+        other => return Err(other),
     };
-    let Value::Array(entries) = entries else {
-        return None;
+    let Some(Value::Array(mut entries)) = entries else {
+        return Err(Value::Nil);
     };
-    let Some(Value::Array(entry)) = entries.first() else {
-        return None;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let Value::Array(mut entry) = entries.swap_remove(0) else {
+        return Err(Value::Nil);
     };
-    entry.first().and_then(text)
+    if entry.len() != 2 {
+        return Err(Value::Array(entry));
+    }
+    let fields = entry.pop();
+    let Some(id) = entry.first().and_then(text) else {
+        return Err(Value::Array(entry));
+    };
+    let Some(Value::Array(fields)) = fields else {
+        return Err(Value::Nil);
+    };
+    let mut data = Vec::new();
+    let mut fields = fields.into_iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        if bulk(&name) == Some(b"d") {
+            if let Value::BulkString(b) = value {
+                data = b;
+            }
+            break;
+        }
+    }
+    Ok(Some((id, data)))
 }
 
 fn bulk(v: &Value) -> Option<&[u8]> {
@@ -246,6 +277,19 @@ fn int(v: &Value) -> Option<i64> {
     }
 }
 
+/// Whether the time stamp `at` (ns since `shared.epoch`; 0: never) is within the poll interval.
+fn recent<C>(at: &AtomicU64, shared: &Shared<C>) -> bool {
+    let last = at.load(Ordering::Relaxed);
+    let now = shared.epoch.elapsed().as_nanos() as u64;
+    last != 0 && now.saturating_sub(last) < shared.opts.poll.as_nanos() as u64
+}
+
+/// Sets the time stamp `at` to now.
+fn mark<C>(at: &AtomicU64, shared: &Shared<C>) {
+    let now = (shared.epoch.elapsed().as_nanos() as u64).max(1);
+    at.store(now, Ordering::Relaxed);
+}
+
 /// What the take script answered.
 enum Taken {
     Item(String, Vec<u8>),
@@ -255,7 +299,7 @@ enum Taken {
 
 impl<C: Codec> Shared<C> {
     fn open(b: Builder<C>, ack_on_get: bool) -> Result<Self, Error> {
-        let pool = Pool::new(&b.url, b.opts.reconnect_for)?;
+        let pool = Pool::new(&b.url, b.opts.reconnect_for, b.opts.poll)?;
         let keys = Keys::new(&b.name);
         let new_token = unique_name();
         let reply: Vec<Value> = pool.run(Retry::Safe, "open", |link| {
@@ -304,6 +348,7 @@ impl<C: Codec> Shared<C> {
             seq: AtomicU64::new(0),
             taken: Mutex::new(VecDeque::new()),
             last_check: AtomicU64::new(0),
+            last_put_check: AtomicU64::new(0),
             epoch: Instant::now(),
             name: b.name,
         })
@@ -319,28 +364,100 @@ impl<C: Codec> Shared<C> {
         format!("{}/{lane}", self.consumer)
     }
 
+    /// Whether a put may take the fast path (one transaction, no script): the queue has no
+    /// bound and does not shut itself down (the script checks those), and the script ran on
+    /// this handle within the poll interval (it also checks that the queue is the one this
+    /// handle opened, not one made anew under its name since: a put sees that within the poll
+    /// interval, as a get does).
+    fn fast_put_allowed(&self) -> bool {
+        self.capacity.is_none() && !self.auto && recent(&self.last_put_check, self)
+    }
+
     /// One attempt at putting `items`: how many went in (from the first), or `None` when the
     /// queue is shut down.
     fn put_encoded(&self, items: &[Vec<u8>], producer: &str) -> Result<Option<usize>, Error> {
+        if self.fast_put_allowed() {
+            if let Some(done) = self.put_fast(items, producer)? {
+                return Ok(done);
+            }
+            // refused: the script says why (shut down, or the queue is gone)
+        }
+        mark(&self.last_put_check, self);
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let mut attempts = 0;
-        let reply: Vec<Value> = self.pool.run(Retry::Safe, "put", |link| {
+        let reply = self.pool.run(Retry::Safe, "put", |link| {
             attempts += 1;
-            let mut inv = scripts().put.key(&self.keys.items);
-            inv.key(&self.keys.meta)
-                .key(&self.keys.puts)
-                .key(&self.keys.producers)
-                .arg(&self.token)
-                .arg(self.lane_name(link.lane))
-                .arg(seq)
-                .arg(producer)
-                .arg(self.opts.lease.as_millis() as u64)
-                .arg(if attempts > 1 { "retry" } else { "new" });
-            for item in items {
-                inv.arg(item.as_slice());
-            }
-            inv.invoke(&mut link.conn)
+            self.put_script(link, seq, producer, attempts > 1, items)
         })?;
+        self.put_answer(reply)
+    }
+
+    /// A put by the fast transaction ([`scripts::fast_put`]): `Some` with the put script's
+    /// answer, or `None` when the server refused every entry (the caller asks the script why,
+    /// as a new put). A retry after a broken connection goes through the script, which looks
+    /// the put's record up.
+    fn put_fast(&self, items: &[Vec<u8>], producer: &str) -> Result<Option<Option<usize>>, Error> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut attempts = 0;
+        let reply = self.pool.run(Retry::Safe, "put", |link| {
+            attempts += 1;
+            if attempts > 1 {
+                return self.put_script(link, seq, producer, true, items).map(Err);
+            }
+            scripts::fast_put(&self.keys, &self.lane_name(link.lane), seq, items)
+                .query::<Vec<Value>>(&mut link.conn)
+                .map(Ok)
+        })?;
+        match reply {
+            Ok(ids) => {
+                // every entry or none: the transaction runs as one step of the server
+                let added = ids
+                    .iter()
+                    .take_while(|v| matches!(v, Value::BulkString(_) | Value::SimpleString(_)))
+                    .count();
+                if added > 0 {
+                    Ok(Some(Some(added)))
+                } else if items.is_empty() {
+                    Ok(Some(Some(0)))
+                } else {
+                    if let Some(Value::ServerError(e)) = ids.first() {
+                        tracing::debug!(name = %self.name, error = ?e, "fast put refused");
+                    }
+                    Ok(None)
+                }
+            }
+            Err(script_reply) => self.put_answer(script_reply).map(Some),
+        }
+    }
+
+    /// Runs the put script for (this link's lane, `seq`).
+    fn put_script(
+        &self,
+        link: &mut crate::conn::Link,
+        seq: u64,
+        producer: &str,
+        retry: bool,
+        items: &[Vec<u8>],
+    ) -> Result<Vec<Value>, RedisError> {
+        let mut inv = scripts().put.key(&self.keys.items);
+        inv.key(&self.keys.meta)
+            .key(&self.keys.puts)
+            .key(&self.keys.producers)
+            .key(&self.keys.puts_at_shutdown)
+            .arg(&self.token)
+            .arg(self.lane_name(link.lane))
+            .arg(seq)
+            .arg(producer)
+            .arg(self.opts.lease.as_millis() as u64)
+            .arg(if retry { "retry" } else { "new" });
+        for item in items {
+            inv.arg(item.as_slice());
+        }
+        inv.invoke(&mut link.conn)
+    }
+
+    /// The put script's answer: how many went in, or `None` when the queue is shut down.
+    fn put_answer(&self, reply: Vec<Value>) -> Result<Option<usize>, Error> {
         match reply.first().and_then(text).as_deref() {
             Some("ok") => reply
                 .get(1)
@@ -371,6 +488,8 @@ impl<C: Codec> Shared<C> {
                     .key(&self.keys.meta)
                     .key(&self.keys.dead)
                     .key(&self.keys.producers)
+                    .key(&self.keys.puts)
+                    .key(&self.keys.puts_at_shutdown)
                     .arg(&self.token)
                     .arg(&self.consumer)
                     .arg(self.opts.visibility.as_millis() as u64)
@@ -405,46 +524,33 @@ impl<C: Codec> Shared<C> {
         }
     }
 
-    /// Waits in the server, at most `wait`, for the next undelivered entry.
+    /// Waits in the server, at most `wait` (no longer than the poll interval, which the
+    /// connections' read timeout allows for), for the next undelivered entry.
     fn wait_for_entry(&self, wait: Duration) -> Result<Option<(String, Vec<u8>)>, Error> {
+        debug_assert!(wait <= self.opts.poll);
         let block_ms = wait.as_millis().clamp(1, u64::MAX as u128) as u64;
         let reply: Result<Value, Error> = self.pool.run_once(
             "get",
             |link| {
-                link.conn
-                    .set_read_timeout(Some(wait + Duration::from_secs(10)))?;
-                let r = redis::cmd("XREADGROUP")
-                    .arg("GROUP")
+                let mut read = redis::cmd("XREADGROUP");
+                read.arg("GROUP")
                     .arg(GROUP)
                     .arg(&self.consumer)
                     .arg("COUNT")
                     .arg(1)
                     .arg("BLOCK")
-                    .arg(block_ms)
+                    .arg(block_ms);
+                if self.ack_on_get {
+                    // Delivered and done in the one step: the entry never enters the pending
+                    // list (at most once, as the crate docs say); the take script trims it
+                    // from the stream later (see the scripts module).
+                    read.arg("NOACK");
+                }
+                let r: Value = read
                     .arg("STREAMS")
                     .arg(&self.keys.items)
                     .arg(">")
-                    .query(&mut link.conn);
-                link.conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-                let r: Value = r?;
-                if self.ack_on_get {
-                    if let Some(id) = first_entry_id(&r) {
-                        // acknowledge and remove it in one transaction, without waiting for
-                        // the answer (read before this connection's next command)
-                        let packed = redis::pipe()
-                            .atomic()
-                            .cmd("XACK")
-                            .arg(&self.keys.items)
-                            .arg(GROUP)
-                            .arg(&id)
-                            .cmd("XDEL")
-                            .arg(&self.keys.items)
-                            .arg(&id)
-                            .get_packed_pipeline();
-                        // MULTI, two QUEUED, EXEC
-                        link.send_later(&packed, 4)?;
-                    }
-                }
+                    .query(&mut link.conn)?;
                 Ok(r)
             },
             |source| self.interrupted(source),
@@ -460,36 +566,7 @@ impl<C: Codec> Shared<C> {
             }
             Err(e) => return Err(e),
         };
-        // [[stream, [[id, [field, value, ...]]]]] (RESP2) or a map of stream -> entries (RESP3)
-        let entries = match &reply {
-            Value::Nil => return Ok(None),
-            Value::Array(streams) => match streams.first() {
-                Some(Value::Array(pair)) if pair.len() == 2 => &pair[1],
-                _ => return self.bad_read(&reply),
-            },
-            Value::Map(streams) => match streams.first() {
-                Some((_, entries)) => entries,
-                None => return Ok(None),
-            },
-            _ => return self.bad_read(&reply),
-        };
-        let Value::Array(entries) = entries else {
-            return self.bad_read(&reply);
-        };
-        let Some(Value::Array(entry)) = entries.first() else {
-            return Ok(None);
-        };
-        let (Some(id), Some(Value::Array(fields))) = (entry.first().and_then(text), entry.get(1))
-        else {
-            return self.bad_read(&reply);
-        };
-        let data = fields
-            .chunks(2)
-            .find(|kv| kv.first().and_then(bulk) == Some(b"d"))
-            .and_then(|kv| kv.get(1).and_then(bulk))
-            .unwrap_or_default()
-            .to_vec();
-        Ok(Some((id, data)))
+        take_entry(reply).or_else(|reply| self.bad_read(&reply))
     }
 
     fn bad_read<R>(&self, reply: &Value) -> Result<R, Error> {
@@ -545,14 +622,11 @@ impl<C: Codec> Shared<C> {
     }
 
     fn checked_lately(&self) -> bool {
-        let last = self.last_check.load(Ordering::Relaxed);
-        let now = self.epoch.elapsed().as_nanos() as u64;
-        last != 0 && now.saturating_sub(last) < self.opts.poll.as_nanos() as u64
+        recent(&self.last_check, self)
     }
 
     fn mark_checked(&self) {
-        let now = (self.epoch.elapsed().as_nanos() as u64).max(1);
-        self.last_check.store(now, Ordering::Relaxed);
+        mark(&self.last_check, self);
     }
 
     fn delivered(&self, id: String, data: Vec<u8>) -> Vec<u8> {
@@ -662,6 +736,8 @@ impl<C: Codec> Shared<C> {
                 .shutdown
                 .key(&self.keys.items)
                 .key(&self.keys.meta)
+                .key(&self.keys.puts)
+                .key(&self.keys.puts_at_shutdown)
                 .arg(&self.token)
                 .arg(if immediate { "1" } else { "0" })
                 .invoke(&mut link.conn)
@@ -700,6 +776,9 @@ impl<C> Shared<C> {
                 .leave
                 .key(&self.keys.meta)
                 .key(&self.keys.producers)
+                .key(&self.keys.items)
+                .key(&self.keys.puts)
+                .key(&self.keys.puts_at_shutdown)
                 .arg(&self.token)
                 .arg(producer)
                 .invoke(&mut link.conn)
@@ -874,6 +953,7 @@ impl<T, C: Codec> RedisQueue<T, C> {
                 .arg(&k.meta)
                 .arg(&k.dead)
                 .arg(&k.puts)
+                .arg(&k.puts_at_shutdown)
                 .arg(&k.producers)
                 .query::<()>(&mut link.conn)
         })
@@ -905,8 +985,9 @@ impl<T, C: Codec> RedisQueue<T, C> {
         }
     }
 
-    /// Puts every item of `items` with one round trip per batch of room (Redis pipelining in
-    /// one script call), waiting while the queue is full; the fast way to put many items.
+    /// Puts every item of `items` with one round trip per batch of room (one transaction, or
+    /// one script call on a bounded or self-shutting queue), waiting while the queue is full;
+    /// the fast way to put many items.
     /// Fails with the items not put (the ones before went in).
     pub fn put_batch(&self, items: Vec<T>) -> Result<(), PutError<Vec<T>>>
     where

@@ -83,13 +83,19 @@ impl Spec {
             .poll_interval(Duration::from_millis(20))
             .reconnect_for(Duration::from_secs(1));
         if self.auto {
-            b.shutdown_when_producers_done()
-                .producer_lease(Duration::from_millis(500))
+            b.shutdown_when_producers_done().producer_lease(LEASE)
         } else {
             b
         }
     }
 }
+
+/// The producer lease of the self-shutting queues. No case here lets a producer die without
+/// closing (each one closes, is dropped, or ends its process after closing), so the lease
+/// never has to run out; a short one (it was 500 ms, renewed every 167 ms) ran out on a loaded
+/// machine whenever the renewing thread waited a few hundred milliseconds for a CPU, and the
+/// queue shut itself down under producers that were alive and about to put.
+const LEASE: Duration = GENEROUS;
 
 type Results = RedisQueue<Vec<u64>>;
 
@@ -105,8 +111,7 @@ type Where = (String, String, bool);
 fn reopen((url, name, auto): &Where) -> Builder {
     let b = Builder::new(url, name).poll_interval(Duration::from_millis(20));
     if *auto {
-        b.shutdown_when_producers_done()
-            .producer_lease(Duration::from_millis(500))
+        b.shutdown_when_producers_done().producer_lease(LEASE)
     } else {
         b
     }

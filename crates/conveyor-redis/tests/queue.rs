@@ -239,12 +239,14 @@ fn unacknowledged_item_is_redelivered_after_the_visibility_timeout() {
         };
         let q = open();
         q.put("the only hot dog".into()).unwrap();
-        {
-            let dying = open();
-            assert_eq!(dying.get().unwrap(), "the only hot dog");
-            // dropped without task_done, as a consumer that dies
-        }
+        let dying = open();
+        // The clock starts before the delivery: the visibility timeout runs from the delivery
+        // on the server, so a start taken after the get (and the drop and the open that follow
+        // it, slow on a loaded machine) would see the redelivery come "early".
         let start = Instant::now();
+        assert_eq!(dying.get().unwrap(), "the only hot dog");
+        // dropped without task_done, as a consumer that dies
+        drop(dying);
         let survivor = open();
         assert_eq!(survivor.get_timeout(LONG).unwrap(), "the only hot dog");
         assert!(
@@ -537,6 +539,45 @@ fn timeouts_beyond_the_clock_wait_as_long_as_needed() {
         assert_eq!(q.get_timeout(Duration::MAX).unwrap(), 1);
         q.task_done().unwrap();
         assert!(q.join_timeout(Duration::MAX).unwrap());
+        q.destroy().unwrap();
+    });
+}
+
+/// A get takes an entry without deleting it (it reads with NOACK); the take script, which a get runs once per poll
+/// interval and a `try_get` every time, trims what is done, so the stream does not grow with
+/// every item ever put. Meanwhile `len` counts only what is not yet delivered.
+#[test]
+fn done_entries_are_trimmed_from_the_stream() {
+    with_server!("trimmed", |url, name| {
+        let q: RedisQueue<u32> = Builder::new(&url, &name)
+            .poll_interval(Duration::from_secs(60))
+            .open()
+            .unwrap();
+        let mut conn = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let xlen = |conn: &mut redis::Connection| -> usize {
+            redis::cmd("XLEN").arg(q.stream_key()).query(conn).unwrap()
+        };
+        for i in 0..50 {
+            q.put(i).unwrap();
+        }
+        // the first get runs the take script, the others read the stream directly
+        for i in 0..40 {
+            assert_eq!(q.get().unwrap(), i);
+        }
+        assert_eq!(q.len().unwrap(), 10, "len counts what is not yet delivered");
+        assert_eq!(xlen(&mut conn), 50, "the direct gets deleted nothing");
+        // it trims before it takes: below the last delivered entry (39), which stays
+        assert_eq!(q.try_get().unwrap(), 40);
+        assert_eq!(xlen(&mut conn), 11, "not trimmed");
+        for i in 41..50 {
+            assert_eq!(q.get().unwrap(), i);
+        }
+        assert!(q.try_get().unwrap_err().is_empty());
+        assert_eq!(xlen(&mut conn), 1, "not trimmed");
+        assert_eq!(q.len().unwrap(), 0);
         q.destroy().unwrap();
     });
 }
