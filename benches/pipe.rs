@@ -13,7 +13,10 @@
 //!   the end of the run instead of one system call per message;
 //! - `pingpong/64B`: the parent sends 64 bytes, the child echoes them, one round trip per
 //!   iteration (raw bytes for every peer); conveyor with its adaptive spin (the default) and
-//!   without (`set_spin(false)` on both ends).
+//!   without (`set_spin(false)` on both ends);
+//! - `conveyor_shm`: conveyor's bytes over a pipe built with
+//!   `PipeBuilder::shared_memory(true)` (the messages in a shared-memory ring, the socket for
+//!   waking and end of file), in every workload.
 //!
 //! After criterion's groups it measures each workload again, alternating the peers from round
 //! to round so that all see the same machine state, and prints median throughput and round trip
@@ -35,7 +38,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use conveyor::pipe::{pipe, Connection};
+use conveyor::pipe::{Connection, PipeBuilder};
 use conveyor::process::{self as process, entry, Child, Process};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipc_channel::ipc::{
@@ -157,8 +160,11 @@ struct ConveyorPeer {
 }
 
 impl ConveyorPeer {
-    fn start() -> Self {
-        let (conn, theirs) = pipe().unwrap();
+    fn start(shared_memory: bool) -> Self {
+        let (conn, theirs) = PipeBuilder::new()
+            .shared_memory(shared_memory)
+            .build()
+            .unwrap();
         let child = Process::new("conveyor_peer", theirs).start().unwrap();
         ConveyorPeer {
             conn,
@@ -453,9 +459,11 @@ impl Drop for IpcPeer {
 
 const SIZES: [(u64, &str); 3] = [(64, "64B"), (4096, "4KiB"), (1 << 20, "1MiB")];
 
-/// The three peers, each with its child process.
+/// The peers, each with its child process.
 struct Peers {
     conveyor: ConveyorPeer,
+    /// Conveyor over a shared-memory pipe.
+    shm: ConveyorPeer,
     raw: RawPeer,
     ipc: IpcPeer,
 }
@@ -472,6 +480,9 @@ fn bench(c: &mut Criterion, p: &mut Peers) {
         });
         group.bench_function(BenchmarkId::new("conveyor_bytes", name), |b| {
             b.iter_custom(|iters| p.conveyor.receive(iters, size))
+        });
+        group.bench_function(BenchmarkId::new("conveyor_shm", name), |b| {
+            b.iter_custom(|iters| p.shm.receive(iters, size))
         });
         group.bench_function(BenchmarkId::new("conveyor_serde", name), |b| {
             b.iter_custom(|iters| p.conveyor.receive_serde(iters, size))
@@ -498,6 +509,9 @@ fn bench(c: &mut Criterion, p: &mut Peers) {
     group.bench_function(BenchmarkId::new("conveyor_bytes", "64B"), |b| {
         b.iter_custom(|iters| p.conveyor.pingpong(iters))
     });
+    group.bench_function(BenchmarkId::new("conveyor_shm", "64B"), |b| {
+        b.iter_custom(|iters| p.shm.pingpong(iters))
+    });
     group.bench_function(BenchmarkId::new("ipc_channel_bytes", "64B"), |b| {
         b.iter_custom(|iters| p.ipc.pingpong(iters))
     });
@@ -509,16 +523,18 @@ fn side_by_side(p: &mut Peers) {
     let rounds = 21;
     println!("\nside by side, {rounds} alternating rounds each, medians (k messages/s):");
     println!(
-        "{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9} {:>9}",
+        "{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9} {:>9} {:>9}",
         "workload",
         "raw",
         "conv bytes",
         "conv batch",
         "conv serde",
+        "conv shm",
         "ipc bytes",
         "ipc serde",
         "cb/raw",
         "cs/raw",
+        "shm/raw",
         "cb/ipcb",
         "cs/ipcs"
     );
@@ -528,35 +544,38 @@ fn side_by_side(p: &mut Peers) {
             4096 => 40_000,
             _ => 400,
         };
-        let m = alternate(rounds, 6, |peer| {
+        let m = alternate(rounds, 7, |peer| {
             let t = match peer {
                 0 => p.raw.receive(count, size),
                 1 => p.conveyor.receive(count, size),
                 2 => p.conveyor.receive_batched(count, size),
                 3 => p.conveyor.receive_serde(count, size),
-                4 => p.ipc.receive(count, size),
+                4 => p.shm.receive(count, size),
+                5 => p.ipc.receive(count, size),
                 _ => p.ipc.receive_serde(count, size),
             };
             count as f64 / t.as_secs_f64() / 1e3
         });
-        let (r, cb, cx, cs, ib, is) = (m[0], m[1], m[2], m[3], m[4], m[5]);
+        let (r, cb, cx, cs, sh, ib, is) = (m[0], m[1], m[2], m[3], m[4], m[5], m[6]);
         println!(
-            "{:<14} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} | {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x",
+            "{:<14} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} | {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x",
             format!("1p1c {name}"),
             r,
             cb,
             cx,
             cs,
+            sh,
             ib,
             is,
             cb / r,
             cs / r,
+            sh / r,
             cb / ib,
             cs / is
         );
     }
     let count = 20_000u64;
-    let m = alternate(rounds, 4, |peer| {
+    let m = alternate(rounds, 6, |peer| {
         let t = match peer {
             0 => p.raw.pingpong(count),
             1 => p.conveyor.pingpong(count),
@@ -566,16 +585,26 @@ fn side_by_side(p: &mut Peers) {
                 p.conveyor.spin(true);
                 t
             }
+            3 => p.shm.pingpong(count),
+            4 => {
+                p.shm.spin(false);
+                let t = p.shm.pingpong(count);
+                p.shm.spin(true);
+                t
+            }
             _ => p.ipc.pingpong(count),
         };
         t.as_secs_f64() / count as f64 * 1e6
     });
-    let (r, cb, cn, ib) = (m[0], m[1], m[2], m[3]);
+    let (r, cb, cn, sb, sn, ib) = (m[0], m[1], m[2], m[3], m[4], m[5]);
     println!(
         "round trip (us): raw {r:.2}, conveyor (spin) {cb:.2} ({:.2}x raw), conveyor (no spin) \
-         {cn:.2} ({:.2}x raw), ipc-channel {ib:.2} ({:.2}x conveyor/ipc)",
+         {cn:.2} ({:.2}x raw), conveyor shm (spin) {sb:.2} ({:.2}x raw), conveyor shm (no spin) \
+         {sn:.2} ({:.2}x raw), ipc-channel {ib:.2} ({:.2}x conveyor/ipc)",
         cb / r,
         cn / r,
+        sb / r,
+        sn / r,
         cb / ib
     );
     println!(
@@ -589,7 +618,8 @@ fn main() {
     // A child started by this bench runs its entry point here and exits.
     let _children = process::init(&[entry!(conveyor_peer), entry!(raw_peer), entry!(ipc_peer)]);
     let mut peers = Peers {
-        conveyor: ConveyorPeer::start(),
+        conveyor: ConveyorPeer::start(false),
+        shm: ConveyorPeer::start(true),
         raw: RawPeer::start(),
         ipc: IpcPeer::start(),
     };

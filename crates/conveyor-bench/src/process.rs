@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use conveyor_core::{Channel, Joinable};
-use conveyor_pipe::{pipe, pipe_oneway, Connection};
+use conveyor_pipe::{pipe, pipe_oneway, Connection, PipeBuilder};
 use conveyor_process::{Child, Process};
 use conveyor_shm::{JoinableShmQueue, ShmQueue};
 use serde::{Deserialize, Serialize};
@@ -83,6 +83,9 @@ pub enum Endpoint {
     Pipe(PipeEnd),
     /// One end of a pipe whose sends are buffered until a flush (or a receive, or the drop).
     PipeBuffered(PipeEnd),
+    /// One end of a pipe whose messages travel through shared memory
+    /// (`PipeBuilder::shared_memory`); the connection travels whole (its rings by name).
+    PipeShm(Box<Connection>),
     /// One end of a raw socketpair with length-prefixed frames (the baseline).
     RawSocket(PipeEnd),
     /// A manager's queue: the server's endpoint, the queue's name and bound.
@@ -281,6 +284,7 @@ fn open(chan: Endpoint) -> Result<Opened, RunError> {
             conn.set_buffered_sends(true);
             plain(Box::new(conn))
         }
+        Endpoint::PipeShm(conn) => plain(conn),
         Endpoint::RawSocket(end) => plain(Box::new(RawFramed::new(
             std::os::unix::net::UnixStream::from(end.0),
         ))),
@@ -573,6 +577,7 @@ enum Kind {
     JoinableShm,
     Pipe,
     PipeBuffered,
+    PipeShm,
     RawSocket,
     Manager,
     Ipmpsc,
@@ -736,6 +741,25 @@ impl ProcessTransport {
                     Endpoint::Pipe(PipeEnd::new(reader)),
                 )?;
             }
+            Kind::PipeShm => {
+                let (reader, writer) = PipeBuilder::new()
+                    .shared_memory(true)
+                    .duplex(false)
+                    .build()
+                    .map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
+                run.start(
+                    Role::Produce {
+                        base: 0,
+                        n: per_p,
+                        size,
+                    },
+                    Endpoint::PipeShm(Box::new(writer)),
+                )?;
+                run.start(
+                    Role::Consume { n: per_c, size },
+                    Endpoint::PipeShm(Box::new(reader)),
+                )?;
+            }
             Kind::RawSocket => {
                 let (a, b) = std::os::unix::net::UnixStream::pair()
                     .map_err(|e| RunError::new(format!("could not make a socketpair: {e}")))?;
@@ -858,6 +882,15 @@ impl ProcessTransport {
                 mine.set_buffered_sends(self.kind == Kind::PipeBuffered);
                 ping(&mine, size, rounds)
             }
+            Kind::PipeShm => {
+                let (mine, theirs) = PipeBuilder::new()
+                    .shared_memory(true)
+                    .build()
+                    .map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
+                run.start(Role::Echo { n: total }, Endpoint::PipeShm(Box::new(theirs)))?;
+                run.go()?;
+                ping(&mine, size, rounds)
+            }
             Kind::RawSocket => {
                 let (mine, theirs) = std::os::unix::net::UnixStream::pair()
                     .map_err(|e| RunError::new(format!("could not make a socketpair: {e}")))?;
@@ -957,7 +990,7 @@ impl Transport for ProcessTransport {
         }
         match (self.kind, workload) {
             (
-                Kind::Pipe | Kind::PipeBuffered | Kind::RawSocket,
+                Kind::Pipe | Kind::PipeBuffered | Kind::PipeShm | Kind::RawSocket,
                 Workload::Throughput {
                     producers,
                     consumers,
@@ -993,9 +1026,10 @@ impl Transport for ProcessTransport {
             (Kind::Shm, Workload::Joinable { .. }) => {
                 Err("no task_done/join (see JoinableShmQueue)".into())
             }
-            (Kind::Pipe | Kind::PipeBuffered | Kind::RawSocket, Workload::Joinable { .. }) => {
-                Err("no task_done/join".into())
-            }
+            (
+                Kind::Pipe | Kind::PipeBuffered | Kind::PipeShm | Kind::RawSocket,
+                Workload::Joinable { .. },
+            ) => Err("no task_done/join".into()),
             _ => Ok(()),
         }
     }
@@ -1046,6 +1080,13 @@ pub fn transports() -> Vec<Arc<dyn Transport>> {
                 "multiprocessing.Pipe",
             ),
             Kind::PipeBuffered,
+        )),
+        Arc::new(ProcessTransport::new(
+            process(
+                "conveyor pipe Connection, shared memory",
+                "multiprocessing.Pipe",
+            ),
+            Kind::PipeShm,
         )),
         Arc::new(ProcessTransport::new(
             process("conveyor Manager queue", "Manager().Queue"),
@@ -1124,7 +1165,8 @@ mod tests {
             }
         }
         // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong), buffered pipe 3,
-        // manager queue 5, ipmpsc 3, raw socketpair 3, ipc-channel 3, manager dict 3
-        assert_eq!(ran, 32);
+        // shared-memory pipe 3, manager queue 5, ipmpsc 3, raw socketpair 3, ipc-channel 3,
+        // manager dict 3
+        assert_eq!(ran, 35);
     }
 }

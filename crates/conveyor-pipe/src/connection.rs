@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::SendError;
+use crate::lane::{self, Lane, LanePutError, LaneReader, Record, TAG_MESSAGE};
 use crate::reader::{Payload, ReadAhead, ReadFailure, Source};
 use crate::sys::{self, FdKind};
 use crate::writer::Writer;
@@ -147,6 +148,10 @@ pub struct Connection<C: Codec = Postcard> {
     broken: AtomicU8,
     /// Set once this end is closed for sending.
     write_closed: AtomicBool,
+    /// The shared-memory lane of a pipe built with `PipeBuilder::shared_memory` (see
+    /// [`crate::lane`]): messages go through its rings, and the descriptor is the socket kept
+    /// for doorbells, end of file and passed descriptors.
+    lane: Option<Lane>,
     /// A socket whose hang-up ends a blocked receive (see `watch_hangup`).
     watch: OnceLock<OwnedFd>,
     /// Dropped after `writer` (fields drop in declaration order).
@@ -162,6 +167,7 @@ impl<C: Codec> fmt::Debug for Connection<C> {
             .field("readable", &self.readable)
             .field("writable", &self.writable)
             .field("codec", &C::NAME)
+            .field("shared_memory", &self.lane.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -193,6 +199,8 @@ pub(crate) struct Reader {
     scratch: Vec<u8>,
     /// Every read fails with `TimedOut` once this passes (the handshake's one deadline).
     deadline: Option<Instant>,
+    /// The receiving state of a shared-memory lane.
+    lane: LaneReader,
 }
 
 impl Connection<Postcard> {
@@ -244,10 +252,40 @@ impl<C: Codec> Connection<C> {
             spin: AtomicBool::new(true),
             broken: AtomicU8::new(OK),
             write_closed: AtomicBool::new(false),
+            lane: None,
             watch: OnceLock::new(),
             fd,
             codec,
         }
+    }
+
+    /// The same connection with its messages moved to a shared-memory lane (its descriptor
+    /// must be a Unix socket to the lane's other end).
+    pub(crate) fn with_lane(mut self, lane: Lane) -> Self {
+        debug_assert_eq!(self.kind, FdKind::Socket);
+        self.lane = Some(lane);
+        self
+    }
+
+    /// The shared-memory lane, if this end has one.
+    pub(crate) fn lane(&self) -> Option<&Lane> {
+        self.lane.as_ref()
+    }
+
+    /// The names of the shared-memory rings this end sends on and receives on, for the fuzz
+    /// targets, which put records of their own there. Not part of the documented API.
+    #[doc(hidden)]
+    pub fn __lane_ring_names(&self) -> (Option<String>, Option<String>) {
+        match &self.lane {
+            Some(lane) => lane.ring_names(),
+            None => (None, None),
+        }
+    }
+
+    /// Whether this end's messages travel through shared memory (a pipe built with
+    /// [`PipeBuilder::shared_memory`](crate::PipeBuilder::shared_memory)).
+    pub fn is_shared_memory(&self) -> bool {
+        self.lane.is_some()
     }
 
     /// The same connection, encoding values with `codec` from now on.
@@ -277,6 +315,7 @@ impl<C: Codec> Connection<C> {
             spin: self.spin,
             broken: self.broken,
             write_closed: self.write_closed,
+            lane: self.lane,
             watch: self.watch,
             fd: self.fd,
             codec,
@@ -430,6 +469,9 @@ impl<C: Codec> Connection<C> {
     /// small message is only collected.
     pub fn send_bytes(&self, data: &[u8]) -> Result<(), SendError> {
         self.check_send(data.len() as u64)?;
+        if let Some(lane) = &self.lane {
+            return self.lane_put(lane, &[data, &[TAG_MESSAGE]], None);
+        }
         let mut w = lock(&self.writer);
         if self.write_closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
@@ -464,6 +506,13 @@ impl<C: Codec> Connection<C> {
                 max,
             });
         }
+        if let Some(lane) = &self.lane {
+            let _w = lock(&self.writer); // the messages go in together, in order
+            for m in messages {
+                self.lane_put(lane, &[m.as_ref(), &[TAG_MESSAGE]], None)?;
+            }
+            return Ok(());
+        }
         let mut w = lock(&self.writer);
         if self.write_closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
@@ -487,6 +536,12 @@ impl<C: Codec> Connection<C> {
     /// small message is only collected (it is encoded straight into the buffer).
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
         self.check_send(0)?;
+        if self.lane.is_some() {
+            return self.lane_send_value(value, None).map_err(|e| match e {
+                LanePutError::Send(e) => e,
+                LanePutError::Full | LanePutError::Timeout => SendError::Closed,
+            });
+        }
         let mut w = lock(&self.writer);
         if self.write_closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
@@ -534,6 +589,13 @@ impl<C: Codec> Connection<C> {
                 "descriptors pass only over a Unix socket, not an OS pipe",
             )));
         }
+        if let Some(lane) = &self.lane {
+            let _w = lock(&self.writer);
+            if self.write_closed.load(Ordering::Acquire) {
+                return Err(SendError::Closed);
+            }
+            return lane.send_fds(self.fd.as_fd(), fds);
+        }
         let mut w = lock(&self.writer);
         if self.write_closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
@@ -542,6 +604,50 @@ impl<C: Codec> Connection<C> {
         self.note_unflushed(&w);
         flushed.map_err(send_error)?;
         sys::send_fds(self.fd.as_fd(), fds).map_err(send_error)
+    }
+
+    /// Puts one record into the lane (the size was checked).
+    fn lane_put(
+        &self,
+        lane: &Lane,
+        parts: &[&[u8]],
+        timeout: Option<Duration>,
+    ) -> Result<(), SendError> {
+        if self.write_closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        lane.put(self.fd.as_fd(), parts, timeout)
+            .map_err(|e| match e {
+                LanePutError::Send(e) => e,
+                // Only a put with a timeout reports these; sends have none.
+                LanePutError::Full | LanePutError::Timeout => SendError::Closed,
+            })
+    }
+
+    /// Encodes `value` and puts it into the lane, waiting at most `timeout` for room.
+    fn lane_send_value<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        timeout: Option<Duration>,
+    ) -> Result<(), LanePutError> {
+        let lane = self.lane.as_ref().expect("called for a lane");
+        let mut w = lock(&self.writer);
+        if self.write_closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed.into());
+        }
+        let scratch = w.scratch();
+        scratch.clear();
+        self.codec
+            .encode(value, scratch)
+            .map_err(|e| LanePutError::Send(SendError::Codec(e)))?;
+        let (size, max) = (scratch.len() as u64, self.max_message_size());
+        if size > max {
+            return Err(SendError::TooLarge { size, max }.into());
+        }
+        scratch.push(TAG_MESSAGE);
+        let result = lane.put(self.fd.as_fd(), &[scratch.as_slice()], timeout);
+        w.keep_scratch();
+        result
     }
 
     // -------------------------------------------------------------- receiving
@@ -665,6 +771,43 @@ impl<C: Codec> Connection<C> {
     pub fn recv_fds(&self, max: usize) -> Result<Vec<OwnedFd>, GetError> {
         let mut r = lock(&self.reader);
         self.check_recv()?;
+        if let Some(lane) = &self.lane {
+            let r = &mut *r;
+            if !r.lane.marker {
+                let mut scratch = Vec::new();
+                let is_marker = lane.take(
+                    &mut r.lane,
+                    self.fd.as_fd(),
+                    self.spin.load(Ordering::Relaxed),
+                    r.deadline,
+                    |ring| {
+                        ring.try_get_bytes_into(&mut scratch)?;
+                        lane::parse(&scratch)
+                            .map(|rec| matches!(rec, Record::Fds))
+                            .map_err(GetError::Io)
+                    },
+                );
+                match is_marker {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.mark_broken(BROKEN_MALFORMED);
+                        return Err(GetError::Io(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "expected passed descriptors, got a message: the peer sent a \
+                             message where this end expected send_fds",
+                        )));
+                    }
+                    Err(GetError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                        self.mark_broken(BROKEN_MALFORMED);
+                        return Err(GetError::Io(e));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            r.lane.marker = false;
+            let (byte, fds) = lane.marked_fds(&mut r.lane, self.fd.as_fd())?;
+            return self.check_fds(byte, fds, max);
+        }
         if self.kind != FdKind::Socket {
             return Err(GetError::Io(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -677,6 +820,12 @@ impl<C: Codec> Connection<C> {
         self.buffered
             .store(r.ahead.pending().len(), Ordering::Release);
         let (byte, fds) = result.map_err(|failure| self.read_error(failure))?;
+        self.check_fds(byte, fds, max)
+    }
+
+    /// Checks passed descriptors against their count byte and the caller's `max`, as
+    /// Python's `recvfds` does; a mismatch makes the connection unusable.
+    fn check_fds(&self, byte: u8, fds: Vec<OwnedFd>, max: usize) -> Result<Vec<OwnedFd>, GetError> {
         let problem = if fds.is_empty() {
             Some(format!(
                 "expected passed descriptors, got a plain byte ({byte}): the peer sent a \
@@ -732,6 +881,9 @@ impl<C: Codec> Connection<C> {
     /// ```
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, GetError> {
         let mut r = lock(&self.reader);
+        if let Some(lane) = &self.lane {
+            return self.lane_recv_into(lane, &mut r, buf);
+        }
         if let Payload::Ahead(range) = self.read_frame(&mut r, buf)? {
             buf.extend_from_slice(r.ahead.slice(range));
         }
@@ -744,6 +896,9 @@ impl<C: Codec> Connection<C> {
     /// connection stays usable.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, GetError> {
         let mut r = lock(&self.reader);
+        if let Some(lane) = &self.lane {
+            return self.lane_recv(lane, &mut r);
+        }
         let mut scratch = std::mem::take(&mut r.scratch);
         // A small message is decoded where it lies in the read-ahead buffer, without a copy.
         let result = match self.read_frame(&mut r, &mut scratch) {
@@ -755,6 +910,88 @@ impl<C: Codec> Connection<C> {
             r.scratch = scratch;
         }
         result.map_err(GetError::Codec)
+    }
+
+    /// Receives one message of the lane into `buf`.
+    fn lane_recv_into(
+        &self,
+        lane: &Lane,
+        r: &mut Reader,
+        buf: &mut Vec<u8>,
+    ) -> Result<usize, GetError> {
+        self.check_recv()?;
+        if r.lane.marker {
+            return Err(lane::fds_first());
+        }
+        let max = self.max_message_size();
+        let got = lane.take(
+            &mut r.lane,
+            self.fd.as_fd(),
+            self.spin.load(Ordering::Relaxed),
+            r.deadline,
+            |ring| {
+                ring.try_get_bytes_into(buf)?;
+                match buf.last() {
+                    Some(&TAG_MESSAGE) => {
+                        buf.pop();
+                        Ok(true)
+                    }
+                    Some(&lane::TAG_FDS) if buf.len() == 1 => {
+                        buf.clear();
+                        Ok(false)
+                    }
+                    _ => {
+                        buf.clear();
+                        Err(GetError::Io(lane::malformed()))
+                    }
+                }
+            },
+        )?;
+        if !got {
+            r.lane.marker = true;
+            return Err(lane::fds_first());
+        }
+        if buf.len() as u64 > max {
+            let size = buf.len() as u64;
+            buf.clear();
+            return Err(GetError::TooLarge { size, max });
+        }
+        Ok(buf.len())
+    }
+
+    /// Receives one message of the lane and decodes it where it lies in the ring.
+    fn lane_recv<T: DeserializeOwned>(&self, lane: &Lane, r: &mut Reader) -> Result<T, GetError> {
+        self.check_recv()?;
+        if r.lane.marker {
+            return Err(lane::fds_first());
+        }
+        let max = self.max_message_size();
+        let decoded = lane.take(
+            &mut r.lane,
+            self.fd.as_fd(),
+            self.spin.load(Ordering::Relaxed),
+            r.deadline,
+            |ring| {
+                ring.try_get_bytes_with(|record| match lane::parse(record) {
+                    Ok(Record::Message(payload)) if payload.len() as u64 > max => {
+                        Err(GetError::TooLarge {
+                            size: payload.len() as u64,
+                            max,
+                        })
+                    }
+                    Ok(Record::Message(payload)) => Ok(Some(self.codec.decode::<T>(payload))),
+                    Ok(Record::Fds) => Ok(None),
+                    Err(e) => Err(GetError::Io(e)),
+                })?
+            },
+        )?;
+        match decoded {
+            Some(value) => value.map_err(GetError::Codec),
+            None => {
+                r.lane.marker = true;
+                Err(lane::fds_first())
+            }
+        }
     }
 
     /// Waits up to `timeout` (forever with `None`) for something to receive; returns whether
@@ -778,6 +1015,9 @@ impl<C: Codec> Connection<C> {
         }
         if self.buffered.load(Ordering::Acquire) > 0 {
             return Ok(true);
+        }
+        if let Some(lane) = &self.lane {
+            return lane.poll(&mut lock(&self.reader).lane, self.fd.as_fd(), timeout);
         }
         if let Err(e) = self.flush() {
             if !e.is_closed() {
@@ -828,11 +1068,32 @@ impl<C: Codec> Connection<C> {
 
     /// Whether bytes already read ahead wait to be received (so `poll` returns at once).
     /// Writes this end's buffered sends first, as every wait does.
+    /// On a shared-memory lane, it also asks the peer to ring the socket's doorbell with its
+    /// next message, so that the wait's `poll` wakes for it.
     pub(crate) fn has_buffered(&self) -> bool {
+        if let Some(lane) = &self.lane {
+            return lane.arm_for_wait(&lock(&self.reader).lane);
+        }
         if let Err(e) = self.flush() {
             tracing::warn!(error = %e, "writing buffered sends before a wait failed");
         }
         self.buffered.load(Ordering::Acquire) > 0
+    }
+
+    /// After `poll(2)` found this connection's descriptor readable: whether a receive would
+    /// not wait. A shared-memory lane's socket may hold only a doorbell from an earlier wait.
+    pub(crate) fn still_ready(&self) -> bool {
+        match &self.lane {
+            Some(lane) => {
+                let mut r = lock(&self.reader);
+                // Nothing waits: reads what the socket holds (doorbells, end of file).
+                matches!(
+                    lane.poll(&mut r.lane, self.fd.as_fd(), Some(Duration::ZERO)),
+                    Ok(true) | Err(_)
+                )
+            }
+            None => true,
+        }
     }
 
     /// The bytes read ahead and not yet received (for a handoff to another process).
@@ -875,6 +1136,11 @@ impl<C: Codec> Connection<C> {
         if self.write_closed.swap(true, Ordering::AcqRel) {
             return flushed;
         }
+        if let Some(lane) = &self.lane {
+            // No lock: shutting the ring down is what wakes a send blocked for room (it then
+            // fails with `Closed`, as on a socket).
+            lane.close();
+        }
         let result = match self.kind {
             // No lock: shutting the socket down is what wakes a blocked send.
             FdKind::Socket => sys::shutdown_write(self.fd.as_fd()),
@@ -909,7 +1175,10 @@ impl<C: Codec> Connection<C> {
             self.codec.clone(),
         );
         conn.set_max_message_size(self.max_message_size());
-        Ok(conn)
+        Ok(match &self.lane {
+            Some(lane) => conn.with_lane(lane.duplicate()),
+            None => conn,
+        })
     }
 
     /// (is a socket, readable, writable, closed for writing, max message size): what a handoff
@@ -1009,6 +1278,17 @@ where
     }
 
     fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        if self.lane.is_some() {
+            if let Err(e) = self.check_send(0) {
+                return Err(put_error(item, e));
+            }
+            return match self.lane_send_value(&item, Some(timeout)) {
+                Ok(()) => Ok(()),
+                Err(LanePutError::Full) => Err(PutError::Full(item)),
+                Err(LanePutError::Timeout) => Err(PutError::Timeout(item)),
+                Err(LanePutError::Send(e)) => Err(put_error(item, e)),
+            };
+        }
         if self.writable && !self.write_closed.load(Ordering::Acquire) {
             match sys::poll_write(self.fd.as_fd(), Some(timeout)) {
                 Ok(true) => {}

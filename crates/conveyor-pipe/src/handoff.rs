@@ -18,6 +18,7 @@ use conveyor_core::Codec;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::connection::Connection;
+use crate::lane::{IncomingLane, Lane};
 use crate::sys::FdKind;
 
 #[derive(Serialize)]
@@ -32,6 +33,8 @@ struct Outgoing<'a> {
     /// Bytes read ahead and not yet received: the new owner receives them first.
     #[serde(with = "serde_bytes")]
     pending: Vec<u8>,
+    /// The shared-memory lane, by its segments' names.
+    lane: Option<&'a Lane>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +48,7 @@ struct Incoming {
     max_message_size: u64,
     #[serde(with = "serde_bytes")]
     pending: Vec<u8>,
+    lane: Option<IncomingLane>,
 }
 
 impl<C: Codec> Serialize for Connection<C> {
@@ -58,6 +62,7 @@ impl<C: Codec> Serialize for Connection<C> {
             write_closed,
             max_message_size,
             pending: self.pending_bytes(),
+            lane: self.lane(),
         }
         .serialize(s)
     }
@@ -71,7 +76,10 @@ impl<'de, C: Codec + Default> Deserialize<'de> for Connection<C> {
         } else {
             FdKind::Pipe
         };
-        let conn = Connection::from_parts(w.fd, kind, w.readable, w.writable, C::default());
+        let mut conn = Connection::from_parts(w.fd, kind, w.readable, w.writable, C::default());
+        if let Some(lane) = w.lane {
+            conn = conn.with_lane(lane.adopt());
+        }
         conn.set_max_message_size(w.max_message_size);
         if !w.pending.is_empty() {
             conn.set_pending(&w.pending);

@@ -1,7 +1,8 @@
 //! Pipes and connections that speak Python's `multiprocessing.connection` wire.
 //!
 //! - [`pipe()`] gives two connected ends (Python's `Pipe()`); [`pipe_oneway`] a reader and a
-//!   writer (`Pipe(duplex=False)`).
+//!   writer (`Pipe(duplex=False)`); [`PipeBuilder`] either, with its messages in shared
+//!   memory if asked.
 //! - A [`Connection`] sends and receives whole messages: bytes ([`Connection::send_bytes`],
 //!   [`Connection::recv_bytes`]) or serde values through a [`Codec`]
 //!   ([`Connection::send`], [`Connection::recv`]). It implements
@@ -38,6 +39,13 @@
 //!   [`Connection::recv_bytes_into`] on the way in, which a caller reuses), and the pipes and
 //!   Unix sockets this crate makes get 1 MiB kernel buffers, so it crosses in few hand-overs.
 //!
+//! - a pipe built with [`PipeBuilder::shared_memory`] moves its messages into a crash-safe
+//!   shared-memory ring per direction (conveyor-shm's), keeping the socket for waking a
+//!   receiver that sleeps, end of file and passing descriptors: a round trip between two
+//!   awake processes makes no system call. It is opt-in, never automatic: its socket carries
+//!   no frames, so only a conveyor program can be on the other end (see
+//!   [`PipeBuilder`] for the rule).
+//!
 //! `benches/pipe.rs` measures this against a raw socketpair with length-prefixed frames, side
 //! by side in one run (`cargo bench -p conveyor --bench pipe`); `cargo xtask bench --filter
 //! pipe,raw` does the same in the harness's workloads.
@@ -45,7 +53,10 @@
 //! # Wire format
 //!
 //! Frames are CPython's byte for byte (see [`frame`]): a Python program on the other end of a
-//! socket can `send_bytes`/`recv_bytes` with a Rust one.
+//! socket can `send_bytes`/`recv_bytes` with a Rust one. This holds for every connection
+//! a Python peer could be on the other end of: [`pipe()`], [`pipe_oneway`], and every
+//! connection of a [`Listener`] or [`Connector`]. Only a pipe that asked for
+//! [`PipeBuilder::shared_memory`] speaks otherwise (its messages are not on its socket).
 //!
 //! # Close and shutdown
 //!
@@ -89,6 +100,7 @@ pub mod error;
 pub mod frame;
 mod handoff;
 pub mod handshake;
+mod lane;
 mod listener;
 #[cfg(feature = "pickle")]
 pub mod pickle;
@@ -112,5 +124,5 @@ pub use handshake::ChallengeForm;
 pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHAKE_TIMEOUT};
 #[cfg(feature = "pickle")]
 pub use pickle::Pickle;
-pub use pipe::{pipe, pipe_oneway};
+pub use pipe::{pipe, pipe_oneway, PipeBuilder};
 pub use wait::{wait, Waitable};

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conveyor_core::Codec;
 
@@ -25,6 +25,13 @@ pub trait Waitable {
     fn ready_now(&self) -> bool {
         false
     }
+
+    /// Called when `poll(2)` found the descriptor readable: whether the object really is
+    /// ready (a connection over shared memory may have found only a stale doorbell on its
+    /// socket, and is then waited for again). The default is `true`.
+    fn still_ready(&self) -> bool {
+        true
+    }
 }
 
 impl<C: Codec> Waitable for Connection<C> {
@@ -34,6 +41,10 @@ impl<C: Codec> Waitable for Connection<C> {
 
     fn ready_now(&self) -> bool {
         self.has_buffered()
+    }
+
+    fn still_ready(&self) -> bool {
+        Connection::still_ready(self)
     }
 }
 
@@ -72,6 +83,9 @@ impl<W: Waitable + ?Sized> Waitable for &W {
     fn ready_now(&self) -> bool {
         (**self).ready_now()
     }
+    fn still_ready(&self) -> bool {
+        (**self).still_ready()
+    }
 }
 
 impl<W: Waitable + ?Sized> Waitable for Box<W> {
@@ -81,6 +95,9 @@ impl<W: Waitable + ?Sized> Waitable for Box<W> {
     fn ready_now(&self) -> bool {
         (**self).ready_now()
     }
+    fn still_ready(&self) -> bool {
+        (**self).still_ready()
+    }
 }
 
 impl<W: Waitable + ?Sized> Waitable for std::sync::Arc<W> {
@@ -89,6 +106,9 @@ impl<W: Waitable + ?Sized> Waitable for std::sync::Arc<W> {
     }
     fn ready_now(&self) -> bool {
         (**self).ready_now()
+    }
+    fn still_ready(&self) -> bool {
+        (**self).still_ready()
     }
 }
 
@@ -101,7 +121,7 @@ impl<W: Waitable + ?Sized> Waitable for std::sync::Arc<W> {
 /// [`Waitable`]s can be mixed through `&dyn Waitable`. It is one `poll(2)` call.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use conveyor_pipe::{pipe, wait};
 ///
 /// let (a1, b1) = pipe().unwrap();
@@ -117,19 +137,28 @@ pub fn wait<'a, W: Waitable + ?Sized>(
     objects: &[&'a W],
     timeout: Option<Duration>,
 ) -> io::Result<Vec<&'a W>> {
-    let now: Vec<bool> = objects.iter().map(|o| o.ready_now()).collect();
-    // Something is ready already: only look at which others are too, without waiting.
-    let timeout = if now.contains(&true) {
-        Some(Duration::ZERO)
-    } else {
-        timeout
-    };
-    let fds: Vec<_> = objects.iter().map(|o| o.wait_fd()).collect();
-    let polled = sys::poll_many(&fds, libc::POLLIN, timeout)?;
-    Ok(objects
-        .iter()
-        .zip(now.iter().zip(polled))
-        .filter(|(_, (now, polled))| **now || *polled)
-        .map(|(o, _)| *o)
-        .collect())
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let now: Vec<bool> = objects.iter().map(|o| o.ready_now()).collect();
+        // Something is ready already: only look at which others are too, without waiting.
+        let timeout = if now.contains(&true) {
+            Some(Duration::ZERO)
+        } else {
+            deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        };
+        let fds: Vec<_> = objects.iter().map(|o| o.wait_fd()).collect();
+        let polled = sys::poll_many(&fds, libc::POLLIN, timeout)?;
+        let ready: Vec<&'a W> = objects
+            .iter()
+            .zip(now.iter().zip(polled))
+            .filter(|(o, (now, polled))| **now || (*polled && o.still_ready()))
+            .map(|(o, _)| *o)
+            .collect();
+        // Only stale doorbells: wait again, for what is left of the timeout.
+        let expired =
+            matches!(deadline, Some(d) if Instant::now() >= d) || timeout == Some(Duration::ZERO);
+        if !ready.is_empty() || expired {
+            return Ok(ready);
+        }
+    }
 }

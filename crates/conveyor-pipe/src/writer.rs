@@ -33,6 +33,8 @@ pub(crate) struct Writer {
     kind: FdKind,
     writable: bool,
     pending: Vec<u8>,
+    /// A value's encoding on its way into a shared-memory lane.
+    scratch: Vec<u8>,
 }
 
 impl Writer {
@@ -42,6 +44,19 @@ impl Writer {
             kind,
             writable,
             pending: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The scratch buffer a value is encoded into for a shared-memory lane.
+    pub(crate) fn scratch(&mut self) -> &mut Vec<u8> {
+        &mut self.scratch
+    }
+
+    /// After a use of the scratch buffer: frees it if it grew past [`KEEP_SCRATCH`].
+    pub(crate) fn keep_scratch(&mut self) {
+        if self.scratch.capacity() > KEEP_SCRATCH {
+            self.scratch = Vec::new();
         }
     }
 

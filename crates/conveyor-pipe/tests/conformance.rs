@@ -10,7 +10,7 @@ use conveyor_core::testing::{
     run_consumer, run_producer, Capacity, Factory, Profile, Remote, RemoteChild, Role,
 };
 use conveyor_core::{Channel, Joinable, QueueInfo};
-use conveyor_pipe::{pipe, Connection};
+use conveyor_pipe::{pipe, Connection, PipeBuilder};
 use conveyor_process::{init_test, Child, Process};
 
 /// The two ends of one pipe: `.0` sends, `.1` receives. Producer threads share the sending end
@@ -57,7 +57,11 @@ impl RemoteChild for PipeChild {
     }
 }
 
-struct Pipe;
+/// A pipe's two ends: over a socketpair, or (`shared_memory`) with their messages in
+/// shared memory (`PipeBuilder::shared_memory`).
+struct Pipe {
+    shared_memory: bool,
+}
 
 impl Factory for Pipe {
     type Queue = Link;
@@ -73,7 +77,12 @@ impl Factory for Pipe {
         )
     }
     fn create(&self, _capacity: Capacity) -> Link {
-        let (a, b) = pipe().expect("make a pipe");
+        // A small ring, so that a flood of puts fills it as it fills a socket's buffer.
+        let (a, b) = PipeBuilder::new()
+            .shared_memory(self.shared_memory)
+            .ring_bytes(64 << 10)
+            .build()
+            .expect("make a pipe");
         Link(Arc::new(a), Arc::new(b))
     }
     fn create_auto_shutdown(&self, _capacity: Capacity) -> Result<Link, &'static str> {
@@ -123,4 +132,13 @@ impl Remote<Link> for Pipe {
     }
 }
 
-conveyor_core::conformance_tests!(connection, Pipe; init_test!(produce, consume););
+conveyor_core::conformance_tests!(
+    connection,
+    Pipe { shared_memory: false };
+    init_test!(produce, consume);
+);
+conveyor_core::conformance_tests!(
+    shared_memory_connection,
+    Pipe { shared_memory: true };
+    init_test!(produce, consume);
+);

@@ -2,7 +2,10 @@
 //! connection's read paths (read-ahead over arbitrary chunks, with and without the spin,
 //! buffered sends, descriptors between messages) deliver exactly what was sent, and arbitrary
 //! streams with descriptors in them end in errors, never a panic or a hang. The fuzz target
-//! `connection_reads` drives the same paths with coverage guidance.
+//! `connection_reads` drives the same paths with coverage guidance. Over a shared-memory pipe
+//! (`PipeBuilder::shared_memory`): any mix of messages and descriptors arrives in order, and
+//! arbitrary records in its ring and bytes on its socket end in messages or errors (the fuzz
+//! target `lane_reads`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,7 +17,8 @@ use conveyor_pipe::frame::{decode_frame, encode_frame, Decoded};
 use conveyor_pipe::handshake::{
     create_response, parse_challenge, split_digest, verify_response, CHALLENGE,
 };
-use conveyor_pipe::{pipe, Connection};
+use conveyor_pipe::{pipe, Connection, PipeBuilder};
+use conveyor_shm::ShmQueue;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -244,5 +248,70 @@ proptest! {
         prop_assert!(conn.recv_bytes().is_err());
         drop(conn);
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn shared_memory_messages_and_descriptors_arrive_in_order(
+        items in vec((any::<bool>(), vec(any::<u8>(), 0..3000)), 1..20),
+        spin in any::<bool>(),
+    ) {
+        let (a, b) = PipeBuilder::new().shared_memory(true).build().unwrap();
+        b.set_spin(spin);
+        let file = tempfile::tempfile().unwrap();
+        for (fds, bytes) in &items {
+            if *fds {
+                a.send_fds(&[file.as_fd()]).unwrap();
+            } else {
+                a.send_bytes(bytes).unwrap();
+            }
+        }
+        drop(a);
+        let mut buf = Vec::new();
+        for (fds, bytes) in &items {
+            if *fds {
+                prop_assert_eq!(b.recv_fds(4).unwrap().len(), 1);
+            } else {
+                prop_assert_eq!(b.recv_bytes_into(&mut buf).unwrap(), bytes.len());
+                prop_assert_eq!(&buf, bytes);
+            }
+        }
+        prop_assert!(b.recv_bytes().unwrap_err().is_closed());
+    }
+
+    #[test]
+    fn shared_memory_arbitrary_records_end_in_messages_or_errors(
+        ops in vec((0u8..4, vec(any::<u8>(), 0..40)), 0..30),
+        reads in vec(0u8..4, 0..40),
+    ) {
+        const MAX: u64 = 32;
+        let (conn, peer) = PipeBuilder::new().shared_memory(true).build().unwrap();
+        conn.set_max_message_size(MAX);
+        let ring: ShmQueue<Vec<u8>> =
+            ShmQueue::open(&conn.__lane_ring_names().1.unwrap()).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        let raw = Connection::from_fd(peer.as_fd().try_clone_to_owned().unwrap()).unwrap();
+        for (op, bytes) in &ops {
+            match op {
+                0 => ring.try_put_bytes(bytes).unwrap(),
+                1 => peer.send_bytes(bytes).unwrap(),
+                2 => peer.send_fds(&[file.as_fd()]).unwrap(),
+                _ => raw.send_bytes(bytes).unwrap(), // stray bytes on the socket
+            }
+        }
+        drop((peer, raw));
+        let mut buf = Vec::new();
+        for how in reads {
+            let r = match how {
+                0 => conn.recv_bytes_into(&mut buf).map(|n| {
+                    assert!(n as u64 <= MAX && n == buf.len());
+                }),
+                1 => conn.recv_fds(4).map(|f| assert!(!f.is_empty() && f.len() <= 4)),
+                2 => conn.recv::<Vec<u8>>().map(|_| ()),
+                _ => conn.poll(Some(std::time::Duration::ZERO)).map(|_| ()).map_err(Into::into),
+            };
+            if matches!(r, Err(ref e) if e.is_closed()) {
+                break;
+            }
+        }
     }
 }

@@ -517,6 +517,69 @@ impl<T, C: Codec> ShmQueue<T, C> {
         self.raw.get(out, Deadline::Never, self.spin)
     }
 
+    /// Takes the next message's raw bytes into `out` (replacing its contents) if there is one
+    /// now: [`GetError::Empty`] if not, [`GetError::Closed`] once the queue is shut down and
+    /// drained. Reuses `out`'s allocation.
+    pub fn try_get_bytes_into(&self, out: &mut Vec<u8>) -> Result<(), GetError> {
+        self.raw.get(out, Deadline::Now, self.spin)
+    }
+
+    /// Takes the next message, if there is one now, and hands its raw bytes to `f`: in place
+    /// in the ring (no copy) for a message of up to 64 KiB, copied out first for a larger one.
+    /// The message is consumed whatever `f` does. Errors as
+    /// [`try_get_bytes_into`](Self::try_get_bytes_into).
+    pub fn try_get_bytes_with<R>(&self, f: impl Fn(&[u8]) -> R) -> Result<R, GetError> {
+        self.raw.get_map(Deadline::Now, self.spin, f)
+    }
+
+    /// Puts the concatenation of `parts` as one message, waiting at most `timeout` for room
+    /// (`None`: as long as it takes). When the message fits in the ring now, the parts are
+    /// copied straight into it (so a caller adds a header or a trailer to a payload without
+    /// copying the payload first); otherwise they are joined in a scratch buffer and put as
+    /// [`put_bytes`](Self::put_bytes) does.
+    pub fn put_bytes_parts(
+        &self,
+        parts: &[&[u8]],
+        timeout: Option<Duration>,
+    ) -> Result<(), PutError<()>> {
+        if self.before_put().is_err() {
+            return Err(PutError::Closed(()));
+        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let deadline = match timeout {
+            None => Deadline::Never,
+            Some(t) => Deadline::after(t),
+        };
+        if total <= crate::raw::IN_PLACE_MAX {
+            let in_place = self.raw.try_put_in_place(deadline, |slice: &mut [u8]| {
+                if slice.len() < total {
+                    return Ok::<_, std::convert::Infallible>(None);
+                }
+                let mut at = 0;
+                for p in parts {
+                    slice[at..at + p.len()].copy_from_slice(p);
+                    at += p.len();
+                }
+                Ok(Some(total))
+            });
+            match in_place {
+                Ok(Ok(true)) => return Ok(()),
+                Ok(Ok(false)) => {}
+                Ok(Err(never)) => match never {},
+                Err(e) => return Err(raw_to_put_error(e, ())),
+            }
+        }
+        with_scratch(|buf| {
+            buf.clear();
+            for p in parts {
+                buf.extend_from_slice(p);
+            }
+            self.raw
+                .put(buf, deadline, self.spin)
+                .map_err(|e| raw_to_put_error(e, ()))
+        })
+    }
+
     /// Runs `f` while holding both of the queue's locks. Only for crash tests: a child calls
     /// it and is killed inside `f`.
     #[doc(hidden)]
