@@ -11,6 +11,8 @@ trait ThreadQueue: Channel<Item> + Joinable + QueueInfo + Clone + Send + Sync + 
     const ORDER: Order;
     fn bounded(n: usize) -> Self;
     fn unbounded() -> Self;
+    /// The queue's `auto_shutdown` (an inherent method of each kind).
+    fn auto_shutdown(self) -> Self;
 }
 
 impl ThreadQueue for Queue<Item> {
@@ -21,6 +23,9 @@ impl ThreadQueue for Queue<Item> {
     }
     fn unbounded() -> Self {
         Queue::unbounded()
+    }
+    fn auto_shutdown(self) -> Self {
+        Queue::auto_shutdown(self)
     }
 }
 
@@ -33,6 +38,9 @@ impl ThreadQueue for LifoQueue<Item> {
     fn unbounded() -> Self {
         LifoQueue::unbounded()
     }
+    fn auto_shutdown(self) -> Self {
+        LifoQueue::auto_shutdown(self)
+    }
 }
 
 impl ThreadQueue for PriorityQueue<Item> {
@@ -43,6 +51,9 @@ impl ThreadQueue for PriorityQueue<Item> {
     }
     fn unbounded() -> Self {
         PriorityQueue::unbounded()
+    }
+    fn auto_shutdown(self) -> Self {
+        PriorityQueue::auto_shutdown(self)
     }
 }
 
@@ -69,11 +80,8 @@ impl<Q: ThreadQueue> Factory for Threads<Q> {
             Capacity::Unbounded => Q::unbounded(),
         }
     }
-    fn create_auto_shutdown(&self, _capacity: Capacity) -> Result<Q, &'static str> {
-        Err(
-            "a thread queue has no option to shut itself down when its producers are done: \
-             producers end the stream with shutdown(false)",
-        )
+    fn create_auto_shutdown(&self, capacity: Capacity) -> Result<Q, &'static str> {
+        Ok(self.create(capacity).auto_shutdown())
     }
     fn producer(&self, q: &Q) -> Q {
         q.clone()
