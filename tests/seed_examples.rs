@@ -1,5 +1,6 @@
-//! The seed examples of issue 12 run and print what their seeds' Python programs print, and
-//! `compare_transports` carries every reading once over every transport.
+//! The seed examples of issue 12 run and print what their seeds' Python programs print,
+//! `compare_transports` carries every reading once over every transport, and the pool and
+//! shared-value examples (issues 13 and 14) show what they claim.
 //!
 //! The examples are built (see `example`) and run as a user runs them (with `--quick` where
 //! that only shortens pauses the output does not depend on), and their output is checked line
@@ -16,7 +17,7 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// The examples these tests run.
-const EXAMPLES: [&str; 7] = [
+const EXAMPLES: [&str; 11] = [
     "process_queue",
     "queue_write_read",
     "ticket_buyers",
@@ -24,6 +25,10 @@ const EXAMPLES: [&str; 7] = [
     "thread_shared_global",
     "daemon_threads",
     "compare_transports",
+    "thread_pool",
+    "process_pool",
+    "process_pool_broken_worker",
+    "shared_value_race",
 ];
 
 /// The example called `name`, built in this test's own target directory and profile.
@@ -232,4 +237,90 @@ fn compare_transports_carries_every_reading_over_every_transport() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn thread_pool_submits_without_blocking_then_maps_in_order() {
+    let out = run("thread_pool", &["--quick"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 10, "{out}");
+    // the submits' line comes before any result (how many were done by then depends on the
+    // machine's load, so it is not checked)
+    assert!(
+        lines[0].starts_with("submitted 5 downloads in ")
+            && lines[0].contains("submit did not block (done so far: "),
+        "{out}"
+    );
+    // as_completed yields every page once, in whatever order they finished
+    let mut done: Vec<&str> = lines[1..6]
+        .iter()
+        .map(|l| l.split_once(": ").map_or("", |(_, page)| page))
+        .collect();
+    done.sort_unstable();
+    let pages: Vec<String> = (1..=5).map(|p| format!("page {p}: 100 bytes")).collect();
+    assert_eq!(done, pages, "{out}");
+    assert_eq!(
+        &lines[6..9],
+        [
+            "in order: page 10: 200 bytes",
+            "in order: page 20: 200 bytes",
+            "in order: page 30: 200 bytes"
+        ],
+        "{out}"
+    );
+    assert!(lines[9].starts_with("all done in "), "{out}");
+}
+
+#[test]
+fn process_pool_counts_the_primes_the_serial_run_counts() {
+    // The example itself asserts that the pool's count equals the one-by-one count; here the
+    // count is checked against the number of primes below 8 x 20,000 (--quick's ranges).
+    let out = run("process_pool", &["--quick"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], "14683 primes below 160000", "{out}");
+    assert!(lines[1].starts_with("one after another: "), "{out}");
+    assert!(
+        lines[2].contains(" worker processes: ") && lines[2].ends_with("x)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn process_pool_broken_worker_fails_one_task_and_the_rest_complete() {
+    let out = run("process_pool_broken_worker", &[]);
+    let lines: Vec<&str> = out.lines().collect();
+    let failed: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("failed: "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{out}");
+    let mut results: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("result: "))
+        .map(|v| v.parse().expect("a number"))
+        .collect();
+    results.sort_unstable();
+    let expected: Vec<u64> = (0..10u64).filter(|&x| x != 4).map(|x| x * x).collect();
+    assert_eq!(results, expected, "{out}");
+    assert!(lines.contains(&"9 of 10 tasks completed"), "{out}");
+    assert!(lines.contains(&"the pool goes on: 12 * 12 = 144"), "{out}");
+}
+
+#[test]
+fn shared_value_race_counts_exactly_with_the_lock_and_with_fetch_add() {
+    // The example fails (non-zero exit, which `run` refuses) when a locked or atomic round
+    // ends anywhere but 0; here the lines are checked as well.
+    let out = run("shared_value_race", &["--quick"]);
+    let ended_at_zero = |label: &str| {
+        out.lines()
+            .filter(|l| l.trim_start().starts_with(label))
+            .map(|l| l.contains("value =     0"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ended_at_zero("with get_lock()"), [true; 3], "{out}");
+    assert_eq!(ended_at_zero("with fetch_add"), [true; 3], "{out}");
+    // the racy rounds may end anywhere (that is their point): three of them were printed
+    assert_eq!(ended_at_zero("racy").len(), 3, "{out}");
 }
