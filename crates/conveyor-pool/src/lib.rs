@@ -111,10 +111,11 @@
 //! The harness runs the pools beside rayon and Python's executors
 //! (`cargo xtask bench --filter pool,rayon`: `pool-submit-1`, `pool-submit-4`, `pool-map`);
 //! `benches/pool.rs` measures a 2-worker `ProcessPool`'s start and shutdown (criterion). On
-//! the project's 2-vCPU machine under load (2026-12-03): `ThreadPool` submit + result 0.96 to
-//! 1.33x rayon and 17 to 27x `ThreadPoolExecutor`; `ProcessPool::map` of 100 000 small tasks
-//! 709x `ProcessPoolExecutor.map` and 1.6 to 7.1x `multiprocessing.Pool.map`; start and
-//! shutdown of 2 workers 9.0 ms. The README has the table.
+//! the project's 2-vCPU machine (`cargo xtask bench`, 2026-12-03, load 2.5 at the start):
+//! `ThreadPool` submit + result 0.89 to 0.97x rayon's `spawn` and 42 to 51x
+//! `ThreadPoolExecutor`; `ProcessPool::map` of 100 000 small tasks 3464x
+//! `ProcessPoolExecutor.map` and 4.6x `multiprocessing.Pool.map`; start and shutdown of 2
+//! workers 4.25 ms. The README has the table.
 
 #![warn(missing_docs)]
 
