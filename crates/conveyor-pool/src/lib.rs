@@ -111,11 +111,11 @@
 //! The harness runs the pools beside rayon and Python's executors
 //! (`cargo xtask bench --filter pool,rayon`: `pool-submit-1`, `pool-submit-4`, `pool-map`);
 //! `benches/pool.rs` measures a 2-worker `ProcessPool`'s start and shutdown (criterion). On
-//! the project's 2-vCPU machine (`cargo xtask bench`, 2026-12-03, load 2.5 at the start):
-//! `ThreadPool` submit + result 0.89 to 0.97x rayon's `spawn` and 42 to 51x
-//! `ThreadPoolExecutor`; `ProcessPool::map` of 100 000 small tasks 3464x
-//! `ProcessPoolExecutor.map` and 4.6x `multiprocessing.Pool.map`; start and shutdown of 2
-//! workers 4.25 ms. The README has the table.
+//! the project's 2-vCPU machine (2026-12-04, three runs of the pool workloads): `ThreadPool`
+//! submit + result 0.61 to 1.05x rayon's `spawn` and 20.8 to 37.7x `ThreadPoolExecutor`
+//! (one submitter swings the most); `ProcessPool::map` of 100 000 small tasks 2865x
+//! `ProcessPoolExecutor.map` and 4.7x `multiprocessing.Pool.map`; start and shutdown of 2
+//! workers 2.92 ms. The README has the table.
 
 #![warn(missing_docs)]
 
