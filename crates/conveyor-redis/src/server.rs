@@ -353,6 +353,11 @@ impl LocalCluster {
     pub fn nodes(&self) -> &[LocalServer] {
         &self.nodes
     }
+
+    /// The nodes, to stop one (a node that failed) or restart it.
+    pub fn nodes_mut(&mut self) -> &mut [LocalServer] {
+        &mut self.nodes
+    }
 }
 
 /// Whether a node's `CLUSTER INFO` says the cluster is ready: state ok, every one of the

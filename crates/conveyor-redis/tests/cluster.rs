@@ -374,6 +374,89 @@ fn a_queue_follows_its_slot_to_another_node() {
     q.destroy().unwrap();
 }
 
+/// A node that fails (SIGKILL; no replica takes over): the calls of a queue on it fail within
+/// the reconnect budget, saying the server is unreachable, instead of hanging or answering as
+/// if all were well; a queue on another node goes on.
+#[test]
+fn a_failed_node_is_reported_and_the_others_go_on() {
+    // a cluster of this test's own: it kills one of the nodes
+    let mut cluster = match LocalCluster::start() {
+        Ok(c) => c,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && std::env::var("CI").as_deref() != Ok("true") =>
+        {
+            eprintln!("\n!!! SKIPPED a_failed_node_is_reported: no local Redis Cluster: {e} !!!\n");
+            return;
+        }
+        Err(e) => panic!("cannot start a local Redis Cluster: {e}"),
+    };
+    let urls = cluster.urls();
+    let mut conn = node(&urls[0]);
+    let owners = slot_owners(&mut conn);
+    let base = common::name("cluster-failed-node");
+    // two queues on different nodes
+    let (mut doomed, mut alive) = (None, None);
+    for i in 0..1000 {
+        let name = format!("{base}-{i}");
+        let port = owner_of(
+            &owners,
+            keyslot(&mut conn, &format!("conveyor:{{{name}}}:items")),
+        );
+        match (&doomed, &alive) {
+            (None, _) => doomed = Some((port, name)),
+            (Some((p, _)), None) if *p != port => alive = Some(name),
+            _ => {}
+        }
+        if alive.is_some() {
+            break;
+        }
+    }
+    let ((port, doomed), alive) = (doomed.unwrap(), alive.unwrap());
+    let budget = Duration::from_millis(500);
+    let open = |name: &str| -> JoinableRedisQueue<u32> {
+        Builder::cluster(&urls, name)
+            .reconnect_for(budget)
+            .open_joinable()
+            .unwrap()
+    };
+    let (q, other) = (open(&doomed), open(&alive));
+    q.put(1).unwrap();
+    other.put(1).unwrap();
+
+    let index = cluster
+        .nodes()
+        .iter()
+        .position(|n| n.port() == port)
+        .unwrap();
+    cluster.nodes_mut()[index].stop();
+
+    let start = std::time::Instant::now();
+    let e = q.len().unwrap_err();
+    assert!(e.is_unreachable(), "{e:?}");
+    assert!(
+        e.source_ref()
+            .downcast_ref::<conveyor_redis::Error>()
+            .is_some(),
+        "the crate's error is the source: {e:?}"
+    );
+    let e = q.put(2).unwrap_err();
+    assert!(e.is_io(), "{e:?}");
+    assert_eq!(e.into_inner(), 2);
+    let e = q.get_timeout(Duration::from_millis(10)).unwrap_err();
+    assert!(e.is_io() && !e.is_timeout(), "{e:?}");
+    assert!(
+        start.elapsed() < LONG,
+        "three calls took {:?} to fail",
+        start.elapsed()
+    );
+    // the other nodes serve their slots until the cluster marks the failed one as failed
+    // (cluster-node-timeout, 15 s by default)
+    assert_eq!(other.get_timeout(LONG).unwrap(), 1);
+    other.task_done().unwrap();
+    assert!(other.join_timeout(LONG).unwrap());
+}
+
 // ---- the conformance suite on the cluster ----
 
 /// One conformance case's queue: the shared cluster (held while the case runs), its name, and
