@@ -162,8 +162,11 @@
 //!   `WAIT` narrows that window but does not close it (the Redis docs say so: a failover may
 //!   still pick a replica without the write), so this crate does not offer it; where losing an
 //!   acknowledged item is not acceptable, use one server with `appendfsync always`.
-//! - The same for a peer: the layout is the same, so a redis-py program reaches the stream
-//!   with `redis.cluster.RedisCluster`.
+//! - A handle opened with `Builder::new` on one node of a cluster talks to that node alone:
+//!   its calls fail with `MOVED` when the queue's slot is elsewhere. Open it with
+//!   `Builder::cluster`, even with the URL of one node.
+//! - The layout is the same, so a redis-py program reaches the stream with
+//!   `redis.cluster.RedisCluster`.
 //!
 //! `LocalCluster` starts three local nodes, a cluster for tests.
 //!
