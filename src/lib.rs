@@ -14,6 +14,9 @@
 //! | `redis`       | `redis`   | `conveyor-redis`   | a queue on Redis Streams (redis-py)     |
 //! | `pool`        | `pool`    | `conveyor-pool`    | `concurrent.futures`, `multiprocessing.Pool` |
 //!
+//! Feature `redis-cluster` (off by default, implies `redis`) adds Redis Cluster support to
+//! `redis` (`conveyor-redis`'s `cluster` feature: `redis::Builder::cluster`).
+//!
 //! Every transport implements [`Channel`], so swapping one for another is a one-line change.
 //! The traits and the error types are re-exported here, in every transport's module, and in
 //! [`prelude`], so `use conveyor::prelude::*;` is all a program needs besides its transport:

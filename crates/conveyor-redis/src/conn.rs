@@ -1,5 +1,13 @@
 //! Connections to the server: a small pool per queue handle, reconnection with backoff.
 //!
+//! A queue talks to one Redis server or, with the `cluster` feature, to a Redis Cluster: a
+//! pooled connection is a [`Conn`], which is either, so the queue code is written once over
+//! [`ConnectionLike`]. A cluster connection (redis-rs's `ClusterConnection`) routes each
+//! command and script by its first key, so every call of a queue (all its keys carry the hash
+//! tag `{NAME}`) goes to the node that owns the queue's slot; it follows `MOVED` and `ASK`
+//! itself. It does not run transactions (`MULTI`/`EXEC` pipelines): the queue code asks
+//! [`Pool::is_cluster`] and puts through the put script instead.
+//!
 //! A blocking get holds its connection for as long as it waits, so a handle used from several
 //! threads at once needs several connections: the pool opens one when none is idle and keeps
 //! the ones that are returned healthy. Each connection carries a lane number, reused with
@@ -13,7 +21,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, RedisError};
+use redis::{Client, Cmd, Connection, ConnectionLike, RedisError, RedisResult, Value};
 
 use crate::error::Error;
 
@@ -31,21 +39,108 @@ pub(crate) enum Retry {
     Never,
 }
 
+/// Where a queue's server is: one server's URL, or some nodes of a cluster.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// `redis://...`: one server.
+    Server(String),
+    /// The URLs of some nodes of a Redis Cluster (one reachable node finds the others).
+    #[cfg(feature = "cluster")]
+    Cluster(Vec<String>),
+}
+
+impl std::fmt::Debug for Endpoint {
+    /// The URLs with their passwords blanked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Server(url) => f.debug_tuple("Server").field(&redact(url)).finish(),
+            #[cfg(feature = "cluster")]
+            Endpoint::Cluster(urls) => f
+                .debug_tuple("Cluster")
+                .field(&urls.iter().map(|u| redact(u)).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
+/// The redis-rs client an [`Endpoint`] makes connections with.
+enum Connector {
+    Server(Client),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// One connection: to a server, or to a cluster (which holds one connection per node it has
+/// talked to, and routes each command to the node owning its key's slot).
+pub(crate) enum Conn {
+    Server(Connection),
+    #[cfg(feature = "cluster")]
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+/// Dispatches a [`ConnectionLike`] method to the connection inside a [`Conn`].
+macro_rules! dispatch {
+    ($conn:expr, $c:ident => $call:expr) => {
+        match $conn {
+            Conn::Server($c) => $call,
+            #[cfg(feature = "cluster")]
+            Conn::Cluster($c) => $call,
+        }
+    };
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        dispatch!(self, c => c.req_packed_command(cmd))
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        dispatch!(self, c => c.req_packed_commands(cmd, offset, count))
+    }
+
+    // The cluster connection routes a `Cmd` by its key without parsing it back: forward it
+    // as it is rather than through the default (which packs it first).
+    fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        dispatch!(self, c => c.req_command(cmd))
+    }
+
+    fn get_db(&self) -> i64 {
+        dispatch!(self, c => c.get_db())
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        dispatch!(self, c => c.supports_pipelining())
+    }
+
+    fn check_connection(&mut self) -> bool {
+        dispatch!(self, c => c.check_connection())
+    }
+
+    fn is_open(&self) -> bool {
+        dispatch!(self, c => c.is_open())
+    }
+}
+
 /// One pooled connection and its lane.
 pub(crate) struct Link {
-    pub conn: Connection,
+    pub conn: Conn,
     pub lane: usize,
 }
 
 impl Link {
-    fn new(conn: Connection, lane: usize) -> Self {
+    fn new(conn: Conn, lane: usize) -> Self {
         Link { conn, lane }
     }
 }
 
 /// The connections of one queue handle (shared by its clones).
 pub(crate) struct Pool {
-    client: Client,
+    connector: Connector,
     addr: String,
     reconnect_for: Duration,
     /// The longest a blocking command on these connections waits in the server.
@@ -82,16 +177,71 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
+/// How many times redis-rs's cluster connection retries one command (following a redirect,
+/// or waiting out `CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN` between 10 ms and 500 ms) before it
+/// reports the failure: about as many as fit in the reconnect budget.
+#[cfg(feature = "cluster")]
+fn cluster_retries(reconnect_for: Duration) -> u32 {
+    // the waits grow from 10-20 ms to 10-500 ms over the first six retries, then average 255 ms
+    let steady = reconnect_for.as_millis() / 255;
+    6 + u32::try_from(steady).unwrap_or(u32::MAX).min(1000)
+}
+
 impl Pool {
-    /// A pool for the server at `url`, whose blocking commands wait at most `block_for`.
-    pub fn new(url: &str, reconnect_for: Duration, block_for: Duration) -> Result<Self, Error> {
-        let client = Client::open(url).map_err(|source| Error::Url {
-            url: redact(url),
-            source,
-        })?;
+    /// A pool for `endpoint`, whose blocking commands wait at most `block_for`.
+    pub fn new(
+        endpoint: &Endpoint,
+        reconnect_for: Duration,
+        block_for: Duration,
+    ) -> Result<Self, Error> {
+        let (connector, addr) = match endpoint {
+            Endpoint::Server(url) => {
+                let client = Client::open(url.as_str()).map_err(|source| Error::Url {
+                    url: redact(url),
+                    source,
+                })?;
+                let addr = client.get_connection_info().addr().to_string();
+                (Connector::Server(client), addr)
+            }
+            #[cfg(feature = "cluster")]
+            Endpoint::Cluster(urls) => {
+                use redis::IntoConnectionInfo;
+                let bad = |source| Error::Url {
+                    url: urls
+                        .iter()
+                        .map(|u| redact(u))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    source,
+                };
+                let mut addrs = Vec::with_capacity(urls.len());
+                for url in urls {
+                    addrs.push(
+                        url.as_str()
+                            .into_connection_info()
+                            .map_err(bad)?
+                            .addr()
+                            .to_string(),
+                    );
+                }
+                let client =
+                    redis::cluster::ClusterClientBuilder::new(urls.iter().map(String::as_str))
+                        .connection_timeout(IO_TIMEOUT)
+                        .response_timeout(IO_TIMEOUT + block_for)
+                        .retries(cluster_retries(reconnect_for))
+                        .min_retry_wait(10)
+                        .max_retry_wait(500)
+                        .build()
+                        .map_err(bad)?;
+                (
+                    Connector::Cluster(client),
+                    format!("cluster {}", addrs.join(",")),
+                )
+            }
+        };
         Ok(Pool {
-            addr: client.get_connection_info().addr().to_string(),
-            client,
+            addr,
+            connector,
             reconnect_for,
             block_for,
             idle: Mutex::new(Vec::new()),
@@ -99,9 +249,39 @@ impl Pool {
         })
     }
 
-    /// The server's address, for messages.
+    /// The server's address (a cluster's: `cluster` and its nodes' given), for messages.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Whether the connections go to a cluster (which runs no `MULTI`/`EXEC` transaction, and
+    /// may send a command again after a broken connection: see the crate docs).
+    pub fn is_cluster(&self) -> bool {
+        match self.connector {
+            Connector::Server(_) => false,
+            #[cfg(feature = "cluster")]
+            Connector::Cluster(_) => true,
+        }
+    }
+
+    /// One connection attempt, its timeouts set.
+    fn connect_once(&self) -> Result<Conn, RedisError> {
+        match &self.connector {
+            Connector::Server(client) => {
+                let conn = client.get_connection_with_timeout(IO_TIMEOUT)?;
+                conn.set_write_timeout(Some(IO_TIMEOUT))?;
+                conn.set_read_timeout(Some(IO_TIMEOUT + self.block_for))?;
+                Ok(Conn::Server(conn))
+            }
+            #[cfg(feature = "cluster")]
+            Connector::Cluster(client) => {
+                // the timeouts hold for the node connections it has and those it makes later
+                let conn = client.get_connection()?;
+                conn.set_write_timeout(Some(IO_TIMEOUT))?;
+                conn.set_read_timeout(Some(IO_TIMEOUT + self.block_for))?;
+                Ok(Conn::Cluster(Box::new(conn)))
+            }
+        }
     }
 
     /// Every lane handed out so far.
@@ -127,21 +307,13 @@ impl Pool {
 
     /// Connects, retrying refused or broken attempts with exponential backoff (10 ms doubling
     /// to 500 ms) for at most the reconnect budget.
-    fn connect(&self) -> Result<Connection, Error> {
+    fn connect(&self) -> Result<Conn, Error> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(10);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let result = self
-                .client
-                .get_connection_with_timeout(IO_TIMEOUT)
-                .and_then(|conn| {
-                    conn.set_write_timeout(Some(IO_TIMEOUT))?;
-                    conn.set_read_timeout(Some(IO_TIMEOUT + self.block_for))?;
-                    Ok(conn)
-                });
-            match result {
+            match self.connect_once() {
                 Ok(conn) => {
                     if attempts > 1 {
                         tracing::info!(addr = %self.addr, attempts, "reconnected to Redis");
@@ -150,10 +322,15 @@ impl Pool {
                 }
                 Err(source) => {
                     let waited = start.elapsed();
+                    // LOADING: a server reading its data back; the others: a cluster between
+                    // two states (a failover, slots not yet all served)
                     let retryable = source.is_io_error()
                         || source.is_connection_refusal()
                         || source.is_connection_dropped()
-                        || source.code() == Some("LOADING");
+                        || matches!(
+                            source.code(),
+                            Some("LOADING" | "CLUSTERDOWN" | "TRYAGAIN" | "MASTERDOWN")
+                        );
                     if !retryable || waited >= self.reconnect_for {
                         tracing::warn!(addr = %self.addr, attempts, error = %source, "cannot connect to Redis");
                         return Err(Error::Connect {
@@ -205,6 +382,8 @@ impl Pool {
     ) -> Result<R, Error> {
         let start = Instant::now();
         let mut link = self.checkout()?;
+        let mut breaks = 0;
+        let mut pause = Duration::from_millis(10);
         loop {
             match op(&mut link) {
                 Ok(r) => {
@@ -221,6 +400,15 @@ impl Pool {
                             command: what,
                             source: e,
                         });
+                    }
+                    // A connection that breaks again at once (a cluster reached through its
+                    // other nodes while the queue's node is down) is tried again with backoff,
+                    // as a refused connection is.
+                    breaks += 1;
+                    if breaks > 1 {
+                        let left = self.reconnect_for.saturating_sub(start.elapsed());
+                        std::thread::sleep(pause.min(left));
+                        pause = (pause * 2).min(Duration::from_millis(500));
                     }
                     match self.connect() {
                         Ok(conn) => link = Link::new(conn, lane),
@@ -276,7 +464,43 @@ mod tests {
 
     #[test]
     fn bad_url_is_a_typed_error() {
-        let e = Pool::new("http://nope", Duration::from_secs(1), Duration::ZERO).unwrap_err();
+        let e = Pool::new(
+            &Endpoint::Server("http://nope".into()),
+            Duration::from_secs(1),
+            Duration::ZERO,
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::Url { .. }), "{e}");
+    }
+
+    #[test]
+    fn endpoint_debug_blanks_passwords() {
+        let e = Endpoint::Server("redis://bob:secret@host:6379/0".into());
+        assert_eq!(format!("{e:?}"), r#"Server("redis://bob:***@host:6379/0")"#);
+    }
+
+    #[cfg(feature = "cluster")]
+    #[test]
+    fn bad_cluster_url_is_a_typed_error() {
+        let nodes = vec![
+            "redis://127.0.0.1:7000".to_string(),
+            "http://nope".to_string(),
+        ];
+        let e = Pool::new(
+            &Endpoint::Cluster(nodes),
+            Duration::from_secs(1),
+            Duration::ZERO,
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Url { .. }), "{e}");
+        assert!(e.to_string().contains("http://nope"), "{e}");
+    }
+
+    #[cfg(feature = "cluster")]
+    #[test]
+    fn cluster_retries_grow_with_the_budget() {
+        assert_eq!(cluster_retries(Duration::ZERO), 6);
+        assert!(cluster_retries(Duration::from_secs(10)) > cluster_retries(Duration::from_secs(1)));
+        assert!(cluster_retries(Duration::MAX) <= 1006);
     }
 }

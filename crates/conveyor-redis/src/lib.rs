@@ -48,9 +48,10 @@
 //!
 //! # What is guaranteed
 //!
-//! - **A put that returned `Ok` is in the server**, and a put is applied once even when it is
-//!   retried after a lost connection (the put script remembers each producer lane's last
-//!   sequence number). A lost connection is retried with backoff (10 ms doubling to 500 ms, for
+//! - **A put that returned `Ok` is in the server** (on a Redis Cluster: while the node that
+//!   took it lives, see [below](#redis-cluster-feature-cluster)), and a put is applied once
+//!   even when it is retried after a lost connection (the put script remembers each producer
+//!   lane's last sequence number). A lost connection is retried with backoff (10 ms doubling to 500 ms, for
 //!   [`Builder::reconnect_for`], 10 s by default) before an operation fails.
 //! - **[`RedisQueue`]: at most once.** A get acknowledges the item as it delivers it; an item a
 //!   consumer took and then crashed with is gone, as with any queue.
@@ -110,6 +111,65 @@
 //! producing fast. The harness (`cargo xtask bench --filter RedisQueue,redis-rs`) compares this
 //! crate with the raw redis-rs loop and with redis-py, side by side.
 //!
+//! # Redis Cluster (feature `cluster`)
+//!
+//! `Builder::cluster` opens a queue on a Redis Cluster, given the URLs of some of its nodes
+//! (one that answers finds the others); everything else is as on one server:
+//!
+//! ```no_run
+//! # #[cfg(feature = "cluster")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use conveyor_redis::{Builder, Channel, Joinable, JoinableRedisQueue};
+//!
+//! let nodes = ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000", "redis://10.0.0.3:7000"];
+//! let q: JoinableRedisQueue<String> = Builder::cluster(nodes, "thumbnails").open_joinable()?;
+//! q.put("img-17.png".to_string())?;
+//! let job = q.get()?;
+//! q.task_done()?;
+//! # Ok(()) }
+//! # #[cfg(not(feature = "cluster"))]
+//! # fn main() {}
+//! ```
+//!
+//! What a cluster changes:
+//!
+//! - **A queue lives on one node.** Its keys all carry the hash tag `{NAME}`, so they hash to
+//!   one slot, and every command and script of the queue goes to the primary that owns that
+//!   slot. A cluster spreads *queues* over its nodes, not one queue: one queue does what one
+//!   node does. To use every node, use several queues (their names hash to different slots:
+//!   `CLUSTER KEYSLOT conveyor:{NAME}:items` tells which).
+//! - **Every put runs the put script.** redis-rs's cluster connection runs no `MULTI`/`EXEC`
+//!   transaction, so the one-transaction put of an unbounded queue ([Cost](#cost)) is not used.
+//! - **Redirects and failover.** redis-rs follows `MOVED` (a slot that moved for good, after
+//!   which it reloads the slot map) and `ASK` (a slot being migrated), and waits out
+//!   `CLUSTERDOWN`, `TRYAGAIN` and `MASTERDOWN` (10 ms to 500 ms between tries, about as many
+//!   tries as fit in [`Builder::reconnect_for`]); a node whose connection broke is
+//!   reconnected. When a primary fails, its replica takes over only after the cluster's
+//!   `cluster-node-timeout` (15 s by default) and an election: give `reconnect_for` more than
+//!   that, or calls fail with [`Unavailable`] meanwhile.
+//! - **A resent command.** After a broken connection redis-rs sends the command again itself,
+//!   where this crate on one server sends only what is safe to send twice. A put stays applied
+//!   once (on a cluster the put script always looks its lane's last put up). A get that was
+//!   in flight may have taken an item whose answer was lost: on a [`JoinableRedisQueue`] the
+//!   item is delivered again after the visibility timeout (at least once still holds); on a
+//!   [`RedisQueue`] it is gone (at most once still holds), where one server's get reports
+//!   [`Error::GetInterrupted`] instead.
+//! - **An acknowledged put can be lost in a failover.** Redis replicates asynchronously: a
+//!   primary acknowledges a write before any replica has it, and a replica promoted after the
+//!   primary failed may lack the last writes. So "a put that returned `Ok` is in the server"
+//!   holds on a cluster only as long as the primary that acknowledged it lives (and, across a
+//!   crash and restart of that node, with `appendonly yes` and `appendfsync always`). Redis's
+//!   `WAIT` narrows that window but does not close it (the Redis docs say so: a failover may
+//!   still pick a replica without the write), so this crate does not offer it; where losing an
+//!   acknowledged item is not acceptable, use one server with `appendfsync always`.
+//! - A handle opened with `Builder::new` on one node of a cluster talks to that node alone:
+//!   its calls fail with `MOVED` when the queue's slot is elsewhere. Open it with
+//!   `Builder::cluster`, even with the URL of one node.
+//! - The layout is the same, so a redis-py program reaches the stream with
+//!   `redis.cluster.RedisCluster`.
+//!
+//! `LocalCluster` starts three local nodes, a cluster for tests.
+//!
 //! # Servers for tests and examples
 //!
 //! [`Target::from_env`] answers `CONVEYOR_REDIS_URL` when it is set, else starts a
@@ -121,6 +181,8 @@
 //!
 //! - `pickle` (default): the pickle codec, for redis-py peers.
 //! - `tls`: `rediss://` URLs, through redis-rs's rustls support.
+//! - `cluster`: `Builder::cluster` and `LocalCluster`, through redis-rs's cluster support
+//!   (see [Redis Cluster](#redis-cluster-feature-cluster)).
 
 #![warn(missing_docs)]
 
@@ -138,4 +200,6 @@ pub use conveyor_core::{
 };
 pub use error::Error;
 pub use queue::{Builder, DeadLetter, JoinableRedisQueue, RedisQueue};
+#[cfg(feature = "cluster")]
+pub use server::LocalCluster;
 pub use server::{LocalServer, LocalServerOptions, Target};

@@ -15,7 +15,7 @@ use redis::{RedisError, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::conn::{Pool, Retry};
+use crate::conn::{Endpoint, Pool, Retry};
 use crate::error::Error;
 use crate::scripts::{self, scripts, Keys, GROUP};
 
@@ -57,9 +57,11 @@ impl Default for Options {
 ///     .open()?;
 /// # Ok::<(), conveyor_redis::Error>(())
 /// ```
+///
+/// With the `cluster` feature, `Builder::cluster` opens the queue on a Redis Cluster instead.
 #[derive(Debug, Clone)]
 pub struct Builder<C = Postcard> {
-    url: String,
+    endpoint: Endpoint,
     name: String,
     opts: Options,
     codec: C,
@@ -70,7 +72,42 @@ impl Builder<Postcard> {
     /// [:port][/db]`, `rediss://...` with the `tls` feature, `redis+unix:///path`).
     pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
         Builder {
-            url: url.into(),
+            endpoint: Endpoint::Server(url.into()),
+            name: name.into(),
+            opts: Options::default(),
+            codec: Postcard,
+        }
+    }
+
+    /// Settings for the queue `name` on the Redis Cluster that `nodes` belong to (feature
+    /// `cluster`): the URLs (an array, a slice, a `Vec` of `&str` or `String`) of some of its
+    /// primaries, `redis://[user:password@]host:port` (`rediss://` with the `tls` feature),
+    /// all with the same user and password. One that answers is enough to find the others,
+    /// and the addresses the cluster gives for its nodes are used from then on. The queue
+    /// lives on the node that owns its slot: see the
+    /// [crate docs](crate#redis-cluster-feature-cluster) for what a cluster changes.
+    ///
+    /// ```no_run
+    /// use conveyor_redis::{Builder, Channel, RedisQueue};
+    ///
+    /// let nodes = ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000", "redis://10.0.0.3:7000"];
+    /// let q: RedisQueue<String> = Builder::cluster(nodes, "jobs").maxsize(1000).open()?;
+    /// q.put("resize image 17".to_string())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn cluster<I>(nodes: I, name: impl Into<String>) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        Builder {
+            endpoint: Endpoint::Cluster(
+                nodes
+                    .into_iter()
+                    .map(|node| node.as_ref().to_string())
+                    .collect(),
+            ),
             name: name.into(),
             opts: Options::default(),
             codec: Postcard,
@@ -142,7 +179,7 @@ impl<C: Codec> Builder<C> {
     /// same stream.
     pub fn codec<D: Codec>(self, codec: D) -> Builder<D> {
         Builder {
-            url: self.url,
+            endpoint: self.endpoint,
             name: self.name,
             opts: self.opts,
             codec,
@@ -299,7 +336,7 @@ enum Taken {
 
 impl<C: Codec> Shared<C> {
     fn open(b: Builder<C>, ack_on_get: bool) -> Result<Self, Error> {
-        let pool = Pool::new(&b.url, b.opts.reconnect_for, b.opts.poll)?;
+        let pool = Pool::new(&b.endpoint, b.opts.reconnect_for, b.opts.poll)?;
         let keys = Keys::new(&b.name);
         let new_token = unique_name();
         let reply: Vec<Value> = pool.run(Retry::Safe, "open", |link| {
@@ -368,9 +405,13 @@ impl<C: Codec> Shared<C> {
     /// bound and does not shut itself down (the script checks those), and the script ran on
     /// this handle within the poll interval (it also checks that the queue is the one this
     /// handle opened, not one made anew under its name since: a put sees that within the poll
-    /// interval, as a get does).
+    /// interval, as a get does). A cluster connection runs no transaction: there every put
+    /// runs the script.
     fn fast_put_allowed(&self) -> bool {
-        self.capacity.is_none() && !self.auto && recent(&self.last_put_check, self)
+        self.capacity.is_none()
+            && !self.auto
+            && !self.pool.is_cluster()
+            && recent(&self.last_put_check, self)
     }
 
     /// One attempt at putting `items`: how many went in (from the first), or `None` when the
@@ -431,6 +472,10 @@ impl<C: Codec> Shared<C> {
     }
 
     /// Runs the put script for (this link's lane, `seq`).
+    ///
+    /// On a cluster the script always looks the lane's last put up (`retry`): the cluster
+    /// connection sends a command again on a new connection when one breaks, so any call may
+    /// be a second one, and the look-up makes it apply once.
     fn put_script(
         &self,
         link: &mut crate::conn::Link,
@@ -449,7 +494,11 @@ impl<C: Codec> Shared<C> {
             .arg(seq)
             .arg(producer)
             .arg(self.opts.lease.as_millis() as u64)
-            .arg(if retry { "retry" } else { "new" });
+            .arg(if retry || self.pool.is_cluster() {
+                "retry"
+            } else {
+                "new"
+            });
         for item in items {
             inv.arg(item.as_slice());
         }

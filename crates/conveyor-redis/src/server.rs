@@ -1,5 +1,6 @@
 //! [`LocalServer`]: a throwaway `redis-server` for tests, examples and benchmarks, and
-//! [`Target`], which picks the server they use.
+//! [`Target`], which picks the server they use; with the `cluster` feature, `LocalCluster`:
+//! three of them made a Redis Cluster.
 //!
 //! A `LocalServer` runs the `redis-server` found on `PATH`, on a free port of 127.0.0.1, with
 //! its files in a temporary directory, and stops it when dropped. `CONVEYOR_REDIS_URL` points
@@ -32,6 +33,8 @@ pub struct LocalServer {
     port: u16,
     password: Option<String>,
     persistent: bool,
+    /// A node of a cluster (`--cluster-enabled yes`), whose cluster bus is `port + 10000`.
+    cluster: bool,
 }
 
 /// Settings for a [`LocalServer`].
@@ -51,6 +54,11 @@ impl LocalServer {
 
     /// Starts a server with `options`.
     pub fn start_with(options: LocalServerOptions) -> io::Result<Self> {
+        Self::start_node(options, false)
+    }
+
+    /// Starts a server, a cluster node (with no slots yet) if `cluster`.
+    fn start_node(options: LocalServerOptions, cluster: bool) -> io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("conveyor-redis-")
             .tempdir()?;
@@ -60,12 +68,13 @@ impl LocalServer {
             port: 0,
             password: options.password,
             persistent: options.persistent,
+            cluster,
         };
         let mut last = None;
         // A free port found by binding port 0 may be taken by someone else before the server
         // binds it: try a few.
         for _ in 0..5 {
-            server.port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            server.port = free_port(cluster)?;
             match server.spawn() {
                 Ok(()) => return Ok(server),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
@@ -96,6 +105,10 @@ impl LocalServer {
         }
         if let Some(pw) = &self.password {
             cmd.arg("--requirepass").arg(pw);
+        }
+        if self.cluster {
+            cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                .arg(self.dir.path().join(format!("nodes-{}.conf", self.port)));
         }
         let mut child = cmd
             .stdin(Stdio::null())
@@ -194,6 +207,172 @@ impl Drop for LocalServer {
     }
 }
 
+/// A free port of 127.0.0.1; for a cluster node, one whose cluster bus port (10000 above it)
+/// is free too, which makes it at most 55535.
+fn free_port(cluster: bool) -> io::Result<u16> {
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if !cluster {
+            return Ok(port);
+        }
+        if let Some(bus) = port.checked_add(10000) {
+            if TcpListener::bind(("127.0.0.1", bus)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrNotAvailable,
+        "no free port whose cluster bus port (10000 above it) is free too",
+    ))
+}
+
+/// How long a new cluster may take until every node reports `cluster_state:ok`.
+#[cfg(feature = "cluster")]
+const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A Redis Cluster of three primaries (no replicas) on free local ports (feature `cluster`):
+/// three [`LocalServer`]s started with `--cluster-enabled yes`, joined and given a third of
+/// the slots each by `redis-cli --cluster create`, and stopped when dropped. For tests,
+/// examples and benchmarks; it needs `redis-server` and `redis-cli` on `PATH` (an error of
+/// kind `NotFound` says which is missing).
+///
+/// ```
+/// use conveyor_redis::{Builder, Channel, LocalCluster, RedisQueue};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cluster = match LocalCluster::start() {
+///     Ok(cluster) => cluster,
+///     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+///         eprintln!("SKIPPED: no local Redis Cluster: {e}");
+///         return Ok(());
+///     }
+///     Err(e) => return Err(e.into()),
+/// };
+/// let q: RedisQueue<u32> = Builder::cluster(cluster.urls(), "doc-cluster-jobs").open()?;
+/// q.put(7)?;
+/// assert_eq!(q.get()?, 7);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "cluster")]
+#[derive(Debug)]
+pub struct LocalCluster {
+    nodes: Vec<LocalServer>,
+}
+
+#[cfg(feature = "cluster")]
+impl LocalCluster {
+    /// Starts the three nodes, makes them a cluster, and waits until every node says the
+    /// cluster is ready (`cluster_state:ok`, every slot served, every node known).
+    pub fn start() -> io::Result<Self> {
+        const NODES: usize = 3;
+        let mut nodes = Vec::with_capacity(NODES);
+        for _ in 0..NODES {
+            // a node that fails stops the ones already started (dropped)
+            nodes.push(LocalServer::start_node(
+                LocalServerOptions::default(),
+                true,
+            )?);
+        }
+        let cluster = LocalCluster { nodes };
+        cluster.create()?;
+        cluster.wait_until_ready()?;
+        tracing::debug!(nodes = ?cluster.urls(), "local Redis Cluster ready");
+        Ok(cluster)
+    }
+
+    /// `redis-cli --cluster create` over the nodes: the slots split in three, no replicas.
+    fn create(&self) -> io::Result<()> {
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot run redis-cli (is it installed and on PATH?): {e}"),
+                )
+            })?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "redis-cli --cluster create failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Polls `CLUSTER INFO` on every node until each reports the cluster ready, for at most
+    /// [`CLUSTER_READY_TIMEOUT`] in all.
+    fn wait_until_ready(&self) -> io::Result<()> {
+        let deadline = std::time::Instant::now() + CLUSTER_READY_TIMEOUT;
+        let redis_err = |e: redis::RedisError| io::Error::other(format!("CLUSTER INFO: {e}"));
+        for node in &self.nodes {
+            let client = redis::Client::open(node.url()).map_err(redis_err)?;
+            let mut conn = client
+                .get_connection_with_timeout(READY_TIMEOUT)
+                .map_err(redis_err)?;
+            conn.set_read_timeout(Some(READY_TIMEOUT))
+                .map_err(redis_err)?;
+            loop {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut conn)
+                    .map_err(redis_err)?;
+                if cluster_ready(&info, self.nodes.len()) {
+                    break;
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "the cluster was not ready within {CLUSTER_READY_TIMEOUT:?}; node {} \
+                             says:\n{info}",
+                            node.port
+                        ),
+                    ));
+                }
+                // the gossip between the nodes settles in a few of their 100 ms cron runs
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+
+    /// The nodes' URLs (`redis://127.0.0.1:PORT/`), for [`Builder::cluster`](crate::Builder::cluster).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(LocalServer::url).collect()
+    }
+
+    /// The nodes (each one's port, URL and process id), to reach one node alone.
+    pub fn nodes(&self) -> &[LocalServer] {
+        &self.nodes
+    }
+
+    /// The nodes, to stop one (a node that failed) or restart it.
+    pub fn nodes_mut(&mut self) -> &mut [LocalServer] {
+        &mut self.nodes
+    }
+}
+
+/// Whether a node's `CLUSTER INFO` says the cluster is ready: state ok, every one of the
+/// 16384 slots served, and `nodes` nodes known.
+#[cfg(feature = "cluster")]
+fn cluster_ready(info: &str, nodes: usize) -> bool {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+    };
+    field("cluster_state") == Some("ok")
+        && field("cluster_slots_ok") == Some("16384")
+        && field("cluster_known_nodes").and_then(|n| n.parse().ok()) == Some(nodes)
+}
+
 /// The server a test, an example or a benchmark runs against.
 #[derive(Debug)]
 pub enum Target {
@@ -244,5 +423,24 @@ impl Target {
             Target::External(_) => None,
             Target::Local(server) => Some(server),
         }
+    }
+}
+
+#[cfg(all(test, feature = "cluster"))]
+mod tests {
+    use super::cluster_ready;
+
+    #[test]
+    fn cluster_ready_reads_cluster_info() {
+        let ok = "cluster_enabled:1\r\ncluster_state:ok\r\ncluster_slots_assigned:16384\r\n\
+                  cluster_slots_ok:16384\r\ncluster_known_nodes:3\r\n";
+        assert!(cluster_ready(ok, 3));
+        assert!(!cluster_ready(ok, 4), "a node not yet known");
+        assert!(!cluster_ready(&ok.replace("state:ok", "state:fail"), 3));
+        assert!(!cluster_ready(
+            &ok.replace("slots_ok:16384", "slots_ok:10923"),
+            3
+        ));
+        assert!(!cluster_ready("", 3));
     }
 }
