@@ -60,7 +60,7 @@
 //!
 //! # Close and shutdown
 //!
-//! A [`Connection`] is point to point, so the two ways a [`Channel`](conveyor_core::Channel)
+//! A [`Connection`] is point to point, so the two ways a [`Channel`]
 //! ends are one here: [`close`](Connection::close) (Python's `Connection.close()` for the
 //! sending side, and `Channel::close`) closes this end for sending, and the peer's gets drain
 //! what was sent, then fail with `Closed`; `Channel::shutdown(immediate)` does the same, as
