@@ -10,20 +10,21 @@
 #![cfg(feature = "cluster")]
 
 mod common;
+#[path = "common/factories.rs"]
+mod factories;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::time::Duration;
 
-use conveyor_core::testing::{
-    run_consumer, run_producer, Capacity, Factory, Item, Order, Profile, Remote, RemoteChild, Role,
-    GENEROUS,
-};
+use conveyor_core::testing::{run_consumer, run_producer, Item, RemoteChild, Role, GENEROUS};
 use conveyor_process::testing::RemoteProcess;
 use conveyor_process::{init_test, Process};
 use conveyor_redis::{
     Builder, Channel, Joinable, JoinableRedisQueue, LocalCluster, QueueInfo, RedisQueue,
 };
+
+use factories::{Joinable_, Plain, QueueSpec};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -468,29 +469,16 @@ struct Spec {
     auto: bool,
 }
 
-impl Spec {
-    fn new(capacity: Capacity, auto: bool, joinable: bool) -> Spec {
-        let spec = Spec {
+impl QueueSpec for Spec {
+    const PLAIN: &'static str = "RedisQueue (cluster)";
+    const JOINABLE: &'static str = "JoinableRedisQueue (cluster)";
+
+    fn fresh(auto: bool) -> Spec {
+        Spec {
             cluster: cluster("conformance").expect("a local cluster (checked by the prologue)"),
             name: common::name("cluster-conformance"),
             auto,
-        };
-        let b = spec.builder();
-        let b = match capacity {
-            Capacity::Bounded(n) => b.maxsize(n),
-            Capacity::Unbounded => b,
-        };
-        // the first handle creates the queue with its bound and settings
-        if joinable {
-            b.open_joinable::<Item>().expect("open a Redis queue");
-        } else {
-            b.open::<Item>().expect("open a Redis queue");
         }
-        spec
-    }
-
-    fn at(&self) -> Where {
-        (self.cluster.urls(), self.name.clone(), self.auto)
     }
 
     fn builder(&self) -> Builder {
@@ -507,6 +495,16 @@ impl Spec {
             .and_then(|q| q.destroy())
             .expect("remove the queue's keys");
         Ok(())
+    }
+
+    fn start_child(&self, role: Role, joinable: bool) -> Result<Box<dyn RemoteChild>, String> {
+        start_child(self, role, joinable)
+    }
+}
+
+impl Spec {
+    fn at(&self) -> Where {
+        (self.cluster.urls(), self.name.clone(), self.auto)
     }
 }
 
@@ -581,91 +579,6 @@ fn start_child(spec: &Spec, role: Role, joinable: bool) -> Result<Box<dyn Remote
     }
 }
 
-/// `RedisQueue` on the cluster: every producer and consumer opens the queue by the nodes'
-/// URLs and its name, as another process or machine does.
-struct Plain;
-
-impl Factory for Plain {
-    type Queue = Spec;
-    type Handle = RedisQueue<Item>;
-
-    fn profile(&self) -> Profile {
-        Profile::queue("RedisQueue (cluster)", Order::Fifo)
-    }
-    fn create(&self, capacity: Capacity) -> Spec {
-        Spec::new(capacity, false, false)
-    }
-    fn create_auto_shutdown(&self, capacity: Capacity) -> Result<Spec, &'static str> {
-        Ok(Spec::new(capacity, true, false))
-    }
-    fn producer(&self, q: &Spec) -> RedisQueue<Item> {
-        q.builder().open().expect("open the queue by name")
-    }
-    fn consumer(&self, q: &Spec) -> RedisQueue<Item> {
-        q.builder().open().expect("open the queue by name")
-    }
-    fn joinable(_: &RedisQueue<Item>) -> Result<&dyn Joinable, &'static str> {
-        Err("RedisQueue acknowledges each item at delivery: JoinableRedisQueue has task_done/join")
-    }
-    fn info(h: &RedisQueue<Item>) -> Result<&dyn QueueInfo, &'static str> {
-        Ok(h)
-    }
-    fn remote(&self) -> Result<&dyn Remote<Spec>, &'static str> {
-        Ok(self)
-    }
-    fn cut_off(&self, q: &mut Spec) -> Result<(), &'static str> {
-        q.cut_off()
-    }
-}
-
-impl Remote<Spec> for Plain {
-    fn start(&self, q: &Spec, role: Role) -> Result<Box<dyn RemoteChild>, String> {
-        start_child(q, role, false)
-    }
-}
-
-/// `JoinableRedisQueue` on the cluster, handles opened as for `RedisQueue`.
-struct Joinable_;
-
-impl Factory for Joinable_ {
-    type Queue = Spec;
-    type Handle = JoinableRedisQueue<Item>;
-
-    fn profile(&self) -> Profile {
-        Profile::queue("JoinableRedisQueue (cluster)", Order::Fifo)
-    }
-    fn create(&self, capacity: Capacity) -> Spec {
-        Spec::new(capacity, false, true)
-    }
-    fn create_auto_shutdown(&self, capacity: Capacity) -> Result<Spec, &'static str> {
-        Ok(Spec::new(capacity, true, true))
-    }
-    fn producer(&self, q: &Spec) -> JoinableRedisQueue<Item> {
-        q.builder().open_joinable().expect("open the queue by name")
-    }
-    fn consumer(&self, q: &Spec) -> JoinableRedisQueue<Item> {
-        q.builder().open_joinable().expect("open the queue by name")
-    }
-    fn joinable(h: &JoinableRedisQueue<Item>) -> Result<&dyn Joinable, &'static str> {
-        Ok(h)
-    }
-    fn info(h: &JoinableRedisQueue<Item>) -> Result<&dyn QueueInfo, &'static str> {
-        Ok(h)
-    }
-    fn remote(&self) -> Result<&dyn Remote<Spec>, &'static str> {
-        Ok(self)
-    }
-    fn cut_off(&self, q: &mut Spec) -> Result<(), &'static str> {
-        q.cut_off()
-    }
-}
-
-impl Remote<Spec> for Joinable_ {
-    fn start(&self, q: &Spec, role: Role) -> Result<Box<dyn RemoteChild>, String> {
-        start_child(q, role, true)
-    }
-}
-
 /// Whether the cases cannot have a cluster: `redis-server` or `redis-cli` is not on `PATH`.
 /// Then each case says so and returns, except in CI, where the case goes on and fails.
 fn no_cluster() -> bool {
@@ -686,5 +599,5 @@ fn no_cluster() -> bool {
     true
 }
 
-conveyor_core::conformance_tests!(cluster_redis_queue, Plain; init_test!(produce, consume); if no_cluster() { return; });
-conveyor_core::conformance_tests!(cluster_joinable_redis_queue, Joinable_; init_test!(produce, consume); if no_cluster() { return; });
+conveyor_core::conformance_tests!(cluster_redis_queue, Plain::<Spec>::new(); init_test!(produce, consume); if no_cluster() { return; });
+conveyor_core::conformance_tests!(cluster_joinable_redis_queue, Joinable_::<Spec>::new(); init_test!(produce, consume); if no_cluster() { return; });

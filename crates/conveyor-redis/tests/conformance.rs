@@ -5,17 +5,18 @@
 //! Without a server outside CI every case prints that it skipped and why.
 
 mod common;
+#[path = "common/factories.rs"]
+mod factories;
 
 use std::time::Duration;
 
-use conveyor_core::testing::{
-    run_consumer, run_producer, Capacity, Factory, Item, Order, Profile, Remote, RemoteChild, Role,
-    GENEROUS,
-};
-use conveyor_core::{Channel, Joinable, QueueInfo};
+use conveyor_core::testing::{run_consumer, run_producer, Item, RemoteChild, Role, GENEROUS};
+use conveyor_core::{Channel, Joinable};
 use conveyor_process::testing::RemoteProcess;
 use conveyor_process::{init_test, Process};
-use conveyor_redis::{Builder, JoinableRedisQueue, RedisQueue, Target};
+use conveyor_redis::{Builder, RedisQueue, Target};
+
+use factories::{Joinable_, Plain, QueueSpec};
 
 /// Whether a server can be had: `CONVEYOR_REDIS_URL`, or `redis-server` on `PATH`. Without
 /// one, outside CI, each case says so and returns (in CI it fails).
@@ -38,29 +39,20 @@ struct Spec {
     auto: bool,
 }
 
-impl Spec {
-    fn new(capacity: Capacity, auto: bool, joinable: bool) -> Spec {
+impl QueueSpec for Spec {
+    const PLAIN: &'static str = "RedisQueue";
+    const JOINABLE: &'static str = "JoinableRedisQueue";
+
+    fn fresh(auto: bool) -> Spec {
         let server = Target::from_env()
             .expect("a Redis server")
             .expect("a Redis server (checked by the prologue)");
-        let spec = Spec {
+        Spec {
             url: server.url(),
             server,
             name: common::name("conformance"),
             auto,
-        };
-        let b = spec.builder();
-        let b = match capacity {
-            Capacity::Bounded(n) => b.maxsize(n),
-            Capacity::Unbounded => b,
-        };
-        // the first handle creates the queue with its bound and settings
-        if joinable {
-            b.open_joinable::<Item>().expect("open a Redis queue");
-        } else {
-            b.open::<Item>().expect("open a Redis queue");
         }
-        spec
     }
 
     /// Stops the case's own server (SIGKILL); on a server named by `CONVEYOR_REDIS_URL`, which
@@ -87,6 +79,10 @@ impl Spec {
         } else {
             b
         }
+    }
+
+    fn start_child(&self, role: Role, joinable: bool) -> Result<Box<dyn RemoteChild>, String> {
+        start_child(self, role, joinable)
     }
 }
 
@@ -166,90 +162,5 @@ fn start_child(spec: &Spec, role: Role, joinable: bool) -> Result<Box<dyn Remote
     }
 }
 
-/// `RedisQueue`: every producer and consumer opens the queue by URL and name, as another
-/// process or machine does, so each is a handle of its own.
-struct Plain;
-
-impl Factory for Plain {
-    type Queue = Spec;
-    type Handle = RedisQueue<Item>;
-
-    fn profile(&self) -> Profile {
-        Profile::queue("RedisQueue", Order::Fifo)
-    }
-    fn create(&self, capacity: Capacity) -> Spec {
-        Spec::new(capacity, false, false)
-    }
-    fn create_auto_shutdown(&self, capacity: Capacity) -> Result<Spec, &'static str> {
-        Ok(Spec::new(capacity, true, false))
-    }
-    fn producer(&self, q: &Spec) -> RedisQueue<Item> {
-        q.builder().open().expect("open the queue by name")
-    }
-    fn consumer(&self, q: &Spec) -> RedisQueue<Item> {
-        q.builder().open().expect("open the queue by name")
-    }
-    fn joinable(_: &RedisQueue<Item>) -> Result<&dyn Joinable, &'static str> {
-        Err("RedisQueue acknowledges each item at delivery: JoinableRedisQueue has task_done/join")
-    }
-    fn info(h: &RedisQueue<Item>) -> Result<&dyn QueueInfo, &'static str> {
-        Ok(h)
-    }
-    fn remote(&self) -> Result<&dyn Remote<Spec>, &'static str> {
-        Ok(self)
-    }
-    fn cut_off(&self, q: &mut Spec) -> Result<(), &'static str> {
-        q.cut_off()
-    }
-}
-
-impl Remote<Spec> for Plain {
-    fn start(&self, q: &Spec, role: Role) -> Result<Box<dyn RemoteChild>, String> {
-        start_child(q, role, false)
-    }
-}
-
-/// `JoinableRedisQueue`, handles opened as for `RedisQueue`.
-struct Joinable_;
-
-impl Factory for Joinable_ {
-    type Queue = Spec;
-    type Handle = JoinableRedisQueue<Item>;
-
-    fn profile(&self) -> Profile {
-        Profile::queue("JoinableRedisQueue", Order::Fifo)
-    }
-    fn create(&self, capacity: Capacity) -> Spec {
-        Spec::new(capacity, false, true)
-    }
-    fn create_auto_shutdown(&self, capacity: Capacity) -> Result<Spec, &'static str> {
-        Ok(Spec::new(capacity, true, true))
-    }
-    fn producer(&self, q: &Spec) -> JoinableRedisQueue<Item> {
-        q.builder().open_joinable().expect("open the queue by name")
-    }
-    fn consumer(&self, q: &Spec) -> JoinableRedisQueue<Item> {
-        q.builder().open_joinable().expect("open the queue by name")
-    }
-    fn joinable(h: &JoinableRedisQueue<Item>) -> Result<&dyn Joinable, &'static str> {
-        Ok(h)
-    }
-    fn info(h: &JoinableRedisQueue<Item>) -> Result<&dyn QueueInfo, &'static str> {
-        Ok(h)
-    }
-    fn remote(&self) -> Result<&dyn Remote<Spec>, &'static str> {
-        Ok(self)
-    }
-    fn cut_off(&self, q: &mut Spec) -> Result<(), &'static str> {
-        q.cut_off()
-    }
-}
-
-impl Remote<Spec> for Joinable_ {
-    fn start(&self, q: &Spec, role: Role) -> Result<Box<dyn RemoteChild>, String> {
-        start_child(q, role, true)
-    }
-}
-
-conveyor_core::conformance_tests!(redis_queue, Plain; init_test!(produce, consume); if no_server() { return; });
-conveyor_core::conformance_tests!(joinable_redis_queue, Joinable_; init_test!(produce, consume); if no_server() { return; });
+conveyor_core::conformance_tests!(redis_queue, Plain::<Spec>::new(); init_test!(produce, consume); if no_server() { return; });
+conveyor_core::conformance_tests!(joinable_redis_queue, Joinable_::<Spec>::new(); init_test!(produce, consume); if no_server() { return; });
