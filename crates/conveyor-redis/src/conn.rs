@@ -126,6 +126,25 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// The pause between attempts to reach the server: 10 ms, doubling to 500 ms.
+struct Backoff {
+    pause: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            pause: Duration::from_millis(10),
+        }
+    }
+
+    /// Sleeps the next pause, at most `left` (what remains of the reconnect budget).
+    fn wait(&mut self, left: Duration) {
+        std::thread::sleep(self.pause.min(left));
+        self.pause = (self.pause * 2).min(Duration::from_millis(500));
+    }
+}
+
 /// One pooled connection and its lane.
 pub(crate) struct Link {
     pub conn: Conn,
@@ -309,7 +328,7 @@ impl Pool {
     /// to 500 ms) for at most the reconnect budget.
     fn connect(&self) -> Result<Conn, Error> {
         let start = Instant::now();
-        let mut pause = Duration::from_millis(10);
+        let mut backoff = Backoff::new();
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -340,8 +359,7 @@ impl Pool {
                             source,
                         });
                     }
-                    std::thread::sleep(pause.min(self.reconnect_for - waited));
-                    pause = (pause * 2).min(Duration::from_millis(500));
+                    backoff.wait(self.reconnect_for - waited);
                 }
             }
         }
@@ -383,7 +401,7 @@ impl Pool {
         let start = Instant::now();
         let mut link = self.checkout()?;
         let mut breaks = 0;
-        let mut pause = Duration::from_millis(10);
+        let mut backoff = Backoff::new();
         loop {
             match op(&mut link) {
                 Ok(r) => {
@@ -406,9 +424,7 @@ impl Pool {
                     // as a refused connection is.
                     breaks += 1;
                     if breaks > 1 {
-                        let left = self.reconnect_for.saturating_sub(start.elapsed());
-                        std::thread::sleep(pause.min(left));
-                        pause = (pause * 2).min(Duration::from_millis(500));
+                        backoff.wait(self.reconnect_for.saturating_sub(start.elapsed()));
                     }
                     match self.connect() {
                         Ok(conn) => link = Link::new(conn, lane),
