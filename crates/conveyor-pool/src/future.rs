@@ -52,6 +52,39 @@ pub(crate) struct Shared<T> {
     cond: Condvar,
 }
 
+/// A future's state with, after it, what else the task keeps in the same allocation: a
+/// [`ThreadPool`](crate::ThreadPool) task's closure (so a submit allocates once, not once for
+/// the closure and once for the state), or nothing. `J` is unsized to [`Erased`] in the
+/// future's handle, so that [`Future<T>`] names only `T`.
+pub(crate) struct Cell<T, J: ?Sized> {
+    pub(crate) shared: Shared<T>,
+    pub(crate) job: J,
+}
+
+/// What the tail of a [`Cell`] may be, once its type is forgotten.
+pub(crate) trait Erased: Send + Sync {}
+
+impl<J: Send + Sync + ?Sized> Erased for J {}
+
+/// The handle a future and its promise hold.
+type Handle<T> = Arc<Cell<T, dyn Erased>>;
+
+impl<T> Shared<T> {
+    /// A pending future's state.
+    pub(crate) fn new() -> Shared<T> {
+        Shared {
+            state: AtomicU8::new(PENDING),
+            slot: Mutex::new(Slot {
+                outcome: None,
+                taken: false,
+                callbacks: Vec::new(),
+                sleepers: 0,
+            }),
+            cond: Condvar::new(),
+        }
+    }
+}
+
 /// The result of a task submitted to a pool (Python's `concurrent.futures.Future`).
 ///
 /// Ask it whether the task is [`done`](Future::done) or [`running`](Future::running), wait
@@ -71,12 +104,12 @@ pub(crate) struct Shared<T> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Future<T> {
-    shared: Arc<Shared<T>>,
+    cell: Handle<T>,
 }
 
 impl<T> fmt::Debug for Future<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.shared.state.load(Ordering::Acquire) {
+        let state = match self.cell.shared.state.load(Ordering::Acquire) {
             PENDING => "pending",
             RUNNING => "running",
             FINISHED => "finished",
@@ -88,7 +121,7 @@ impl<T> fmt::Debug for Future<T> {
 
 /// The pool's side of a future: resolves it.
 pub(crate) struct Promise<T> {
-    shared: Arc<Shared<T>>,
+    cell: Handle<T>,
 }
 
 impl<T> fmt::Debug for Promise<T> {
@@ -98,23 +131,26 @@ impl<T> fmt::Debug for Promise<T> {
 }
 
 /// A new pending future and the promise that resolves it.
-pub(crate) fn pair<T>() -> (Promise<T>, Future<T>) {
-    let shared = Arc::new(Shared {
-        state: AtomicU8::new(PENDING),
-        slot: Mutex::new(Slot {
-            outcome: None,
-            taken: false,
-            callbacks: Vec::new(),
-            sleepers: 0,
-        }),
-        cond: Condvar::new(),
+pub(crate) fn pair<T: Send + 'static>() -> (Promise<T>, Future<T>) {
+    let cell: Handle<T> = Arc::new(Cell {
+        shared: Shared::new(),
+        job: (),
     });
-    (
-        Promise {
-            shared: shared.clone(),
-        },
-        Future { shared },
-    )
+    (Promise { cell: cell.clone() }, Future { cell })
+}
+
+impl<T: Send + 'static> Future<T> {
+    /// The future of the task whose state is `cell` (one allocation holds both).
+    pub(crate) fn of<J: Erased + 'static>(cell: Arc<Cell<T, J>>) -> Future<T> {
+        Future { cell }
+    }
+}
+
+impl<T: Send + 'static> Promise<T> {
+    /// The promise of the task whose state is `cell`.
+    pub(crate) fn of<J: Erased + 'static>(cell: Arc<Cell<T, J>>) -> Promise<T> {
+        Promise { cell }
+    }
 }
 
 impl<T> Shared<T> {
@@ -129,12 +165,12 @@ impl<T> Shared<T> {
 
 /// Runs done callbacks; a panicking callback is logged and the others still run (Python logs
 /// and ignores a callback's exception).
-fn run_callbacks<T>(shared: &Arc<Shared<T>>, callbacks: Vec<Callback<T>>) {
+fn run_callbacks<T>(handle: &Handle<T>, callbacks: Vec<Callback<T>>) {
     if callbacks.is_empty() {
         return;
     }
     let fut = Future {
-        shared: shared.clone(),
+        cell: handle.clone(),
     };
     for cb in callbacks {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb(&fut))) {
@@ -150,7 +186,8 @@ impl<T> Promise<T> {
     /// Moves the future from pending to running (Python's `set_running_or_notify_cancel`):
     /// `false` if it was cancelled, and then the task must not run.
     pub(crate) fn set_running(&self) -> bool {
-        self.shared
+        self.cell
+            .shared
             .state
             .compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -159,7 +196,7 @@ impl<T> Promise<T> {
     /// Resolves the future with `outcome`, unless it is already resolved (cancelled); returns
     /// whether it did.
     pub(crate) fn complete(&self, outcome: Result<T, TaskError>) -> bool {
-        let shared = &self.shared;
+        let shared = &self.cell.shared;
         let mut slot = shared.lock();
         if shared.is_resolved() {
             return false;
@@ -172,17 +209,18 @@ impl<T> Promise<T> {
         if sleepers {
             shared.cond.notify_all();
         }
-        run_callbacks(shared, callbacks);
+        run_callbacks(&self.cell, callbacks);
         true
     }
 
     /// Cancels the future if it has not started; returns whether it is cancelled.
     pub(crate) fn cancel(&self) -> bool {
-        cancel(&self.shared)
+        cancel(&self.cell)
     }
 }
 
-fn cancel<T>(shared: &Arc<Shared<T>>) -> bool {
+fn cancel<T>(handle: &Handle<T>) -> bool {
+    let shared = &handle.shared;
     let mut slot = shared.lock();
     match shared
         .state
@@ -196,7 +234,7 @@ fn cancel<T>(shared: &Arc<Shared<T>>) -> bool {
             if sleepers {
                 shared.cond.notify_all();
             }
-            run_callbacks(shared, callbacks);
+            run_callbacks(handle, callbacks);
             true
         }
         Err(CANCELLED) => true,
@@ -207,24 +245,24 @@ fn cancel<T>(shared: &Arc<Shared<T>>) -> bool {
 impl<T> Future<T> {
     /// Whether the task finished or was cancelled (Python's `done()`). Never blocks.
     pub fn done(&self) -> bool {
-        self.shared.is_resolved()
+        self.cell.shared.is_resolved()
     }
 
     /// Whether the task is running now (Python's `running()`). Never blocks.
     pub fn running(&self) -> bool {
-        self.shared.state.load(Ordering::Acquire) == RUNNING
+        self.cell.shared.state.load(Ordering::Acquire) == RUNNING
     }
 
     /// Whether the task was cancelled (Python's `cancelled()`).
     pub fn cancelled(&self) -> bool {
-        self.shared.state.load(Ordering::Acquire) == CANCELLED
+        self.cell.shared.state.load(Ordering::Acquire) == CANCELLED
     }
 
     /// Cancels the task if it has not started (Python's `cancel()`): `true` if it is now
     /// cancelled (or was already), `false` if it runs or has finished. A cancelled future's
     /// [`result`](Future::result) is [`TaskError::Cancelled`], and its done callbacks run now.
     pub fn cancel(&self) -> bool {
-        cancel(&self.shared)
+        cancel(&self.cell)
     }
 
     /// Waits for the task and returns its value (Python's `result()`), or why there is none:
@@ -251,7 +289,7 @@ impl<T> Future<T> {
 
     /// Spins briefly, then sleeps, until resolved or the deadline; returns the lock if resolved.
     fn wait_resolved(&self, limit: Option<(Duration, Instant)>) -> Option<MutexGuard<'_, Slot<T>>> {
-        let shared = &self.shared;
+        let shared = &self.cell.shared;
         // A task that ends within a few microseconds is caught without a sleep and a wake-up
         // (a system call on both sides); the look yields the CPU once the short spin is over.
         if !shared.is_resolved() {
@@ -329,7 +367,7 @@ impl<T> Future<T> {
         if !self.done() {
             return None;
         }
-        let slot = self.shared.lock();
+        let slot = self.cell.shared.lock();
         Some(matches!(&slot.outcome, Some(Err(e)) if e.is_failure()))
     }
 
@@ -337,10 +375,10 @@ impl<T> Future<T> {
     /// once, on this thread, if it already is; otherwise on the thread that resolves it. A
     /// callback that panics is logged, and the other callbacks still run.
     pub fn add_done_callback(&self, callback: impl FnOnce(&Future<T>) + Send + 'static) {
-        let mut slot = self.shared.lock();
-        if self.shared.is_resolved() {
+        let mut slot = self.cell.shared.lock();
+        if self.cell.shared.is_resolved() {
             drop(slot);
-            run_callbacks(&self.shared, vec![Box::new(callback)]);
+            run_callbacks(&self.cell, vec![Box::new(callback)]);
         } else {
             slot.callbacks.push(Box::new(callback));
         }

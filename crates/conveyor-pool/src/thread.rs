@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::Backoff;
 
 use crate::error::{panic_text, SubmitError, TaskError};
-use crate::future::{pair, Future};
+use crate::future::{Cell, Future, Promise, Shared as FutureState};
 
 /// What a worker does with a job.
 enum Fate {
@@ -34,7 +34,48 @@ enum Fate {
     Fail(TaskError),
 }
 
-type Job = Box<dyn FnOnce(Fate) + Send>;
+/// A queued task: its future's state and its closure in one allocation, told its fate once.
+type Job = Arc<dyn Runnable>;
+
+/// A task a worker can be given: run it, or resolve its future without running it.
+trait Runnable: Send + Sync {
+    fn fate(self: Arc<Self>, fate: Fate);
+}
+
+/// The closure of a submitted task, taken out (and dropped) by the one call of
+/// [`Runnable::fate`]; the lock is never contended (only the queued handle reaches it).
+type Closure<F> = Mutex<Option<F>>;
+
+impl<T, F> Runnable for Cell<T, Closure<F>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn fate(self: Arc<Self>, fate: Fate) {
+        let f = self.job.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let promise = Promise::of(self);
+        match fate {
+            Fate::Run => {
+                if let Some(f) = f {
+                    if promise.set_running() {
+                        let outcome = catch_unwind(AssertUnwindSafe(f))
+                            .map_err(|payload| TaskError::Panicked(panic_text(&*payload)));
+                        promise.complete(outcome);
+                    }
+                }
+            }
+            Fate::Cancel => {
+                drop(f);
+                promise.cancel();
+            }
+            Fate::Fail(e) => {
+                drop(f);
+                promise.complete(Err(e));
+            }
+        }
+    }
+}
+
 type Initializer = Arc<dyn Fn() + Send + Sync>;
 
 /// The jobs: a crossbeam channel whose one sender, dropped, closes it: later puts fail, and
@@ -225,7 +266,7 @@ fn worker(shared: &Shared, init: Option<Initializer>) {
             // refuse later submits, then fail every task that has not started
             shared.queue.close();
             while let Ok(job) = shared.queue.try_get() {
-                job(Fate::Fail(TaskError::Broken(why.clone())));
+                job.fate(Fate::Fail(TaskError::Broken(why.clone())));
             }
             return;
         }
@@ -239,7 +280,7 @@ fn worker(shared: &Shared, init: Option<Initializer>) {
                 None => return,
             },
         };
-        job(Fate::Run);
+        job.fate(Fate::Run);
     }
 }
 
@@ -312,22 +353,12 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (promise, future) = pair();
-        let job: Job = Box::new(move |fate| match fate {
-            Fate::Run => {
-                if promise.set_running() {
-                    let outcome = catch_unwind(AssertUnwindSafe(f))
-                        .map_err(|payload| TaskError::Panicked(panic_text(&*payload)));
-                    promise.complete(outcome);
-                }
-            }
-            Fate::Cancel => {
-                promise.cancel();
-            }
-            Fate::Fail(e) => {
-                promise.complete(Err(e));
-            }
+        let cell = Arc::new(Cell {
+            shared: FutureState::new(),
+            job: Mutex::new(Some(f)),
         });
+        let future = Future::of(cell.clone());
+        let job: Job = cell;
         match self.shared.queue.put(job) {
             Ok(()) => Ok(future),
             Err(_) => Err(match self.shared.broken.get() {
@@ -395,7 +426,7 @@ impl ThreadPool {
         self.shared.queue.close();
         if cancel_futures {
             while let Ok(job) = self.shared.queue.try_get() {
-                job(Fate::Cancel);
+                job.fate(Fate::Cancel);
             }
         }
         if wait {
