@@ -122,7 +122,9 @@
 mod error;
 mod executor;
 mod future;
+mod jobs;
 mod process;
+mod sync;
 mod task;
 mod thread;
 mod wait;

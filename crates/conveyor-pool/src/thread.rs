@@ -1,18 +1,16 @@
 //! [`ThreadPool`]: Python's `concurrent.futures.ThreadPoolExecutor`.
 //!
-//! A fixed set of worker threads takes jobs from one unbounded channel, so `submit` never
-//! blocks. A job is a boxed closure told its fate: run the task, or resolve its future as
-//! cancelled or broken without running it. Shutting down drops the channel's one sender:
-//! submits fail from then on, and the workers drain what is left (or, with `cancel_futures`,
-//! the caller drains it first, cancelling each job), then end.
+//! A fixed set of worker threads takes jobs from one unbounded queue ([`crate::jobs`]), so
+//! `submit` never blocks. A job is the task's future and closure in one allocation, told its
+//! fate: run the task, or resolve its future as cancelled or broken without running it.
+//! Shutting down closes the queue: submits fail from then on, and the workers drain what is
+//! left (or, with `cancel_futures`, the caller drains it first, cancelling each job), then end.
 //!
-//! The channel is crossbeam-channel's, not conveyor-thread's `Queue`: the unbounded `Queue` is
-//! a deque under a mutex, which the submitters and the idle workers contend for. Measured side
-//! by side with `cargo xtask bench --filter pool-submit,threadpool,rayon --no-python` on the
-//! 2-vCPU machine (load 8 to 12), one submitter reached 0.69 to 0.81x rayon over `Queue` and
-//! 0.82 to 1.08x over crossbeam's lock-free list. Idle workers also look for jobs for a while
-//! (`IDLE_LOOK`) before they sleep, as rayon's do, so that the next task starts without a
-//! wake-up.
+//! The queue is a lock-free FIFO with its own sleep and wake-up for idle workers, not a
+//! channel: conveyor-thread's unbounded `Queue` is a deque under a mutex, which the submitters
+//! and the idle workers contended for, and crossbeam-channel's list wakes a sleeping receiver on
+//! every send, a system call per task for the submitter. Idle workers look for jobs for a while
+//! before they sleep, as rayon's do, so that the next task starts without a wake-up.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -20,12 +18,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-use crossbeam_utils::Backoff;
 
 use crate::error::{panic_text, SubmitError, TaskError};
 use crate::future::{Cell, Future, Promise, Shared as FutureState};
+use crate::jobs::Jobs;
 
 /// What a worker does with a job.
 enum Fate {
@@ -78,41 +74,8 @@ where
 
 type Initializer = Arc<dyn Fn() + Send + Sync>;
 
-/// The jobs: a crossbeam channel whose one sender, dropped, closes it: later puts fail, and
-/// gets drain what is left, then fail. A put holds the sender under a read lock, so no put can
-/// slip in behind a close.
-struct Queue<T> {
-    tx: std::sync::RwLock<Option<crossbeam_channel::Sender<T>>>,
-    rx: crossbeam_channel::Receiver<T>,
-}
-
-impl<T> Queue<T> {
-    fn unbounded() -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        Queue {
-            tx: std::sync::RwLock::new(Some(tx)),
-            rx,
-        }
-    }
-    fn put(&self, item: T) -> Result<(), T> {
-        match &*self.tx.read().unwrap_or_else(|p| p.into_inner()) {
-            Some(tx) => tx.send(item).map_err(|e| e.0),
-            None => Err(item),
-        }
-    }
-    fn close(&self) {
-        self.tx.write().unwrap_or_else(|p| p.into_inner()).take();
-    }
-    fn try_get(&self) -> Result<T, bool> {
-        self.rx.try_recv().map_err(|e| e.is_disconnected())
-    }
-    fn get(&self) -> Option<T> {
-        self.rx.recv().ok()
-    }
-}
-
 struct Shared {
-    queue: Queue<Job>,
+    queue: Jobs<Job>,
     shut_down: AtomicBool,
     /// Why the pool is broken (an initializer panicked), once it is.
     broken: OnceLock<String>,
@@ -222,7 +185,7 @@ impl ThreadPoolBuilder {
     pub fn build(self) -> std::io::Result<ThreadPool> {
         let size = self.workers.unwrap_or_else(default_workers);
         let shared = Arc::new(Shared {
-            queue: Queue::unbounded(),
+            queue: Jobs::new(),
             shut_down: AtomicBool::new(false),
             broken: OnceLock::new(),
         });
@@ -271,47 +234,8 @@ fn worker(shared: &Shared, init: Option<Initializer>) {
             return;
         }
     }
-    loop {
-        let job = match shared.queue.try_get() {
-            Ok(job) => job,
-            Err(true) => return,
-            Err(false) => match idle(&shared.queue) {
-                Some(job) => job,
-                None => return,
-            },
-        };
+    while let Some(job) = shared.queue.get() {
         job.fate(Fate::Run);
-    }
-}
-
-/// How long an idle worker keeps looking for a job before it sleeps in the queue. A task
-/// submitted meanwhile starts without a wake-up (a system call on both sides, 5 to 18 µs on
-/// the project's machines); the looking yields the CPU between looks, so a submitter that
-/// shares the CPU runs at once. rayon's idle workers look for a similar while.
-const IDLE_LOOK: Duration = Duration::from_micros(30);
-
-/// Waits for the next job: looks for a while, then sleeps in the queue. `None` once the queue
-/// is closed and drained.
-#[cold]
-fn idle(queue: &Queue<Job>) -> Option<Job> {
-    let start = Instant::now();
-    let backoff = Backoff::new();
-    loop {
-        // the length and the closed flag are read without the queue's lock, so that idle
-        // workers do not contend with the submitters for it
-        match queue.try_get() {
-            Ok(job) => return Some(job),
-            Err(true) => return None,
-            Err(false) => {}
-        }
-        if start.elapsed() >= IDLE_LOOK {
-            return queue.get();
-        }
-        if backoff.is_completed() {
-            std::thread::yield_now();
-        } else {
-            backoff.snooze();
-        }
     }
 }
 
