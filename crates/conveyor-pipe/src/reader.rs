@@ -123,7 +123,7 @@ impl ReadAhead {
         matches!(
             frame::decode_header(self.pending(), u64::MAX),
             Ok(Header::Complete { len, header_len })
-                if self.available() as u64 >= header_len as u64 + len
+                if (self.available() - header_len) as u64 >= len
         )
     }
 
