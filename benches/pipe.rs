@@ -16,7 +16,9 @@
 //!   without (`set_spin(false)` on both ends);
 //! - `conveyor_shm`: conveyor's bytes over a pipe built with
 //!   `PipeBuilder::shared_memory(true)` (the messages in a shared-memory ring, the socket for
-//!   waking and end of file), in every workload.
+//!   waking and end of file), in every workload;
+//! - `conveyor_pipes`: conveyor's bytes over a socketpair whose two ends moved their messages
+//!   to a pair of OS pipes (`Connection::move_to_pipes`/`accept_pipes`), in every workload.
 //!
 //! After criterion's groups it measures each workload again, alternating the peers from round
 //! to round so that all see the same machine state, and prints median throughput and round trip
@@ -153,6 +155,15 @@ fn conveyor_peer(conn: Connection) {
     }
 }
 
+/// Child side over a conveyor Connection that moves to pipes first (the parent starts the move).
+fn conveyor_piped_peer(mut conn: Connection) {
+    assert!(
+        conn.accept_pipes().unwrap(),
+        "the parent declined the pipes"
+    );
+    conveyor_peer(conn)
+}
+
 struct ConveyorPeer {
     conn: Connection,
     child: Child,
@@ -166,6 +177,18 @@ impl ConveyorPeer {
             .build()
             .unwrap();
         let child = Process::new("conveyor_peer", theirs).start().unwrap();
+        ConveyorPeer {
+            conn,
+            child,
+            buf: Vec::new(),
+        }
+    }
+
+    /// A peer whose connection moved to pipes.
+    fn start_piped() -> Self {
+        let (mut conn, theirs) = PipeBuilder::new().build().unwrap();
+        let child = Process::new("conveyor_piped_peer", theirs).start().unwrap();
+        assert!(conn.move_to_pipes().unwrap(), "SIGPIPE is ignored here");
         ConveyorPeer {
             conn,
             child,
@@ -464,6 +487,8 @@ struct Peers {
     conveyor: ConveyorPeer,
     /// Conveyor over a shared-memory pipe.
     shm: ConveyorPeer,
+    /// Conveyor moved to a pair of OS pipes.
+    piped: ConveyorPeer,
     raw: RawPeer,
     ipc: IpcPeer,
 }
@@ -483,6 +508,9 @@ fn bench(c: &mut Criterion, p: &mut Peers) {
         });
         group.bench_function(BenchmarkId::new("conveyor_shm", name), |b| {
             b.iter_custom(|iters| p.shm.receive(iters, size))
+        });
+        group.bench_function(BenchmarkId::new("conveyor_pipes", name), |b| {
+            b.iter_custom(|iters| p.piped.receive(iters, size))
         });
         group.bench_function(BenchmarkId::new("conveyor_serde", name), |b| {
             b.iter_custom(|iters| p.conveyor.receive_serde(iters, size))
@@ -512,6 +540,9 @@ fn bench(c: &mut Criterion, p: &mut Peers) {
     group.bench_function(BenchmarkId::new("conveyor_shm", "64B"), |b| {
         b.iter_custom(|iters| p.shm.pingpong(iters))
     });
+    group.bench_function(BenchmarkId::new("conveyor_pipes", "64B"), |b| {
+        b.iter_custom(|iters| p.piped.pingpong(iters))
+    });
     group.bench_function(BenchmarkId::new("ipc_channel_bytes", "64B"), |b| {
         b.iter_custom(|iters| p.ipc.pingpong(iters))
     });
@@ -523,18 +554,20 @@ fn side_by_side(p: &mut Peers) {
     let rounds = 21;
     println!("\nside by side, {rounds} alternating rounds each, medians (k messages/s):");
     println!(
-        "{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "workload",
         "raw",
         "conv bytes",
         "conv batch",
         "conv serde",
         "conv shm",
+        "conv pipes",
         "ipc bytes",
         "ipc serde",
         "cb/raw",
         "cs/raw",
         "shm/raw",
+        "cp/raw",
         "cb/ipcb",
         "cs/ipcs"
     );
@@ -544,38 +577,41 @@ fn side_by_side(p: &mut Peers) {
             4096 => 40_000,
             _ => 400,
         };
-        let m = alternate(rounds, 7, |peer| {
+        let m = alternate(rounds, 8, |peer| {
             let t = match peer {
                 0 => p.raw.receive(count, size),
                 1 => p.conveyor.receive(count, size),
                 2 => p.conveyor.receive_batched(count, size),
                 3 => p.conveyor.receive_serde(count, size),
                 4 => p.shm.receive(count, size),
-                5 => p.ipc.receive(count, size),
+                5 => p.piped.receive(count, size),
+                6 => p.ipc.receive(count, size),
                 _ => p.ipc.receive_serde(count, size),
             };
             count as f64 / t.as_secs_f64() / 1e3
         });
-        let (r, cb, cx, cs, sh, ib, is) = (m[0], m[1], m[2], m[3], m[4], m[5], m[6]);
+        let (r, cb, cx, cs, sh, cp, ib, is) = (m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]);
         println!(
-            "{:<14} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} | {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x",
+            "{:<14} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} | {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x",
             format!("1p1c {name}"),
             r,
             cb,
             cx,
             cs,
             sh,
+            cp,
             ib,
             is,
             cb / r,
             cs / r,
             sh / r,
+            cp / r,
             cb / ib,
             cs / is
         );
     }
     let count = 20_000u64;
-    let m = alternate(rounds, 6, |peer| {
+    let m = alternate(rounds, 8, |peer| {
         let t = match peer {
             0 => p.raw.pingpong(count),
             1 => p.conveyor.pingpong(count),
@@ -592,19 +628,29 @@ fn side_by_side(p: &mut Peers) {
                 p.shm.spin(true);
                 t
             }
+            5 => p.piped.pingpong(count),
+            6 => {
+                p.piped.spin(false);
+                let t = p.piped.pingpong(count);
+                p.piped.spin(true);
+                t
+            }
             _ => p.ipc.pingpong(count),
         };
         t.as_secs_f64() / count as f64 * 1e6
     });
-    let (r, cb, cn, sb, sn, ib) = (m[0], m[1], m[2], m[3], m[4], m[5]);
+    let (r, cb, cn, sb, sn, pb, pn, ib) = (m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]);
     println!(
         "round trip (us): raw {r:.2}, conveyor (spin) {cb:.2} ({:.2}x raw), conveyor (no spin) \
          {cn:.2} ({:.2}x raw), conveyor shm (spin) {sb:.2} ({:.2}x raw), conveyor shm (no spin) \
-         {sn:.2} ({:.2}x raw), ipc-channel {ib:.2} ({:.2}x conveyor/ipc)",
+         {sn:.2} ({:.2}x raw), conveyor pipes (spin) {pb:.2} ({:.2}x raw), conveyor pipes (no \
+         spin) {pn:.2} ({:.2}x raw), ipc-channel {ib:.2} ({:.2}x conveyor/ipc)",
         cb / r,
         cn / r,
         sb / r,
         sn / r,
+        pb / r,
+        pn / r,
         cb / ib
     );
     println!(
@@ -616,10 +662,16 @@ fn side_by_side(p: &mut Peers) {
 
 fn main() {
     // A child started by this bench runs its entry point here and exits.
-    let _children = process::init(&[entry!(conveyor_peer), entry!(raw_peer), entry!(ipc_peer)]);
+    let _children = process::init(&[
+        entry!(conveyor_peer),
+        entry!(conveyor_piped_peer),
+        entry!(raw_peer),
+        entry!(ipc_peer),
+    ]);
     let mut peers = Peers {
         conveyor: ConveyorPeer::start(false),
         shm: ConveyorPeer::start(true),
+        piped: ConveyorPeer::start_piped(),
         raw: RawPeer::start(),
         ipc: IpcPeer::start(),
     };

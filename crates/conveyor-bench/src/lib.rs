@@ -25,7 +25,7 @@
 //! |---|---|---|
 //! | conveyor `Queue`, `LifoQueue`, `PriorityQueue` | threads | `queue.Queue`, `LifoQueue`, `PriorityQueue`; crossbeam-channel, std mpsc, flume |
 //! | conveyor `ShmQueue`, `JoinableShmQueue` | processes | `multiprocessing.Queue`, `JoinableQueue`; ipmpsc, ipc-channel |
-//! | conveyor pipe `Connection`, with buffered sends, and over shared memory (`PipeBuilder::shared_memory`) | processes | `multiprocessing.Pipe`; a raw socketpair with length-prefixed frames (the floor of any framing on a socket) |
+//! | conveyor pipe `Connection`, with buffered sends, over shared memory (`PipeBuilder::shared_memory`), and moved to OS pipes (`Connection::move_to_pipes`) | processes | `multiprocessing.Pipe`; a raw socketpair with length-prefixed frames (the floor of any framing on a socket) |
 //! | conveyor Manager queue | processes | `Manager().Queue` |
 //! | conveyor Manager dict (writers set keys, takers remove them) | processes | `Manager().dict` |
 //! | conveyor `RedisQueue` (1/1 up to 4 KiB, ping-pong; [`redis`]) | processes | redis-py on a stream; the raw redis-rs XADD/XREADGROUP/XACK loop |

@@ -86,6 +86,9 @@ pub enum Endpoint {
     /// One end of a pipe whose messages travel through shared memory
     /// (`PipeBuilder::shared_memory`); the connection travels whole (its rings by name).
     PipeShm(Box<Connection>),
+    /// One end of a duplex pipe whose messages move to a pair of OS pipes on arrival: this end
+    /// starts the move (`Connection::move_to_pipes`, true) or accepts it (false).
+    PipePipes(PipeEnd, bool),
     /// One end of a raw socketpair with length-prefixed frames (the baseline).
     RawSocket(PipeEnd),
     /// A manager's queue: the server's endpoint, the queue's name and bound.
@@ -285,6 +288,10 @@ fn open(chan: Endpoint) -> Result<Opened, RunError> {
             plain(Box::new(conn))
         }
         Endpoint::PipeShm(conn) => plain(conn),
+        Endpoint::PipePipes(end, starts) => {
+            let mut conn = end.open()?;
+            plain(Box::new(moved_to_pipes(&mut conn, starts).map(|()| conn)?))
+        }
         Endpoint::RawSocket(end) => plain(Box::new(RawFramed::new(
             std::os::unix::net::UnixStream::from(end.0),
         ))),
@@ -570,6 +577,21 @@ impl Run {
     }
 }
 
+/// Moves `conn` to pipes, starting the move or accepting it; staying on the socket is an error
+/// here (the workload is about the pipes).
+fn moved_to_pipes(conn: &mut Connection, starts: bool) -> Result<(), RunError> {
+    let moved = if starts {
+        conn.move_to_pipes()
+    } else {
+        conn.accept_pipes()
+    };
+    match moved {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(RunError::new("the connection stayed on its socket")),
+        Err(e) => Err(RunError::new(format!("the move to pipes failed: {e}"))),
+    }
+}
+
 /// Which conveyor process transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -578,6 +600,7 @@ enum Kind {
     Pipe,
     PipeBuffered,
     PipeShm,
+    PipePipes,
     RawSocket,
     Manager,
     Ipmpsc,
@@ -741,6 +764,22 @@ impl ProcessTransport {
                     Endpoint::Pipe(PipeEnd::new(reader)),
                 )?;
             }
+            Kind::PipePipes => {
+                let (a, b) =
+                    pipe().map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
+                run.start(
+                    Role::Produce {
+                        base: 0,
+                        n: per_p,
+                        size,
+                    },
+                    Endpoint::PipePipes(PipeEnd::new(a), true),
+                )?;
+                run.start(
+                    Role::Consume { n: per_c, size },
+                    Endpoint::PipePipes(PipeEnd::new(b), false),
+                )?;
+            }
             Kind::PipeShm => {
                 let (reader, writer) = PipeBuilder::new()
                     .shared_memory(true)
@@ -882,6 +921,17 @@ impl ProcessTransport {
                 mine.set_buffered_sends(self.kind == Kind::PipeBuffered);
                 ping(&mine, size, rounds)
             }
+            Kind::PipePipes => {
+                let (mut mine, theirs) =
+                    pipe().map_err(|e| RunError::new(format!("could not make a pipe: {e}")))?;
+                run.start(
+                    Role::Echo { n: total },
+                    Endpoint::PipePipes(PipeEnd::new(theirs), false),
+                )?;
+                moved_to_pipes(&mut mine, true)?;
+                run.go()?;
+                ping(&mine, size, rounds)
+            }
             Kind::PipeShm => {
                 let (mine, theirs) = PipeBuilder::new()
                     .shared_memory(true)
@@ -990,7 +1040,7 @@ impl Transport for ProcessTransport {
         }
         match (self.kind, workload) {
             (
-                Kind::Pipe | Kind::PipeBuffered | Kind::PipeShm | Kind::RawSocket,
+                Kind::Pipe | Kind::PipeBuffered | Kind::PipeShm | Kind::PipePipes | Kind::RawSocket,
                 Workload::Throughput {
                     producers,
                     consumers,
@@ -1027,7 +1077,7 @@ impl Transport for ProcessTransport {
                 Err("no task_done/join (see JoinableShmQueue)".into())
             }
             (
-                Kind::Pipe | Kind::PipeBuffered | Kind::PipeShm | Kind::RawSocket,
+                Kind::Pipe | Kind::PipeBuffered | Kind::PipeShm | Kind::PipePipes | Kind::RawSocket,
                 Workload::Joinable { .. },
             ) => Err("no task_done/join".into()),
             _ => Ok(()),
@@ -1087,6 +1137,13 @@ pub fn transports() -> Vec<Arc<dyn Transport>> {
                 "multiprocessing.Pipe",
             ),
             Kind::PipeShm,
+        )),
+        Arc::new(ProcessTransport::new(
+            process(
+                "conveyor pipe Connection, moved to OS pipes",
+                "multiprocessing.Pipe",
+            ),
+            Kind::PipePipes,
         )),
         Arc::new(ProcessTransport::new(
             process("conveyor Manager queue", "Manager().Queue"),
@@ -1165,8 +1222,8 @@ mod tests {
             }
         }
         // ShmQueue 4, JoinableShmQueue 5, pipe 3 (1x1 twice, ping-pong), buffered pipe 3,
-        // shared-memory pipe 3, manager queue 5, ipmpsc 3, raw socketpair 3, ipc-channel 3,
-        // manager dict 3
-        assert_eq!(ran, 35);
+        // shared-memory pipe 3, pipe moved to OS pipes 3, manager queue 5, ipmpsc 3, raw
+        // socketpair 3, ipc-channel 3, manager dict 3
+        assert_eq!(ran, 38);
     }
 }

@@ -9,28 +9,29 @@
 //! on top: request ids, the hello, and [`Conn::pipeline`], which keeps up to [`WINDOW`] bytes
 //! of requests in flight and hands each reply to the caller in order.
 //!
-//! **Pipes on one machine.** A client that reached the server over a Unix socket moves the
-//! connection's frames to a pair of pipes right after hello: it makes them and hands the
-//! server's ends over the socket ([`Connection::send_fds`]); the server takes only a pipe's
-//! read end for requests and a pipe's write end for replies (anything else, a device such as
-//! `/dev/zero` say, is refused and the connection closed). The socket stays open to tell the
-//! server that the client went ([`Connection::watch_hangup`]) and to be shut down at the
-//! server's shutdown. A pipe message costs less than a Unix socket message (socket buffers
-//! are allocated and accounted per message): side by side on the loaded 2-vCPU machine, one
-//! client's dict set+get on this module's socket ran at 0.6-0.75x the earlier piped build's
-//! rate, and at 0.86-0.93x once moved to pipes. TCP connections stay
-//! on their socket; so does a connection where the pipes cannot be made, or where `SIGPIPE`
-//! is not ignored or handled in either process (a write to a closed pipe raises it; Rust and
-//! Python programs ignore it from the start).
+//! **Pipes on one machine.** A client that reached the server over a Unix socket asks
+//! ([`Request::Pipes`]) to move the connection's frames to a pair of pipes right after hello,
+//! and the two sides move with conveyor-pipe's [`Connection::move_to_pipes`] and
+//! [`Connection::accept_pipes`]: the client makes the pipes and passes the server's ends over
+//! the socket; the server takes only a pipe's read end for requests and a pipe's write end for
+//! replies (anything else, a device such as `/dev/zero` say, is refused and the connection
+//! closed). The socket stays open to tell the server that the client went and to be shut down
+//! at the server's shutdown. A pipe message costs less than a Unix socket message (socket
+//! buffers are allocated and accounted per message): side by side on the loaded 2-vCPU
+//! machine, one client's dict set+get on this module's socket ran at 0.6-0.75x the earlier
+//! piped build's rate, and at 0.86-0.93x once moved to pipes. TCP connections stay on their
+//! socket; so does a connection where the pipes cannot be made, or where `SIGPIPE` is not
+//! ignored or handled in either process (a write to a closed pipe raises it; Rust and Python
+//! programs ignore it from the start).
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use conveyor_core::{Codec, GetError, Postcard};
-use conveyor_pipe::{Address, ConnectError, Connection, Connector, SendError};
+use conveyor_pipe::{Address, ConnectError, Connection, Connector, PipesError, SendError};
 
 use crate::error::{ErrorKind, ManagerError, RemoteError, Result};
 use crate::protocol::{decode_frame, Reply, Request, Response, MAGIC, PROTOCOL_VERSION};
@@ -96,191 +97,81 @@ impl Closer {
     }
 }
 
-/// The smallest pipe capacity worth moving to: twice the request window, so a pipelining
-/// client never blocks writing while the server blocks writing replies.
-const PIPE_MIN: usize = 2 * WINDOW;
-
-/// Whether writing to a pipe whose reader is gone is safe in this process: it raises
-/// `SIGPIPE`, which kills the process unless the signal is ignored or handled (Rust and
-/// Python programs ignore it from the start; conveyor-pipe's socket writes use
-/// `MSG_NOSIGNAL` instead). Pipes are used only where this holds, on both sides.
-pub(crate) fn sigpipe_is_safe() -> bool {
-    // SAFETY: sigaction with a null new action only reads the current one into `old`, a
-    // zeroed sigaction that lives for the call.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
-            && old.sa_sigaction != libc::SIG_DFL
-    }
-}
-
-/// An OS pipe `(read end, write end)`, close-on-exec, holding at least [`PIPE_MIN`] bytes.
-fn make_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let size = rustix::pipe::fcntl_setpipe_size(&wr, PIPE_MIN)?;
-    if size < PIPE_MIN {
-        return Err(io::Error::other("a pipe could not be made large enough"));
-    }
-    Ok((rd, wr))
-}
-
-/// A descriptor the peer handed over as `what`, as a connection: refused unless it is a pipe
-/// end that only reads (`read`) or only writes. Anything else (a file, a device such as
-/// `/dev/zero`, a socket, the wrong end of a pipe) would keep this side's thread reading a
-/// source that never blocks or writing into one that swallows everything.
-fn pipe_end(fd: OwnedFd, read: bool, what: &str) -> io::Result<Connection> {
-    let st = rustix::fs::fstat(&fd)?;
-    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Fifo {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("the client handed over something that is not a pipe as {what}"),
-        ));
-    }
-    let conn = Connection::from_fd(fd)?;
-    if conn.readable() != read || conn.writable() == read {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("the client handed over the wrong end of a pipe as {what}"),
-        ));
-    }
-    Ok(conn)
-}
-
-/// A manager connection as both sides use it: conveyor-pipe's [`Connection`] on the socket,
-/// or, after a move, a pipe to receive on and a pipe to send on, with the socket kept to
-/// watch the peer. Sends are buffered until a flush or the next receive that would wait.
+/// A manager connection as both sides use it: conveyor-pipe's [`Connection`], on its socket or,
+/// after a move ([`Connection::move_to_pipes`], [`Connection::accept_pipes`]), on two pipes
+/// with the socket kept to watch the peer. Sends are buffered until a flush or the next
+/// receive that would wait (so replies to pipelined requests go out together).
 #[derive(Debug)]
 pub(crate) struct Wire {
-    socket: Connection,
-    /// (receive, send) after a move to pipes.
-    pipes: Option<(Connection, Connection)>,
+    conn: Connection,
 }
+
+// conveyor-pipe's pipes hold what a pipelining client keeps in flight in each direction, so
+// neither side blocks writing while the other does.
+const _: () = assert!(conveyor_pipe::PIPE_CAPACITY >= 2 * WINDOW);
 
 impl Wire {
     /// The connection on `socket`, accepting frames up to `max` bytes.
     pub(crate) fn new(socket: Connection, max: u64) -> Wire {
         socket.set_buffered_sends(true);
         socket.set_max_message_size(max);
-        Wire {
-            socket,
-            pipes: None,
-        }
+        Wire { conn: socket }
     }
 
-    fn rx(&self) -> &Connection {
-        self.pipes.as_ref().map_or(&self.socket, |(rx, _)| rx)
-    }
-
-    fn tx(&self) -> &Connection {
-        self.pipes.as_ref().map_or(&self.socket, |(_, tx)| tx)
-    }
-
-    /// The socket (a closer is made from it; a move hands descriptors over it).
+    /// The connection (its socket: a closer is made from it).
     pub(crate) fn socket(&self) -> &Connection {
-        &self.socket
+        &self.conn
     }
 
     /// Whether frames go through pipes.
     #[cfg(test)]
     pub(crate) fn uses_pipes(&self) -> bool {
-        self.pipes.is_some()
+        self.conn.uses_pipes()
+    }
+
+    /// Whether this side could move to pipes now (see [`Connection::can_move_to_pipes`]).
+    pub(crate) fn can_move_to_pipes(&self) -> bool {
+        self.conn.can_move_to_pipes()
     }
 
     /// Sets the largest frame accepted and sent.
     pub(crate) fn set_max_message_size(&self, max: u64) {
-        self.socket.set_max_message_size(max);
-        if let Some((rx, tx)) = &self.pipes {
-            rx.set_max_message_size(max);
-            tx.set_max_message_size(max);
-        }
+        self.conn.set_max_message_size(max);
     }
 
     /// Queues one frame (written by the next flush, or receive that waits).
     pub(crate) fn send_bytes(&self, frame: &[u8]) -> Result<(), SendError> {
-        self.tx().send_bytes(frame)
+        self.conn.send_bytes(frame)
     }
 
     /// Writes every queued frame.
     pub(crate) fn flush(&self) -> Result<(), SendError> {
-        self.tx().flush()
+        self.conn.flush()
     }
 
     /// Receives one frame into `buf`. Frames queued for sending are written first unless the
-    /// next frame was already read ahead (so replies to pipelined requests go out together).
+    /// next frame was already read ahead.
     pub(crate) fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, GetError> {
-        if let Some((rx, tx)) = &self.pipes {
-            if !rx.has_read_ahead() {
-                // The send's own error, kept typed, is what the receive reports.
-                tx.flush().map_err(|e| match e {
-                    SendError::Io(e) => GetError::Io(e),
-                    SendError::Closed => GetError::Closed,
-                    other => GetError::Io(io::Error::other(other)),
-                })?;
-            }
-        }
-        self.rx().recv_bytes_into(buf)
+        self.conn.recv_bytes_into(buf)
     }
 
-    /// Whether the next frame was already read ahead.
-    pub(crate) fn has_read_ahead(&self) -> bool {
-        self.rx().has_read_ahead()
-    }
-
-    /// Whether the peer has gone (closed or shut down its socket). One system call: after a
-    /// move the socket is enough, as a peer that goes closes its pipe ends and its socket
-    /// together.
+    /// Whether the peer has gone (closed or shut down its socket, or closed its pipe).
     pub(crate) fn hung_up(&self) -> bool {
-        self.socket.hung_up().unwrap_or(true)
+        self.conn.hung_up().unwrap_or(true)
     }
 
-    /// The client side of the move to pipes (after the server agreed): makes nothing itself;
-    /// sends the server's ends of `pipes` over the socket and moves frames to this side's.
-    fn hand_over(&mut self, pipes: [OwnedFd; 4]) -> io::Result<()> {
-        let [req_rd, req_wr, rep_rd, rep_wr] = pipes;
-        self.socket
-            .send_fds(&[req_rd.as_fd(), rep_wr.as_fd()])
-            .map_err(io::Error::other)?;
-        drop((req_rd, rep_wr));
-        let max = self.socket.max_message_size();
-        let rx = Connection::from_fd(rep_rd)?;
-        let tx = Connection::from_fd(req_wr)?;
-        for c in [&rx, &tx] {
-            c.set_buffered_sends(true);
-            c.set_max_message_size(max);
-        }
-        self.pipes = Some((rx, tx));
-        Ok(())
+    /// The client side of the move to pipes, after the server agreed: conveyor-pipe's
+    /// [`Connection::move_to_pipes`] (which tells the server if it declines after all).
+    fn move_to_pipes(&mut self) -> Result<bool, PipesError> {
+        self.conn.move_to_pipes()
     }
 
-    /// Server side of the move to pipes: takes the two pipe ends the client hands over
-    /// (refusing anything else) and moves frames to them; the socket is watched, so that
-    /// the client going or the server's shutdown ends a wait on the request pipe.
-    pub(crate) fn take_over(&mut self) -> io::Result<()> {
-        if self.socket.has_read_ahead() {
-            return Err(io::Error::other(
-                "bytes are buffered: the connection cannot move to pipes now",
-            ));
-        }
-        let fds = self.socket.recv_fds(2).map_err(|e| match e {
-            GetError::Io(e) => e,
-            other => io::Error::other(other),
-        })?;
-        let [rd, wr]: [OwnedFd; 2] = fds.try_into().map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the client did not hand over exactly two pipe ends",
-            )
-        })?;
-        let rx = pipe_end(rd, true, "the request pipe's read end")?;
-        let tx = pipe_end(wr, false, "the reply pipe's write end")?;
-        rx.watch_hangup(self.socket.as_fd().try_clone_to_owned()?)?;
-        let max = self.socket.max_message_size();
-        for c in [&rx, &tx] {
-            c.set_buffered_sends(true);
-            c.set_max_message_size(max);
-        }
-        self.pipes = Some((rx, tx));
-        Ok(())
+    /// The server side of the move to pipes: conveyor-pipe's [`Connection::accept_pipes`],
+    /// which refuses anything but two pipe ends of the right direction and watches the
+    /// socket, so that the client going or the server's shutdown ends a wait on the request
+    /// pipe.
+    pub(crate) fn take_over(&mut self) -> Result<bool, PipesError> {
+        self.conn.accept_pipes()
     }
 }
 
@@ -335,30 +226,24 @@ impl Conn {
     }
 
     /// On a Unix socket, moves the connection's frames to a pair of pipes (see the module's
-    /// documentation). If the pipes cannot be made, or the server declines, the connection
-    /// stays on the socket.
+    /// documentation). If this side cannot move, the server declines, or the pipes cannot be
+    /// made, the connection stays on the socket.
     fn move_to_pipes(&mut self, max: usize) -> Result<()> {
-        if !sigpipe_is_safe() {
-            tracing::debug!(
-                "SIGPIPE is not ignored here: the manager connection stays on its socket"
-            );
+        if !self.wire.can_move_to_pipes() {
+            tracing::debug!("the manager connection stays on its socket (SIGPIPE not ignored?)");
             return Ok(());
         }
-        let pipes = match make_pipe().and_then(|(a, b)| Ok((a, b, make_pipe()?))) {
-            Ok((req_rd, req_wr, (rep_rd, rep_wr))) => [req_rd, req_wr, rep_rd, rep_wr],
-            Err(e) => {
-                tracing::debug!(error = %e, "manager connection stays on its socket");
-                return Ok(());
-            }
-        };
         match self.request(max, &Request::Pipes, crate::protocol::unit) {
-            Ok(()) => {
-                if let Err(e) = self.wire.hand_over(pipes) {
-                    self.broken = true;
-                    return Err(e.into());
+            Ok(()) => match self.wire.move_to_pipes() {
+                Ok(moved) => {
+                    tracing::debug!(moved, "manager connection's move to pipes");
+                    Ok(())
                 }
-                Ok(())
-            }
+                Err(e) => {
+                    self.broken = true;
+                    Err(ManagerError::Io(io::Error::other(e)))
+                }
+            },
             Err(ManagerError::Remote(e)) => {
                 tracing::debug!(error = %e, "manager declined pipes; staying on the socket");
                 Ok(())

@@ -68,9 +68,10 @@
 //! up at once when another program wants it) before it sleeps.
 //!
 //! **Pipes on one machine.** A client that reached the server over a Unix socket moves the
-//! connection's frames to a pair of OS pipes right after hello (it makes them and hands the
-//! server's ends over the socket with `SCM_RIGHTS`); the socket stays open to notice the peer
-//! going away and to be shut down. A pipe message costs less than a Unix socket message (kept
+//! connection's frames to a pair of OS pipes right after hello, with conveyor-pipe's
+//! [`Connection::move_to_pipes`](conveyor_pipe::Connection::move_to_pipes) (the client makes
+//! the pipes and hands the server's ends over the socket with `SCM_RIGHTS`); the socket stays
+//! open to notice the peer going away and to be shut down. A pipe message costs less than a Unix socket message (kept
 //! on the socket, one client's dict set+get ran at 0.6-0.75x the rate of the earlier piped
 //! build side by side on the loaded two-vCPU machine; on pipes, 0.86-0.93x). TCP connections
 //! stay on their socket, and so does one

@@ -220,11 +220,13 @@ pub enum Request<'a> {
     Shutdown,
     /// Does nothing; answered by [`Reply::Unit`].
     Ping,
-    /// Over a Unix socket: the client moves the connection's frames to a pair of pipes it
-    /// made. The server answers [`Reply::Unit`], then reads one byte carrying the pipes'
-    /// server ends (`SCM_RIGHTS`: the request pipe's read end, the reply pipe's write end);
-    /// from then on frames go through the pipes and the socket only tells that the peer is
-    /// still there. The client sends nothing else until it has the answer.
+    /// Over a Unix socket: the client asks to move the connection's frames to a pair of
+    /// pipes. The server answers [`Reply::Unit`] if it can, then the two move with
+    /// conveyor-pipe's `Connection::move_to_pipes` (client) and `Connection::accept_pipes`
+    /// (server): one byte on the socket carrying the server's pipe ends (`SCM_RIGHTS`: the
+    /// request pipe's read end, the reply pipe's write end), or one byte saying the client
+    /// stays after all; from then on frames go through the pipes and the socket only tells
+    /// that the peer is still there. The client sends nothing else until it has the answer.
     Pipes,
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 use conveyor_core::{Codec, GetError, Postcard};
 use conveyor_pipe::{Address, Listener, PendingConnection};
 
-use crate::connection::{sigpipe_is_safe, Closer, Wire};
+use crate::connection::{Closer, Wire};
 use crate::error::{ErrorKind, ManagerError, RemoteError};
 use crate::protocol::{Call, Op, Reply, Request, Response, MAGIC, PROTOCOL_VERSION};
 use crate::store::{self, Ctx, Object, Store};
@@ -407,17 +407,18 @@ fn serve_connection(shared: &Shared, conn: u64, w: &mut Wire) {
         }
         out.clear();
         let after = match postcard::take_from_bytes::<(u64, Request<'_>)>(&inbuf) {
-            Ok(((id, Request::Pipes), []))
-                if session.hello && !c.has_read_ahead() && sigpipe_is_safe() =>
-            {
+            Ok(((id, Request::Pipes), [])) if session.hello && c.can_move_to_pipes() => {
                 // Answer, then take the pipe ends the client sends once it has the answer.
                 let _ = Postcard.encode(&(id, Response::Ok(Reply::Unit)), &mut out);
                 if c.send_bytes(&out).and_then(|()| c.flush()).is_err() {
                     break;
                 }
-                if let Err(e) = w.take_over() {
-                    tracing::debug!(conn, error = %e, "manager client failed to hand over pipes");
-                    break;
+                match w.take_over() {
+                    Ok(moved) => tracing::debug!(conn, moved, "manager client's move to pipes"),
+                    Err(e) => {
+                        tracing::debug!(conn, error = %e, "manager client failed to hand over pipes");
+                        break;
+                    }
                 }
                 continue;
             }

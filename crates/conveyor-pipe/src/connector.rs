@@ -73,6 +73,14 @@ impl Connector {
         self
     }
 
+    /// Whether the connection moves its messages to a pair of OS pipes right after the
+    /// handshake, on a Unix socket (default false). The listener must ask for it too: see
+    /// [`ListenerBuilder::pipes`](crate::ListenerBuilder::pipes) for the rule and an example.
+    pub fn pipes(mut self, on: bool) -> Self {
+        self.auth.pipes = on;
+        self
+    }
+
     /// Connects to `address` and authenticates.
     pub fn connect(&self, address: &Address) -> Result<Connection, ConnectError> {
         let fd: OwnedFd = match address {

@@ -107,6 +107,11 @@ pub enum ConnectError {
     /// The authentication handshake failed.
     #[error(transparent)]
     Authentication(#[from] AuthenticationError),
+    /// The move to pipes both ends asked for
+    /// ([`Connector::pipes`](crate::Connector::pipes), [`ListenerBuilder::pipes`](crate::ListenerBuilder::pipes))
+    /// failed.
+    #[error("moving the new connection to pipes failed: {0}")]
+    Pipes(#[from] PipesError),
 }
 
 impl ConnectError {
@@ -121,6 +126,95 @@ impl ConnectError {
     }
 }
 
+/// Which pipe end a move to pipes expected from the peer (see [`PipesError`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PipeEnd {
+    /// The read end of the pipe the peer's messages come through.
+    Receive,
+    /// The write end of the pipe this end's messages go through.
+    Send,
+}
+
+impl std::fmt::Display for PipeEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PipeEnd::Receive => "the read end of the pipe to receive on",
+            PipeEnd::Send => "the write end of the pipe to send on",
+        })
+    }
+}
+
+/// Why a move of a connection's messages to a pair of OS pipes failed (see
+/// [`Connection::move_to_pipes`](crate::Connection::move_to_pipes) and
+/// [`Connection::accept_pipes`](crate::Connection::accept_pipes)).
+///
+/// A connection that reports [`Unsupported`](PipesError::Unsupported) is untouched and goes
+/// on over its socket. After any other error the two ends no longer agree on where messages
+/// travel: drop the connection.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum PipesError {
+    /// This connection cannot move (nothing was sent or read): it is not a socket, it already
+    /// moved, its messages travel through shared memory, it is closed for sending, bytes
+    /// were read ahead, or (accepting side) `SIGPIPE` is not ignored in this process.
+    #[error("this connection cannot move to pipes: {0}")]
+    Unsupported(&'static str),
+    /// The peer passed some other number of descriptors than the two pipe ends.
+    #[error(
+        "the peer passed {got} descriptors to move to pipes, not the 2 pipe ends expected: \
+         refused"
+    )]
+    Count {
+        /// How many descriptors came.
+        got: usize,
+    },
+    /// The peer passed something that is not a pipe (a file, a socket, a device such as
+    /// `/dev/zero` that would keep this end's thread reading forever).
+    #[error("the peer passed something that is not a pipe as {end}: refused")]
+    NotAPipe {
+        /// Which end it was passed as.
+        end: PipeEnd,
+    },
+    /// The peer passed a pipe end of the wrong direction (or a FIFO open both ways).
+    #[error("the peer passed a pipe end of the wrong direction as {end}: refused")]
+    WrongEnd {
+        /// Which end it was passed as.
+        end: PipeEnd,
+    },
+    /// The peer closed the connection before the exchange finished.
+    #[error("the peer closed the connection before the move to pipes")]
+    Closed,
+    /// The operating system reported an error.
+    #[error("I/O error while moving to pipes: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl PipesError {
+    /// Whether the peer's descriptors were refused ([`Count`](PipesError::Count),
+    /// [`NotAPipe`](PipesError::NotAPipe), [`WrongEnd`](PipesError::WrongEnd)).
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            PipesError::Count { .. } | PipesError::NotAPipe { .. } | PipesError::WrongEnd { .. }
+        )
+    }
+
+    /// Whether the connection was left untouched ([`Unsupported`](PipesError::Unsupported)).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, PipesError::Unsupported(_))
+    }
+}
+
+conveyor_core::debug_shows_message!(PipesError {
+    Unsupported(why),
+    Count { got },
+    NotAPipe { end },
+    WrongEnd { end },
+    Closed,
+    Io(e),
+});
+
 conveyor_core::debug_shows_message!(SendError {
     Closed,
     TooLarge { size, max },
@@ -134,6 +228,7 @@ conveyor_core::debug_shows_message!(ConnectError {
     Io(e),
     Timeout(limit),
     Authentication(e),
+    Pipes(e),
 });
 
 #[cfg(test)]

@@ -10,6 +10,9 @@
 //! The parent keeps its own connection: after handing a pipe end to a child, drop it in the
 //! parent (Python programs close it too), or the peer will not see end of file when the child
 //! exits. [`Connection::close`] (a socket shutdown) reaches every copy.
+//!
+//! A connection that moved to pipes ([`Connection::move_to_pipes`]) is refused: its messages
+//! travel on two more descriptors than the one handed over.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
@@ -53,6 +56,14 @@ struct Incoming {
 
 impl<C: Codec> Serialize for Connection<C> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.uses_pipes() {
+            const WHY: &str = "a connection that moved to pipes cannot be handed to another \
+                 process (its messages travel on two pipes besides its socket): hand it over \
+                 before it moves, and let the child move it";
+            // Some codecs (postcard) keep no message of their own: it is logged as well.
+            tracing::warn!("{WHY}");
+            return Err(serde::ser::Error::custom(WHY));
+        }
         let (socket, readable, writable, write_closed, max_message_size) = self.wire_state();
         Outgoing {
             fd: self.as_fd(),

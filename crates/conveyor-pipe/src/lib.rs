@@ -46,6 +46,12 @@
 //!   no frames, so only a conveyor program can be on the other end (see
 //!   [`PipeBuilder`] for the rule).
 //!
+//! - two ends of a Unix socket may move their messages to a pair of OS pipes
+//!   ([`Connector::pipes`] with [`ListenerBuilder::pipes`], or
+//!   [`Connection::move_to_pipes`] with [`Connection::accept_pipes`]): a pipe message costs
+//!   the kernel less than a socket message. Opt-in on both ends, on one machine; the frames in
+//!   the pipes are still Python's (see "Moving to pipes" in [`Connection`]).
+//!
 //! `benches/pipe.rs` measures this against a raw socketpair with length-prefixed frames, side
 //! by side in one run (`cargo bench -p conveyor --bench pipe`); `cargo xtask bench --filter
 //! pipe,raw` does the same in the harness's workloads.
@@ -112,14 +118,14 @@ mod wait;
 mod writer;
 
 pub use address::{Address, AddressParseError};
-pub use connection::{Connection, COPY_LIMIT, DEFAULT_MAX_MESSAGE_SIZE};
+pub use connection::{Connection, COPY_LIMIT, DEFAULT_MAX_MESSAGE_SIZE, PIPE_CAPACITY};
 pub use connector::{connect, Connector};
 /// The contract this crate implements, re-exported from `conveyor-core` so that one `use` of
 /// this crate is enough: the traits whose methods its handles answer, and their error types.
 pub use conveyor_core::{
     Channel, Codec, CodecError, GetError, Postcard, PutError, Unavailable, UnavailableKind,
 };
-pub use error::{AuthFailure, AuthenticationError, ConnectError, SendError};
+pub use error::{AuthFailure, AuthenticationError, ConnectError, PipeEnd, PipesError, SendError};
 pub use handshake::ChallengeForm;
 pub use listener::{Listener, ListenerBuilder, PendingConnection, DEFAULT_HANDSHAKE_TIMEOUT};
 #[cfg(feature = "pickle")]

@@ -10,11 +10,11 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use conveyor_core::Postcard;
+use conveyor_core::{GetError, Postcard};
 
 use crate::address::Address;
 use crate::connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, KERNEL_BUFFER};
-use crate::error::ConnectError;
+use crate::error::{ConnectError, PipesError};
 use crate::handshake::{self, AuthOptions, ChallengeForm, MAX_HANDSHAKE_MESSAGE};
 use crate::sys::{self, FdKind};
 
@@ -29,6 +29,8 @@ pub(crate) struct Auth {
     pub accept_md5: bool,
     pub timeout: Option<Duration>,
     pub max_message_size: u64,
+    /// Move to pipes after the handshake (see `ListenerBuilder::pipes`).
+    pub pipes: bool,
 }
 
 impl Default for Auth {
@@ -39,6 +41,7 @@ impl Default for Auth {
             accept_md5: true,
             timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            pipes: false,
         }
     }
 }
@@ -55,25 +58,28 @@ impl Auth {
     }
 
     /// Runs the handshake on a freshly connected socket, listener side first or client side
-    /// first, and returns the ready connection.
+    /// first, then the move to pipes if asked for, and returns the ready connection.
     pub(crate) fn establish(
         &self,
         fd: OwnedFd,
         as_listener: bool,
     ) -> Result<Connection<Postcard>, ConnectError> {
-        if sys::is_unix_socket(fd.as_fd()) {
+        let unix = sys::is_unix_socket(fd.as_fd());
+        if unix {
             sys::grow_send_buffer(fd.as_fd(), KERNEL_BUFFER);
         }
-        let conn = Connection::from_parts(fd, FdKind::Socket, true, true, Postcard);
+        let mut conn = Connection::from_parts(fd, FdKind::Socket, true, true, Postcard);
         // CPython's Listener skips the handshake for an empty authkey; its Client does not
         // (only `None` skips it there). Both quirks are kept, so each side pairs with Python.
         let key = match &self.authkey {
-            Some(k) if !(as_listener && k.is_empty()) => k,
-            _ => {
-                conn.set_max_message_size(self.max_message_size);
-                return Ok(conn);
-            }
+            Some(k) if !(as_listener && k.is_empty()) => Some(k),
+            _ => None,
         };
+        let pipes = self.pipes && unix;
+        if key.is_none() && !pipes {
+            conn.set_max_message_size(self.max_message_size);
+            return Ok(conn);
+        }
         // One deadline for the whole handshake: every read and every write of it gets what
         // is left, so a peer dripping bytes cannot keep it alive past the timeout.
         let deadline = self.timeout.and_then(|t| Instant::now().checked_add(t));
@@ -82,15 +88,20 @@ impl Auth {
         // Read the handshake exactly: whatever the peer sends right after it stays in the
         // socket, even for a caller that takes the descriptor with into_fd.
         conn.set_read_ahead(false);
-        let opts = self.options(key, deadline);
-        let result = if as_listener {
-            handshake::deliver_challenge(&conn, &opts)
-                .and_then(|()| handshake::answer_challenge(&conn, &opts))
-        } else {
-            handshake::answer_challenge(&conn, &opts)
-                .and_then(|()| handshake::deliver_challenge(&conn, &opts))
-        };
-        result?;
+        if let Some(key) = key {
+            let opts = self.options(key, deadline);
+            let result = if as_listener {
+                handshake::deliver_challenge(&conn, &opts)
+                    .and_then(|()| handshake::answer_challenge(&conn, &opts))
+            } else {
+                handshake::answer_challenge(&conn, &opts)
+                    .and_then(|()| handshake::deliver_challenge(&conn, &opts))
+            };
+            result?;
+        }
+        if pipes {
+            move_to_pipes(&mut conn, as_listener, self.timeout)?;
+        }
         conn.set_read_deadline(None);
         sys::set_socket_timeouts(conn.as_fd(), None)?;
         conn.set_max_message_size(self.max_message_size);
@@ -98,6 +109,55 @@ impl Auth {
         Ok(conn)
     }
 }
+
+/// The listener's offer of a move to pipes, one message: it can take pipes, or it cannot.
+const OFFER_PIPES: &[u8] = b"#PIPES#1";
+const OFFER_NO_PIPES: &[u8] = b"#PIPES#0";
+
+/// The move to pipes of a new connection whose both ends asked for it (see
+/// `ListenerBuilder::pipes`), within the handshake's deadline: the listener offers (or says it
+/// cannot, where `SIGPIPE` is not ignored), and the client moves or declines.
+fn move_to_pipes(
+    conn: &mut Connection,
+    as_listener: bool,
+    limit: Option<Duration>,
+) -> Result<(), ConnectError> {
+    let timed_out = |e: &io::Error| e.kind() == io::ErrorKind::TimedOut;
+    let limit = limit.unwrap_or_default();
+    let recv_error = |e: GetError| match e {
+        GetError::Io(e) if timed_out(&e) => ConnectError::Timeout(limit),
+        GetError::Io(e) => ConnectError::Io(e),
+        GetError::Closed => ConnectError::Pipes(PipesError::Closed),
+        other => ConnectError::Io(io::Error::other(other)),
+    };
+    let pipes_error = |e: PipesError| match e {
+        PipesError::Io(e) if timed_out(&e) => ConnectError::Timeout(limit),
+        other => ConnectError::Pipes(other),
+    };
+    let moved = if as_listener {
+        let offer = conn.can_move_to_pipes();
+        conn.send_bytes(if offer { OFFER_PIPES } else { OFFER_NO_PIPES })
+            .map_err(|e| ConnectError::Io(io::Error::other(e)))?;
+        offer && conn.accept_pipes().map_err(pipes_error)?
+    } else {
+        let offer = conn.recv_bytes().map_err(recv_error)?;
+        match offer.as_slice() {
+            OFFER_PIPES => conn.move_to_pipes().map_err(pipes_error)?,
+            OFFER_NO_PIPES => false,
+            _ => {
+                return Err(ConnectError::Pipes(PipesError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the listener did not offer pipes: does it ask for them too \
+                     (ListenerBuilder::pipes)?",
+                ))))
+            }
+        }
+    };
+    tracing::debug!(moved, "a new connection's move to pipes");
+    Ok(())
+}
+
+impl Auth {}
 
 enum Socket {
     Unix(UnixListener),
@@ -222,6 +282,38 @@ impl ListenerBuilder {
     /// [`DEFAULT_MAX_MESSAGE_SIZE`]).
     pub fn max_message_size(mut self, max: u64) -> Self {
         self.auth.max_message_size = max;
+        self
+    }
+
+    /// Whether each connection accepted on a Unix socket moves its messages to a pair of OS
+    /// pipes right after the handshake (default false): see "Moving to pipes" in
+    /// [`Connection`]'s docs. The client must ask for it too
+    /// ([`Connector::pipes`](crate::Connector::pipes)): the two ends exchange a message and
+    /// the pipe ends before the first message of their own, which a client that did not ask
+    /// (a Python program, say) would take for one. Where a move cannot happen (`SIGPIPE` not
+    /// ignored in either process, the pipes not made), the connection stays on its socket;
+    /// [`Connection::uses_pipes`] tells. Pipe ends the client passes are checked as
+    /// [`Connection::accept_pipes`] does: anything else fails that connection's accept with
+    /// [`ConnectError::Pipes`]. A TCP listener ignores it.
+    ///
+    /// ```
+    /// use conveyor_pipe::{Connector, Listener};
+    ///
+    /// let listener = Listener::builder().authkey(b"key").pipes(true).bind_private().unwrap();
+    /// let address = listener.address().clone();
+    /// let server = std::thread::spawn(move || {
+    ///     let conn = listener.accept().unwrap();
+    ///     assert!(conn.uses_pipes());
+    ///     conn.send(&conn.recv::<String>().unwrap()).unwrap();
+    /// });
+    /// let conn = Connector::new().authkey(b"key").pipes(true).connect(&address).unwrap();
+    /// assert!(conn.uses_pipes());
+    /// conn.send(&"hi").unwrap();
+    /// assert_eq!(conn.recv::<String>().unwrap(), "hi");
+    /// server.join().unwrap();
+    /// ```
+    pub fn pipes(mut self, on: bool) -> Self {
+        self.auth.pipes = on;
         self
     }
 

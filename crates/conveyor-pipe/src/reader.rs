@@ -118,6 +118,15 @@ impl ReadAhead {
         &self.buf[self.start..self.end]
     }
 
+    /// Whether a whole next message is buffered, so that receiving it reads nothing.
+    pub(crate) fn holds_whole_frame(&self) -> bool {
+        matches!(
+            frame::decode_header(self.pending(), u64::MAX),
+            Ok(Header::Complete { len, header_len })
+                if (self.available() - header_len) as u64 >= len
+        )
+    }
+
     /// The bytes at `range` of the buffer (a range returned as [`Payload::Ahead`]).
     pub(crate) fn slice(&self, range: Range<usize>) -> &[u8] {
         &self.buf[range]

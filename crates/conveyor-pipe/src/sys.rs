@@ -649,3 +649,58 @@ pub(crate) fn memory_size() -> Option<u64> {
         .checked_add(info.totalswap as u64)?
         .checked_mul(unit)
 }
+
+/// Whether writing to a pipe whose reader is gone is safe in this process: it raises
+/// `SIGPIPE`, which kills the process unless the signal is ignored or handled (Rust and
+/// Python programs ignore it from the start; socket writes here use `MSG_NOSIGNAL` instead).
+pub(crate) fn sigpipe_is_safe() -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `old`, a
+    // zeroed sigaction that lives for the call.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction != libc::SIG_DFL
+    }
+}
+
+/// An OS pipe `(read end, write end)`, close-on-exec, holding at least `capacity` bytes.
+pub(crate) fn make_pipe(capacity: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a live array of two ints for pipe2 to fill.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as isize)?;
+    // SAFETY: pipe2 succeeded: both descriptors are new and owned by nobody else.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let want = capacity.min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: F_SETPIPE_SZ takes an int and changes only the pipe's capacity.
+    let size = cvt(unsafe { libc::fcntl(wr.as_raw_fd(), libc::F_SETPIPE_SZ, want) } as isize)?;
+    if size < capacity {
+        return Err(io::Error::other(format!(
+            "a pipe could hold only {size} bytes, less than the {capacity} asked for"
+        )));
+    }
+    Ok((rd, wr))
+}
+
+/// Whether `fd` is a FIFO (an OS pipe's end, or a named pipe).
+pub(crate) fn is_fifo(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: an all-zero `stat` is a valid value for fstat to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live, writable stat structure.
+    let ret = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    cvt(ret as isize)?;
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+}
+
+/// Makes reads and writes of `fd` block (clears `O_NONBLOCK`), as this crate's reads and
+/// writes of a pipe expect.
+pub(crate) fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) } as isize)? as libc::c_int;
+    if flags & libc::O_NONBLOCK != 0 {
+        let blocking = flags & !libc::O_NONBLOCK;
+        // SAFETY: F_SETFL takes an int and changes only the file status flags.
+        let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, blocking) };
+        cvt(ret as isize)?;
+    }
+    Ok(())
+}

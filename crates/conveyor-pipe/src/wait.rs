@@ -36,7 +36,7 @@ pub trait Waitable {
 
 impl<C: Codec> Waitable for Connection<C> {
     fn wait_fd(&self) -> BorrowedFd<'_> {
-        self.as_fd()
+        self.recv_fd()
     }
 
     fn ready_now(&self) -> bool {

@@ -132,3 +132,19 @@ fn garbage_that_decodes_badly_is_a_codec_error() {
     raw.write_all(&[0, 0, 0, 3, 0xFF, 0xFF, 0xFF]).unwrap();
     assert!(conn.recv::<String>().unwrap_err().is_codec());
 }
+
+#[test]
+fn a_read_ahead_header_announcing_u64_max_is_refused() {
+    // One small message, then a long header announcing u64::MAX bytes, in one write: the
+    // first receive reads both, and the second looks at the header already read ahead (found
+    // by fuzzing: the check whether a whole message was read ahead overflowed).
+    let (mut raw, conn) = raw_peer();
+    let mut bytes = vec![0, 0, 0, 1, 9];
+    bytes.extend_from_slice(&[0xff; 12]);
+    raw.write_all(&bytes).unwrap();
+    assert_eq!(conn.recv_bytes().unwrap(), [9]);
+    assert!(matches!(
+        conn.recv_bytes().unwrap_err(),
+        GetError::TooLarge { .. }
+    ));
+}

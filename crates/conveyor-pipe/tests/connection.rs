@@ -421,3 +421,25 @@ fn close_with_buffered_sends_to_a_gone_peer_says_they_were_lost() {
     drop(b);
     Channel::<u64>::close(&a).unwrap();
 }
+
+#[test]
+fn replies_to_messages_read_ahead_together_go_out_together() {
+    let (server, client) = pipe().unwrap();
+    server.set_buffered_sends(true);
+    client.send_bytes_many(&[&b"one"[..], b"two"]).unwrap();
+    assert_eq!(server.recv_bytes().unwrap(), b"one"); // reads both
+    server.send_bytes(b"re: one").unwrap();
+    // The next message is already here: receiving it waits for nothing, so it writes nothing.
+    assert_eq!(server.recv_bytes().unwrap(), b"two");
+    assert!(!client.poll(Some(Duration::ZERO)).unwrap());
+    server.send_bytes(b"re: two").unwrap();
+    // This receive would wait for the client: both replies go out first, in one write.
+    let t = std::thread::spawn(move || {
+        let got = server.recv_bytes().unwrap();
+        (server, got)
+    });
+    assert_eq!(client.recv_bytes().unwrap(), b"re: one");
+    assert_eq!(client.recv_bytes().unwrap(), b"re: two");
+    client.send_bytes(b"three").unwrap();
+    assert_eq!(t.join().unwrap().1, b"three");
+}
