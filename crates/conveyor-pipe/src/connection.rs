@@ -154,6 +154,9 @@ pub struct Connection<C: Codec = Postcard> {
     lane: Option<Lane>,
     /// A socket whose hang-up ends a blocked receive (see `watch_hangup`).
     watch: OnceLock<OwnedFd>,
+    /// The descriptor is a pipe end that was in non-blocking mode (`O_NONBLOCK`) when the
+    /// connection was made: a spin polls it with plain reads (see `from_fd`).
+    nonblocking_fd: bool,
     /// Dropped after `writer` (fields drop in declaration order).
     fd: OwnedFd,
     codec: C,
@@ -210,6 +213,14 @@ impl Connection<Postcard> {
     /// pipe end one of them). No handshake is made: use [`Connector`](crate::Connector) or
     /// [`Listener`](crate::Listener) for an authenticated one.
     ///
+    /// A pipe end may be in non-blocking mode (`O_NONBLOCK`): receives and sends still wait
+    /// (with `poll`) as on a blocking pipe, and a receive's spin then looks at the pipe with a
+    /// plain `read`, the cheapest look there is (a blocking pipe takes a
+    /// `preadv2(RWF_NOWAIT)`, which costs more on every look). So a program that alone holds
+    /// both ends of its pipes gains by making them non-blocking, as conveyor-manager does.
+    /// The mode is read once, here: leave it as it is while the connection lives (cleared
+    /// later, a spin's look would wait in `read` until bytes come).
+    ///
     /// ```
     /// use std::os::unix::net::UnixStream;
     /// use conveyor_pipe::Connection;
@@ -220,13 +231,15 @@ impl Connection<Postcard> {
     /// assert_eq!(b.recv_bytes().unwrap(), b"hi");
     /// ```
     pub fn from_fd(fd: OwnedFd) -> io::Result<Self> {
-        let (kind, readable, writable) = if sys::is_socket(fd.as_fd())? {
-            (FdKind::Socket, true, true)
+        let (kind, readable, writable, nonblocking) = if sys::is_socket(fd.as_fd())? {
+            (FdKind::Socket, true, true, false)
         } else {
-            let (r, w) = sys::access_mode(fd.as_fd())?;
-            (FdKind::Pipe, r, w)
+            let (r, w, nonblocking) = sys::access_mode(fd.as_fd())?;
+            (FdKind::Pipe, r, w, nonblocking)
         };
-        Ok(Self::from_parts(fd, kind, readable, writable, Postcard))
+        let mut conn = Self::from_parts(fd, kind, readable, writable, Postcard);
+        conn.nonblocking_fd = nonblocking;
+        Ok(conn)
     }
 }
 
@@ -254,6 +267,7 @@ impl<C: Codec> Connection<C> {
             write_closed: AtomicBool::new(false),
             lane: None,
             watch: OnceLock::new(),
+            nonblocking_fd: false,
             fd,
             codec,
         }
@@ -317,6 +331,7 @@ impl<C: Codec> Connection<C> {
             write_closed: self.write_closed,
             lane: self.lane,
             watch: self.watch,
+            nonblocking_fd: self.nonblocking_fd,
             fd: self.fd,
             codec,
         }
@@ -689,6 +704,7 @@ impl<C: Codec> Connection<C> {
             spin: self.spin.load(Ordering::Relaxed),
             deadline: r.deadline,
             watch: self.watch.get().map(|w| w.as_fd()),
+            fd_nonblocking: self.nonblocking_fd,
         }
     }
 
@@ -1167,13 +1183,15 @@ impl<C: Codec> Connection<C> {
     /// implementation, which carries them along.
     pub fn try_clone(&self) -> io::Result<Self> {
         let fd = self.fd.try_clone()?;
-        let conn = Connection::from_parts(
+        let mut conn = Connection::from_parts(
             fd,
             self.kind,
             self.readable,
             self.writable,
             self.codec.clone(),
         );
+        // A duplicate shares the open file, and with it the non-blocking mode.
+        conn.nonblocking_fd = self.nonblocking_fd;
         conn.set_max_message_size(self.max_message_size());
         Ok(match &self.lane {
             Some(lane) => conn.with_lane(lane.duplicate()),

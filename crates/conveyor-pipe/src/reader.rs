@@ -41,6 +41,9 @@ pub(crate) struct Source<'a> {
     pub deadline: Option<Instant>,
     /// A socket whose hang-up ends a wait as end of file (see `Connection::watch_hangup`).
     pub watch: Option<BorrowedFd<'a>>,
+    /// The descriptor is a pipe in non-blocking mode (`O_NONBLOCK`): a spin's poll is a plain
+    /// `read` (see [`sys::read_some`]).
+    pub fd_nonblocking: bool,
 }
 
 /// Capacity of the read-ahead buffer, allocated on the first receive.
@@ -161,11 +164,25 @@ impl ReadAhead {
             if left.is_zero() || !sys::poll_read(src.fd, Some(left))? {
                 return Err(timed_out());
             }
-            sys::read_some(src.fd, src.kind, space, &mut passed, false)?
+            sys::read_some(
+                src.fd,
+                src.kind,
+                space,
+                &mut passed,
+                false,
+                src.fd_nonblocking,
+            )?
         } else {
             let spun = if src.spin {
                 spin.run(fresh, || {
-                    match sys::read_some(src.fd, src.kind, space, &mut passed, true) {
+                    match sys::read_some(
+                        src.fd,
+                        src.kind,
+                        space,
+                        &mut passed,
+                        true,
+                        src.fd_nonblocking,
+                    ) {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Empty,
                         other => Poll::Ready(other),
                     }
@@ -181,7 +198,14 @@ impl ReadAhead {
                             return Ok(0);
                         }
                     }
-                    sys::read_some(src.fd, src.kind, space, &mut passed, false)?
+                    sys::read_some(
+                        src.fd,
+                        src.kind,
+                        space,
+                        &mut passed,
+                        false,
+                        src.fd_nonblocking,
+                    )?
                 }
             }
         };
@@ -342,7 +366,7 @@ impl ReadAhead {
             self.start = 0;
             self.end = 0;
         }
-        match sys::read_exact_append(src.fd, out, len - have, LARGE_STEP) {
+        match sys::read_exact_append(src.fd, src.kind, out, len - have, LARGE_STEP) {
             Ok(ReadExact::Full) => Ok(Payload::Out),
             Ok(ReadExact::Eof { got }) => Err(ReadFailure::Eof {
                 got: (header_len + have + got) as u64,
