@@ -144,6 +144,16 @@ impl Wire {
         self.conn.send_bytes(frame)
     }
 
+    /// Writes every queued frame and then `frame`, in one write where they fit.
+    pub(crate) fn send_bytes_now(&self, frame: &[u8]) -> Result<(), SendError> {
+        self.conn.send_bytes_many(&[frame])
+    }
+
+    /// Whether the next frame was already read ahead (a pipelined request).
+    pub(crate) fn has_read_ahead(&self) -> bool {
+        self.conn.has_read_ahead()
+    }
+
     /// Writes every queued frame.
     pub(crate) fn flush(&self) -> Result<(), SendError> {
         self.conn.flush()
@@ -181,6 +191,9 @@ pub(crate) struct Conn {
     next_id: u64,
     out: Vec<u8>,
     inbuf: Vec<u8>,
+    /// The (id, size) of each request in flight during a pipeline, kept between calls so
+    /// that a call (a pipeline of one) allocates nothing.
+    in_flight: VecDeque<(u64, usize)>,
     /// Set after a failure that may have left the stream mid-frame: not used again.
     pub(crate) broken: bool,
 }
@@ -204,6 +217,7 @@ impl Conn {
             next_id: 0,
             out: Vec::new(),
             inbuf: Vec::new(),
+            in_flight: VecDeque::new(),
             broken: false,
         };
         let max = conn.request(
@@ -298,8 +312,8 @@ impl Conn {
     pub(crate) fn pipeline(
         &mut self,
         max: usize,
-        mut next: impl FnMut(&mut Vec<u8>) -> Result<bool>,
-        mut reply: impl FnMut(Response<'_>) -> Result<()>,
+        next: impl FnMut(&mut Vec<u8>) -> Result<bool>,
+        reply: impl FnMut(Response<'_>) -> Result<()>,
     ) -> Result<()> {
         if self.broken {
             return Err(ManagerError::Io(io::Error::new(
@@ -307,7 +321,21 @@ impl Conn {
                 "the connection to the manager failed earlier: connect again",
             )));
         }
-        let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
+        let mut in_flight = std::mem::take(&mut self.in_flight);
+        in_flight.clear();
+        let result = self.pipeline_with(&mut in_flight, max, next, reply);
+        self.in_flight = in_flight;
+        result
+    }
+
+    /// [`pipeline`](Conn::pipeline), with `in_flight` (empty) to keep its requests in.
+    fn pipeline_with(
+        &mut self,
+        in_flight: &mut VecDeque<(u64, usize)>,
+        max: usize,
+        mut next: impl FnMut(&mut Vec<u8>) -> Result<bool>,
+        mut reply: impl FnMut(Response<'_>) -> Result<()>,
+    ) -> Result<()> {
         let mut in_flight_bytes = 0usize;
         // An encoded request that did not fit in the window yet: (id, its bytes in `out`).
         let mut waiting: Option<u64> = None;
@@ -326,7 +354,7 @@ impl Conn {
                     if self.out.len() > max {
                         // Nothing of it was sent; the replies of those before it are read
                         // first, so the connection stays at a frame boundary.
-                        self.drain(&mut in_flight, &mut reply)?;
+                        self.drain(in_flight, &mut reply)?;
                         return Err(ManagerError::Remote(RemoteError::new(
                             ErrorKind::TooLarge,
                             format!(

@@ -202,9 +202,12 @@ pub struct Connection<C: Codec = Postcard> {
     /// A socket whose hang-up ends a blocked receive (see `watch_hangup`).
     watch: OnceLock<OwnedFd>,
     /// After a move to pipes (see `move_to_pipes`): the pipe ends messages are received from
-    /// and sent on; `fd` stays the socket, for passed descriptors and hang-ups. Dropped after
-    /// `writer`, which writes to `tx`.
+    /// and sent on, both in non-blocking mode; `fd` stays the socket, for passed descriptors
+    /// and hang-ups. Dropped after `writer`, which writes to `tx`.
     pipes: Option<Pipes>,
+    /// The descriptor is a pipe end that was in non-blocking mode (`O_NONBLOCK`) when the
+    /// connection was made: a spin polls it with plain reads (see `from_fd`).
+    nonblocking_fd: bool,
     /// Dropped after `writer` (fields drop in declaration order).
     fd: OwnedFd,
     codec: C,
@@ -266,6 +269,10 @@ struct Pipes {
     rx: OwnedFd,
     /// The write end of the pipe the peer receives from.
     tx: OwnedFd,
+    /// `rx` is in non-blocking mode, and only this process can change that: a spin looks with
+    /// a plain `read` (otherwise with `preadv2(RWF_NOWAIT)`, which never waits whatever the
+    /// mode).
+    nonblocking: bool,
 }
 
 impl Pipes {
@@ -273,14 +280,15 @@ impl Pipes {
         Ok(Pipes {
             rx: self.rx.try_clone()?,
             tx: self.tx.try_clone()?,
+            nonblocking: self.nonblocking,
         })
     }
 }
 
 /// The pipe end passed as `end`, if it is one: a FIFO that only reads (receive) or only
-/// writes (send), made blocking. Anything else (a file, a device such as `/dev/zero`, a socket,
-/// the wrong end of a pipe) would keep this end's thread reading a source that never blocks,
-/// or writing into one that swallows everything.
+/// writes (send). Anything else (a file, a device such as `/dev/zero`, a socket, the wrong end
+/// of a pipe) would keep this end's thread reading a source that never blocks, or writing into
+/// one that swallows everything.
 fn check_pipe_end(fd: &OwnedFd, end: PipeEnd) -> Result<(), PipesError> {
     if !sys::is_fifo(fd.as_fd())? {
         return Err(PipesError::NotAPipe { end });
@@ -289,11 +297,37 @@ fn check_pipe_end(fd: &OwnedFd, end: PipeEnd) -> Result<(), PipesError> {
         PipeEnd::Receive => (true, false),
         PipeEnd::Send => (false, true),
     };
-    if sys::access_mode(fd.as_fd())? != want {
+    let (readable, writable, _) = sys::access_mode(fd.as_fd())?;
+    if (readable, writable) != want {
         return Err(PipesError::WrongEnd { end });
     }
-    sys::set_blocking(fd.as_fd())?;
     Ok(())
+}
+
+/// The pipe ends a peer passed, checked, in the modes this end reads and writes them in: the
+/// read end opened again as this process's own non-blocking file where that works (see
+/// [`sys::reopen_read_end`]), else made blocking and looked at with `preadv2`.
+fn accepted_pipes(rx: OwnedFd, tx: OwnedFd) -> Result<Pipes, PipesError> {
+    check_pipe_end(&rx, PipeEnd::Receive)?;
+    check_pipe_end(&tx, PipeEnd::Send)?;
+    // A full pipe waits with poll in either mode; the peer may change this one's mode.
+    sys::set_nonblocking(tx.as_fd(), true)?;
+    Ok(match sys::reopen_read_end(rx.as_fd()) {
+        Ok(own) => Pipes {
+            rx: own,
+            tx,
+            nonblocking: true,
+        },
+        Err(e) => {
+            tracing::debug!(error = %e, "a passed pipe end could not be reopened: read blocking");
+            sys::set_nonblocking(rx.as_fd(), false)?;
+            Pipes {
+                rx,
+                tx,
+                nonblocking: false,
+            }
+        }
+    })
 }
 
 fn pipes_send_error(e: SendError) -> PipesError {
@@ -311,6 +345,14 @@ impl Connection<Postcard> {
     /// pipe end one of them). No handshake is made: use [`Connector`](crate::Connector) or
     /// [`Listener`](crate::Listener) for an authenticated one.
     ///
+    /// A pipe end may be in non-blocking mode (`O_NONBLOCK`): receives and sends still wait
+    /// (with `poll`) as on a blocking pipe, and a receive's spin then looks at the pipe with a
+    /// plain `read`, the cheapest look there is (a blocking pipe takes a
+    /// `preadv2(RWF_NOWAIT)`, which costs more on every look). So a program that alone holds
+    /// both ends of its pipes gains by making them non-blocking, as conveyor-manager does.
+    /// The mode is read once, here: leave it as it is while the connection lives (cleared
+    /// later, a spin's look would wait in `read` until bytes come).
+    ///
     /// ```
     /// use std::os::unix::net::UnixStream;
     /// use conveyor_pipe::Connection;
@@ -321,13 +363,15 @@ impl Connection<Postcard> {
     /// assert_eq!(b.recv_bytes().unwrap(), b"hi");
     /// ```
     pub fn from_fd(fd: OwnedFd) -> io::Result<Self> {
-        let (kind, readable, writable) = if sys::is_socket(fd.as_fd())? {
-            (FdKind::Socket, true, true)
+        let (kind, readable, writable, nonblocking) = if sys::is_socket(fd.as_fd())? {
+            (FdKind::Socket, true, true, false)
         } else {
-            let (r, w) = sys::access_mode(fd.as_fd())?;
-            (FdKind::Pipe, r, w)
+            let (r, w, nonblocking) = sys::access_mode(fd.as_fd())?;
+            (FdKind::Pipe, r, w, nonblocking)
         };
-        Ok(Self::from_parts(fd, kind, readable, writable, Postcard))
+        let mut conn = Self::from_parts(fd, kind, readable, writable, Postcard);
+        conn.nonblocking_fd = nonblocking;
+        Ok(conn)
     }
 }
 
@@ -356,6 +400,7 @@ impl<C: Codec> Connection<C> {
             lane: None,
             watch: OnceLock::new(),
             pipes: None,
+            nonblocking_fd: false,
             fd,
             codec,
         }
@@ -420,6 +465,7 @@ impl<C: Codec> Connection<C> {
             lane: self.lane,
             watch: self.watch,
             pipes: self.pipes,
+            nonblocking_fd: self.nonblocking_fd,
             fd: self.fd,
             codec,
         }
@@ -788,15 +834,18 @@ impl<C: Codec> Connection<C> {
 
     fn source(&self, r: &Reader) -> Source<'_> {
         let watch = self.watch.get().map(|w| w.as_fd());
-        let (fd, kind, watch) = match &self.pipes {
+        let (fd, kind, watch, fd_nonblocking) = match &self.pipes {
             // After a move, a wait on the pipe also watches the socket: the peer's hang-up or
-            // a shutdown of the socket (from any thread) ends it.
+            // a shutdown of the socket (from any thread) ends it. The pipes are made
+            // non-blocking, so a spin looks with plain reads
+            // where only this process can change that.
             Some(p) => (
                 p.rx.as_fd(),
                 FdKind::Pipe,
                 Some(watch.unwrap_or(self.fd.as_fd())),
+                p.nonblocking,
             ),
-            None => (self.fd.as_fd(), self.kind, watch),
+            None => (self.fd.as_fd(), self.kind, watch, self.nonblocking_fd),
         };
         Source {
             fd,
@@ -805,6 +854,7 @@ impl<C: Codec> Connection<C> {
             spin: self.spin.load(Ordering::Relaxed),
             deadline: r.deadline,
             watch,
+            fd_nonblocking,
         }
     }
 
@@ -817,6 +867,7 @@ impl<C: Codec> Connection<C> {
             spin: self.spin.load(Ordering::Relaxed),
             deadline: r.deadline,
             watch: None,
+            fd_nonblocking: false,
         }
     }
 
@@ -968,7 +1019,12 @@ impl<C: Codec> Connection<C> {
                 pipes_send_error(e)
             })?;
         drop((peer_rx, peer_tx));
-        self.switch_to_pipes(Pipes { rx, tx });
+        // both pipes were made non-blocking, and the peer holds none of this end's files
+        self.switch_to_pipes(Pipes {
+            rx,
+            tx,
+            nonblocking: true,
+        });
         Ok(true)
     }
 
@@ -1044,9 +1100,8 @@ impl<C: Codec> Connection<C> {
             )));
         }
         let [rx, tx]: [OwnedFd; 2] = fds.try_into().expect("two, checked above");
-        check_pipe_end(&rx, PipeEnd::Receive)?;
-        check_pipe_end(&tx, PipeEnd::Send)?;
-        self.switch_to_pipes(Pipes { rx, tx });
+        let pipes = accepted_pipes(rx, tx)?;
+        self.switch_to_pipes(pipes);
         Ok(())
     }
 
@@ -1525,13 +1580,15 @@ impl<C: Codec> Connection<C> {
     /// implementation, which carries them along.
     pub fn try_clone(&self) -> io::Result<Self> {
         let fd = self.fd.try_clone()?;
-        let conn = Connection::from_parts(
+        let mut conn = Connection::from_parts(
             fd,
             self.kind,
             self.readable,
             self.writable,
             self.codec.clone(),
         );
+        // A duplicate shares the open file, and with it the non-blocking mode.
+        conn.nonblocking_fd = self.nonblocking_fd;
         conn.set_max_message_size(self.max_message_size());
         let mut conn = match &self.lane {
             Some(lane) => conn.with_lane(lane.duplicate()),
@@ -1716,4 +1773,62 @@ fn close_for_trait<C: Codec>(
         };
         Unavailable::new(kind, operation, "a pipe connection's peer", e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nonblocking(fd: BorrowedFd<'_>) -> bool {
+        sys::access_mode(fd).unwrap().2
+    }
+
+    /// The read end a peer passes is reopened as this process's own file: the peer flipping
+    /// the mode of the copy it kept changes nothing here, and a spin's plain read of it never
+    /// sleeps.
+    #[test]
+    fn an_accepted_read_end_keeps_its_mode_whatever_the_peer_does_to_its_copy() {
+        let (rx, peer_tx) = sys::make_pipe(PIPE_CAPACITY).unwrap();
+        let (peer_rx, tx) = sys::make_pipe(PIPE_CAPACITY).unwrap();
+        let kept = rx.try_clone().unwrap();
+        let pipes = accepted_pipes(rx, tx).unwrap();
+        assert!(pipes.nonblocking);
+        assert!(nonblocking(pipes.rx.as_fd()));
+        sys::set_nonblocking(kept.as_fd(), false).unwrap();
+        assert!(!nonblocking(kept.as_fd()));
+        assert!(nonblocking(pipes.rx.as_fd()));
+        // the reopened end reads the same pipe
+        sys::write_all(peer_tx.as_fd(), FdKind::Pipe, b"same pipe").unwrap();
+        let mut buf = [0u8; 9];
+        let n = sys::read_some(
+            pipes.rx.as_fd(),
+            FdKind::Pipe,
+            &mut buf,
+            &mut Vec::new(),
+            true,
+            true,
+        )
+        .unwrap();
+        assert_eq!(&buf[..n], b"same pipe");
+        drop(peer_rx);
+    }
+
+    /// Both ends of a move made here are non-blocking.
+    #[test]
+    fn a_move_makes_non_blocking_pipes_on_both_sides() {
+        let (mut a, mut b) = crate::pipe().unwrap();
+        let t = std::thread::spawn(move || {
+            assert!(b.accept_pipes().unwrap());
+            b
+        });
+        assert!(a.move_to_pipes().unwrap());
+        let b = t.join().unwrap();
+        for c in [&a, &b] {
+            let p = c.pipes.as_ref().unwrap();
+            assert!(p.nonblocking);
+            assert!(nonblocking(p.rx.as_fd()) && nonblocking(p.tx.as_fd()));
+        }
+        a.send_bytes(b"ping").unwrap();
+        assert_eq!(b.recv_bytes().unwrap(), b"ping");
+    }
 }

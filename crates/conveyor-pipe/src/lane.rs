@@ -528,7 +528,7 @@ impl LaneReader {
         let mut buf = [0u8; 64];
         loop {
             let mut passed = Vec::new();
-            match sys::read_some(socket, FdKind::Socket, &mut buf, &mut passed, true) {
+            match sys::read_some(socket, FdKind::Socket, &mut buf, &mut passed, true, false) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(());

@@ -41,6 +41,9 @@ pub(crate) struct Source<'a> {
     pub deadline: Option<Instant>,
     /// A socket whose hang-up ends a wait as end of file (see `Connection::watch_hangup`).
     pub watch: Option<BorrowedFd<'a>>,
+    /// The descriptor is a pipe in non-blocking mode (`O_NONBLOCK`): a spin's poll is a plain
+    /// `read` (see [`sys::read_some`]).
+    pub fd_nonblocking: bool,
 }
 
 /// Capacity of the read-ahead buffer, allocated on the first receive.
@@ -170,11 +173,25 @@ impl ReadAhead {
             if left.is_zero() || !sys::poll_read(src.fd, Some(left))? {
                 return Err(timed_out());
             }
-            sys::read_some(src.fd, src.kind, space, &mut passed, false)?
+            sys::read_some(
+                src.fd,
+                src.kind,
+                space,
+                &mut passed,
+                false,
+                src.fd_nonblocking,
+            )?
         } else {
             let spun = if src.spin {
                 spin.run(fresh, || {
-                    match sys::read_some(src.fd, src.kind, space, &mut passed, true) {
+                    match sys::read_some(
+                        src.fd,
+                        src.kind,
+                        space,
+                        &mut passed,
+                        true,
+                        src.fd_nonblocking,
+                    ) {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Empty,
                         other => Poll::Ready(other),
                     }
@@ -189,8 +206,20 @@ impl ReadAhead {
                         if !sys::wait_readable_unless_hangup(src.fd, watch)? {
                             return Ok(0);
                         }
+                    } else if src.spin && src.fd_nonblocking {
+                        // The spin's last look found nothing: a read of this pipe would only
+                        // say so again, so wait for it first (one system call less for every
+                        // receive that sleeps).
+                        sys::poll_read(src.fd, None)?;
                     }
-                    sys::read_some(src.fd, src.kind, space, &mut passed, false)?
+                    sys::read_some(
+                        src.fd,
+                        src.kind,
+                        space,
+                        &mut passed,
+                        false,
+                        src.fd_nonblocking,
+                    )?
                 }
             }
         };
@@ -351,7 +380,7 @@ impl ReadAhead {
             self.start = 0;
             self.end = 0;
         }
-        match sys::read_exact_append(src.fd, out, len - have, LARGE_STEP) {
+        match sys::read_exact_append(src.fd, src.kind, out, len - have, LARGE_STEP) {
             Ok(ReadExact::Full) => Ok(Payload::Out),
             Ok(ReadExact::Eof { got }) => Err(ReadFailure::Eof {
                 got: (header_len + have + got) as u64,

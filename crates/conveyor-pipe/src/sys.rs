@@ -4,7 +4,7 @@
 //! that has gone away gives `EPIPE` rather than killing the process with `SIGPIPE`.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// What kind of file a connection's descriptor is.
@@ -33,15 +33,39 @@ fn cvt(ret: isize) -> io::Result<usize> {
     }
 }
 
-/// Reads up to `len` bytes into `ptr`, retrying on `EINTR`.
+/// Reads up to `len` bytes into `ptr`, retrying on `EINTR`. A pipe in non-blocking mode
+/// (`O_NONBLOCK`) that has nothing yet is waited for with `poll`, so the read blocks as on any
+/// other pipe; a socket's `EAGAIN` (its receive timeout, during a handshake) is returned.
 ///
 /// # Safety
 /// `ptr` must be valid for writes of `len` bytes.
-unsafe fn read_raw(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
+unsafe fn read_raw(
+    fd: BorrowedFd<'_>,
+    kind: FdKind,
+    ptr: *mut u8,
+    len: usize,
+) -> io::Result<usize> {
     loop {
         // SAFETY: the caller guarantees `ptr` is writable for `len` bytes; `read` writes at most
         // `len` bytes there.
-        let ret = unsafe { libc::read(fd, ptr.cast(), len) };
+        let ret = unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), len) };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && kind == FdKind::Pipe => {
+                poll_read(fd, None)?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One read that never waits, of a pipe in non-blocking mode (`O_NONBLOCK`): `WouldBlock`
+/// when nothing is there.
+fn read_once(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes; `read` writes at most
+        // that many bytes into it.
+        let ret = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         match cvt(ret) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
@@ -55,6 +79,12 @@ pub(crate) const MAX_FDS: usize = 253;
 /// Reads what is there into `buf`; 0 is end of file. With `nonblocking`, returns
 /// `WouldBlock` instead of waiting when nothing is there.
 ///
+/// `fd_nonblocking` says that the descriptor, a pipe, is in non-blocking mode (`O_NONBLOCK`):
+/// a non-blocking read of it is then a plain `read`, the cheapest system call that can say
+/// "nothing yet" (a `preadv2(RWF_NOWAIT)` of a blocking pipe costs about a third more, on
+/// every poll of a receive's spin); a blocking one polls when it finds nothing (see
+/// `read_raw`), as it would for any pipe in non-blocking mode.
+///
 /// A socket is read with `recvmsg` and room for descriptors, so that descriptors the peer
 /// passes (`SCM_RIGHTS`, see [`send_fds`]) are never dropped by a read that happens to take
 /// their byte: they are appended to `fds`. (Linux ends a read right after the byte that
@@ -65,10 +95,14 @@ pub(crate) fn read_some(
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
     nonblocking: bool,
+    fd_nonblocking: bool,
 ) -> io::Result<usize> {
     match kind {
         FdKind::Socket => recv_with_fds(fd, buf, fds, nonblocking),
         FdKind::Pipe => {
+            if nonblocking && fd_nonblocking {
+                return read_once(fd, buf);
+            }
             if nonblocking {
                 if let Some(r) = read_nowait(fd, buf) {
                     return r;
@@ -78,7 +112,7 @@ pub(crate) fn read_some(
                 }
             }
             // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
-            unsafe { read_raw(fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) }
+            unsafe { read_raw(fd, kind, buf.as_mut_ptr(), buf.len()) }
         }
     }
 }
@@ -246,6 +280,7 @@ pub(crate) fn send_fds(fd: BorrowedFd<'_>, fds: &[BorrowedFd<'_>]) -> io::Result
 /// error, `vec` keeps the bytes that did arrive.
 pub(crate) fn read_exact_append(
     fd: BorrowedFd<'_>,
+    kind: FdKind,
     vec: &mut Vec<u8>,
     len: usize,
     step: usize,
@@ -268,7 +303,7 @@ pub(crate) fn read_exact_append(
         // SAFETY: `spare` is the vector's spare capacity, at least `want` bytes long (every
         // byte read so far was committed with set_len), and `read` writes at most `want`
         // bytes into it.
-        let n = unsafe { read_raw(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) }?;
+        let n = unsafe { read_raw(fd, kind, spare.as_mut_ptr().cast(), want) }?;
         if n == 0 {
             return Ok(ReadExact::Eof { got });
         }
@@ -337,6 +372,11 @@ fn write_all_iov(fd: BorrowedFd<'_>, kind: FdKind, iov: &mut [libc::iovec]) -> i
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A full pipe in non-blocking mode: wait for room, as a blocking write would.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && kind == FdKind::Pipe => {
+                poll_write(fd, None)?;
+                continue;
+            }
             Err(e) => return Err(e),
         };
         // Skip what was written: whole parts first, then the front of a partial one.
@@ -375,6 +415,10 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, kind: FdKind, mut buf: &[u8]) -> io:
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
             Ok(n) => buf = &buf[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A full pipe in non-blocking mode: wait for room, as a blocking write would.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && kind == FdKind::Pipe => {
+                poll_write(fd, None)?;
+            }
             Err(e) => return Err(e),
         }
     }
@@ -552,15 +596,17 @@ pub(crate) fn is_socket(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
 }
 
-/// The access mode `fd` was opened with: (readable, writable).
-pub(crate) fn access_mode(fd: BorrowedFd<'_>) -> io::Result<(bool, bool)> {
+/// The access mode `fd` was opened with, and whether it is in non-blocking mode
+/// (`O_NONBLOCK`): (readable, writable, non-blocking).
+pub(crate) fn access_mode(fd: BorrowedFd<'_>) -> io::Result<(bool, bool, bool)> {
     // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
     let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
     let flags = cvt(flags as isize)? as libc::c_int;
+    let nonblocking = flags & libc::O_NONBLOCK != 0;
     Ok(match flags & libc::O_ACCMODE {
-        libc::O_RDONLY => (true, false),
-        libc::O_WRONLY => (false, true),
-        _ => (true, true),
+        libc::O_RDONLY => (true, false, nonblocking),
+        libc::O_WRONLY => (false, true, nonblocking),
+        _ => (true, true, nonblocking),
     })
 }
 
@@ -663,11 +709,12 @@ pub(crate) fn sigpipe_is_safe() -> bool {
     }
 }
 
-/// An OS pipe `(read end, write end)`, close-on-exec, holding at least `capacity` bytes.
+/// An OS pipe `(read end, write end)`, close-on-exec, in non-blocking mode (see
+/// [`set_nonblocking`]), holding at least `capacity` bytes.
 pub(crate) fn make_pipe(capacity: usize) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` is a live array of two ints for pipe2 to fill.
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as isize)?;
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } as isize)?;
     // SAFETY: pipe2 succeeded: both descriptors are new and owned by nobody else.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let want = capacity.min(libc::c_int::MAX as usize) as libc::c_int;
@@ -691,16 +738,55 @@ pub(crate) fn is_fifo(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(st.st_mode & libc::S_IFMT == libc::S_IFIFO)
 }
 
-/// Makes reads and writes of `fd` block (clears `O_NONBLOCK`), as this crate's reads and
-/// writes of a pipe expect.
-pub(crate) fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+/// Sets or clears `fd`'s non-blocking mode (`O_NONBLOCK`). Every pipe end a connection moves
+/// to is non-blocking where that is safe (its spin then looks with a plain `read`, see
+/// [`read_some`]); a read that finds nothing and a write that finds the pipe full still wait,
+/// with `poll`.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
     let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) } as isize)? as libc::c_int;
-    if flags & libc::O_NONBLOCK != 0 {
-        let blocking = flags & !libc::O_NONBLOCK;
+    let want = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if want != flags {
         // SAFETY: F_SETFL takes an int and changes only the file status flags.
-        let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, blocking) };
+        let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, want) };
         cvt(ret as isize)?;
     }
     Ok(())
+}
+
+/// The read end of the pipe `fd` reads, opened again (through `/proc/self/fd`) as a new open
+/// file of this process's own, read-only, non-blocking and close-on-exec. A pipe end passed by
+/// a peer shares its open file, and with it `O_NONBLOCK`, with any copy the peer kept: the
+/// peer could make it blocking again, and a spin's plain `read` would then sleep without
+/// watching the socket. The reopened end's mode is this process's alone.
+pub(crate) fn reopen_read_end(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}\0", fd.as_raw_fd());
+    // SAFETY: `path` is a NUL-terminated string that lives for the call; open only reads it.
+    let ret = unsafe {
+        libc::open(
+            path.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    let new = cvt(ret as isize)? as RawFd;
+    // SAFETY: open succeeded: `new` is a fresh descriptor owned by nobody else.
+    let new = unsafe { OwnedFd::from_raw_fd(new) };
+    // the same pipe, or nothing
+    let same = |f: BorrowedFd<'_>| -> io::Result<(u64, u64)> {
+        // SAFETY: an all-zero `stat` is a valid value for fstat to overwrite.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is a live, writable stat structure.
+        cvt(unsafe { libc::fstat(f.as_raw_fd(), &mut st) } as isize)?;
+        Ok((st.st_dev as u64, st.st_ino as u64))
+    };
+    if same(fd)? != same(new.as_fd())? || !is_fifo(new.as_fd())? {
+        return Err(io::Error::other(
+            "the reopened descriptor is not the same pipe",
+        ));
+    }
+    Ok(new)
 }

@@ -187,7 +187,14 @@ fn send_bytes_many_sends_each_message_in_order() {
 
 #[test]
 fn large_messages_cross_both_kinds_of_pipe_whole() {
-    for (rx, tx) in [pipe().unwrap(), pipe_oneway().unwrap(), os_pipe()] {
+    // In non-blocking mode a pipe's writes find it full and its reads find it empty many
+    // times over (it holds 64 KiB): both wait, as on a blocking pipe.
+    for (rx, tx) in [
+        pipe().unwrap(),
+        pipe_oneway().unwrap(),
+        os_pipe(),
+        os_pipe_nonblocking(),
+    ] {
         let msgs: Vec<Vec<u8>> = [1 << 20, (5 << 20) + 3, 16_385]
             .iter()
             .map(|&n| (0..n).map(|i| (i % 251) as u8).collect())
@@ -316,10 +323,21 @@ fn more_descriptors_than_expected_is_refused() {
 
 /// The two ends of an OS pipe (not one this crate makes: `pipe_oneway` is a socketpair).
 fn os_pipe() -> (Connection, Connection) {
+    os_pipe_with(0)
+}
+
+/// The two ends of an OS pipe in non-blocking mode (`O_NONBLOCK`).
+fn os_pipe_nonblocking() -> (Connection, Connection) {
+    os_pipe_with(libc::O_NONBLOCK)
+}
+
+/// The two ends of an OS pipe made with `flags` (and close-on-exec).
+fn os_pipe_with(flags: libc::c_int) -> (Connection, Connection) {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
     // SAFETY: `fds` is a writable array of two descriptors, as pipe2 expects.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let made = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | flags) };
+    assert_eq!(made, 0);
     // SAFETY: pipe2 succeeded: both descriptors are new and owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     (
@@ -347,6 +365,42 @@ fn end_of_file_before_descriptors_is_closed() {
     let (a, b) = pipe().unwrap();
     a.close();
     assert!(b.recv_fds(1).unwrap_err().is_closed());
+}
+
+/// Two OS pipes, one each way, in non-blocking mode: (one side's receiving and sending
+/// ends, the other side's).
+fn os_pipe_pair_nonblocking() -> ((Connection, Connection), (Connection, Connection)) {
+    let (a_rx, b_tx) = os_pipe_nonblocking();
+    let (b_rx, a_tx) = os_pipe_nonblocking();
+    ((a_rx, a_tx), (b_rx, b_tx))
+}
+
+#[test]
+fn pipes_in_non_blocking_mode_wait_for_messages_with_and_without_the_spin() {
+    // Each receive right after a send finds its pipe empty: without the spin it goes
+    // straight to the blocking read, which must wait (not fail with WouldBlock); with it,
+    // the spin's plain reads find nothing a few times first.
+    for spin in [false, true] {
+        let ((a_rx, a_tx), (b_rx, b_tx)) = os_pipe_pair_nonblocking();
+        for c in [&a_rx, &a_tx, &b_rx, &b_tx] {
+            c.set_spin(spin);
+        }
+        let echo = thread::spawn(move || {
+            for _ in 0..200 {
+                let m = b_rx.recv_bytes().unwrap();
+                b_tx.send_bytes(&m).unwrap();
+            }
+            // The peer's end of file, after what it sent.
+            assert!(b_rx.recv_bytes().unwrap_err().is_closed());
+        });
+        for i in 0..200u32 {
+            a_tx.send_bytes(&i.to_le_bytes()).unwrap();
+            assert_eq!(a_rx.recv_bytes().unwrap(), i.to_le_bytes());
+        }
+        drop(a_tx);
+        echo.join().unwrap();
+        assert!(a_rx.recv_bytes().unwrap_err().is_closed());
+    }
 }
 
 #[test]
