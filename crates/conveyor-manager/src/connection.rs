@@ -186,6 +186,16 @@ impl Wire {
         self.pipes.is_some()
     }
 
+    /// Whether frames go through pipes whose ends are both in non-blocking mode.
+    #[cfg(test)]
+    pub(crate) fn pipes_are_nonblocking(&self) -> bool {
+        self.pipes.as_ref().is_some_and(|(rx, tx)| {
+            [rx, tx].into_iter().all(|c| {
+                rustix::fs::fcntl_getfl(c).is_ok_and(|f| f.contains(rustix::fs::OFlags::NONBLOCK))
+            })
+        })
+    }
+
     /// Sets the largest frame accepted and sent.
     pub(crate) fn set_max_message_size(&self, max: u64) {
         self.socket.set_max_message_size(max);
@@ -290,6 +300,9 @@ pub(crate) struct Conn {
     next_id: u64,
     out: Vec<u8>,
     inbuf: Vec<u8>,
+    /// The (id, size) of each request in flight during a pipeline, kept between calls so
+    /// that a call (a pipeline of one) allocates nothing.
+    in_flight: VecDeque<(u64, usize)>,
     /// Set after a failure that may have left the stream mid-frame: not used again.
     pub(crate) broken: bool,
 }
@@ -313,6 +326,7 @@ impl Conn {
             next_id: 0,
             out: Vec::new(),
             inbuf: Vec::new(),
+            in_flight: VecDeque::new(),
             broken: false,
         };
         let max = conn.request(
@@ -344,8 +358,20 @@ impl Conn {
             );
             return Ok(());
         }
-        let pipes = match make_pipe().and_then(|(a, b)| Ok((a, b, make_pipe()?))) {
-            Ok((req_rd, req_wr, (rep_rd, rep_wr))) => [req_rd, req_wr, rep_rd, rep_wr],
+        let pipes = match make_pipe()
+            .and_then(|(a, b)| Ok((a, b, make_pipe()?)))
+            .and_then(|(a, b, (c, d))| {
+                let pipes = [a, b, c, d];
+                // Non-blocking mode (the pipes are this connection's alone): each side's
+                // connection then polls its end, in the spin before a receive sleeps, with
+                // a plain read, the cheapest look there is (see conveyor-pipe's
+                // `Connection::from_fd`); the mode travels with the ends handed over.
+                for p in &pipes {
+                    rustix::io::ioctl_fionbio(p, true)?;
+                }
+                Ok(pipes)
+            }) {
+            Ok(pipes) => pipes,
             Err(e) => {
                 tracing::debug!(error = %e, "manager connection stays on its socket");
                 return Ok(());
@@ -413,8 +439,8 @@ impl Conn {
     pub(crate) fn pipeline(
         &mut self,
         max: usize,
-        mut next: impl FnMut(&mut Vec<u8>) -> Result<bool>,
-        mut reply: impl FnMut(Response<'_>) -> Result<()>,
+        next: impl FnMut(&mut Vec<u8>) -> Result<bool>,
+        reply: impl FnMut(Response<'_>) -> Result<()>,
     ) -> Result<()> {
         if self.broken {
             return Err(ManagerError::Io(io::Error::new(
@@ -422,7 +448,21 @@ impl Conn {
                 "the connection to the manager failed earlier: connect again",
             )));
         }
-        let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
+        let mut in_flight = std::mem::take(&mut self.in_flight);
+        in_flight.clear();
+        let result = self.pipeline_with(&mut in_flight, max, next, reply);
+        self.in_flight = in_flight;
+        result
+    }
+
+    /// [`pipeline`](Conn::pipeline), with `in_flight` (empty) to keep its requests in.
+    fn pipeline_with(
+        &mut self,
+        in_flight: &mut VecDeque<(u64, usize)>,
+        max: usize,
+        mut next: impl FnMut(&mut Vec<u8>) -> Result<bool>,
+        mut reply: impl FnMut(Response<'_>) -> Result<()>,
+    ) -> Result<()> {
         let mut in_flight_bytes = 0usize;
         // An encoded request that did not fit in the window yet: (id, its bytes in `out`).
         let mut waiting: Option<u64> = None;
@@ -441,7 +481,7 @@ impl Conn {
                     if self.out.len() > max {
                         // Nothing of it was sent; the replies of those before it are read
                         // first, so the connection stays at a frame boundary.
-                        self.drain(&mut in_flight, &mut reply)?;
+                        self.drain(in_flight, &mut reply)?;
                         return Err(ManagerError::Remote(RemoteError::new(
                             ErrorKind::TooLarge,
                             format!(

@@ -345,6 +345,13 @@ fn a_unix_socket_client_moves_to_pipes_and_a_tcp_one_does_not() {
     let c = m.connect().unwrap();
     assert!(matches!(c.address(), Some(crate::Address::Unix(_))));
     assert!(c.thread_conn().unwrap().lock().wire().uses_pipes());
+    // In non-blocking mode, so that a receive's spin looks with a plain read.
+    assert!(c
+        .thread_conn()
+        .unwrap()
+        .lock()
+        .wire()
+        .pipes_are_nonblocking());
     let d = c.dict::<u32, u32>("d").unwrap();
     d.set(&1, &2).unwrap();
     assert_eq!(d.get(&1).unwrap(), Some(2));
