@@ -210,6 +210,11 @@ impl Wire {
         self.tx().send_bytes(frame)
     }
 
+    /// Writes every queued frame and then `frame`, in one write where they fit.
+    pub(crate) fn send_bytes_now(&self, frame: &[u8]) -> Result<(), SendError> {
+        self.tx().send_bytes_many(&[frame])
+    }
+
     /// Writes every queued frame.
     pub(crate) fn flush(&self) -> Result<(), SendError> {
         self.tx().flush()

@@ -350,16 +350,26 @@ fn peer_closed(c: &Wire) -> bool {
     c.hung_up()
 }
 
-/// Sends one reply (buffered until the next receive or flush). A reply over the request
-/// limit is still sent, up to what a client accepts.
+/// Sends one reply: buffered while a further request was already read (so that pipelined
+/// requests get their replies in few writes), written at once with those buffered before it
+/// otherwise (the receive that follows would write it before waiting anyway; at once, it
+/// takes the connection's writer lock once instead of twice). A reply over the request limit
+/// is still sent, up to what a client accepts.
 fn send_reply(shared: &Shared, c: &Wire, out: &[u8]) -> Result<(), conveyor_pipe::SendError> {
+    let send = |out: &[u8]| {
+        if c.has_read_ahead() {
+            c.send_bytes(out)
+        } else {
+            c.send_bytes_now(out)
+        }
+    };
     if out.len() > shared.max_frame {
         c.set_max_message_size(MAX_REPLY);
-        let sent = c.send_bytes(out);
+        let sent = send(out);
         c.set_max_message_size(shared.max_frame as u64);
         sent
     } else {
-        c.send_bytes(out)
+        send(out)
     }
 }
 
