@@ -197,6 +197,11 @@ impl ReadAhead {
                         if !sys::wait_readable_unless_hangup(src.fd, watch)? {
                             return Ok(0);
                         }
+                    } else if src.spin && src.fd_nonblocking {
+                        // The spin's last look found nothing: a read of this pipe would only
+                        // say so again, so wait for it first (one system call less for every
+                        // receive that sleeps).
+                        sys::poll_read(src.fd, None)?;
                     }
                     sys::read_some(
                         src.fd,
