@@ -105,8 +105,19 @@
 //! load 1-2.7, three alternating runs of each build): one client's dict set+get 305-322 k
 //! ops/s against the earlier build's 312-384 k (0.82x the medians; 13.3-14.6x Python against
 //! 16-20x), queue put+get 0.90x, lock pairs 0.84x, four clients 0.99x, batches 1.02x. The
-//! single-client slowdown is not explained yet: both builds spend most of their time in the
-//! scheduler, and their system calls per request are the same in kind.
+//! first cause of that single-client slowdown: both builds make the same system calls per
+//! request (a write, a yield and a read on each side), but the earlier build's pipes were in
+//! non-blocking mode and its spin looked with a plain `read`, while `Connection` looked at a
+//! blocking pipe with `preadv2(RWF_NOWAIT)`, about a third dearer on this machine (410
+//! against 300 ns for a look that finds nothing). The pipes are non-blocking again: with
+//! client and server pinned to a CPU each, a dict set+get takes 4.16 us against the earlier
+//! build's 4.14 (4.50 before), and with both on one CPU 12.2 against 11.6 us of CPU (12.8
+//! before). Unpinned, as in the bench's side-by-side pass (12 passes of each build alternated,
+//! load 1.3-3.2), one client's dict set+get still ran at 0.88x the earlier build's median
+//! rate (0.82x before), queue put+get 0.97x (0.90x), lock pairs 1.03x (0.94x), four clients
+//! 0.97x, batches 1.00x: runs of the new build more often spend part of their time with client
+//! and server on the same CPU (6 of 10 short runs against 2 of 10), which is not explained
+//! yet.
 //!
 //! A [`Batch`] pays one round trip for up to a thousand operations.
 //!
