@@ -111,10 +111,10 @@
 //! The harness runs the pools beside rayon and Python's executors
 //! (`cargo xtask bench --filter pool,rayon`: `pool-submit-1`, `pool-submit-4`, `pool-map`);
 //! `benches/pool.rs` measures a 2-worker `ProcessPool`'s start and shutdown (criterion). On
-//! the project's 2-vCPU machine (2026-12-04, three runs of the pool workloads): `ThreadPool`
-//! submit + result 0.61 to 1.05x rayon's `spawn` and 20.8 to 37.7x `ThreadPoolExecutor`
-//! (one submitter swings the most); `ProcessPool::map` of 100 000 small tasks 2865x
-//! `ProcessPoolExecutor.map` and 4.7x `multiprocessing.Pool.map`; start and shutdown of 2
+//! the project's 2-vCPU machine (2026-12-04, the full harness run in the README): `ThreadPool`
+//! submit + result 1.27x rayon's `spawn` and 31.3x `ThreadPoolExecutor` with one submitter,
+//! 1.24x and 35.1x with four; `ProcessPool::map` of 100 000 small tasks 2534x
+//! `ProcessPoolExecutor.map` and 4.5x `multiprocessing.Pool.map`; start and shutdown of 2
 //! workers 2.92 ms. The README has the table.
 
 #![warn(missing_docs)]
