@@ -117,7 +117,9 @@
 //! rate (0.82x before), queue put+get 0.97x (0.90x), lock pairs 1.03x (0.94x), four clients
 //! 0.97x, batches 1.00x: runs of the new build more often spend part of their time with client
 //! and server on the same CPU (6 of 10 short runs against 2 of 10), which is not explained
-//! yet.
+//! yet. The same pass on the build where conveyor-pipe moves the connection (8 passes of each
+//! build alternated, load 1.6-2.8, 2026-12-04 22:50 UTC): one client's dict set+get 0.90x the
+//! earlier build, queue put+get 0.91x, lock pairs 1.02x, four clients 1.03x, batches 1.11x.
 //!
 //! A [`Batch`] pays one round trip for up to a thousand operations.
 //!
