@@ -46,6 +46,26 @@ pub(crate) struct Source<'a> {
     pub fd_nonblocking: bool,
 }
 
+impl Source<'_> {
+    /// Reads what is there into `buf` (see [`sys::read_some`]); with `nonblocking`,
+    /// `WouldBlock` instead of waiting.
+    fn read_some(
+        &self,
+        buf: &mut [u8],
+        fds: &mut Vec<OwnedFd>,
+        nonblocking: bool,
+    ) -> io::Result<usize> {
+        sys::read_some(
+            self.fd,
+            self.kind,
+            buf,
+            fds,
+            nonblocking,
+            self.fd_nonblocking,
+        )
+    }
+}
+
 /// Capacity of the read-ahead buffer, allocated on the first receive.
 pub(crate) const READ_AHEAD: usize = 32 << 10;
 
@@ -173,28 +193,12 @@ impl ReadAhead {
             if left.is_zero() || !sys::poll_read(src.fd, Some(left))? {
                 return Err(timed_out());
             }
-            sys::read_some(
-                src.fd,
-                src.kind,
-                space,
-                &mut passed,
-                false,
-                src.fd_nonblocking,
-            )?
+            src.read_some(space, &mut passed, false)?
         } else {
             let spun = if src.spin {
-                spin.run(fresh, || {
-                    match sys::read_some(
-                        src.fd,
-                        src.kind,
-                        space,
-                        &mut passed,
-                        true,
-                        src.fd_nonblocking,
-                    ) {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Empty,
-                        other => Poll::Ready(other),
-                    }
+                spin.run(fresh, || match src.read_some(space, &mut passed, true) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Empty,
+                    other => Poll::Ready(other),
                 })
             } else {
                 None
@@ -212,14 +216,7 @@ impl ReadAhead {
                         // receive that sleeps).
                         sys::poll_read(src.fd, None)?;
                     }
-                    sys::read_some(
-                        src.fd,
-                        src.kind,
-                        space,
-                        &mut passed,
-                        false,
-                        src.fd_nonblocking,
-                    )?
+                    src.read_some(space, &mut passed, false)?
                 }
             }
         };
