@@ -186,23 +186,27 @@ impl Spin {
         }
         let limit = self.limit();
         let t0 = Instant::now();
-        if yield_first && !self.pause() {
-            return None;
+        // The clock is read once per yield, after it: that one reading tells a slow yield
+        // and measures the wait so far (a reading costs tens of nanoseconds on a VM, and a
+        // wait that finds its bytes at the first poll reads it twice instead of four times).
+        let mut now = t0;
+        if yield_first {
+            now = self.pause(now)?;
         }
         let mut tries = 0u32;
         loop {
             if let Poll::Ready(t) = poll() {
-                self.found(nanos(t0.elapsed()), limit);
+                // The poll that found it took time too: at least a nanosecond, so that a
+                // budget of zero is never met.
+                self.found(nanos(now.duration_since(t0)).max(1), limit);
                 return Some(t);
             }
             tries += 1;
-            if tries >= MIN_TRIES && nanos(t0.elapsed()) >= limit {
+            if tries >= MIN_TRIES && nanos(now.duration_since(t0)) >= limit {
                 self.missed();
                 return None;
             }
-            if !self.pause() {
-                return None;
-            }
+            now = self.pause(now)?;
         }
     }
 
@@ -250,16 +254,17 @@ impl Spin {
         None
     }
 
-    /// Yields the CPU; false if that took long enough to show another program had it (the
-    /// spin is then over: see [`YIELD_SLOW`]).
-    fn pause(&mut self) -> bool {
-        let y = Instant::now();
+    /// Yields the CPU and reads the clock; `None` if the time since `before` (the last
+    /// reading: the yield and the poll before it) shows that another program had this CPU
+    /// (the spin is then over: see [`YIELD_SLOW`]).
+    fn pause(&mut self, before: Instant) -> Option<Instant> {
         std::thread::yield_now();
-        if y.elapsed() > YIELD_SLOW {
+        let after = Instant::now();
+        if after.duration_since(before) > YIELD_SLOW {
             self.contended();
-            return false;
+            return None;
         }
-        true
+        Some(after)
     }
 
     /// The budget now (for tests).
