@@ -617,6 +617,31 @@ impl<C: Codec> Connection<C> {
     /// before it returns. With [`set_buffered_sends`](Connection::set_buffered_sends), a
     /// small message is only collected.
     pub fn send_bytes(&self, data: &[u8]) -> Result<(), SendError> {
+        self.send_framed(data, self.buffered_sends())
+    }
+
+    /// Sends `data` as one message now, whatever
+    /// [`set_buffered_sends`](Connection::set_buffered_sends) says: the sends buffered before
+    /// it go out with it, in one system call where they fit. For the last message before a
+    /// receive: written here, it leaves the receive nothing to flush, so the connection's
+    /// writer is taken once instead of twice.
+    ///
+    /// ```
+    /// use conveyor_pipe::pipe;
+    ///
+    /// let (a, b) = pipe().unwrap();
+    /// a.set_buffered_sends(true);
+    /// a.send_bytes(b"one").unwrap(); // collected
+    /// a.send_bytes_now(b"two").unwrap(); // both written
+    /// assert_eq!(b.recv_bytes().unwrap(), b"one");
+    /// assert_eq!(b.recv_bytes().unwrap(), b"two");
+    /// ```
+    pub fn send_bytes_now(&self, data: &[u8]) -> Result<(), SendError> {
+        self.send_framed(data, false)
+    }
+
+    /// Sends one message, collected only if `buffered` (and small).
+    fn send_framed(&self, data: &[u8], buffered: bool) -> Result<(), SendError> {
         self.check_send(data.len() as u64)?;
         if let Some(lane) = &self.lane {
             return self.lane_put(lane, &[data, &[TAG_MESSAGE]], None);
@@ -625,7 +650,7 @@ impl<C: Codec> Connection<C> {
         if self.write_closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        let result = w.frame(data, self.buffered_sends()).map_err(send_error);
+        let result = w.frame(data, buffered).map_err(send_error);
         self.note_unflushed(&w);
         result
     }
