@@ -160,6 +160,13 @@ thread_local! {
         thread: std::thread::current().id(),
         clients: RefCell::new(Vec::new()),
     };
+
+    /// The client this thread made its last call through, and this thread's connection of
+    /// it: the next call through the same client finds its connection here, without the
+    /// client's table, its lock, or the thread's id. It keeps neither alive: the connection
+    /// closes with its thread or its client as before, and the weak reference to the client
+    /// keeps its allocation, so that no other client can take its address while it is here.
+    static LAST_CONN: RefCell<Option<(Weak<Inner>, WeakConn)>> = const { RefCell::new(None) };
 }
 
 impl ManagerConnection {
@@ -216,6 +223,24 @@ impl ManagerConnection {
 
     /// This thread's connection, made now if this thread has none yet.
     pub(crate) fn thread_conn(&self) -> Result<ConnRef> {
+        let last = LAST_CONN.try_with(|last| match &*last.borrow() {
+            Some((inner, conn)) if std::ptr::eq(inner.as_ptr(), Arc::as_ptr(&self.inner)) => {
+                conn.0.upgrade().map(ConnRef)
+            }
+            _ => None,
+        });
+        if let Ok(Some(conn)) = last {
+            return Ok(conn);
+        }
+        let conn = self.thread_conn_from_table()?;
+        let _ = LAST_CONN.try_with(|last| {
+            *last.borrow_mut() = Some((Arc::downgrade(&self.inner), conn.downgrade()));
+        });
+        Ok(conn)
+    }
+
+    /// This thread's connection from the client's table, made now if this thread has none.
+    fn thread_conn_from_table(&self) -> Result<ConnRef> {
         let me = std::thread::current().id();
         if let Some(c) = self
             .inner
