@@ -133,6 +133,36 @@ fn a_threads_connection_closes_when_the_thread_ends() {
     assert!(g.is_some());
 }
 
+#[test]
+fn two_clients_used_in_turn_on_one_thread_keep_their_own_connections() {
+    let m = Manager::start().unwrap();
+    let a = m.connect().unwrap();
+    let b = a.connect_again().unwrap();
+    let (la, lb) = (a.lock("l").unwrap(), b.lock("l").unwrap());
+    let g = la.acquire().unwrap();
+    // Each call switches the client this thread uses last: b's call goes on b's connection,
+    // which does not hold the lock, and a's next call on a's, which does.
+    assert!(lb.try_acquire().unwrap().is_none(), "b got a's lock");
+    assert!(la.is_locked().unwrap());
+    assert!(lb.try_acquire().unwrap().is_none(), "b got a's lock");
+    drop(g);
+    let g = lb
+        .acquire_timeout(PATIENCE)
+        .unwrap()
+        .expect("free once a released it");
+    drop(g);
+    // A client dropped with a lock held closes its connection (the thread's memory of the
+    // client it used last keeps nothing open), and the server releases the lock.
+    std::mem::forget(la.acquire().unwrap());
+    assert!(lb.try_acquire().unwrap().is_none());
+    // The last call on this thread goes through a.
+    assert!(la.is_locked().unwrap());
+    drop(la);
+    drop(a);
+    let g = lb.acquire_timeout(PATIENCE).unwrap();
+    assert!(g.is_some(), "the dropped client's lock was not released");
+}
+
 /// One process of the test below: `threads` threads share the proxies that travelled here
 /// and add 1 to the value `n` times each with a read and a write under the lock (a lost
 /// update without it).
