@@ -1490,13 +1490,9 @@ impl<C: Codec> Connection<C> {
     /// assert_eq!(a.recv_bytes().unwrap(), b"last words");
     /// ```
     pub fn hung_up(&self) -> io::Result<bool> {
-        if let Some(p) = &self.pipes {
-            // The peer closed its pipe end (`close`), or went (its socket too).
-            if sys::hung_up(p.rx.as_fd())? {
-                return Ok(true);
-            }
-        }
-        sys::hung_up(self.fd.as_fd())
+        // After a move, the peer closed its pipe end (`close`), or went (its socket too):
+        // both are looked at with one system call.
+        sys::hung_up(self.fd.as_fd(), self.pipes.as_ref().map(|p| p.rx.as_fd()))
     }
 
     /// Whether bytes already read ahead wait to be received (so `poll` returns at once).

@@ -497,21 +497,26 @@ pub(crate) fn poll_write(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::R
     Ok(poll_many(&[fd], libc::POLLOUT, timeout)?[0])
 }
 
-/// Whether the peer of `fd` has gone: a socket whose peer closed or shut down its sending side
-/// (or that is in error), a pipe whose other end is closed. Never waits. Bytes still waiting
-/// to be read do not hide a hang-up.
-pub(crate) fn hung_up(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
+/// Whether the peer of `fd`, or of `also`, has gone: a socket whose peer closed or shut down
+/// its sending side (or that is in error), a pipe whose other end is closed. Never waits, and
+/// makes one system call for both. Bytes still waiting to be read do not hide a hang-up.
+pub(crate) fn hung_up(fd: BorrowedFd<'_>, also: Option<BorrowedFd<'_>>) -> io::Result<bool> {
+    let pfd = |fd: BorrowedFd<'_>| libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLRDHUP,
         revents: 0,
     };
+    // On a pipe's read end, POLLHUP says that the write end closed.
+    let mut pfds = [pfd(fd), pfd(also.unwrap_or(fd))];
+    let n = if also.is_some() { 2 } else { 1 };
     loop {
-        // SAFETY: `pfd` is one live pollfd structure.
-        let ret = unsafe { libc::poll(&mut pfd, 1, 0) };
+        // SAFETY: `pfds` is a live array of 2 pollfd structures, of which poll uses `n`.
+        let ret = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, 0) };
         match cvt(ret as isize) {
             Ok(_) => {
-                return Ok(pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0)
+                return Ok(pfds[..n]
+                    .iter()
+                    .any(|p| p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0))
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
