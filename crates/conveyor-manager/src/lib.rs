@@ -73,7 +73,7 @@
 //! the pipes and hands the server's ends over the socket with `SCM_RIGHTS`); the socket stays
 //! open to notice the peer going away and to be shut down. A pipe message costs less than a Unix socket message (kept
 //! on the socket, one client's dict set+get ran at 0.6-0.75x the rate of the earlier piped
-//! build side by side on the loaded two-vCPU machine; on pipes, 0.86-0.93x). TCP connections
+//! build side by side on the loaded two-vCPU machine; on pipes, 0.99x now). TCP connections
 //! stay on their socket, and so does one
 //! where the pipes cannot be made, or where `SIGPIPE` is not ignored or handled in either
 //! process (a write to a closed pipe raises it; Rust and Python programs ignore it from the
@@ -97,29 +97,18 @@
 //! (Python's rates in the same slices: 26-27 k dict ops/s with one client and 35-42 k with
 //! four as found, a sign the CPUs were mostly idle; 42-43 k and 35-36 k with the busy loop.)
 //!
-//! Those figures are from before the move onto conveyor-pipe's `Connection`. Measured again
-//! side by side with the build before the move, on the same machine under a load of 12-27
-//! (other programs on both CPUs): one client's round trips ran at 0.7-1.05x the earlier
-//! build's rates (medians about 0.9x), four clients' and batches' at 0.95-2x, and the ratio to
-//! Python stayed 3.5-5.5x for one client throughout. Again on a quiet machine (2026-12-04,
-//! load 1-2.7, three alternating runs of each build): one client's dict set+get 305-322 k
-//! ops/s against the earlier build's 312-384 k (0.82x the medians; 13.3-14.6x Python against
-//! 16-20x), queue put+get 0.90x, lock pairs 0.84x, four clients 0.99x, batches 1.02x. The
-//! first cause of that single-client slowdown: both builds make the same system calls per
-//! request (a write, a yield and a read on each side), but the earlier build's pipes were in
-//! non-blocking mode and its spin looked with a plain `read`, while `Connection` looked at a
-//! blocking pipe with `preadv2(RWF_NOWAIT)`, about a third dearer on this machine (410
-//! against 300 ns for a look that finds nothing). The pipes are non-blocking again: with
-//! client and server pinned to a CPU each, a dict set+get takes 4.16 us against the earlier
-//! build's 4.14 (4.50 before), and with both on one CPU 12.2 against 11.6 us of CPU (12.8
-//! before). Unpinned, as in the bench's side-by-side pass (12 passes of each build alternated,
-//! load 1.3-3.2), one client's dict set+get still ran at 0.88x the earlier build's median
-//! rate (0.82x before), queue put+get 0.97x (0.90x), lock pairs 1.03x (0.94x), four clients
-//! 0.97x, batches 1.00x: runs of the new build more often spend part of their time with client
-//! and server on the same CPU (6 of 10 short runs against 2 of 10), which is not explained
-//! yet. The same pass on the build where conveyor-pipe moves the connection (8 passes of each
-//! build alternated, load 1.6-2.8, 2026-12-04 22:50 UTC): one client's dict set+get 0.90x the
-//! earlier build, queue put+get 0.91x, lock pairs 1.02x, four clients 1.03x, batches 1.11x.
+//! Those figures are from before the move onto conveyor-pipe's `Connection`. The move first
+//! cost one client 10-18% (medians of passes alternated with the build before it: the spin
+//! looked at blocking pipes with `preadv2(RWF_NOWAIT)`, dearer than a plain `read`, and a
+//! request went through more locks and clock readings than the earlier private transport).
+//! With the pipes non-blocking, a spin that reads the clock once per yield, a call's request
+//! written at once, the thread's connection found through a thread-local, and one `poll` for
+//! `hung_up`, the bench's side-by-side pass on 2026-12-06 (10 passes of each build
+//! alternated, 2 vCPUs, load 2-3) measured the earlier build / this one: dict set+get, 1
+//! client, 412 k / 408 k ops/s (23.5x / 23.6x Python), 4 clients 416 k / 411 k (15.1x /
+//! 14.6x), queue put+get 198 k / 197 k (24.3x / 24.7x), lock pairs 209 k / 206 k (23.8x /
+//! 23.8x), batches 3.76 M / 4.24 M ops/s: 0.99x for each kind of round trip, within the
+//! passes' spread of about 5%, and 1.13x for batches.
 //!
 //! A [`Batch`] pays one round trip for up to a thousand operations.
 //!
