@@ -31,8 +31,7 @@
 //!
 //! The worst a spin costs is [`MAX`] of one CPU per wait, and on a busy or idle connection
 //! the budget falls to nothing within a few waits. This is the one implementation of the
-//! spin: conveyor-manager's private transport keeps a copy only until it moves onto
-//! [`Connection`](crate::Connection).
+//! spin: every [`Connection`](crate::Connection) waits with it, the manager's included.
 
 use std::time::{Duration, Instant};
 
