@@ -225,7 +225,7 @@ impl ManagerConnection {
     pub(crate) fn thread_conn(&self) -> Result<ConnRef> {
         let last = LAST_CONN.try_with(|last| match &*last.borrow() {
             Some((inner, conn)) if std::ptr::eq(inner.as_ptr(), Arc::as_ptr(&self.inner)) => {
-                conn.0.upgrade().map(ConnRef)
+                conn.upgrade().ok()
             }
             _ => None,
         });

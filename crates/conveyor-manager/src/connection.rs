@@ -292,11 +292,9 @@ impl Conn {
         f: impl FnOnce(Reply<'_>) -> Result<R>,
     ) -> Result<R> {
         self.check_usable()?;
-        let id = self.next_id + 1;
-        self.out.clear();
-        Postcard.encode(&id, &mut self.out)?;
-        Postcard.encode(req, &mut self.out)?;
-        self.next_id = id;
+        let id = self
+            .encode_next(|out| Postcard.encode(req, out).map(|()| true).map_err(Into::into))?
+            .expect("one request was encoded");
         if self.out.len() > max {
             return Err(too_large(self.out.len(), max));
         }
@@ -315,6 +313,22 @@ impl Conn {
             Ok(())
         })?;
         answer.expect("receive hands its reply over or fails")
+    }
+
+    /// Encodes the next request into `out`: a new id, then what `next` writes. Answers the
+    /// id, or `None` if `next` had no request (the id is then not used).
+    fn encode_next(
+        &mut self,
+        next: impl FnOnce(&mut Vec<u8>) -> Result<bool>,
+    ) -> Result<Option<u64>> {
+        self.out.clear();
+        let id = self.next_id + 1;
+        Postcard.encode(&id, &mut self.out)?;
+        if !next(&mut self.out)? {
+            return Ok(None);
+        }
+        self.next_id = id;
+        Ok(Some(id))
     }
 
     /// An error unless the connection is still usable.
@@ -365,14 +379,10 @@ impl Conn {
         loop {
             while !done {
                 if waiting.is_none() {
-                    self.out.clear();
-                    let id = self.next_id + 1;
-                    Postcard.encode(&id, &mut self.out)?;
-                    if !next(&mut self.out)? {
+                    let Some(id) = self.encode_next(&mut next)? else {
                         done = true;
                         break;
-                    }
-                    self.next_id = id;
+                    };
                     if self.out.len() > max {
                         // Nothing of it was sent; the replies of those before it are read
                         // first, so the connection stays at a frame boundary.
